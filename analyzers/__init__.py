@@ -1,0 +1,1 @@
+"""Analyzers: one module per signal, each behind analyzers.base.Analyzer."""

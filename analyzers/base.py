@@ -1,0 +1,66 @@
+"""The analyzer interface: one small pluggable unit per signal (in the spirit of PySceneDetect's detectors).
+
+The pipeline decodes the video once into an analysis proxy and feeds each analyzer the frames it asks for:
+every frame (`every_frame = True`, e.g. shots, motion) or only the sampled analysis frames. At the end each
+analyzer returns an AnalyzerOutput. Maps are on the importance grid (grid_h x grid_w cells tiling the frame).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from codec_assist.media import ProxyFrame
+from codec_assist.schemas import RegionToken, Shot, VideoInfo
+
+
+@dataclass
+class AnalysisContext:
+    """What an analyzer knows before the first frame."""
+
+    video: VideoInfo
+    proxy_w: int
+    proxy_h: int
+    grid_h: int
+    grid_w: int
+    analysis_frames: frozenset[int]  # the sampled frames non-every-frame analyzers will see
+
+
+@dataclass
+class AnalyzerOutput:
+    # frame index -> (grid_h, grid_w) float32 in [0, 1]; only for the analysis frames the analyzer mapped
+    maps: dict[int, np.ndarray] = field(default_factory=dict)
+    tokens: list[RegionToken] = field(default_factory=list)
+    # signal name -> {frame index: value}; the pipeline aligns them to the analysis frames
+    signals: dict[str, dict[int, float]] = field(default_factory=dict)
+    shots: list[Shot] | None = None  # only shot analyzers set this
+
+
+class Analyzer:
+    """Base class. Subclasses set `name`, maybe `every_frame`, and implement process()/finish()."""
+
+    name: ClassVar[str] = "analyzer"
+    every_frame: ClassVar[bool] = False  # True: process() sees every decoded frame, not just the samples
+    produces_map: ClassVar[bool] = True  # whether it contributes to the importance map
+
+    def start(self, ctx: AnalysisContext) -> None:
+        self.ctx = ctx
+
+    def process(self, frame: ProxyFrame) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> AnalyzerOutput:
+        raise NotImplementedError
+
+
+def box_to_grid(x0: float, y0: float, x1: float, y1: float, grid_h: int, grid_w: int,
+                value: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """Paint a normalised box (0..1 coords) onto a grid with fractional cell coverage; keeps the max."""
+    g = np.zeros((grid_h, grid_w), np.float32) if out is None else out
+    xs = np.clip(np.array([x0, x1]) * grid_w, 0, grid_w)
+    ys = np.clip(np.array([y0, y1]) * grid_h, 0, grid_h)
+    cx = np.clip(np.minimum(np.arange(grid_w) + 1, xs[1]) - np.maximum(np.arange(grid_w), xs[0]), 0, 1)
+    cy = np.clip(np.minimum(np.arange(grid_h) + 1, ys[1]) - np.maximum(np.arange(grid_h), ys[0]), 0, 1)
+    np.maximum(g, value * np.outer(cy, cx).astype(np.float32), out=g)
+    return g

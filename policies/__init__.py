@@ -1,0 +1,1 @@
+"""Policies: pure functions from importance and shots (numpy + pydantic) to encoder decisions."""
