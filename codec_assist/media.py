@@ -189,3 +189,13 @@ def decode_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) ->
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray()[0])
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def keyframe_indices(path: str | Path) -> list[int]:
+    """Frame numbers (presentation order) of the random-access (IDR) frames, read from packet flags."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        stamps = [(pkt.pts, pkt.is_keyframe) for pkt in c.demux(vs) if pkt.size and pkt.pts is not None]
+    stamps.sort()
+    return [i for i, (_, key) in enumerate(stamps) if key]

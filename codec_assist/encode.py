@@ -1,0 +1,243 @@
+"""Encode through PyAV libx264 / libx265, plain or following an EncodePlan (ROI offsets + forced IDRs).
+
+Streams: the first video stream is re-encoded; audio streams are copied, or re-encoded to AAC when the
+output container cannot carry them. Other streams are dropped. The output appears only when complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from policies.qp import offsets_at
+
+from . import media, roi
+from .errors import EncoderError, InputError
+from .safeio import atomic_output, check_output
+from .schemas import EncodePlan, EncodeResult, RateControl
+
+ENCODERS = {"x264": "libx264", "x265": "libx265"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+PLAN_OWNED = {"keyint", "min-keyint", "scenecut", "aq-mode", "open-gop", "qp", "crf", "bitrate", "pass"}
+# Codecs each container takes without re-encoding the audio.
+AUDIO_COPY = {
+    "mp4": {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"},
+    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
+    "matroska": None,  # anything
+}
+
+
+def parse_params(text: str | None) -> dict[str, str]:
+    """Parse x264/x265-style 'key=value:key=value' (a bare key means '1')."""
+    out: dict[str, str] = {}
+    for item in filter(None, (text or "").split(":")):
+        key, _, value = item.partition("=")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", key.strip()):
+            raise EncoderError(f"encoder parameter {item!r} is not of the form key=value")
+        out[key.strip()] = value.strip() or "1"
+    return out
+
+
+def check_request(codec: str, rate: RateControl, preset: str, params: dict[str, str], assisted: bool) -> None:
+    """Refuse what FFmpeg would silently ignore or what would silently switch the ROI off."""
+    if codec not in ENCODERS:
+        raise EncoderError(f"unknown codec {codec!r}; choose one of {', '.join(ENCODERS)}")
+    if preset not in PRESETS:
+        raise EncoderError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if assisted:
+        if params.get("aq-mode") == "0" or params.get("no-aq") == "1":
+            raise EncoderError("aq-mode=0 disables ROI encoding in x264/x265; keep adaptive quantisation on")
+        taken = sorted(set(params) & PLAN_OWNED)
+        if taken:
+            raise EncoderError(f"parameter(s) {', '.join(taken)} are set by the plan or the rate options; remove them")
+
+
+def _log_problem(logs) -> str | None:
+    for _level, _name, message in logs:
+        m = message.strip()
+        if m.startswith("Error parsing option") or "Invalid value" in m or "Unknown option" in m:
+            return m
+        if "skipping ROI" in m or "ROI encoding" in m:
+            return m
+    return None
+
+
+def encode(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    codec: str = "x264",
+    rate: RateControl,
+    preset: str = "medium",
+    plan: EncodePlan | None = None,
+    plan_arrays: dict[str, np.ndarray] | None = None,
+    params: dict[str, str] | None = None,
+    progress: bool = False,
+) -> EncodeResult:
+    """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted)."""
+    params = dict(params or {})
+    assisted = plan is not None
+    check_request(codec, rate, preset, params, assisted)
+    info = media.probe(input_path)
+    out_path = check_output(output_path, input_path)
+    fmt = CONTAINERS.get(out_path.suffix.lower())
+    if fmt is None:
+        raise EncoderError(f"output {out_path}: unsupported container; use one of {', '.join(CONTAINERS)}")
+    if plan is not None:
+        if plan.codec != codec:
+            raise EncoderError(f"the plan was made for {plan.codec}, not {codec}; make a plan with --codec {codec}")
+        if (plan.width, plan.height) != (info.width, info.height):
+            raise EncoderError(f"the plan is for {plan.width}x{plan.height} video, the input is {info.width}x{info.height}")
+        if plan_arrays is None:
+            raise EncoderError("the plan's arrays (qp/frames, qp/offsets) are missing")
+
+    x_params = {"log-level": "error"} if codec == "x265" else {}
+    if plan is not None:
+        x_params.update({"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0",
+                         "aq-mode": str(plan.aq_mode), "aq-strength": f"{plan.aq_strength:g}"})
+        if codec == "x265":
+            x_params["open-gop"] = "0"
+    x_params.update(params)
+
+    keyset = set(plan.keyframes) if plan is not None else set()
+    qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None else []
+    qp_offsets = plan_arrays["qp/offsets"] if plan is not None else None
+
+    start = time.perf_counter()
+    n = 0
+    with atomic_output(out_path) as tmp, media.open_input(input_path) as src:
+        vin = [s for s in src.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)][0]
+        vin.thread_type = "AUTO"
+        with av.open(str(tmp), mode="w", format=fmt) as dst:
+            vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
+            vout.width, vout.height, vout.pix_fmt = info.width, info.height, "yuv420p"
+            tb = vin.time_base or Fraction(1, 90000)
+            vout.codec_context.time_base = tb
+            opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in x_params.items())}
+            if plan is not None:
+                opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
+            if rate.mode == "crf":
+                opts["crf"] = f"{rate.crf:g}"
+            else:
+                vout.bit_rate = int(rate.bitrate)
+            vout.options = {k: v for k, v in opts.items() if v}
+            audio_map = _add_audio(src, dst, fmt)
+            bar = tqdm(total=info.frame_count, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
+            first = True
+            last_pts = None
+            with _warnings_captured() as logs:
+                for packet in src.demux([vin, *audio_map]):
+                    if packet.stream is vin:
+                        try:
+                            frames = packet.decode()
+                        except av.error.InvalidDataError:
+                            continue  # corrupt packet: skip it, keep going
+                        for frame in frames:
+                            frame = _prepare(frame, info)
+                            if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
+                                frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
+                            last_pts = frame.pts
+                            if plan is not None:
+                                frame.pict_type = (av.video.frame.PictureType.I if n in keyset
+                                                   else av.video.frame.PictureType.NONE)
+                                grid = offsets_at(n, qp_frames, qp_offsets, plan.shot_starts)
+                                if grid is not None:
+                                    roi.attach_qp_offsets(frame, grid, plan.block_size)
+                            for out in vout.encode(frame):
+                                dst.mux(out)
+                            if first:
+                                problem = _log_problem(logs)
+                                if problem:
+                                    raise EncoderError(f"{codec} refused an option: {problem}")
+                                first = False
+                            n += 1
+                            bar.update()
+                    elif packet.stream in audio_map and packet.dts is not None:
+                        _mux_audio(packet, audio_map[packet.stream], dst)
+                for out in vout.encode(None):
+                    dst.mux(out)
+                for astream, target in audio_map.items():
+                    if isinstance(target, tuple):
+                        _mux_audio(None, target, dst)
+                problem = _log_problem(logs)
+                if problem:
+                    raise EncoderError(f"{codec}: {problem}")
+            bar.close()
+        if n == 0:
+            raise InputError(f"{input_path}: no video frame could be decoded")
+    seconds = time.perf_counter() - start
+    from .metrics import video_bitrate_kbps  # the one definition of bitrate
+
+    return EncodeResult(
+        output=str(out_path), codec=codec, preset=preset, rate=rate, assisted=assisted, frames=n,
+        keyframes=media.keyframe_indices(out_path), bitrate_kbps=video_bitrate_kbps(out_path),
+        seconds_encode=seconds,
+    )
+
+
+@contextlib.contextmanager
+def _warnings_captured():
+    """Capture FFmpeg's warnings while encoding: that is where option typos and ROI refusals show up."""
+    old = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs:
+            yield logs
+    finally:
+        av.logging.set_level(old)
+
+
+def _prepare(frame: av.VideoFrame, info) -> av.VideoFrame:
+    """The encoder takes 8-bit 4:2:0 at the source size."""
+    if frame.format.name != "yuv420p" or frame.width != info.width or frame.height != info.height:
+        pts, tb = frame.pts, frame.time_base
+        frame = frame.reformat(width=info.width, height=info.height, format="yuv420p")
+        frame.pts, frame.time_base = pts, tb
+    return frame
+
+
+def _add_audio(src, dst, fmt: str) -> dict:
+    """Audio streams to carry: copied where the container allows, else re-encoded to AAC."""
+    mapping: dict = {}
+    for a in src.streams.audio:
+        if a.codec_context is None or not a.codec_context.sample_rate:
+            continue
+        allowed = AUDIO_COPY[fmt]
+        if allowed is None or a.codec_context.name in allowed:
+            mapping[a] = dst.add_stream_from_template(a)
+        else:
+            enc = dst.add_stream("aac", rate=a.codec_context.sample_rate)
+            enc.layout = a.codec_context.layout
+            mapping[a] = (enc, av.AudioResampler(format="fltp", layout=enc.layout, rate=enc.rate))
+    return mapping
+
+
+def _mux_audio(packet, target, dst) -> None:
+    if not isinstance(target, tuple):
+        packet.stream = target
+        dst.mux(packet)
+        return
+    enc, resampler = target
+    frames = []
+    if packet is not None:
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            return
+    else:
+        frames = [None]
+    for frame in frames:
+        for rs in resampler.resample(frame):
+            rs.pts = None
+            for out in enc.encode(rs):
+                dst.mux(out)
+        if frame is None:
+            for out in enc.encode(None):
+                dst.mux(out)
