@@ -1,0 +1,42 @@
+# Two commands on a fresh machine (each does its own setup):
+#   make demo   - the main job on real samples: content-aware encode + plain-vs-assisted comparison
+#   make test   - the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+CA      = $(VENV)/bin/codec-assist
+FACE    = 190,60,160,240
+
+.PHONY: setup samples demo test test-all bench clean
+
+setup: $(VENV)/.installed
+
+# rapidocr-onnxruntime goes in with --no-deps: its own requirements pull opencv-python, which would replace the
+# headless OpenCV 4 (Haar cascades) that the face analyzer needs; pyproject lists its real runtime needs.
+# torch==2.13.0 (transnet extra) is a CPU wheel; never let pip pick an unpinned torch (CUDA, GBs).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,transnet]'
+	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	touch $@
+
+samples: setup
+	$(PY) samples/fetch.py
+
+demo: setup samples
+	mkdir -p out
+	$(CA) encode samples/media/bikes.mp4 -o out/bikes.assisted.mp4 --bitrate 400k --report out/bikes.assisted.json
+	$(CA) compare samples/media/jwpIntro.mp4 --bitrate 150k,300k,600k --roi $(FACE) -o out/jwpIntro.compare.json
+
+test: setup samples
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup samples
+	$(PY) -m pytest -q
+
+bench: setup samples
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf out .pytest_cache

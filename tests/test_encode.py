@@ -1,0 +1,105 @@
+"""The encoder bridge on real footage: IDRs exactly where planned, ROI really moves quality, bitrate holds."""
+import numpy as np
+import pytest
+
+from codec_assist import roi
+from codec_assist.encode import encode, parse_params
+from codec_assist.errors import EncoderError
+from codec_assist.media import keyframe_indices, probe
+from codec_assist.metrics import compare_videos
+from codec_assist.schemas import EncodePlan, RateControl, RoiBox
+from policies.keyframes import keyframes
+from policies.qp import block_grid
+
+BIKES_CUTS = [30, 76, 137, 187, 242]
+
+
+def _plan(codec, w, h, n, fps, block, cuts, offsets_fn=None, max_dqp=6.0):
+    by, bx = block_grid(w, h, block)
+    starts = [0] + cuts
+    plan = EncodePlan(codec=codec, width=w, height=h, frame_count=n, fps=fps, block_size=block, blocks_x=bx,
+                      blocks_y=by, max_dqp=max_dqp, keyframes=keyframes(cuts, n, 12, 250), shot_starts=starts,
+                      min_gop=12, max_gop=250)
+    grid = np.zeros((by, bx), np.float32) if offsets_fn is None else offsets_fn(by, bx)
+    arrays = {"qp/frames": np.array(starts), "qp/offsets": np.repeat(grid[None], len(starts), 0)}
+    return plan, arrays
+
+
+def test_roi_layout_check_and_regions():
+    roi._check_layout()  # proves the AVFrame pointer assumption on this PyAV build
+    grid = np.array([[0, 0, -2, -2], [1.5, 1.5, 1.5, 0]], np.float32)
+    r = roi.regions_from_grid(grid, 16, 60, 32)
+    assert len(r) == 2  # zero runs need no region; equal neighbours merge
+    assert (r[0]["top"], r[0]["bottom"], r[0]["left"], r[0]["right"]) == (0, 16, 32, 60)  # clipped to width
+    assert r[0]["num"] / r[0]["den"] * 51 == pytest.approx(-2)
+    assert (r[1]["left"], r[1]["right"], r[1]["top"]) == (0, 48, 16)
+
+
+@pytest.mark.parametrize("codec,block,preset", [("x264", 16, "veryfast"), ("x265", 32, "ultrafast")])
+def test_idr_exactly_at_planned_cuts(sample, tmp_path, codec, block, preset):
+    src = sample("bikes.mp4")
+    info = probe(src)
+    plan, arrays = _plan(codec, info.width, info.height, info.frame_count, info.fps, block, BIKES_CUTS)
+    out = tmp_path / f"bikes.{codec}.mp4"
+    r = encode(src, out, codec=codec, rate=RateControl(mode="abr", bitrate=400_000), preset=preset,
+               plan=plan, plan_arrays=arrays)
+    assert r.frames == info.frame_count == 250
+    assert keyframe_indices(out) == [0] + BIKES_CUTS == r.keyframes
+
+
+@pytest.mark.parametrize("codec,block,preset", [("x264", 16, "veryfast"), ("x265", 32, "ultrafast")])
+def test_roi_raises_quality_in_region_and_keeps_bitrate(sample, tmp_path, codec, block, preset):
+    """Left half -4 QP, right half +4 QP (mean zero): left PSNR up, right down, bitrate within 5 %."""
+    src = sample("jwpIntro.mp4")
+    info = probe(src)
+    half = info.width // 2
+
+    def left_right(by, bx):
+        g = np.full((by, bx), 4.0, np.float32)
+        g[:, : (half // block)] = -4.0
+        return g
+
+    rate = RateControl(mode="abr", bitrate=300_000)
+    plain = encode(src, tmp_path / "plain.mp4", codec=codec, rate=rate, preset=preset)
+    plan, arrays = _plan(codec, info.width, info.height, info.frame_count, info.fps, block, [], left_right)
+    asst = encode(src, tmp_path / "roi.mp4", codec=codec, rate=rate, preset=preset, plan=plan, plan_arrays=arrays)
+    left, right = RoiBox(x=0, y=0, w=half, h=info.height), RoiBox(x=half, y=0, w=half, h=info.height)
+    q0 = compare_videos(src, tmp_path / "plain.mp4", rois=[left, right])
+    q1 = compare_videos(src, tmp_path / "roi.mp4", rois=[left, right])
+    gain = q1.roi_psnr_y[left.label()] - q0.roi_psnr_y[left.label()]
+    loss = q1.roi_psnr_y[right.label()] - q0.roi_psnr_y[right.label()]
+    assert gain > 1.0, (gain, loss)
+    assert loss < -1.0, (gain, loss)
+    assert abs(asst.bitrate_kbps / plain.bitrate_kbps - 1) < 0.05
+
+
+def test_audio_is_carried(sample, tmp_path):
+    import av
+
+    src = sample("jwpIntro.mp4")
+    out = tmp_path / "a.mp4"
+    encode(src, out, rate=RateControl(mode="crf", crf=30), preset="ultrafast")
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == 1 and c.streams.audio[0].codec_context.name == "aac"
+        a_pkts = sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
+    with av.open(str(src)) as c:
+        assert a_pkts == sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
+
+
+def test_bad_options_are_refused_without_output(sample, tmp_path):
+    src = sample("bikes.mp4")
+    out = tmp_path / "x.mp4"
+    rate = RateControl(mode="crf", crf=30)
+    with pytest.raises(EncoderError, match="Error parsing option|refused"):
+        encode(src, out, rate=rate, preset="ultrafast", params=parse_params("no-such-knob=3"))
+    assert not out.exists() and not list(tmp_path.iterdir())
+    plan, arrays = _plan("x264", 640, 272, 250, 25, 16, BIKES_CUTS)
+    with pytest.raises(EncoderError, match="aq-mode=0"):
+        encode(src, out, rate=rate, plan=plan, plan_arrays=arrays, params={"aq-mode": "0"})
+    with pytest.raises(EncoderError, match="preset"):
+        encode(src, out, rate=rate, preset="fastest")
+    with pytest.raises(EncoderError, match="made for x264"):
+        encode(src, out, codec="x265", rate=rate, plan=plan, plan_arrays=arrays)
+    with pytest.raises(EncoderError, match="container"):
+        encode(src, tmp_path / "x.avi", rate=rate)
+    assert not list(tmp_path.iterdir())

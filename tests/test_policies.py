@@ -1,0 +1,96 @@
+"""QP-map and keyframe policies: rate neutrality, bounds, smoothing, cut reset, interpolation."""
+import numpy as np
+import pytest
+
+from policies.keyframes import keyframes
+from policies.qp import (block_areas, block_grid, importance_to_offsets, offsets_at, plan_offsets,
+                         smooth_in_shots)
+
+
+def _mean(off, areas):
+    return float((off * areas).sum() / areas.sum())
+
+
+def test_block_grid_and_partial_areas():
+    assert block_grid(640, 272, 16) == (17, 40)
+    assert block_grid(650, 270, 16) == (17, 41)
+    areas = block_areas(650, 270, 16)
+    assert areas[0, -1] == pytest.approx(10 / 16) and areas[-1, 0] == pytest.approx(14 / 16)
+    assert areas.sum() * 256 == pytest.approx(650 * 270)
+
+
+@pytest.mark.parametrize("max_dqp", [2.0, 6.0, 10.0])
+def test_offsets_rate_neutral_and_bounded(max_dqp):
+    rng = np.random.default_rng(0)
+    areas = block_areas(650, 270, 16)
+    for _ in range(20):
+        imp = rng.random(areas.shape) ** 3  # skewed, like a few important blocks
+        off = importance_to_offsets(imp, areas, max_dqp)
+        assert np.abs(off).max() <= max_dqp + 1e-6
+        assert abs(_mean(off, areas)) < 0.02 * max_dqp
+        # more important block -> lower (better) QP
+        assert off.flat[np.argmax(imp)] < off.flat[np.argmin(imp)]
+
+
+def test_face_blob_gets_negative_offset_rest_small_positive():
+    areas = block_areas(640, 480, 16)
+    imp = np.full(areas.shape, 0.1, np.float32)
+    imp[5:15, 12:22] = 1.0  # ~8 % of the frame
+    off = importance_to_offsets(imp, areas, 6.0)
+    assert off[5:15, 12:22].max() == pytest.approx(-6.0)
+    assert 0 < off[0, 0] < 1.0
+    assert abs(_mean(off, areas)) < 0.05
+
+
+def test_flat_importance_gives_zero_offsets():
+    areas = block_areas(320, 240, 16)
+    assert np.allclose(importance_to_offsets(np.full(areas.shape, 0.7), areas, 6.0), 0)
+
+
+def test_smoothing_damps_flicker_and_resets_at_cuts():
+    frames = np.arange(0, 100, 5)
+    k = len(frames)
+    off = np.zeros((k, 2, 2), np.float32)
+    off[::2, 0, 0] = 4.0  # flicker between 4 and 0 every keypoint
+    off[::2, 0, 1] = -4.0
+    cut = 50
+    off[frames >= cut] = 0.0
+    off[frames >= cut, 1, 1] = 3.0  # a different, steady map after the cut
+    sm = smooth_in_shots(frames, off, [0, cut], fps=25, time_constant=0.5)
+    before = sm[frames < cut][:, 0, 0]
+    assert np.ptp(before[2:-2]) < 0.5 * np.ptp(off[frames < cut][:, 0, 0])  # flicker damped
+    after = sm[frames >= cut]
+    assert np.allclose(after[:, 1, 1], 3.0) and np.allclose(after[:, 0, 0], 0.0)  # nothing leaks across the cut
+
+
+def test_plan_offsets_end_to_end_properties():
+    rng = np.random.default_rng(1)
+    frames = np.arange(0, 60, 6)
+    imp = rng.random((len(frames), 12, 16)).astype(np.float32)
+    off = plan_offsets(frames, imp, 640, 480, 16, [0, 30], 25.0, max_dqp=5.0)
+    areas = block_areas(640, 480, 16)
+    assert off.shape == (len(frames), 30, 40)
+    assert np.abs(off).max() <= 5.0
+    assert all(abs(_mean(o, areas)) < 0.1 for o in off)
+    assert np.allclose(off / 0.25, np.rint(off / 0.25))  # quantised to quarter QPs
+
+
+def test_offsets_at_interpolates_inside_shot_and_not_across_cut():
+    frames = [0, 10, 20, 30]
+    offs = np.stack([np.full((1, 1), v, np.float32) for v in (0.0, 4.0, -4.0, 2.0)])
+    starts = [0, 20]
+    assert offsets_at(5, frames, offs, starts)[0, 0] == pytest.approx(2.0)
+    assert offsets_at(10, frames, offs, starts)[0, 0] == 4.0
+    assert offsets_at(15, frames, offs, starts)[0, 0] == 4.0  # held at shot end, no blending into next shot
+    assert offsets_at(25, frames, offs, starts)[0, 0] == pytest.approx(-1.0)
+    assert offsets_at(99, frames, offs, starts)[0, 0] == 2.0
+    assert offsets_at(5, [10], offs[:1], [0, 8]) is None  # shot [0, 8) has no keypoint
+
+
+def test_keyframes_on_cuts_with_gop_limits():
+    assert keyframes([30, 76, 137, 187, 242], 250, 12, 250) == [0, 30, 76, 137, 187, 242]
+    assert keyframes([30, 35], 100, 12, 250) == [0, 30]  # 35 is too close to 30
+    kf = keyframes([], 1000, 12, 250)
+    assert kf[0] == 0 and max(np.diff(kf + [1000])) <= 250 and len(kf) == 4
+    with pytest.raises(ValueError):
+        keyframes([], 10, 5, 2)
