@@ -1,0 +1,97 @@
+"""The command line as a user meets it: real runs, and bad input -> one line, non-zero exit, nothing written."""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from codec_assist.media import keyframe_indices
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "codec_assist", "-q", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def _one_line_error(r, code=2):
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def _digest(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_help_explains_commands():
+    r = subprocess.run([sys.executable, "-m", "codec_assist", "encode", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for knob in ("--bitrate", "--crf", "--codec", "--preset", "--plan", "--no-assist", "--report", "--max-dqp"):
+        assert knob in r.stdout
+
+
+def test_missing_file(tmp_path):
+    msg = _one_line_error(run("encode", tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4"))
+    assert "no such file" in msg
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_non_video_file(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    before = _digest(fake)
+    for cmd in (["encode", fake, "-o", tmp_path / "o.mp4"], ["analyze", fake, "-o", tmp_path / "an"],
+                ["compare", fake, "--bitrate", "100k", "-o", tmp_path / "r.json"]):
+        msg = _one_line_error(run(*cmd))
+        assert "not a readable media file" in msg or "no video stream" in msg
+    assert _digest(fake) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
+def test_output_equal_to_input_is_refused(sample, tmp_path):
+    src = tmp_path / "bikes.mp4"
+    shutil.copy(sample("bikes.mp4"), src)
+    before = _digest(src)
+    msg = _one_line_error(run("encode", src, "-o", src, "--no-assist"))
+    assert "is the input" in msg
+    link = tmp_path / "link.mp4"
+    link.symlink_to(src)
+    _one_line_error(run("encode", src, "-o", link, "--no-assist"))
+    assert _digest(src) == before
+
+
+def test_bad_option_values(sample, tmp_path):
+    src = sample("bikes.mp4")
+    assert "bitrate" in _one_line_error(run("encode", src, "-o", tmp_path / "o.mp4", "--bitrate", "fast"))
+    assert "crf" in _one_line_error(run("encode", src, "-o", tmp_path / "o.mp4", "--crf", "80"))
+    assert "parsing option" in _one_line_error(
+        run("encode", src, "-o", tmp_path / "o.mp4", "--no-assist", "--params", "keyinit=5", "--preset", "ultrafast"))
+    assert "folder" in _one_line_error(run("encode", src, "-o", tmp_path / "no" / "dir" / "o.mp4"))
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_analyze_plan_encode_chain(sample, tmp_path):
+    """The three steps by hand give the same IDRs as the one-shot encode: at frame 0 and the 5 cuts."""
+    src = sample("bikes.mp4")
+    r = run("analyze", src, "-o", tmp_path / "an", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert [s["start_frame"] for s in summary["shots"]] == [0, 30, 76, 137, 187, 242]
+    r = run("plan", tmp_path / "an", "-o", tmp_path / "plan.json", "--codec", "x264")
+    assert r.returncode == 0, r.stderr
+    r = run("encode", src, "-o", tmp_path / "o.mp4", "--plan", tmp_path / "plan.json", "--bitrate", "400k",
+            "--preset", "veryfast", "--report", tmp_path / "rep.json")
+    assert r.returncode == 0, r.stderr
+    assert keyframe_indices(tmp_path / "o.mp4") == [0, 30, 76, 137, 187, 242]
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    assert rep["schema"] == "codec-assist/encode-report" and rep["result"]["quality"]["psnr_y"] > 30
+    # a plan for x264 cannot drive x265
+    assert "made for x264" in _one_line_error(
+        run("encode", src, "-o", tmp_path / "p.mp4", "--plan", tmp_path / "plan.json", "--codec", "x265"))
+    # a corrupted plan is refused in one line
+    (tmp_path / "plan.json").write_text("{not json")
+    assert "plan" in _one_line_error(run("encode", src, "-o", tmp_path / "q.mp4", "--plan", tmp_path / "plan.json"))
+    assert not (tmp_path / "q.mp4").exists()
