@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--analyzers", default="shots,saliency,faces,text",
                        help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text)")
         g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
-        g.add_argument("--analysis-fps", type=float, default=5.0,
+        g.add_argument("--analysis-fps", type=float, default=3.0,
                        help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
 
     def plan_knobs(sp):

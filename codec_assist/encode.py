@@ -144,9 +144,11 @@ def encode(
                             if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                                 frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
                             last_pts = frame.pts
+                            # Decoded frames carry the source's picture types and x264 copies them: reset
+                            # them all (baseline too, so it is the encoder's own decision), force the plan's IDRs.
+                            frame.pict_type = (av.video.frame.PictureType.I if n in keyset
+                                               else av.video.frame.PictureType.NONE)
                             if plan is not None:
-                                frame.pict_type = (av.video.frame.PictureType.I if n in keyset
-                                                   else av.video.frame.PictureType.NONE)
                                 grid = offsets_at(n, qp_frames, qp_offsets, plan.shot_starts)
                                 if grid is not None:
                                     roi.attach_qp_offsets(frame, grid, plan.block_size)

@@ -42,7 +42,7 @@ BLOCK_SIZE = {"x264": 16, "x265": 32}  # x264 honours 16x16 MBs; x265 showed no 
 class AnalyzeOptions(BaseModel):
     analyzers: list[str] = list(analyzers.DEFAULT)
     proxy_width: int = Field(320, ge=32, le=1920)
-    analysis_fps: float = Field(5.0, gt=0)  # sampled frames per second for the per-frame analyzers
+    analysis_fps: float = Field(3.0, gt=0)  # sampled frames per second for the per-frame analyzers
     grid_cell: int = Field(4, ge=1)  # proxy pixels per importance cell
     weights: dict[str, float] = dict(DEFAULT_WEIGHTS)
 
