@@ -1,1 +1,33 @@
 """Analyzers: one module per signal, each behind analyzers.base.Analyzer."""
+from __future__ import annotations
+
+from codec_assist.errors import CodecAssistError
+
+from .base import Analyzer
+from .faces import HaarFaces
+from .saliency import ClassicalSaliency
+from .shots import SceneDetectShots, TransNetV2Shots
+from .text import TextRegions
+
+ANALYZERS: dict[str, type[Analyzer]] = {
+    cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions)
+}
+DEFAULT = ["shots", "saliency", "faces", "text"]
+
+
+def build(names: list[str], **options) -> list[Analyzer]:
+    """Instantiate analyzers by name. `options` maps an analyzer name to its constructor kwargs,
+    e.g. build(["text"], text={"interval_s": 2.0})."""
+    unknown = [n for n in names if n not in ANALYZERS]
+    if unknown:
+        raise CodecAssistError(f"unknown analyzer {', '.join(unknown)} (valid: {', '.join(ANALYZERS)})")
+    bad = [k for k in options if k not in names]
+    if bad:
+        raise CodecAssistError(f"options given for analyzer(s) not selected: {', '.join(bad)}")
+    built = []
+    for n in names:
+        try:
+            built.append(ANALYZERS[n](**options.get(n, {})))
+        except TypeError as e:  # a misspelt option: say which analyzer, in one line
+            raise CodecAssistError(f"analyzer {n}: {e}") from None
+    return built

