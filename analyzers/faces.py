@@ -9,7 +9,6 @@ they missed the presenter in most frames and fired on bikes' street scenes, so t
 """
 from __future__ import annotations
 
-import bisect
 from typing import ClassVar
 
 import cv2
@@ -38,10 +37,11 @@ def cascade(filename: str) -> cv2.CascadeClassifier:
 
 
 def next_frames(ctx: AnalysisContext) -> dict[int, int]:
-    """analysis frame -> the next analysis frame (or the end of the video): how long a detection holds."""
+    """analysis frame -> the next analysis frame, capped at the end of the video: how long a detection holds.
+    (The planned analysis frames may run past the last frame.)"""
     frames = sorted(ctx.analysis_frames)
-    end = max(ctx.video.frame_count, frames[-1] + 1) if frames else ctx.video.frame_count
-    return {f: nxt for f, nxt in zip(frames, [*frames[1:], end])}
+    return {f: max(f + 1, min(nxt, ctx.video.frame_count))
+            for f, nxt in zip(frames, [*frames[1:], ctx.video.frame_count])}
 
 
 class HaarFaces(Analyzer):
@@ -75,7 +75,7 @@ class HaarFaces(Analyzer):
             boxes, hits = c.detectMultiScale2(gray, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors, minSize=size)
             if len(boxes):
-                return [(int(x), int(y), int(w), int(h), n / (n + self.min_neighbors))
+                return [(int(x), int(y), int(w), int(h), float(n / (n + self.min_neighbors)))
                         for (x, y, w, h), n in zip(boxes, np.ravel(hits))]
         return []
 
