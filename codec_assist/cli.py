@@ -297,8 +297,8 @@ def format_compare(report) -> str:
     if report.bd_rate:
         lines.append("BD-rate (assisted vs baseline, negative = fewer bits): " + ", ".join(
             f"{k} {v:+.1f}%" if v is not None else f"{k} n/a" for k, v in report.bd_rate.items()))
-    lines.append(f"analysis {report.seconds_analysis:.2f}s; (analysis + assisted encodes) / plain encodes = "
-                 f"{report.speed_ratio:.2f}x")
+    lines.append(f"analysis {report.seconds_analysis:.2f}s; (analysis + assisted encode) / plain encode = "
+                 f"{report.speed_ratio:.2f}x (mean over rates)")
     return "\n".join(lines)
 
 

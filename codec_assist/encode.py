@@ -90,6 +90,9 @@ def encode(
     fmt = CONTAINERS.get(out_path.suffix.lower())
     if fmt is None:
         raise EncoderError(f"output {out_path}: unsupported container; use one of {', '.join(CONTAINERS)}")
+    if info.width % 2 or info.height % 2:
+        raise EncoderError(f"{input_path}: {info.width}x{info.height} has an odd dimension; 4:2:0 x264/x265 "
+                           "encoding needs even width and height (cropping is not implemented yet)")
     if plan is not None:
         if plan.codec != codec:
             raise EncoderError(f"the plan was made for {plan.codec}, not {codec}; make a plan with --codec {codec}")

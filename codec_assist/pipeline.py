@@ -195,7 +195,6 @@ def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path,
 
     points = []
     stem = Path(path).stem
-    plain_s = assisted_s = 0.0
     for rate in rates:
         tag = f"{stem}.{codec}.{rate.bitrate // 1000}k" if rate.mode == "abr" else f"{stem}.{codec}.crf{rate.crf:g}"
         res = {}
@@ -207,8 +206,6 @@ def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path,
             if not keep:
                 out.unlink(missing_ok=True)
             res[assisted] = r
-        plain_s += res[False].seconds_encode
-        assisted_s += res[True].seconds_encode
         b, a = res[False].quality, res[True].quality
         points.append(ComparePoint(
             rate=rate, baseline=res[False], assisted=res[True],
@@ -218,7 +215,8 @@ def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path,
     return CompareReport(
         input=analysis.video, codec=codec, preset=preset, rois=list(rois), points=points,
         bd_rate=_bd_rates(points), seconds_analysis=seconds_analysis,
-        speed_ratio=(seconds_analysis + assisted_s) / plain_s if plain_s else 0.0,
+        speed_ratio=float(np.mean([(seconds_analysis + p.assisted.seconds_encode) / p.baseline.seconds_encode
+                                   for p in points])),
     )
 
 

@@ -269,7 +269,7 @@ class CompareReport(_Model):
     points: list[ComparePoint]
     bd_rate: dict[str, float | None] = {}  # metric -> % bitrate change of assisted vs baseline at equal quality
     seconds_analysis: float
-    speed_ratio: float  # (analysis + assisted encode) / plain encode, summed over the rates
+    speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
