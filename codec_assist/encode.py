@@ -90,9 +90,6 @@ def encode(
     fmt = CONTAINERS.get(out_path.suffix.lower())
     if fmt is None:
         raise EncoderError(f"output {out_path}: unsupported container; use one of {', '.join(CONTAINERS)}")
-    if info.width % 2 or info.height % 2:
-        raise EncoderError(f"{input_path}: {info.width}x{info.height} has an odd dimension; 4:2:0 x264/x265 "
-                           "encoding needs even width and height (cropping is not implemented yet)")
     if plan is not None:
         if plan.codec != codec:
             raise EncoderError(f"the plan was made for {plan.codec}, not {codec}; make a plan with --codec {codec}")
@@ -120,7 +117,7 @@ def encode(
         vin.thread_type = "AUTO"
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
-            vout.width, vout.height, vout.pix_fmt = info.width, info.height, "yuv420p"
+            vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, "yuv420p"
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
             opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in x_params.items())}
@@ -200,11 +197,16 @@ def _warnings_captured():
 
 
 def _prepare(frame: av.VideoFrame, info) -> av.VideoFrame:
-    """The encoder takes 8-bit 4:2:0 at the source size."""
+    """The encoder takes 8-bit 4:2:0 at the source size, with an odd last row/column cropped (4:2:0 needs even)."""
+    pts, tb = frame.pts, frame.time_base
     if frame.format.name != "yuv420p" or frame.width != info.width or frame.height != info.height:
-        pts, tb = frame.pts, frame.time_base
         frame = frame.reformat(width=info.width, height=info.height, format="yuv420p")
-        frame.pts, frame.time_base = pts, tb
+    if frame.width % 2 or frame.height % 2:
+        w, h = frame.width & ~1, frame.height & ~1
+        y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in frame.planes)
+        packed = np.concatenate([y[:h, :w].ravel(), u[: h // 2, : w // 2].ravel(), v[: h // 2, : w // 2].ravel()])
+        frame = av.VideoFrame.from_ndarray(packed.reshape(h * 3 // 2, w), format="yuv420p")
+    frame.pts, frame.time_base = pts, tb
     return frame
 
 
