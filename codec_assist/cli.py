@@ -308,6 +308,8 @@ COMMANDS = {"analyze": cmd_analyze, "plan": cmd_plan, "encode": cmd_encode, "com
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not sys.stderr.isatty():
+        args.quiet = True  # progress bars only where a person watches a terminal
     logging.basicConfig(level=logging.WARNING, format="codec-assist: warning: %(message)s")
     try:
         return COMMANDS[args.command](args)
