@@ -16,7 +16,9 @@ import numpy as np
 from .errors import InputError
 from .schemas import AudioStreamInfo, VideoInfo
 
-av.logging.set_level(av.logging.ERROR)
+# PyAV's default (None): FFmpeg logs stay in C. Routing them through Python can deadlock when a decoder with
+# busy worker threads is freed (e.g. stopping a decode early); encode.py captures warnings only while encoding.
+av.logging.set_level(None)
 logging.getLogger("libav").setLevel(logging.CRITICAL + 1)  # FFmpeg's words become our one-line errors
 
 MAX_PIXELS = 8192 * 8192  # guard against absurd declared sizes
