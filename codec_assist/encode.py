@@ -165,7 +165,7 @@ def encode(
                         _mux_audio(packet, audio_map[packet.stream], dst)
                 for out in vout.encode(None):
                     dst.mux(out)
-                for astream, target in audio_map.items():
+                for target in audio_map.values():
                     if isinstance(target, tuple):
                         _mux_audio(None, target, dst)
                 problem = _log_problem(logs)

@@ -6,6 +6,8 @@ fusion replaces `fuse` behind the same signature.
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from .schemas import RegionToken
@@ -20,11 +22,12 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
     An analyzer that skipped a frame (e.g. OCR runs on a subset) contributes its latest earlier map.
     """
     weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+    keys = {name: sorted(by_frame) for name, by_frame in maps.items()}  # sorted once, not per frame
     grid = np.zeros((len(frames), *grid_shape), np.float32)
     for i, f in enumerate(frames):
         keep = np.ones(grid_shape, np.float32)
         for name, by_frame in maps.items():
-            m = _latest(by_frame, f)
+            m = _latest(by_frame, keys[name], f)
             if m is not None:
                 keep *= 1.0 - np.clip(weights.get(name, 0.0) * m, 0.0, 1.0)
         grid[i] = 1.0 - keep
@@ -40,11 +43,9 @@ def frame_scalar(grid: np.ndarray) -> np.ndarray:
     return np.sort(flat, axis=1)[:, -k:].mean(axis=1).astype(np.float32)
 
 
-def _latest(by_frame: dict[int, np.ndarray], frame: int) -> np.ndarray | None:
-    if frame in by_frame:
-        return by_frame[frame]
-    earlier = [f for f in by_frame if f <= frame]
-    return by_frame[max(earlier)] if earlier else None
+def _latest(by_frame: dict[int, np.ndarray], keys: list[int], frame: int) -> np.ndarray | None:
+    k = bisect.bisect_right(keys, frame)
+    return by_frame[keys[k - 1]] if k else None
 
 
 def top_tokens(tokens: list[RegionToken], frames: list[int], weights: dict[str, float] | None = None,
