@@ -6,6 +6,7 @@ Errors are one line on stderr with a non-zero exit (2: bad input or request, 1: 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import re
@@ -59,10 +60,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# ---------------------------------------------------------------------------------- shared option groups
+# Side-path commands (tag, semantic, export, report, batch) reuse these, so one knob means one thing everywhere.
+FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def add_analysis_knobs(sp) -> None:
+    g = sp.add_argument_group("analysis")
+    g.add_argument("--analyzers", default="shots,saliency,faces,text",
+                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text)")
+    g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
+    g.add_argument("--analysis-fps", type=float, default=3.0,
+                   help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
+
+
+def add_plan_knobs(sp) -> None:
+    g = sp.add_argument_group("plan")
+    g.add_argument("--max-dqp", type=float, default=6.0,
+                   help="largest QP offset either way; small keeps the bitrate (FACTS: ±25 broke it)")
+    g.add_argument("--strength", type=float, default=2.0,
+                   help="QP offset per unit of importance above the frame mean, in units of --max-dqp")
+    g.add_argument("--min-gop", type=float, default=0.5, help="minimum seconds between forced IDRs")
+    g.add_argument("--max-gop", type=float, default=10.0, help="maximum seconds between IDRs")
+
+
+def add_codec_knobs(sp) -> None:
     from .encode import PRESETS
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    sp.add_argument("--codec", choices=["x264", "x265"], default="x264", help="encoder")
+    sp.add_argument("--preset", choices=PRESETS, default="medium", help="encoder preset")
+    sp.add_argument("--params", default="", metavar="K=V:K=V",
+                    help="extra x264-params/x265-params (validated: unknown keys are an error)")
+
+
+# Modules that add a subcommand: each has register(sub) that adds its parser(s) with set_defaults(handler=...).
+SIDE_COMMANDS: tuple[str, ...] = (
+)
+CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = FMT
     p = _Parser(prog="codec-assist", description="Content-aware x264/x265 encoding: find what matters in a video "
                 "(shots, faces, text, motion), move bits toward it with per-block QP offsets and put IDR frames "
                 "on the cuts, and measure it against the plain encoder.", epilog=EPILOG, formatter_class=fmt)
@@ -71,42 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def analysis_knobs(sp):
-        g = sp.add_argument_group("analysis")
-        g.add_argument("--analyzers", default="shots,saliency,faces,text",
-                       help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text)")
-        g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
-        g.add_argument("--analysis-fps", type=float, default=3.0,
-                       help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
-
-    def plan_knobs(sp):
-        g = sp.add_argument_group("plan")
-        g.add_argument("--max-dqp", type=float, default=6.0,
-                       help="largest QP offset either way; small keeps the bitrate (FACTS: ±25 broke it)")
-        g.add_argument("--strength", type=float, default=2.0,
-                       help="QP offset per unit of importance above the frame mean, in units of --max-dqp")
-        g.add_argument("--min-gop", type=float, default=0.5, help="minimum seconds between forced IDRs")
-        g.add_argument("--max-gop", type=float, default=10.0, help="maximum seconds between IDRs")
-
-    def codec_knobs(sp, with_rate: bool = True):
-        sp.add_argument("--codec", choices=["x264", "x265"], default="x264", help="encoder")
-        sp.add_argument("--preset", choices=PRESETS, default="medium", help="encoder preset")
-        sp.add_argument("--params", default="", metavar="K=V:K=V",
-                        help="extra x264-params/x265-params (validated: unknown keys are an error)")
-
     a = sub.add_parser("analyze", help="analyse a video into an importance map (JSON + npz)", formatter_class=fmt,
                        description="Decode once into a small proxy, run the analyzers, fuse their maps.")
     a.add_argument("input", help="video file")
     a.add_argument("-o", "--output", required=True, help="output folder (analysis.json + analysis.npz)")
     a.add_argument("--json", action="store_true", help="print the analysis summary as JSON")
-    analysis_knobs(a)
+    add_analysis_knobs(a)
 
     pl = sub.add_parser("plan", help="turn an analysis into an encode plan (QP maps + keyframes)", formatter_class=fmt)
     pl.add_argument("analysis", help="analysis folder or its analysis.json")
     pl.add_argument("-o", "--output", required=True, help="plan JSON path (arrays go to the .npz beside it)")
     pl.add_argument("--codec", choices=["x264", "x265"], default="x264", help="encoder the plan is for")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
-    plan_knobs(pl)
+    add_plan_knobs(pl)
 
     e = sub.add_parser("encode", help="encode a video, content-aware by default", formatter_class=fmt,
                        description="Encode with per-block QP offsets and IDRs on shot cuts (analysis runs first "
@@ -116,15 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--bitrate", type=parse_rate, help="target bitrate (ABR), e.g. 400k, 2M")
     rate.add_argument("--crf", type=parse_crf, help="constant rate factor (default 23 when no --bitrate)")
-    codec_knobs(e)
+    add_codec_knobs(e)
     e.add_argument("--plan", help="use this plan JSON instead of analysing")
     e.add_argument("--no-assist", action="store_true", help="plain encode: no analysis, no ROI, no forced IDRs")
     e.add_argument("--report", help="write a JSON report (with PSNR/SSIM against the input) here")
     e.add_argument("--roi", type=parse_roi_arg, action="append", default=[], metavar="X,Y,W,H[@T0-T1]",
                    help="box to measure PSNR in for --report (repeatable)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
-    analysis_knobs(e)
-    plan_knobs(e)
+    add_analysis_knobs(e)
+    add_plan_knobs(e)
 
     c = sub.add_parser("compare", help="plain vs assisted encodes at several rates, with metrics and BD-rate",
                        formatter_class=fmt)
@@ -132,13 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bitrate", type=parse_rates, required=True, metavar="R[,R...]",
                    help="target bitrates, e.g. 150k,300k,600k (3+ give BD-rates)")
     c.add_argument("-o", "--output", required=True, help="report JSON path")
-    codec_knobs(c)
+    add_codec_knobs(c)
     c.add_argument("--roi", type=parse_roi_arg, action="append", default=[], metavar="X,Y,W,H[@T0-T1]",
                    help="region (source pixels, optional seconds window) to measure PSNR in (repeatable)")
     c.add_argument("--keep", metavar="DIR", help="keep the encodes in this folder")
     c.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    analysis_knobs(c)
-    plan_knobs(c)
+    add_analysis_knobs(c)
+    add_plan_knobs(c)
+    for name, handler in CORE_COMMANDS.items():
+        sub.choices[name].set_defaults(handler=handler)
+    for module in SIDE_COMMANDS:
+        importlib.import_module(module).register(sub)
     return p
 
 
@@ -302,7 +321,9 @@ def format_compare(report) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"analyze": cmd_analyze, "plan": cmd_plan, "encode": cmd_encode, "compare": cmd_compare}
+
+
+CORE_COMMANDS.update(analyze=cmd_analyze, plan=cmd_plan, encode=cmd_encode, compare=cmd_compare)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         args.quiet = True  # progress bars only where a person watches a terminal
     logging.basicConfig(level=logging.WARNING, format="codec-assist: warning: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except CodecAssistError as e:
         if args.debug:
             raise
