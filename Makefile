@@ -13,11 +13,11 @@ setup: $(VENV)/.installed
 
 # rapidocr-onnxruntime goes in with --no-deps: its own requirements pull opencv-python, which would replace the
 # headless OpenCV 4 (Haar cascades) that the face analyzer needs; pyproject lists its real runtime needs.
-# torch==2.13.0 (transnet extra) is a CPU wheel; never let pip pick an unpinned torch (CUDA, GBs).
+# torch is pinned in the semantic extra to the wheel on this machine's disk; never let pip pick an unpinned torch.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,transnet]'
+	$(PY) -m pip install -q -e '.[dev,semantic,scale]'
 	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $@
 
