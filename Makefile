@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 samples: setup
 	$(PY) samples/fetch.py
+	$(PY) samples/compose.py
 
 demo: setup samples
 	mkdir -p out

@@ -22,3 +22,16 @@ def sample():
         return path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def bikes_speech(sample):
+    """bikes.mp4 (5 cuts) with 10 s of studio speech muxed in as AAC (built by samples/compose.py)."""
+    sample("bikes.mp4")
+    sample("demo-congrats.g722")
+    sys.path.insert(0, str(ROOT / "samples"))
+    try:
+        from compose import bikes_speech as make
+    finally:
+        sys.path.pop(0)
+    return make(MEDIA)
