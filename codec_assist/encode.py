@@ -45,6 +45,17 @@ def parse_params(text: str | None) -> dict[str, str]:
     return out
 
 
+def zones_param(zones) -> str:
+    """x264/x265 `zones` syntax: 'start,end,b=F' or 'start,end,q=QP', '/'-separated, inclusive ends."""
+    parts = []
+    for z in zones:
+        if z.qp is not None:
+            parts.append(f"{z.start_frame},{z.end_frame},q={z.qp}")
+        elif z.bitrate_factor is not None:
+            parts.append(f"{z.start_frame},{z.end_frame},b={z.bitrate_factor:.4g}")
+    return "/".join(parts)
+
+
 def check_request(codec: str, rate: RateControl, preset: str, params: dict[str, str], assisted: bool) -> None:
     """Refuse what FFmpeg would silently ignore or what would silently switch the ROI off."""
     if codec not in ENCODERS:
@@ -80,12 +91,22 @@ def encode(
     plan_arrays: dict[str, np.ndarray] | None = None,
     params: dict[str, str] | None = None,
     progress: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> EncodeResult:
-    """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted)."""
+    """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
+
+    `size` (width, height) scales the video (ladder rungs); a plan must then be made for that size.
+    The plan's zones (x264/x265 `zones`, per-shot bitrate factors) are passed to the encoder.
+    """
     params = dict(params or {})
     assisted = plan is not None
     check_request(codec, rate, preset, params, assisted)
     info = media.probe(input_path)
+    if size is not None:
+        w, h = size
+        if w < 16 or h < 16 or w % 2 or h % 2:
+            raise EncoderError(f"output size {w}x{h}: both sides must be even and at least 16")
+        info = info.model_copy(update={"width": w, "height": h})
     out_path = check_output(output_path, input_path)
     fmt = CONTAINERS.get(out_path.suffix.lower())
     if fmt is None:
@@ -97,6 +118,8 @@ def encode(
             raise EncoderError(f"the plan is for {plan.width}x{plan.height} video, the input is {info.width}x{info.height}")
         if plan_arrays is None:
             raise EncoderError("the plan's arrays (qp/frames, qp/offsets) are missing")
+        if plan.zones and "zones" in params:
+            raise EncoderError("the plan has zones; remove zones from the encoder parameters")
 
     x_params = {"log-level": "error"} if codec == "x265" else {}
     if plan is not None:
@@ -104,6 +127,8 @@ def encode(
                          "aq-mode": str(plan.aq_mode), "aq-strength": f"{plan.aq_strength:g}"})
         if codec == "x265":
             x_params["open-gop"] = "0"
+        if plan.zones:
+            x_params["zones"] = zones_param(plan.zones)
     x_params.update(params)
 
     keyset = set(plan.keyframes) if plan is not None else set()

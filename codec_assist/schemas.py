@@ -195,6 +195,7 @@ class EncodePlan(_Model):
     aq_strength: float = Field(default=1.0, gt=0, le=3)
     zones: list[Zone] = []
     source: str = ""  # analysis this was made from
+    allocation: "AllocationInfo | None" = None  # per-shot allocation / target quality (issue 9)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -236,6 +237,7 @@ class EncodeResult(_Model):
     seconds_analysis: float = 0.0
     seconds_encode: float
     quality: Quality | None = None
+    allocation: "AllocationInfo | None" = None  # per-shot allocation / target quality (issue 9)
 
 
 class EncodeReport(_Model):
@@ -350,3 +352,70 @@ def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where:
         raise SchemaError(f"{where}: keyframes must be ascending, unique and start at 0")
     if plan.keyframes and plan.keyframes[-1] >= plan.frame_count:
         raise SchemaError(f"{where}: keyframe {plan.keyframes[-1]} is beyond the last frame")
+
+
+# --- allocation, target quality, export, ladder (issue 9)
+class ShotAllocation(_Model):
+    """One allocation unit (a shot, or a piece of a long shot): what it got and what it achieved."""
+
+    start_frame: int = Field(ge=0)
+    end_frame: int  # exclusive
+    importance: float = Field(ge=0, le=1)  # mean importance scalar over the shot's analysed frames
+    complexity: float = Field(default=0.0, ge=0)  # bits per frame in the constant-CRF probe (0: not measured)
+    bits: int | None = None  # share of the budget (budget mode; the shares sum exactly to the budget)
+    bitrate_factor: float = Field(default=1.0, gt=0)  # zone multiplier b (x264/x265 zones)
+    dqp: float = 0.0  # QP equivalent of the factor, -6 log2 b
+    crf: float | None = None  # target-quality mode: the CRF chosen for the shot
+    probes: list[tuple[float, float]] = []  # (crf, quality) probe encodes, in order
+    status: str = ""  # target-quality mode: hit, too-high, too-low, max-probes
+    predicted: float | None = None  # quality of the chosen probe
+    achieved: float | None = None  # quality measured on the final encode
+    bits_actual: int | None = None  # bits the final encode spent on the shot
+
+
+class AllocationInfo(_Model):
+    mode: Literal["budget", "target-quality"]
+    metric: str | None = None  # target-quality: psnr, xpsnr, ssim, vmaf
+    target: float | None = None
+    tolerance: float | None = None
+    budget_bits: int | None = None
+    total_bits: int | None = None  # what the final encode spent
+    base_crf: float | None = None  # target-quality: the encode's CRF; zones move each shot to its own
+    probe_encodes: int = 0
+    final_encodes: int = 1
+    shots: list[ShotAllocation] = []
+    message: str = ""  # what the user must know (unreachable targets, rate correction)
+
+
+class LadderRung(_Model):
+    name: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    bitrate: int = Field(gt=0)
+    output: str
+    bitrate_kbps: float
+    keyframes: list[int]  # IDRs decoded from the output
+    plain_keyframes: list[int] | None = None  # IDRs of a plain encode at the same size and rate (scenecut)
+    psnr_y: float | None = None  # against the source downscaled to the rung
+
+
+class LadderReport(_Model):
+    kind: ClassVar[str] = "ladder-report"
+    schema_: Literal["codec-assist/ladder-report"] = Field("codec-assist/ladder-report", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: VideoInfo
+    codec: Codec
+    preset: str
+    plan_keyframes: list[int]
+    rungs: list[LadderRung]
+    aligned: bool  # every rung's IDRs equal the plan's
+    plain_aligned: bool | None = None  # the plain encodes' IDRs are identical across rungs
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+EncodePlan.model_rebuild()
+EncodeResult.model_rebuild()
+EncodeReport.model_rebuild()
+ComparePoint.model_rebuild()
+CompareReport.model_rebuild()
