@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     add_analysis_knobs(e)
     add_plan_knobs(e)
+    importlib.import_module("codec_assist.allocate").add_encode_options(e)
 
     c = sub.add_parser("compare", help="plain vs assisted encodes at several rates, with metrics and BD-rate",
                        formatter_class=fmt)
@@ -227,6 +228,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_encode(args) -> int:
+    from . import allocate
+
+    if allocate.wants(args):  # --allocate, --target-quality, --ladder, --events, --save-plan
+        return allocate.run_encode(args)
     from . import schemas
     from .encode import encode, parse_params
     from .metrics import compare_videos

@@ -360,7 +360,8 @@ class ShotAllocation(_Model):
 
     start_frame: int = Field(ge=0)
     end_frame: int  # exclusive
-    importance: float = Field(ge=0, le=1)  # mean importance scalar over the shot's analysed frames
+    importance: float = Field(ge=0, le=1)  # mean of the shot's importance grids (its mean pixel weight)
+    weight: float = Field(default=1.0, gt=0)  # budget mode: floor + importance, what the policy weighed
     complexity: float = Field(default=0.0, ge=0)  # bits per frame in the constant-CRF probe (0: not measured)
     bits: int | None = None  # share of the budget (budget mode; the shares sum exactly to the budget)
     bitrate_factor: float = Field(default=1.0, gt=0)  # zone multiplier b (x264/x265 zones)

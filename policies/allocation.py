@@ -47,7 +47,7 @@ def exact_shares(total: int, weights: np.ndarray) -> np.ndarray:
 
 
 def importance_dqp(importance: np.ndarray, frames: np.ndarray, strength: float = 1.0, max_dqp: float = 4.0,
-                   floor: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+                   floor: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """(ΔQP per shot, weight per shot): ΔQP = -2·strength·log2(w / frame-weighted geometric mean of w)."""
     imp = np.clip(np.asarray(importance, np.float64), 0.0, 1.0)
     n = np.asarray(frames, np.float64)
@@ -58,7 +58,7 @@ def importance_dqp(importance: np.ndarray, frames: np.ndarray, strength: float =
 
 
 def allocate(budget_bits: int, frames, complexity, importance, *, strength: float = 1.0, max_dqp: float = 4.0,
-             floor: float = 0.25) -> Allocation:
+             floor: float = 0.1) -> Allocation:
     """Give each shot a share of `budget_bits` from its length, coding complexity and importance.
 
     frames: frames per shot (> 0); complexity: bits per frame at one fixed encoder setting (> 0);
