@@ -341,7 +341,8 @@ def unit_quality(reference, encoded, units: Sequence[tuple[int, int]], metric: s
 def encode_target_quality(input_path, output_path, *, metric: str, target: float, codec: str, preset: str,
                           plan: EncodePlan, plan_arrays: dict[str, np.ndarray], params=None, tol: float = 0.25,
                           max_probes: int = 6, max_segment: float = 0.0, max_probe_frames: int = 300,
-                          vmaf_every: int = 10, progress: bool = False) -> EncodeResult:
+                          vmaf_every: int = 10, importance_arrays: dict[str, np.ndarray] | None = None,
+                          progress: bool = False) -> EncodeResult:
     """Per-shot interpolated CRF search, then one CRF encode with zones; always writes the closest encode."""
     info = media.probe(input_path)
     w, h = info.width & ~1, info.height & ~1
@@ -363,6 +364,9 @@ def encode_target_quality(input_path, output_path, *, metric: str, target: float
         shots.append(ShotAllocation(start_frame=s, end_frame=e, importance=0.0, crf=step.crf, probes=probes,
                                     status=step.status, predicted=predicted))
     units = [(x.start_frame, x.end_frame) for x in shots]
+    if importance_arrays is not None:  # recorded for reports and plots; the target is the same for every shot
+        shots = [x.model_copy(update={"importance": float(i)})
+                 for x, i in zip(shots, unit_importance(units, importance_arrays))]
     base = float(np.median([x.crf for x in shots]))
     finals = 0
     for attempt in range(2):
@@ -626,7 +630,7 @@ def run_encode(args) -> int:
         result = encode_target_quality(inp, out, metric=metric, target=value, codec=args.codec, preset=args.preset,
                                        plan=plan, plan_arrays=plan_arrays, params=params, tol=tol,
                                        max_probes=args.max_probes, max_segment=args.segment,
-                                       progress=not args.quiet)
+                                       importance_arrays=arrays if analysis else None, progress=not args.quiet)
         plan = plan.model_copy(update={"allocation": result.allocation})
     elif args.allocate:
         result = encode_budget(inp, out, rate=rate, codec=args.codec, preset=args.preset, plan=plan,
