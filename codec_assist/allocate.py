@@ -47,7 +47,8 @@ from .schemas import (
 )
 
 RATE_TOLERANCE = 0.025  # re-encode once when the total is further than this from the budget (goal: ±3 %)
-FINAL_TOLERANCE = 0.5  # target quality: re-encode once when a shot lands further than this from its target
+FINAL_TOLERANCE = 0.5  # target quality: re-encode when a shot lands further than this from its target
+FINAL_CORRECTIONS = 2  # ... at most this many times
 CRF_RANGE = {"x264": (8.0, 45.0), "x265": (8.0, 45.0)}
 EVENT_PREFIX = "event:"  # region tokens labelled "event:<what>" with no box mark IDR-worthy moments
 
@@ -273,15 +274,15 @@ def parse_target(text: str) -> tuple[str, float]:
     """'psnr=40' -> ('psnr', 40.0); metrics: psnr, xpsnr, ssim (0..1), vmaf (0..100)."""
     m = re.fullmatch(r"\s*([a-zA-Z]+)\s*=\s*(\d+(?:\.\d*)?|\.\d+)\s*", text or "")
     if not m or m.group(1).lower() not in QUALITY_METRICS:
-        raise argparse.ArgumentTypeError(f"target {text!r}: expected METRIC=VALUE with METRIC one of "
+        raise CodecAssistError(f"target {text!r}: expected METRIC=VALUE with METRIC one of "
                                          f"{', '.join(QUALITY_METRICS)} (e.g. psnr=40)")
     metric, value = m.group(1).lower(), float(m.group(2))
     if metric == "ssim" and not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"target {text!r}: SSIM targets lie between 0 and 1")
+        raise CodecAssistError(f"target {text!r}: SSIM targets lie between 0 and 1")
     if metric in ("psnr", "xpsnr") and not 10 <= value <= 99:
-        raise argparse.ArgumentTypeError(f"target {text!r}: PSNR targets lie between 10 and 99 dB")
+        raise CodecAssistError(f"target {text!r}: PSNR targets lie between 10 and 99 dB")
     if metric == "vmaf" and not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"target {text!r}: VMAF targets lie between 0 and 100")
+        raise CodecAssistError(f"target {text!r}: VMAF targets lie between 0 and 100")
     return metric, value
 
 
@@ -369,7 +370,7 @@ def encode_target_quality(input_path, output_path, *, metric: str, target: float
                  for x, i in zip(shots, unit_importance(units, importance_arrays))]
     base = float(np.median([x.crf for x in shots]))
     finals = 0
-    for attempt in range(2):
+    for attempt in range(1 + FINAL_CORRECTIONS):
         factors = crf_zone_factors(base, [x.crf for x in shots])
         final_plan = plan.model_copy(update={"zones": _zones(units, factors)})
         result = encode(input_path, output_path, codec=codec, rate=RateControl(mode="crf", crf=base),
@@ -377,15 +378,14 @@ def encode_target_quality(input_path, output_path, *, metric: str, target: float
         finals += 1
         achieved = unit_quality(input_path, output_path, units, metric, vmaf_every)
         shots = [x.model_copy(update={"achieved": a}) for x, a in zip(shots, achieved)]
-        off = [x for x in shots if x.status == "hit" and abs(x.achieved - target) > FINAL_TOLERANCE]
-        if attempt or not off:
+        if attempt == FINAL_CORRECTIONS or not any(
+                x.status == "hit" and abs(x.achieved - target) > FINAL_TOLERANCE for x in shots):
             break
-        # The full encode's rate control differs a little from the isolated probes: move the shots that
-        # drifted by their miss along their own measured slope, once.
+        # The full encode's rate control (lookahead across shots, mb-tree) differs a little from the isolated
+        # probes: move every shot that drifted beyond the probe tolerance along its own measured slope.
         for i, x in enumerate(shots):
-            if x in off:
-                slope = _slope(x.probes, metric)
-                crf = x.crf + (target - x.achieved) / slope
+            if x.status == "hit" and abs(x.achieved - target) > tol:
+                crf = x.crf + (target - x.achieved) / _slope(x.probes, metric)
                 shots[i] = x.model_copy(update={"crf": round(min(hi, max(lo, crf)) * 4) / 4})
     bits = packet_bits(output_path)
     shots = [x.model_copy(update={"bits_actual": b}) for x, b in zip(shots, _units_bits(bits, units))]
@@ -432,13 +432,17 @@ def parse_ladder(text: str) -> list[tuple[str, int | None, int, int]]:
     rungs = []
     for item in filter(None, (t.strip() for t in (text or "").split(","))):
         m = _RUNG.match(item)
-        if not m:
-            raise argparse.ArgumentTypeError(f"ladder rung {item!r}: expected HEIGHTp:RATE or WxH:RATE (720p:1M)")
+        if not m or not int(m.group(2) or m.group(3)):
+            raise CodecAssistError(f"ladder rung {item!r}: expected HEIGHTp:RATE or WxH:RATE (720p:1M)")
         width = int(m.group(1)) if m.group(1) else None
         height = int(m.group(2) or m.group(3))
-        rungs.append((item.split(":")[0].strip(), width, height, parse_rate(m.group(4))))
+        try:
+            rate = parse_rate(m.group(4))
+        except argparse.ArgumentTypeError as e:
+            raise CodecAssistError(f"ladder rung {item!r}: {e}") from None
+        rungs.append((item.split(":")[0].strip(), width, height, rate))
     if not rungs:
-        raise argparse.ArgumentTypeError("empty ladder")
+        raise CodecAssistError("empty ladder")
     return rungs
 
 
