@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Benchmark for issue 9: shot allocation vs uniform at equal total bitrate, target quality, ladder IDRs.
+
+    python benchmarks/allocation.py                      # everything, preset medium (a few minutes on 2 cores)
+    python benchmarks/allocation.py --preset veryfast --parts alloc
+Results: Markdown tables on stdout and JSON in out/bench/allocation.json.
+
+Allocation: both encodes use the same plan (IDRs on cuts, no per-block offsets: --max-dqp 0) and the same
+ABR target with the same ±2.5 % rate correction; "uniform" has no zones (strength 0), "allocated" has the
+policy's per-shot zones. Scored: whole-frame PSNR-Y, importance-weighted PSNR-Y (weights = the same
+importance map that drove the allocation: self-graded) and, on jwpIntro, PSNR-Y in the hand-labelled face box.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from codec_assist import media  # noqa: E402
+from codec_assist.allocate import encode_budget, encode_ladder, encode_target_quality, plan_budget  # noqa: E402
+from codec_assist.metrics import bd_rate, compare_videos, parse_roi  # noqa: E402
+from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan  # noqa: E402
+from codec_assist.schemas import RateControl  # noqa: E402
+
+MEDIA = ROOT / "samples" / "media"
+ALLOC = {"bikes.mp4": ((200, 400, 800), [], 0.0), "jwpIntro.mp4": ((150, 300, 600), ["190,60,160,240"], 2.0)}
+
+
+def alloc_bench(preset: str, tmp: Path) -> list[dict]:
+    rows = []
+    for name, (rates, rois, segment) in ALLOC.items():
+        src = MEDIA / name
+        analysis, arrays = analyze(src, AnalyzeOptions())
+        plan, pa = make_plan(analysis, arrays, PlanOptions(max_dqp=0))
+        fr, g = arrays["importance/frames"], arrays["importance/grid"].astype(np.float32)
+
+        def weights(i):
+            return g[max(0, int(np.searchsorted(fr, i, side="right")) - 1)]
+
+        boxes = [parse_roi(r) for r in rois]
+        curves = {"uniform": [], "allocated": []}
+        for kbps in rates:
+            rate = RateControl(mode="abr", bitrate=kbps * 1000)
+            for tag, strength in (("uniform", 0.0), ("allocated", 1.0)):
+                p = plan_budget(src, plan, arrays, rate, strength=strength, max_segment=segment)
+                out = tmp / f"{tag}.mp4"
+                r = encode_budget(src, out, rate=rate, codec="x264", preset=preset, plan=p, plan_arrays=pa)
+                q = compare_videos(src, out, rois=boxes, weights=weights)
+                a = r.allocation
+                curves[tag].append(q)
+                rows.append({"sample": name, "rate": kbps, "mode": tag, "kbps": q.bitrate_kbps,
+                             "budget_off_pct": (a.total_bits / a.budget_bits - 1) * 100, "encodes": a.final_encodes,
+                             "psnr_y": q.psnr_y, "weighted_psnr_y": q.weighted_psnr_y,
+                             "roi_psnr_y": next(iter(q.roi_psnr_y.values()), None),
+                             "shots": [{"frames": [s.start_frame, s.end_frame], "importance": round(s.importance, 3),
+                                        "dqp": round(s.dqp, 2), "planned_kB": s.bits / 8e3,
+                                        "spent_kB": s.bits_actual / 8e3} for s in a.shots]})
+        bd = {}
+        for metric in ("psnr_y", "weighted_psnr_y", "roi_psnr_y") if rois else ("psnr_y", "weighted_psnr_y"):
+            def get(q):
+                return next(iter(q.roi_psnr_y.values())) if metric == "roi_psnr_y" else getattr(q, metric)
+            u, a = curves["uniform"], curves["allocated"]
+            bd[metric] = bd_rate([q.bitrate_kbps for q in u], [get(q) for q in u], [q.bitrate_kbps for q in a],
+                                 [get(q) for q in a])
+        rows.append({"sample": name, "bd_rate_pct": bd})
+    return rows
+
+
+def tq_bench(preset: str, tmp: Path) -> list[dict]:
+    rows = []
+    for name, metric, target in (("bikes.mp4", "psnr", 40.0), ("bikes.mp4", "xpsnr", 36.0),
+                                 ("cityCC0.mpg", "psnr", 34.0), ("bikes.mp4", "psnr", 70.0)):
+        src = MEDIA / name
+        analysis, arrays = analyze(src, AnalyzeOptions(analyzers=["shots", "saliency"]))
+        plan, pa = make_plan(analysis, arrays)
+        r = encode_target_quality(src, tmp / "tq.mp4", metric=metric, target=target, codec="x264", preset=preset,
+                                  plan=plan, plan_arrays=pa, importance_arrays=arrays)
+        a = r.allocation
+        rows.append({"sample": name, "metric": metric, "target": target, "kbps": r.bitrate_kbps,
+                     "probe_encodes": a.probe_encodes, "final_encodes": a.final_encodes, "message": a.message,
+                     "shots": [{"frames": [s.start_frame, s.end_frame], "crf": s.crf, "probes": len(s.probes),
+                                "status": s.status, "predicted": s.predicted, "achieved": s.achieved}
+                               for s in a.shots]})
+    return rows
+
+
+def ladder_bench(preset: str, tmp: Path) -> list[dict]:
+    rows = []
+    for name, ladder in (("bikes.mp4", [("272p", None, 272, 400_000), ("180p", None, 180, 200_000),
+                                        ("120p", None, 120, 100_000)]),
+                         ("bigbuckbunny.mp4", [("720p", None, 720, 2_000_000), ("480p", None, 480, 1_000_000),
+                                               ("240p", None, 240, 300_000)])):
+        src = MEDIA / name
+        analysis, arrays = analyze(src, AnalyzeOptions(analyzers=["shots", "saliency"]))
+        plan, pa = make_plan(analysis, arrays)
+        outs = [tmp / f"{r[0]}.mp4" for r in ladder]
+        rep = encode_ladder(src, outs, ladder, codec="x264", preset=preset, plan=plan, plan_arrays=pa)
+        decoded = [media.keyframe_indices(o) for o in outs]
+        rows.append({"sample": name, "plan_idr": rep.plan_keyframes, "aligned": rep.aligned,
+                     "decoded_equal": all(d == rep.plan_keyframes for d in decoded),
+                     "plain_aligned": rep.plain_aligned,
+                     "rungs": [{"name": r.name, "size": f"{r.width}x{r.height}", "kbps": r.bitrate_kbps,
+                                "idr": r.keyframes, "plain_idr": r.plain_keyframes} for r in rep.rungs]})
+    return rows
+
+
+def tables(res: dict) -> str:
+    out = []
+    if "alloc" in res:
+        out += ["| sample | rate | mode | kb/s | vs budget % | encodes | PSNR-Y | weighted PSNR-Y | face PSNR-Y |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in res["alloc"]:
+            if "bd_rate_pct" in r:
+                bd = ", ".join(f"{k} {v:+.2f} %" if v is not None else f"{k} n/a" for k, v in r["bd_rate_pct"].items())
+                out.append(f"| {r['sample']} | BD-rate allocated vs uniform | {bd} |||||||")
+                continue
+            roi = f"{r['roi_psnr_y']:.2f}" if r["roi_psnr_y"] is not None else "–"
+            out.append(f"| {r['sample']} | {r['rate']}k | {r['mode']} | {r['kbps']:.1f} | {r['budget_off_pct']:+.1f} | "
+                       f"{r['encodes']} | {r['psnr_y']:.3f} | {r['weighted_psnr_y']:.3f} | {roi} |")
+        out.append("")
+    if "tq" in res:
+        out += ["| sample | target | kb/s | probes (total) | final encodes | per shot: CRF / probes / achieved |",
+                "|---|---|---|---|---|---|"]
+        for r in res["tq"]:
+            per = "; ".join(f"{s['crf']:g}/{s['probes']}/{s['achieved']:.2f}{'' if s['status'] == 'hit' else ' ' + s['status']}"
+                            for s in r["shots"])
+            out.append(f"| {r['sample']} | {r['metric']}={r['target']:g} | {r['kbps']:.0f} | {r['probe_encodes']} | "
+                       f"{r['final_encodes']} | {per} |")
+        out.append("")
+    if "ladder" in res:
+        out += ["| sample | rung | size | kb/s | IDR (plan, decoded) | IDR plain x264 (scenecut) |", "|---|---|---|---|---|---|"]
+        for r in res["ladder"]:
+            for g in r["rungs"]:
+                out.append(f"| {r['sample']} | {g['name']} | {g['size']} | {g['kbps']:.0f} | {g['idr']} | {g['plain_idr']} |")
+            out.append(f"| {r['sample']} | all rungs identical: plan {r['aligned'] and r['decoded_equal']}, "
+                       f"plain {r['plain_aligned']} |||||")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--parts", default="alloc,tq,ladder")
+    ap.add_argument("--tables-only", action="store_true", help="re-print the tables from out/bench/allocation.json")
+    args = ap.parse_args()
+    path = ROOT / "out" / "bench" / "allocation.json"
+    if args.tables_only:
+        print(tables(json.loads(path.read_text())))
+        return
+    res = {}
+    with tempfile.TemporaryDirectory(prefix="ca-bench-") as tmp:
+        for part in args.parts.split(","):
+            res[part] = {"alloc": alloc_bench, "tq": tq_bench, "ladder": ladder_bench}[part](args.preset, Path(tmp))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1))
+    print(tables(res))
+
+
+if __name__ == "__main__":
+    main()
