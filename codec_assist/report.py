@@ -104,11 +104,15 @@ def gather(paths: list[str | Path]) -> Sources:
             src.encode = model
         else:
             src.compare = model
+    return src
+
+
+def follow_links(src: Sources) -> None:
+    """An encode report names its plan, a plan names its analysis: load what is missing."""
     if src.encode and src.encode.plan and src.plan is None:
         _try(src, "plan", src.encode.plan)
     if src.plan and src.plan.source and src.analysis is None:
         _try(src, "analysis", src.plan.source)
-    return src
 
 
 def _try(src: Sources, what: str, path: str) -> None:
@@ -124,15 +128,17 @@ def _try(src: Sources, what: str, path: str) -> None:
         src.analysis, src.arrays = model, arrays
 
 
-def video_path(info: VideoInfo, near: list[str]) -> Path | None:
-    """The recorded video path, or the same name beside one of the inputs (artifacts move with their video)."""
-    p = Path(info.path)
-    if p.is_file():
-        return p
-    for inp in near:
-        q = Path(inp).parent / p.name
-        if q.is_file():
-            return q
+def video_path(src: Sources) -> Path | None:
+    """The video as recorded in any input, else a file of that name beside an input (they may move together)."""
+    recorded = [Path(t.path) for t in (src.analysis and src.analysis.video, src.encode and src.encode.input,
+                                        src.compare and src.compare.input) if t]
+    for p in recorded:
+        if p.is_file():
+            return p
+    for p in recorded:
+        for inp in src.inputs:
+            if (Path(inp).parent / p.name).is_file():
+                return Path(inp).parent / p.name
     return None
 
 
@@ -144,7 +150,7 @@ def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
     if info is None:
         raise CodecAssistError("nothing to report: give an analysis, a plan with its analysis, or a report")
     if src.analysis is None:
-        vpath = video_path(info, src.inputs)
+        vpath = video_path(src)
         if vpath is None:
             src.warnings.append(f"no analysis given and the video {info.path} is gone: no timeline, no 'why'")
         else:
@@ -311,7 +317,7 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
 
     info = src.video
     a, arr = src.analysis, src.arrays
-    vpath = video_path(info, src.inputs) if info else None
+    vpath = video_path(src)
     moments: list[int] = []
     times = np.zeros(0)
     if a is not None:
@@ -453,8 +459,11 @@ def _rd_panels(c: CompareReport):
 def _jpeg(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
+    img = Image.fromarray(rgb)
+    if img.width > THUMB_WIDTH:  # the frame may have been decoded larger for the overlay
+        img = img.resize((THUMB_WIDTH, max(2, round(img.height * THUMB_WIDTH / img.width))), Image.LANCZOS)
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=80)
+    img.save(buf, format="JPEG", quality=80)
     return buf.getvalue()
 
 
@@ -464,7 +473,7 @@ body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:
 padding:1.5em;color:#222;background:#fff}
 h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;
-vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.92em;max-width:60em}.warn{background:#fff4e5;border-left:4px solid #f0a020;
 padding:.4em .8em;margin:.4em 0}.note{background:#eef5ff;border-left:4px solid #4a8ad4;padding:.4em .8em;
@@ -620,6 +629,7 @@ def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, an
     src.encode = encode or src.encode
     src.compare = compare or src.compare
     src.layers = layers
+    follow_links(src)
     complete(src, analyze_options, plan_options)
     return write_report(src, output, figures_dir)
 
