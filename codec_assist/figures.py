@@ -138,10 +138,13 @@ def timeline(t: Timeline) -> Figure:
             ax.axvspan(t0, t1, ymin=0.55, ymax=0.95, color=colour, alpha=0.75,
                        label=kind if kind not in seen else None)
             seen.add(kind)
+        end = max(t.duration, 1e-6)
         for j, (tk, word) in enumerate(t.keywords):
-            ax.annotate(word[:24], (tk, 0.45), xytext=(0, -2 - 11 * (j % 3)), textcoords="offset points",
-                        ha="center", va="top", fontsize=8, rotation=0,
-                        arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6})
+            y = 0.4 - 0.13 * (j % 3)  # three staggered rows so neighbouring keywords do not overprint
+            ax.plot([tk, tk], [y, 0.5], color="0.35", lw=0.8, label="transcript keyword" if j == 0 else None)
+            right = tk > 0.85 * end  # near the end: text runs leftwards so it stays inside the axes
+            ax.text(tk, y, word[:28], ha="right" if right else "left", va="top", fontsize=8)
+            seen.add("keyword")
         ax.set_ylim(0, 1)
         ax.set_yticks([])
         ax.set_ylabel("audio &\nkeywords")

@@ -243,3 +243,20 @@ def test_bad_inputs_one_line_no_file(bikes_analysis, tmp_path):
     msg = _one_line_error(run("report", bikes_analysis, "-o", bikes_analysis / "analysis.json"))
     assert "is the input" in msg
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
+
+
+def test_audio_and_transcript_are_read_generically():
+    """Fields other branches add (Analysis.transcript, Analysis.audio_segments) are picked up by name when present."""
+    from types import SimpleNamespace
+
+    from codec_assist.report import audio_segments, transcript_keywords
+
+    a = SimpleNamespace(
+        video=SimpleNamespace(fps=25.0),
+        audio_segments=[{"kind": "speech", "start": 0.5, "end": 3.0},
+                        SimpleNamespace(kind="music", frame_start=100, frame_end=200)],
+        transcript={"segments": [{"start": 4.0, "end": 6.0, "text": "the new bicycle lane opens"}],
+                    "words": [{"word": " Congratulations!", "start": 0.6, "end": 1.2}],
+                    "keyphrases": ["congratulations", {"text": "bicycle lane"}, {"text": "taxi", "time": 8.0}]})
+    assert audio_segments(a) == [(0.5, 3.0, "speech"), (4.0, 8.0, "music")]
+    assert transcript_keywords(a) == [(0.6, "congratulations"), (4.0, "bicycle lane"), (8.0, "taxi")]
