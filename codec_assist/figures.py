@@ -207,7 +207,6 @@ class ShotBits:
     fps: float
     shots: list[tuple[int, int]]  # (start_frame, end_frame exclusive)
     frame_bits: dict[str, np.ndarray]  # encode label -> (n_frames,) bits per frame, presentation order
-    idr_frames: dict[str, list[int]] = field(default_factory=dict)
     qp_mean: list[float] | None = None  # per shot: mean planned offset (area-weighted; ~0 by design)
     qp_low: list[float] | None = None  # per shot: 5th percentile of the planned offsets
     qp_high: list[float] | None = None  # per shot: 95th percentile

@@ -266,15 +266,14 @@ def tags_of(*things: Any) -> list[str]:
     return []
 
 
-def packet_bits(path: Path) -> tuple[np.ndarray, list[int]]:
-    """Bits per frame in presentation order and the keyframes, from the container's packets (no decode)."""
+def packet_bits(path: Path) -> np.ndarray:
+    """Bits per frame in presentation order, from the container's packets (no decode)."""
     from . import media
 
     with media.open_input(path) as c:
         vs = c.streams.video[0]
-        pk = [(p.pts, p.size, p.is_keyframe) for p in c.demux(vs) if p.size and p.pts is not None]
-    pk.sort()
-    return np.asarray([s * 8 for _, s, _ in pk], np.float64), [i for i, (_, _, k) in enumerate(pk) if k]
+        pk = sorted((p.pts, p.size) for p in c.demux(vs) if p.size and p.pts is not None)
+    return np.asarray([s * 8 for _, s in pk], np.float64)
 
 
 def shot_qp_stats(plan: EncodePlan, arrays: dict[str, np.ndarray], shots: list[tuple[int, int]]):
@@ -374,16 +373,16 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
              _shots_from_plan(src.plan) if src.plan is not None else [])
     encodes = _encodes(src)
     if shots and encodes:
-        bits, idrs = {}, {}
+        bits = {}
         for label, path in encodes.items():
             if Path(path).is_file():
-                bits[label], idrs[label] = packet_bits(Path(path))
+                bits[label] = packet_bits(Path(path))
             else:
                 src.warnings.append(f"encoded file {path} is gone: not in the bits-per-shot figure")
         if bits:
             stats = shot_qp_stats(src.plan, src.plan_arrays, shots) if src.plan is not None and src.plan_arrays else None
             factors = _zone_factors(src.plan, shots) if src.plan is not None else None
-            sb = F.ShotBits(fps=info.fps, shots=shots, frame_bits=bits, idr_frames=idrs,
+            sb = F.ShotBits(fps=info.fps, shots=shots, frame_bits=bits,
                             qp_mean=stats[0] if stats else None, qp_low=stats[1] if stats else None,
                             qp_high=stats[2] if stats else None, qp_more_bits=stats[3] if stats else None,
                             bitrate_factors=factors)
