@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,semantic,scale,vmaf]'
 	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	@# The report test opens the HTML in headless Chromium: Debian's, driven by Playwright's client (no download).
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
 	touch $@
 
 samples: setup

@@ -96,6 +96,7 @@ def add_codec_knobs(sp) -> None:
 # Modules that add a subcommand: each has register(sub) that adds its parser(s) with set_defaults(handler=...).
 SIDE_COMMANDS: tuple[str, ...] = (
     "codec_assist.export",
+    "codec_assist.report",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plan", help="use this plan JSON instead of analysing")
     e.add_argument("--no-assist", action="store_true", help="plain encode: no analysis, no ROI, no forced IDRs")
     e.add_argument("--report", help="write a JSON report (with PSNR/SSIM against the input) here")
+    e.add_argument("--html", metavar="FILE", help="also write the HTML report (figures inlined) here")
     e.add_argument("--roi", type=parse_roi_arg, action="append", default=[], metavar="X,Y,W,H[@T0-T1]",
                    help="box to measure PSNR in for --report (repeatable)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -154,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="region (source pixels, optional seconds window) to measure PSNR in (repeatable)")
     c.add_argument("--keep", metavar="DIR", help="keep the encodes in this folder")
     c.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    c.add_argument("--html", metavar="FILE", help="also write the HTML report (RD curves, QP maps, bits per shot) here")
     add_analysis_knobs(c)
     add_plan_knobs(c)
     for name, handler in CORE_COMMANDS.items():
@@ -246,6 +249,8 @@ def cmd_encode(args) -> int:
         check_output(args.report, inp)
         if Path(args.report).resolve() == out.resolve():
             raise CodecAssistError("--report must differ from the output video")
+    if args.html:
+        check_output(args.html, inp, out, *([args.report] if args.report else []))
     if args.plan and args.no_assist:
         raise CodecAssistError("--plan and --no-assist contradict each other")
     rate = (RateControl(mode="abr", bitrate=args.bitrate) if args.bitrate
@@ -257,7 +262,7 @@ def cmd_encode(args) -> int:
     from . import media
 
     info = media.probe(inp)
-    plan = plan_arrays = None
+    plan = plan_arrays = analysis = arrays = None
     seconds_analysis = 0.0
     if args.plan:
         plan, plan_arrays = schemas.load(schemas.EncodePlan, args.plan, need_arrays=("qp/frames", "qp/offsets"))
@@ -272,9 +277,16 @@ def cmd_encode(args) -> int:
     result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan, plan_arrays=plan_arrays,
                     params=params, progress=not args.quiet)
     result.seconds_analysis = seconds_analysis
-    if args.report:
+    if args.report or args.html:
         result.quality = compare_videos(inp, out, rois=args.roi)
-        schemas.save(EncodeReport(input=info, result=result, plan=args.plan), args.report)
+        enc_report = EncodeReport(input=info, result=result, plan=args.plan)
+    if args.report:
+        schemas.save(enc_report, args.report)
+    if args.html:
+        from .report import report
+
+        report([], args.html, encode=enc_report, analysis=analysis, arrays=arrays, plan=plan, plan_arrays=plan_arrays,
+               analyze_options=_analyze_options(args), plan_options=_plan_options(args, args.codec))
     text = (f"{out}: {result.frames} frames, {result.bitrate_kbps:.1f} kb/s, IDR at {result.keyframes}, "
             f"{'assisted' if result.assisted else 'plain'} {ENCODERS[args.codec]} {args.preset} {rate.describe()}, "
             f"analysis {seconds_analysis:.2f}s + encode {result.seconds_encode:.2f}s")
@@ -297,13 +309,20 @@ def cmd_compare(args) -> int:
     if parse_params(args.params):
         raise CodecAssistError("compare runs both encoders with their defaults; --params is not supported here")
     rates = [RateControl(mode="abr", bitrate=b) for b in sorted(set(args.bitrate))]
+    if args.html:
+        check_output(args.html, inp, out)
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
         report = compare(inp, rates, args.keep or tmp, codec=args.codec, preset=args.preset, rois=args.roi,
                          analyze_options=_analyze_options(args), plan_options=_plan_options(args, args.codec),
-                         progress=not args.quiet, keep=bool(args.keep))
-    schemas.save(report, out)
+                         progress=not args.quiet, keep=bool(args.keep or args.html))
+        schemas.save(report, out)
+        if args.html:  # while the encodes exist: the page counts their packets per shot
+            from .report import report as html_report
+
+            html_report([out], args.html, analyze_options=_analyze_options(args),
+                        plan_options=_plan_options(args, args.codec))
     _emit(args, report, format_compare(report) + f"\n-> {out}")
     return 0
 

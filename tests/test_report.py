@@ -1,0 +1,262 @@
+"""The HTML report as a person meets it: rendered from real clips, opened in headless Chromium, every picture
+loaded, nothing fetched from outside; the figures say what they show; bad input -> one line, no file."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codec_assist import figures as F
+from codec_assist import schemas
+from codec_assist.pipeline import analyze, make_plan
+from codec_assist.report import report
+
+FACE = "190,60,160,240"  # jwpIntro's speaker, hand-labelled (samples/manifest.json)
+CHROMIUM = "/usr/bin/chromium"
+# Without these Chromium keeps trying to reach Google's servers (updates, sync, field trials).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+HOSTILE = "<img src='http://example.invalid/x.png'><script>alert(1)</script>"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "codec_assist", "-q", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def _one_line_error(r, code=2):
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def open_in_chromium(page_path: Path, screenshot: Path) -> dict:
+    """Load the page from disk in headless Chromium; return every request URL and the state of every <img>."""
+    if os.environ.get("CODEC_ASSIST_NO_BROWSER") == "1":
+        pytest.skip("CODEC_ASSIST_NO_BROWSER=1")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian chromium (apt-get install chromium "
+                    "chromium-driver); set CODEC_ASSIST_NO_BROWSER=1 to skip the browser checks")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install -e '.[dev]'")
+    requests: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ca-chromium-") as profile, sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                    args=CHROMIUM_FLAGS, viewport={"width": 1200, "height": 900})
+        try:
+            ctx.on("request", lambda r: requests.append(r.url))
+            page = ctx.new_page()
+            page.goto(page_path.resolve().as_uri(), wait_until="load")
+            images = page.evaluate("""Array.from(document.images).map(i => ({
+                src: i.src.slice(0, 40), complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}))""")
+            headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+            scripts = page.evaluate("document.scripts.length")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            ctx.close()
+    return {"requests": requests, "images": images, "headings": headings, "scripts": scripts}
+
+
+def assert_self_contained(seen: dict, screenshot: Path, min_images: int) -> None:
+    outside = [u for u in seen["requests"] if not u.startswith(("file:", "data:"))]
+    assert not outside, f"the page made external requests: {outside}"
+    assert len(seen["images"]) >= min_images, seen["images"]
+    broken = [i for i in seen["images"] if not (i["complete"] and i["w"] > 0 and i["h"] > 0)]
+    assert not broken, f"images that did not load: {broken}"
+    assert seen["scripts"] == 0
+    from PIL import Image
+
+    with Image.open(screenshot) as shot:
+        assert shot.format == "PNG" and shot.width >= 1000 and shot.height > 2000  # the whole page, not a stub
+        px = np.asarray(shot.convert("L"), np.float32)
+    assert px.std() > 20, "screenshot is blank"
+
+
+# --------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def jwp_analysis(sample, tmp_path_factory):
+    """jwpIntro analysed (face tokens), saved with a hostile OCR-like label to prove the page escapes it."""
+    analysis, arrays = analyze(sample("jwpIntro.mp4"))
+    analysis.tokens.append(schemas.RegionToken(frame_start=0, frame_end=analysis.video.frame_count, label=HOSTILE,
+                                               score=1.0, source="text"))
+    hostile = len(analysis.tokens) - 1
+    analysis.importance.top_tokens = [ids + [hostile] for ids in analysis.importance.top_tokens]
+    out = tmp_path_factory.mktemp("jwp") / "analysis"
+    out.mkdir()
+    schemas.save(analysis, out / "analysis.json", arrays)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bikes_analysis(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bikes") / "analysis"
+    r = run("analyze", sample("bikes.mp4"), "-o", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- browser
+def test_compare_html_opens_offline_in_chromium(sample, jwp_analysis, tmp_path):
+    """compare --html on a real talking-head clip; then `report` joins it with the analysis; both in Chromium."""
+    out, page = tmp_path / "cmp.json", tmp_path / "cmp.html"
+    r = run("compare", sample("jwpIntro.mp4"), "--bitrate", "100k,200k,400k", "--preset", "ultrafast",
+            "--roi", FACE, "-o", out, "--html", page)
+    assert r.returncode == 0, r.stderr
+    text = page.read_text()
+    for title in ("Importance timeline", "QP offsets on sampled frames", "Bits and QP per shot",
+                  "Rate–distortion curves", "Why: the most important moments"):
+        assert title in text
+    assert "BD-rate" in text and "roi_psnr_y[190,60,160,240]" in text
+
+    joined = tmp_path / "joined.html"
+    r = run("report", out, jwp_analysis, "-o", joined, "--figures", tmp_path / "figs")
+    assert r.returncode == 0, r.stderr
+    text = joined.read_text()
+    assert HOSTILE not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # OCR text is escaped
+    assert "<b>face</b> · faces" in text  # the why-table names the face the analyzer found
+    # compare ran without --keep: its encodes are gone, so the page says so instead of counting packets
+    assert "Bits and QP per shot" not in text and "is gone: not in the bits-per-shot figure" in text
+    seen = open_in_chromium(joined, tmp_path / "joined.png")
+    # 3 figures + 6 thumbnails of the key moments
+    assert_self_contained(seen, tmp_path / "joined.png", min_images=9)
+    assert "Rate–distortion curves" in seen["headings"]
+    for stem in ("timeline", "qp_overlay", "rd_curves"):
+        assert (tmp_path / "figs" / f"{stem}.png").stat().st_size > 10_000
+        assert (tmp_path / "figs" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_encode_html_for_bikes(sample, tmp_path):
+    src = sample("bikes.mp4")
+    page, rep = tmp_path / "bikes.html", tmp_path / "bikes.json"
+    r = run("encode", src, "-o", tmp_path / "b.mp4", "--bitrate", "300k", "--preset", "ultrafast",
+            "--report", rep, "--html", page)
+    assert r.returncode == 0, r.stderr
+    text = page.read_text()
+    assert "QP offsets on sampled frames" in text and "Bits and QP per shot" in text
+    assert "IDR frames in the output: [0, 30, 76, 137, 187, 242]" in text  # the cuts became IDRs
+    seen = open_in_chromium(page, tmp_path / "bikes.png")
+    assert_self_contained(seen, tmp_path / "bikes.png", min_images=9)
+
+
+# ----------------------------------------------------------------------------------------------- timing
+def test_report_for_a_10s_clip_is_fast(bikes_analysis, tmp_path):
+    """Issue 6: <= 10 s for a 10-s clip on 2 cores, cold process (docs/BENCHMARKS.md has the measured figure;
+    the bound here is looser because the test machine is shared)."""
+    t = time.perf_counter()
+    r = run("report", bikes_analysis, "-o", tmp_path / "r.html", "--json")
+    wall = time.perf_counter() - t
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["figures"] == ["timeline", "qp_overlay"] and summary["moments"] == 6
+    assert wall < 15, wall
+
+
+# ----------------------------------------------------------------------------------------------- figures
+def _labelled(fig):
+    """Every axis that shows tick labels says what it measures."""
+    fig.canvas.draw()
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        if any(t.get_visible() and t.get_text() for t in ax.get_xticklabels()):
+            assert ax.get_xlabel(), f"x axis without a label: {ax.get_title()!r}"
+        if any(t.get_visible() and t.get_text() for t in ax.get_yticklabels()):
+            assert ax.get_ylabel(), f"y axis without a label: {ax.get_title()!r}"
+
+
+def test_figures_are_labelled(bikes_analysis, tmp_path):
+    analysis, arrays = schemas.load(schemas.Analysis, bikes_analysis / "analysis.json",
+                                    need_arrays=("importance/frames", "importance/scalar", "importance/grid"))
+    times = arrays["importance/frames"] / analysis.video.fps
+    tl = F.Timeline(duration=analysis.video.duration, times=times, importance=arrays["importance/scalar"],
+                    cuts=[c / 25 for c in analysis.cut_frames], keyframes=[0.0, 1.2],
+                    signals={"motion": arrays["signal/motion"]},
+                    segments=[(0.5, 3.0, "speech"), (4.0, 9.0, "music")], keywords=[(1.0, "bicycle"), (5.0, "taxi")])
+    fig = F.timeline(tl)
+    _labelled(fig)
+    assert fig.axes[0].get_legend() is not None and fig.axes[-1].get_xlabel() == "time (s)"
+    legend_text = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert {"shot cut", "keyframe (IDR)", "speech", "music"} <= set(legend_text)
+    assert F.save(fig, tmp_path / "timeline")[1].read_text().count("bicycle") >= 1  # SVG keeps text as text
+
+    plan, pa = make_plan(analysis, arrays)
+    rgb = np.full((68, 160, 3), 128, np.uint8)
+    fig = F.qp_overlay([F.OverlayFrame(frame=40, time=1.6, rgb=rgb, offsets=pa["qp/offsets"][5])], plan.max_dqp, 16)
+    bar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bar) == 1 and "negative = more bits" in bar[0].get_ylabel()
+    assert tuple(bar[0].get_ylim()) == (-plan.max_dqp, plan.max_dqp)
+    offsets_image = fig.axes[1].images[-1]  # right panel: grey picture, then the offsets on top
+    norm = offsets_image.norm
+    assert norm.vmin == -plan.max_dqp and norm.vmax == plan.max_dqp and norm(0.0) == 0.5  # centred on 0
+    assert offsets_image.cmap.name in ("RdBu", "RdBu_r", "coolwarm", "bwr")  # diverging
+
+    fig = F.layer_sizes({"captions": 812, "keyframes": 20480, "side info": 3100})
+    _labelled(fig)
+    assert "KiB" in fig.axes[0].get_xlabel()
+    fig = F.rd_curves([F.RdPanel("Whole frame", "PSNR-Y (dB)", ([100, 200, 400], [35, 38, 41]),
+                                 ([105, 210, 410], [35.5, 38.4, 41.2]), -3.2)])
+    _labelled(fig)
+    assert any("BD-rate -3.2 %" in t.get_text() for t in fig.axes[0].texts)
+
+
+# ---------------------------------------------------------------------------------------------- failures
+def test_missing_video_is_a_warning_not_a_crash(bikes_analysis, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(bikes_analysis, moved)
+    raw = json.loads((moved / "analysis.json").read_text())
+    raw["video"]["path"] = str(tmp_path / "gone.mp4")
+    (moved / "analysis.json").write_text(json.dumps(raw))
+    summary = report([moved / "analysis.json"], tmp_path / "r.html")
+    assert summary["figures"] == ["timeline"]  # no overlay without the pictures
+    assert any("gone.mp4 is gone" in w for w in summary["warnings"])
+    assert "gone.mp4 is gone" in (tmp_path / "r.html").read_text()
+
+
+def test_bad_inputs_one_line_no_file(bikes_analysis, tmp_path):
+    out = tmp_path / "r.html"
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\x00\x01 not json")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "someone-else/thing", "version": 1}))
+    broken = tmp_path / "broken"
+    shutil.copytree(bikes_analysis, broken)
+    (broken / "analysis.npz").write_bytes((broken / "analysis.npz").read_bytes()[:200])
+    invalid = tmp_path / "invalid"
+    shutil.copytree(bikes_analysis, invalid)
+    raw = json.loads((invalid / "analysis.json").read_text())
+    raw["shots"][0]["end_frame"] = -1
+    (invalid / "analysis.json").write_text(json.dumps(raw))
+    for bad, words in ((garbage, "not a codec-assist JSON"), (other, "not an analysis, plan"),
+                       (broken, "unreadable arrays"), (invalid, "invalid analysis"), (tmp_path / "nope", "no such")):
+        msg = _one_line_error(run("report", bad, "-o", out))
+        assert words in msg, msg
+        assert not out.exists()
+    msg = _one_line_error(run("report", bikes_analysis, "-o", bikes_analysis / "analysis.json"))
+    assert "is the input" in msg
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
+
+
+def test_audio_and_transcript_are_read_generically():
+    """Fields other branches add (Analysis.transcript, Analysis.audio_segments) are picked up by name when present."""
+    from types import SimpleNamespace
+
+    from codec_assist.report import audio_segments, transcript_keywords
+
+    a = SimpleNamespace(
+        video=SimpleNamespace(fps=25.0),
+        audio_segments=[{"kind": "speech", "start": 0.5, "end": 3.0},
+                        SimpleNamespace(kind="music", frame_start=100, frame_end=200)],
+        transcript={"segments": [{"start": 4.0, "end": 6.0, "text": "the new bicycle lane opens"}],
+                    "words": [{"word": " Congratulations!", "start": 0.6, "end": 1.2}],
+                    "keyphrases": ["congratulations", {"text": "bicycle lane"}, {"text": "taxi", "time": 8.0}]})
+    assert audio_segments(a) == [(0.5, 3.0, "speech"), (4.0, 8.0, "music")]
+    assert transcript_keywords(a) == [(0.6, "congratulations"), (4.0, "bicycle lane"), (8.0, "taxi")]
