@@ -18,6 +18,7 @@ from .errors import CodecAssistError
 # Never reach for a hub at run time (no network here; CI neither). Set before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bar on every load
 
 
 class ModelUnavailable(CodecAssistError):
