@@ -52,6 +52,21 @@ def analysis_speed(path: Path) -> dict:
             "transcript": " / ".join(s.text for s in a.transcript.segments) if a.transcript else None}
 
 
+def asr_seconds(path: Path) -> float | None:
+    """Whisper alone (the speech analyzer's transcribe call, model already loaded) on the clip's audio."""
+    from analyzers.audio import pcm16k
+    from analyzers.speech import SpeechTranscript
+
+    pcm = pcm16k(path)
+    if pcm is None or len(pcm) == 0:
+        return None
+    unit = SpeechTranscript()
+    unit.label = "tiny.en"
+    t = time.perf_counter()
+    unit.transcribe(pcm, len(pcm) / 16000)
+    return time.perf_counter() - t
+
+
 def analyzer_table(speeds: dict[str, dict]) -> str:
     """Per-analyzer cost: seconds (and x real time = clip seconds / analyzer seconds) per sample."""
     names = list(dict.fromkeys(n for sp in speeds.values() for n in sp["per_analyzer"]))
@@ -67,7 +82,8 @@ def analyzer_table(speeds: dict[str, dict]) -> str:
         lines.append(f"| {sample} | {sp['size']} | {sp['duration']:.1f} | {first_cell} | {sp['seconds']:.2f} | "
                      f"{sp['realtime_x']:.1f} | "
                      + " | ".join(cells) + " |")
-    said = [f"- {s}: {sp['transcript']!r}" for s, sp in speeds.items() if sp.get("transcript") is not None]
+    said = [f"- {s}: Whisper alone {sp['asr_s']:.2f} s = real-time factor {sp['asr_s'] / sp['duration']:.3f}; "
+            f"transcript {sp['transcript']!r}" for s, sp in speeds.items() if sp.get("asr_s") is not None]
     return "\n".join(lines + ([""] + said if said else []))
 
 
@@ -120,6 +136,7 @@ def main() -> int:
             first = analysis_speed(path)  # includes loading whatever models this process has not loaded yet
             speeds[name] = analysis_speed(path)
             speeds[name]["first_run"] = first
+            speeds[name]["asr_s"] = asr_seconds(path)
             print(f"# {name}: done", file=sys.stderr)
         print(analyzer_table(speeds))
         return 0
