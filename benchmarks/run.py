@@ -7,6 +7,8 @@ BD-rates over the rates; speed: analysis fps and (analysis + assisted encode) / 
 
     python benchmarks/run.py                       # everything (a few minutes on 2 cores)
     python benchmarks/run.py --samples jwpIntro.mp4 --codecs x264 --preset medium
+    python benchmarks/run.py --analysis-only --samples jwpIntro.mp4 bikes_speech.mp4 bigbuckbunny.mp4
+                                                   # per-analyzer seconds and x real time, no encodes
 Results: a Markdown table on stdout and JSON in out/bench/.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "samples"))
 
+from compose import COMPOSED  # noqa: E402
 from fetch import fetch, manifest  # noqa: E402
 
 from codec_assist import media  # noqa: E402
@@ -39,11 +42,49 @@ RATES_KBPS = {
 
 def analysis_speed(path: Path) -> dict:
     """Analysis alone, per analyzer, against the clip's duration."""
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     a, _ = analyze(path, AnalyzeOptions())
     wall = time.perf_counter() - t
-    return {"seconds": wall, "fps": a.video.frame_count / wall, "realtime_x": a.video.duration / wall,
-            "per_analyzer": {r.name: round(r.seconds, 3) for r in a.analyzers}}
+    return {"seconds": wall, "cpu_seconds": time.process_time() - cpu, "fps": a.video.frame_count / wall, "realtime_x": a.video.duration / wall,
+            "duration": a.video.duration, "size": f"{a.video.width}x{a.video.height}",
+            "per_analyzer": {r.name: round(r.seconds, 3) for r in a.analyzers},
+            "status": {r.name: r.status for r in a.analyzers if r.status != "ok"},
+            "transcript": " / ".join(s.text for s in a.transcript.segments) if a.transcript else None}
+
+
+def asr_seconds(path: Path) -> float | None:
+    """Whisper alone (the speech analyzer's transcribe call, model already loaded) on the clip's audio."""
+    from analyzers.audio import pcm16k
+    from analyzers.speech import SpeechTranscript
+
+    pcm = pcm16k(path)
+    if pcm is None or len(pcm) == 0:
+        return None
+    unit = SpeechTranscript()
+    unit.label = "tiny.en"
+    t = time.perf_counter()
+    unit.transcribe(pcm, len(pcm) / 16000)
+    return time.perf_counter() - t
+
+
+def analyzer_table(speeds: dict[str, dict]) -> str:
+    """Per-analyzer cost: seconds (and x real time = clip seconds / analyzer seconds) per sample."""
+    names = list(dict.fromkeys(n for sp in speeds.values() for n in sp["per_analyzer"]))
+    lines = ["| sample | size | clip s | first run in process s (per analyzer) | analysis s | × real time | "
+             "CPU s (all threads) | " + " | ".join(f"{n} s" for n in names) + " |", "|" + "---|" * (7 + len(names))]
+    for sample, sp in speeds.items():
+        cells = []
+        for n in names:
+            sec = sp["per_analyzer"].get(n)
+            cells.append("–" if sec is None else f"{sec:.2f}" + (f" ({sp['status'][n]})" if n in sp["status"] else ""))
+        first = sp["first_run"]
+        first_cell = f"{first['seconds']:.2f} ({', '.join(f'{k} {v:.2f}' for k, v in first['per_analyzer'].items())})"
+        lines.append(f"| {sample} | {sp['size']} | {sp['duration']:.1f} | {first_cell} | {sp['seconds']:.2f} | "
+                     f"{sp['realtime_x']:.1f} | {sp['cpu_seconds']:.2f} | "
+                     + " | ".join(cells) + " |")
+    said = [f"- {s}: Whisper alone {sp['asr_s']:.2f} s = real-time factor {sp['asr_s'] / sp['duration']:.3f}; "
+            f"transcript {sp['transcript']!r}" for s, sp in speeds.items() if sp.get("asr_s") is not None]
+    return "\n".join(lines + ([""] + said if said else []))
 
 
 def table(reports: list[tuple[str, str, CompareReport, dict]]) -> str:
@@ -83,10 +124,22 @@ def main() -> int:
     ap.add_argument("--max-dqp", type=float, default=PlanOptions().max_dqp)
     ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
     ap.add_argument("--tables-only", action="store_true", help="print the tables from the JSON of an earlier run")
+    ap.add_argument("--analysis-only", action="store_true", help="only time the analysis, per analyzer (no encodes)")
     args = ap.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {e["name"]: e for e in manifest()}
+    if args.analysis_only:
+        speeds = {}
+        for name in args.samples:
+            path = COMPOSED[name]() if name in COMPOSED else fetch(entries[name])
+            first = analysis_speed(path)  # includes loading whatever models this process has not loaded yet
+            speeds[name] = analysis_speed(path)
+            speeds[name]["first_run"] = first
+            speeds[name]["asr_s"] = asr_seconds(path)
+            print(f"# {name}: done", file=sys.stderr)
+        print(analyzer_table(speeds))
+        return 0
     reports = []
     for name in args.samples:
         path = fetch(entries[name])

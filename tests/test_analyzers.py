@@ -58,6 +58,9 @@ def proxy_frame(i: int, bgr: np.ndarray, fps: float = 25.0) -> ProxyFrame:
     return ProxyFrame(index=i, time=i / fps, bgr=bgr, gray=cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
 
 
+VISUAL = ["shots", "saliency", "faces", "text"]  # the frame analyzers (audio and text: test_audio_text.py)
+
+
 @pytest.fixture(scope="module")
 def clip(sample):
     """All default analyzers over a real clip, once per clip for the whole module."""
@@ -65,7 +68,7 @@ def clip(sample):
 
     def get(name: str):
         if name not in cache:
-            cache[name] = run_clip(sample(name), analyzers.build(analyzers.DEFAULT))
+            cache[name] = run_clip(sample(name), analyzers.build(VISUAL))
         return cache[name]
 
     return get
@@ -85,9 +88,9 @@ def assert_contiguous(out: AnalyzerOutput, frame_count: int) -> None:
 # ----------------------------------------------------------------------------------------------- registry
 def test_build_default_set_and_unknown_name():
     built = analyzers.build(analyzers.DEFAULT)
-    assert [a.name for a in built] == ["shots", "saliency", "faces", "text"]
+    assert [a.name for a in built] == ["shots", "saliency", "faces", "text", "speech", "audio"]
     assert analyzers.build(["text"], text={"interval_s": 2.0})[0].interval_s == 2.0
-    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text"):
+    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text, speech, audio, subtitles"):
         analyzers.build(["shots", "ocr"])
     with pytest.raises(CodecAssistError, match="analyzer faces"):
         analyzers.build(["faces"], faces={"min_neighbours": 3})
