@@ -25,7 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 from pydantic import ValidationError
 
 from . import bitstream, media
@@ -296,6 +296,8 @@ def encode_thumbnails(thumbs: list[np.ndarray], target_psnr: float) -> tuple[byt
     mosaic = np.concatenate(thumbs, axis=0)
     best = None
     for cid, fmt in IMAGE_CODECS.items():
+        if fmt != "JPEG" and not features.check(fmt.lower()):
+            continue  # this Pillow build cannot write it (AVIF needs Pillow >= 11.3)
         for q in QUALITIES:
             buf = io.BytesIO()
             Image.fromarray(mosaic).save(buf, format=fmt, quality=q)
