@@ -1,6 +1,7 @@
 """Semantic compression: real round trips on every sample, bpp targets, a parser that refuses anything malformed
 (fuzzed), and the three decoder generators (a tiny random diffusers pipeline; retrieval from a folder)."""
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -146,6 +147,10 @@ def test_cli_round_trip_and_rejections(streams, sample, tmp_path):
     r = run("semantic", "decode", src, "-o", tmp_path / "ok.mp4")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "ok.vtt").exists()
+    if shutil.which("ffmpeg"):  # the Debian ffmpeg CLI plays it too, where installed
+        r = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "ok.mp4"), "-f", "null", "-"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and not r.stderr.strip(), r.stderr
 
     blob = streams["bikes.mp4"][0]
     bad = {
