@@ -105,6 +105,7 @@ def add_codec_knobs(sp) -> None:
 SIDE_COMMANDS: tuple[str, ...] = (
     "codec_assist.export",
     "codec_assist.report",
+    "codec_assist.semantic_cmd",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 

@@ -135,3 +135,57 @@ def keyphrase_model():
     except ImportError:
         raise ModelUnavailable("keyphrases need keybert: pip install 'codec-assist[semantic]'") from None
     return KeyBERT(model=text_encoder())
+# ----------------------------------------------------------------------- semantic decoder / captioner (issue 4)
+@functools.lru_cache(maxsize=2)
+def diffusion_pipeline(model_or_path: str):
+    """A diffusers text-to-image pipeline (Stable Diffusion layout, `save_pretrained` folder or a hub id already
+    in the local cache), loaded offline on the CPU. Image-to-image reuses it via AutoPipelineForImage2Image."""
+    try:
+        import diffusers
+        import torch
+    except ImportError as e:
+        raise ModelUnavailable(f"the diffusion generator needs diffusers and torch "
+                               f"(pip install 'codec-assist[semantic]'): {e}") from None
+    from pathlib import Path
+
+    local = Path(model_or_path).expanduser()
+    if not local.exists() and (model_or_path.startswith((".", "/", "~")) or model_or_path.count("/") != 1):
+        raise ModelUnavailable(f"diffusion weights {model_or_path!r}: no such folder (give a diffusers "
+                               "save_pretrained folder, or a hub id already in the local cache)")
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    try:
+        pipe = diffusers.AutoPipelineForText2Image.from_pretrained(
+            str(local) if local.exists() else model_or_path, local_files_only=True, torch_dtype=torch.float32)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelUnavailable(f"diffusion weights {model_or_path!r} could not be loaded offline "
+                               f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@functools.lru_cache(maxsize=2)
+def image_captioner(model_or_path: str):
+    """A transformers image-to-text model (e.g. a BLIP/GIT checkpoint folder) as caption(rgb ndarray) -> str."""
+    try:
+        import transformers
+        from PIL import Image
+    except ImportError as e:
+        raise ModelUnavailable(f"captioning needs transformers (pip install 'codec-assist[semantic]'): {e}") from None
+    from pathlib import Path
+
+    local = Path(model_or_path).expanduser()
+    if not local.exists() and (model_or_path.startswith((".", "/", "~")) or model_or_path.count("/") != 1):
+        raise ModelUnavailable(f"captioner weights {model_or_path!r}: no such folder (give a transformers "
+                               "image-to-text checkpoint folder, or a hub id already in the local cache)")
+    try:
+        pipe = transformers.pipeline("image-to-text", model=str(local) if local.exists() else model_or_path,
+                                     device="cpu")
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise ModelUnavailable(f"captioner {model_or_path!r} could not be loaded offline "
+                               f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+
+    def caption(rgb: np.ndarray) -> str:
+        out = pipe(Image.fromarray(rgb))
+        return str(out[0].get("generated_text", "")).strip()[:500] if out else ""
+
+    return caption

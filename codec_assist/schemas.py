@@ -453,3 +453,79 @@ class AudioSegment(_Model):
 
 
 Analysis.model_rebuild()  # resolve its forward references to Transcript and AudioSegment
+# ------------------------------------------------------------------------------ semantic stream (issue 4)
+# The `scene` layer of a semantic stream (codec_assist/bitstream.py, docs/BITSTREAM.md) is one SceneLayer as
+# canonical JSON. Fields at their default are left out of the JSON, so a reader must apply these defaults.
+MAX_SEMANTIC_FRAMES = 10_000_000
+MAX_SEMANTIC_SHOTS = 100_000
+
+
+class ShotFacts(_Model):
+    """What one shot *is*, in words: the caption and the structured facts it was composed from."""
+
+    start: int = Field(ge=0)  # first frame
+    end: int = Field(gt=0)  # frame after the last
+    caption: str = Field(max_length=2000)
+    tags: list[str] = Field(default=[], max_length=64)
+    people: int = Field(default=0, ge=0, le=1000)  # most faces seen at once
+    objects: list[str] = Field(default=[], max_length=32)  # image classes, strongest first
+    text: list[str] = Field(default=[], max_length=64)  # on-screen words (OCR), when read
+    text_regions: int = Field(default=0, ge=0, le=1000)  # on-screen text boxes at once
+    speech: list[str] = Field(default=[], max_length=256)  # transcript segments spoken in the shot
+    colours: list[str] = Field(default=[], max_length=16)  # dominant colour names, strongest first
+    light: Literal["", "dark", "dim", "bright"] = ""
+    motion: Literal["", "still", "slow", "moving", "fast"] = ""
+    layout: list[str] = Field(default=[], max_length=16)  # e.g. "face centre", "text bottom"
+
+
+class SceneLayer(_Model):
+    width: int = Field(gt=0, le=16384)
+    height: int = Field(gt=0, le=16384)
+    fps_num: int = Field(gt=0, le=1_000_000)
+    fps_den: int = Field(gt=0, le=1_000_000)
+    frames: int = Field(gt=0, le=MAX_SEMANTIC_FRAMES)
+    captioner: str = Field(default="grammar", max_length=200)
+    shots: list[ShotFacts] = Field(min_length=1, max_length=MAX_SEMANTIC_SHOTS)
+
+    @model_validator(mode="after")
+    def _contiguous(self) -> "SceneLayer":
+        if not 1 <= self.fps_num / self.fps_den <= 1000:
+            raise ValueError(f"frame rate {self.fps_num}/{self.fps_den} is out of range")
+        at = 0
+        for i, s in enumerate(self.shots):
+            if s.start != at or s.end <= s.start:
+                raise ValueError(f"shot {i} spans [{s.start}, {s.end}); shots must tile the frames from {at}")
+            at = s.end
+        if at != self.frames:
+            raise ValueError(f"shots end at frame {at}, the video has {self.frames}")
+        return self
+
+
+class LayerStat(_Model):
+    name: str
+    stored_bytes: int
+    raw_bytes: int
+    codec: str
+    kbps: float
+    bpp: float
+
+
+class SemanticReport(_Model):
+    kind: ClassVar[str] = "semantic-report"
+    schema_: Literal["codec-assist/semantic-report"] = Field("codec-assist/semantic-report", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: str
+    output: str
+    width: int
+    height: int
+    frames: int
+    duration: float
+    total_bytes: int
+    container_bytes: int  # header + layer table
+    total_kbps: float
+    total_bpp: float
+    layers: list[LayerStat]
+    shots: list[ShotFacts]
+    seconds: float
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
