@@ -7,7 +7,7 @@ PY      = $(VENV)/bin/python
 CA      = $(VENV)/bin/codec-assist
 FACE    = 190,60,160,240
 
-.PHONY: setup samples demo test test-all bench clean
+.PHONY: setup system-tools samples demo test test-all bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,9 +19,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,semantic,scale,vmaf]'
 	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
-	@# The report test opens the HTML in headless Chromium: Debian's, driven by Playwright's client (no download).
-	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+	@# Debian tools the tests use as independent consumers: Chromium (the HTML report, driven by Playwright's
+	@# client, no browser download), the x264/x265 CLIs (exported --zones) and the ffmpeg CLI (playback checks).
+	$(MAKE) -s system-tools
 	touch $@
+
+SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/x264 /usr/bin/x265 /usr/bin/ffmpeg
+system-tools:
+	@missing=0; for t in $(SYSTEM_TOOLS); do test -x $$t || missing=1; done; \
+	if [ $$missing = 1 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver x264 x265 ffmpeg; fi
 
 samples: setup
 	$(PY) samples/fetch.py
