@@ -6,12 +6,14 @@ from codec_assist.errors import CodecAssistError
 from .base import Analyzer
 from .faces import HaarFaces
 from .saliency import ClassicalSaliency
+from .scene_stats import SceneStats
 from .shots import SceneDetectShots, TransNetV2Shots
 from .text import TextRegions
 
 ANALYZERS: dict[str, type[Analyzer]] = {
     cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions)
 }
+ANALYZERS[SceneStats.name] = SceneStats  # issue 5: scene statistics in words, for tags
 DEFAULT = ["shots", "saliency", "faces", "text"]
 
 

@@ -245,6 +245,7 @@ class EncodeReport(_Model):
     input: VideoInfo
     result: EncodeResult
     plan: str | None = None
+    auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -270,6 +271,7 @@ class CompareReport(_Model):
     bd_rate: dict[str, float | None] = {}  # metric -> % bitrate change of assisted vs baseline at equal quality
     seconds_analysis: float
     speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
+    auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -350,3 +352,126 @@ def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where:
         raise SchemaError(f"{where}: keyframes must be ascending, unique and start at 0")
     if plan.keyframes and plan.keyframes[-1] >= plan.frame_count:
         raise SchemaError(f"{where}: keyframe {plan.keyframes[-1]} is beyond the last frame")
+
+
+# --- topic tags (issue 5)
+TOPIC_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class Topic(_Model):
+    """One topic of a tag taxonomy. `description` is what the evidence is matched against in the language
+    space (and, with CLIP weights, in the CLIP space), so it should say in words what the video shows/sounds like."""
+
+    id: str = Field(pattern=TOPIC_ID)
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(min_length=3, max_length=600)
+    preset: str | None = Field(default=None, pattern=TOPIC_ID)  # a key of the preset table
+
+
+class PresetSettings(_Model):
+    """Encoding choices one preset makes; None leaves the default. Seconds for GOPs, QP units for max_dqp."""
+
+    min_gop: float | None = Field(default=None, gt=0, le=60)
+    max_gop: float | None = Field(default=None, gt=0, le=60)
+    max_dqp: float | None = Field(default=None, ge=0, le=15)
+    strength: float | None = Field(default=None, gt=0, le=10)
+    time_constant: float | None = Field(default=None, ge=0, le=10)
+    aq_mode: int | None = Field(default=None, ge=1, le=4)
+    aq_strength: float | None = Field(default=None, gt=0, le=3)
+    weights: dict[str, float] = {}  # analyzer name -> fusion weight (merged over the defaults)
+    note: str = ""  # why: shown in reports
+
+    @model_validator(mode="after")
+    def _gops(self) -> "PresetSettings":
+        if self.min_gop is not None and self.max_gop is not None and self.min_gop > self.max_gop:
+            raise ValueError(f"min_gop {self.min_gop} exceeds max_gop {self.max_gop}")
+        if any(not (0 <= w <= 2) for w in self.weights.values()):
+            raise ValueError("analyzer weights must be within [0, 2]")
+        return self
+
+
+class PresetTable(_Model):
+    """Tag-driven presets: a tag scoring at least `min_score` applies its topic's preset; where several do,
+    each setting comes from the highest-scoring tag that sets it (policies/presets.py)."""
+
+    kind: ClassVar[str] = "preset table"
+    schema_: Literal["codec-assist/presets"] = Field("codec-assist/presets", alias="schema")
+    version: int = SCHEMA_VERSION
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    presets: dict[str, PresetSettings]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Taxonomy(_Model):
+    kind: ClassVar[str] = "taxonomy"
+    schema_: Literal["codec-assist/taxonomy"] = Field("codec-assist/taxonomy", alias="schema")
+    version: int = SCHEMA_VERSION
+    name: str = "custom"
+    topics: list[Topic] = Field(min_length=1, max_length=1000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Taxonomy":
+        seen: set[str] = set()
+        for t in self.topics:
+            if t.id in seen:
+                raise ValueError(f"topic id {t.id!r} appears twice")
+            seen.add(t.id)
+        return self
+
+
+class TagEvidence(_Model):
+    """Why a tag scored: one modality's best-matching words and how much that modality added."""
+
+    modality: str  # transcript, visual, audio, on-screen text, faces, scene, editing, clip
+    tokens: list[str]  # the phrases that matched best, best first
+    similarity: float  # attention-pooled cosine similarity of those phrases to the topic
+    contribution: float  # what this modality added to the raw score (similarity above its taxonomy mean)
+
+
+class Tag(_Model):
+    id: str
+    name: str
+    score: float = Field(ge=0, le=1)  # calibrated (heuristic logistic, see tagging.py)
+    raw: float  # uncalibrated evidence score
+    evidence: list[TagEvidence] = []
+
+
+class ShotTags(_Model):
+    start_frame: int = Field(ge=0)
+    end_frame: int
+    start: float  # seconds
+    end: float
+    tags: list[Tag]
+
+
+class TagReport(_Model):
+    kind: ClassVar[str] = "tag report"
+    schema_: Literal["codec-assist/tags"] = Field("codec-assist/tags", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: VideoInfo
+    taxonomy: str  # name of the taxonomy used
+    tags: list[Tag]  # video level, best first
+    shots: list[ShotTags] = []
+    modalities: list[str] = []  # which evidence was present
+    clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
+    seconds: float = 0.0
+    seconds_analysis: float = 0.0
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PresetChoice(_Model):
+    """One setting an --auto-preset run changed, and the tag that chose it."""
+
+    setting: str
+    value: float | int | dict[str, float]
+    tag: str
+    score: float
+    preset: str
+
+
+EncodeReport.model_rebuild()
+CompareReport.model_rebuild()
