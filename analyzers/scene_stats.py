@@ -2,7 +2,7 @@
 
 Cheap low-level cues that no model here gives directly: whether a scene is dark (night), its colours vivid
 and many-hued (animation often is) or muted, its detail dense, its camera static or moving. Each analysis
-frame is described by a few phrases ("dark night scene in low light", "static camera with little motion");
+frame is described by a few phrases ("dark night scene in low light", "still picture with little motion");
 runs of consecutive analysis frames with the same phrase become one whole-frame token whose score is the
 mean strength, so the tagger can match them against topic descriptions like any other words.
 
@@ -74,8 +74,8 @@ def describe(s: dict[str, float]) -> dict[str, float]:
     }
     m = s.get("motion")
     if m is not None and np.isfinite(m):
-        phrases["fast camera or subject motion"] = _ramp(m, 1.5, 4.0)
-        phrases["static camera with little motion"] = _ramp(m, 0.9, 0.3)
+        phrases["fast motion in the picture"] = _ramp(m, 1.5, 4.0)
+        phrases["still picture with little motion"] = _ramp(m, 0.9, 0.3)
     return phrases
 
 

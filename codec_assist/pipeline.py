@@ -55,6 +55,8 @@ class PlanOptions(BaseModel):
     min_gop: float = Field(0.5, gt=0)  # seconds
     max_gop: float = Field(10.0, gt=0)  # seconds
     block_size: int | None = None  # default per codec
+    aq_mode: int = Field(1, ge=1, le=4)  # encoder adaptive quantisation (ROI needs it on); tag presets set these
+    aq_strength: float = Field(1.0, gt=0, le=3)
 
 
 def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False
@@ -172,7 +174,7 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
         codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=fps, block_size=block,
         blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp,
         keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
-        min_gop=min_gop, max_gop=max_gop, source=source,
+        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode, aq_strength=opt.aq_strength, source=source,
     )
     return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32)}
 

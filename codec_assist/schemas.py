@@ -467,7 +467,7 @@ class PresetChoice(_Model):
     """One setting an --auto-preset run changed, and the tag that chose it."""
 
     setting: str
-    value: float | int | dict[str, float]
+    value: float | int  # weights appear as settings 'weights.<analyzer>'
     tag: str
     score: float
     preset: str
