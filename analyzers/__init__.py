@@ -3,18 +3,24 @@ from __future__ import annotations
 
 from codec_assist.errors import CodecAssistError
 
+from .audio import AudioSignals
 from .base import Analyzer
 from .faces import HaarFaces
 from .saliency import ClassicalSaliency
 from .scene_stats import SceneStats
 from .shots import SceneDetectShots, TransNetV2Shots
+from .speech import SpeechTranscript
+from .subtitles import Subtitles
 from .text import TextRegions
 
 ANALYZERS: dict[str, type[Analyzer]] = {
-    cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions)
+    cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions,
+                              SpeechTranscript, AudioSignals, Subtitles)
 }
 ANALYZERS[SceneStats.name] = SceneStats  # issue 5: scene statistics in words, for tags
-DEFAULT = ["shots", "saliency", "faces", "text"]
+# speech and audio skip cleanly (status "skipped") on a video without audio; subtitles join on their own
+# when a file is given or the container has a text subtitle stream (pipeline._audio_text_setup)
+DEFAULT = ["shots", "saliency", "faces", "text", "speech", "audio"]
 
 
 def build(names: list[str], **options) -> list[Analyzer]:

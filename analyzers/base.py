@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from codec_assist.media import ProxyFrame
-from codec_assist.schemas import RegionToken, Shot, VideoInfo
+from codec_assist.schemas import AudioSegment, RegionToken, Shot, SignalInfo, Transcript, VideoInfo
 
 
 @dataclass
@@ -35,6 +35,15 @@ class AnalyzerOutput:
     # signal name -> {frame index: value}; the pipeline aligns them to the analysis frames
     signals: dict[str, dict[int, float]] = field(default_factory=dict)
     shots: list[Shot] | None = None  # only shot analyzers set this
+    # signal name -> its unit and description (a signal without one is listed by name only)
+    signal_info: dict[str, SignalInfo] = field(default_factory=dict)
+    transcript: Transcript | None = None  # speech (ASR) and subtitles analyzers
+    audio_segments: list[AudioSegment] | None = None  # the audio analyzer
+
+
+class Skip(Exception):
+    """Raised by an analyzer that has nothing to work on (e.g. no audio stream): it is left out of the
+    analysis with status "skipped" and this message, which is not a failure."""
 
 
 class Analyzer:

@@ -67,11 +67,19 @@ FMT = argparse.ArgumentDefaultsHelpFormatter
 
 def add_analysis_knobs(sp) -> None:
     g = sp.add_argument_group("analysis")
-    g.add_argument("--analyzers", default="shots,saliency,faces,text",
-                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text)")
+    g.add_argument("--analyzers", default="shots,saliency,faces,text,speech,audio",
+                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text, speech, "
+                   "audio, subtitles); speech and audio skip videos without audio")
     g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
     g.add_argument("--analysis-fps", type=float, default=3.0,
                    help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
+    g.add_argument("--subtitles", metavar="FILE",
+                   help="sidecar .srt or .vtt subtitles, used as a time-aligned text source (text subtitle streams "
+                   "inside the input are read without this)")
+    g.add_argument("--asr-model", metavar="NAME_OR_PATH",
+                   help="faster-whisper model for speech: a size or HF repo id already in the local cache, or a "
+                   "CTranslate2 model folder (default: the bundled Whisper tiny.en)")
+    g.add_argument("--no-asr", action="store_true", help="no speech recognition (drops the speech analyzer)")
 
 
 def add_plan_knobs(sp) -> None:
@@ -167,7 +175,8 @@ def _analyze_options(args):
     from .pipeline import AnalyzeOptions
 
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()]
-    return AnalyzeOptions(analyzers=names, proxy_width=args.proxy_width, analysis_fps=args.analysis_fps)
+    return AnalyzeOptions(analyzers=names, proxy_width=args.proxy_width, analysis_fps=args.analysis_fps,
+                          subtitles=args.subtitles, asr_model=args.asr_model, asr=not args.no_asr)
 
 
 def _plan_options(args, codec: str):
@@ -195,10 +204,19 @@ def cmd_analyze(args) -> int:
     analysis, arrays = analyze(inp, options, progress=not args.quiet)
     out.mkdir(parents=True, exist_ok=True)
     schemas.save(analysis, out / "analysis.json", arrays)
+    extra = ""
+    if analysis.transcript is not None:
+        from .safeio import atomic_write_bytes
+        from .subtitles import to_webvtt
+
+        atomic_write_bytes(out / "transcript.vtt", to_webvtt(analysis.transcript).encode())
+        extra = f", transcript of {len(analysis.transcript.segments)} segments ({analysis.transcript.source})"
+    else:
+        (out / "transcript.vtt").unlink(missing_ok=True)  # an earlier run's, not this analysis's
     runs = ", ".join(f"{r.name} {r.seconds:.2f}s" + ("" if r.status == "ok" else f" ({r.status})")
                      for r in analysis.analyzers)
     _emit(args, analysis, f"{inp.name}: {len(analysis.shots)} shots (cuts at frames {analysis.cut_frames}), "
-          f"{len(analysis.tokens)} region tokens, {len(analysis.analysis_frames)} analysed frames "
+          f"{len(analysis.tokens)} region tokens, {len(analysis.analysis_frames)} analysed frames{extra} "
           f"in {analysis.seconds:.2f}s [{runs}] -> {out / 'analysis.json'}")
     return 0
 

