@@ -272,6 +272,9 @@ def cmd_encode(args) -> int:
     info = media.probe(inp)
     plan = plan_arrays = None
     seconds_analysis = 0.0
+    choices = None
+    if getattr(args, "auto_preset", False) and (args.plan or args.no_assist):
+        raise CodecAssistError("--auto-preset chooses plan settings; it cannot go with --plan or --no-assist")
     if args.plan:
         plan, plan_arrays = schemas.load(schemas.EncodePlan, args.plan, need_arrays=("qp/frames", "qp/offsets"))
         schemas.validate_plan_arrays(plan, plan_arrays, args.plan)
@@ -279,20 +282,25 @@ def cmd_encode(args) -> int:
         import time
 
         t = time.perf_counter()
-        analysis, arrays = analyze(inp, _analyze_options(args), progress=not args.quiet)
-        plan, plan_arrays = make_plan(analysis, arrays, _plan_options(args, args.codec))
+        a_opt, p_opt, choices = _auto_preset(args, inp, _analyze_options(args), _plan_options(args, args.codec))
+        analysis, arrays = analyze(inp, a_opt, progress=not args.quiet)
+        plan, plan_arrays = make_plan(analysis, arrays, p_opt)
         seconds_analysis = time.perf_counter() - t
     result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan, plan_arrays=plan_arrays,
                     params=params, progress=not args.quiet)
     result.seconds_analysis = seconds_analysis
     if args.report:
         result.quality = compare_videos(inp, out, rois=args.roi)
-        schemas.save(EncodeReport(input=info, result=result, plan=args.plan), args.report)
+        schemas.save(EncodeReport(input=info, result=result, plan=args.plan, auto_preset=choices), args.report)
     text = (f"{out}: {result.frames} frames, {result.bitrate_kbps:.1f} kb/s, IDR at {result.keyframes}, "
             f"{'assisted' if result.assisted else 'plain'} {ENCODERS[args.codec]} {args.preset} {rate.describe()}, "
             f"analysis {seconds_analysis:.2f}s + encode {result.seconds_encode:.2f}s")
     if result.quality:
         text += f", PSNR-Y {result.quality.psnr_y:.2f} dB, SSIM-Y {result.quality.ssim_y:.4f}"
+    if choices is not None:
+        from .tagging import describe_choices
+
+        text += "\n" + describe_choices(choices)
     _emit(args, result, text)
     return 0
 
@@ -312,13 +320,29 @@ def cmd_compare(args) -> int:
     rates = [RateControl(mode="abr", bitrate=b) for b in sorted(set(args.bitrate))]
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
+    a_opt, p_opt, choices = _auto_preset(args, inp, _analyze_options(args), _plan_options(args, args.codec))
     with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
         report = compare(inp, rates, args.keep or tmp, codec=args.codec, preset=args.preset, rois=args.roi,
-                         analyze_options=_analyze_options(args), plan_options=_plan_options(args, args.codec),
-                         progress=not args.quiet, keep=bool(args.keep))
+                         analyze_options=a_opt, plan_options=p_opt, progress=not args.quiet, keep=bool(args.keep))
+    report.auto_preset = choices
     schemas.save(report, out)
-    _emit(args, report, format_compare(report) + f"\n-> {out}")
+    extra = ""
+    if choices is not None:
+        from .tagging import describe_choices
+
+        extra = "\n" + describe_choices(choices)
+    _emit(args, report, format_compare(report) + extra + f"\n-> {out}")
     return 0
+
+
+def _auto_preset(args, inp, analyze_options, plan_options):
+    """With --auto-preset (added by codec_assist.tagging): tag the input and let the preset table adjust the
+    options; returns (analyze options, plan options, choices or None)."""
+    if not getattr(args, "auto_preset", False):
+        return analyze_options, plan_options, None
+    from .tagging import apply_auto_preset
+
+    return apply_auto_preset(args, inp, analyze_options, plan_options)
 
 
 def format_compare(report) -> str:

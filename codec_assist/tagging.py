@@ -534,6 +534,36 @@ def register(sub) -> None:
     g.add_argument("--clip-checkpoint", help="local open_clip checkpoint file")
     add_analysis_knobs(t)
     t.set_defaults(handler=cmd_tag, analyzers=",".join(TAG_ANALYZERS), analysis_fps=TAG_FPS)
+    for name in ("encode", "compare"):  # the core commands take their tag-driven preset from here
+        if name in sub.choices:
+            add_auto_preset_knobs(sub.choices[name])
+
+
+def add_auto_preset_knobs(sp) -> None:
+    g = sp.add_argument_group("tag-driven preset (issue 5)")
+    g.add_argument("--auto-preset", action="store_true",
+                   help="tag the video first and let the preset table choose GOP limits, QP-offset bounds, "
+                   "AQ and analyzer weights (settings given explicitly on the command line win)")
+    g.add_argument("--preset-table", metavar="FILE", help="preset table YAML/JSON; unset: the shipped data/presets.yaml")
+    g.add_argument("--taxonomy", metavar="FILE", help="taxonomy for --auto-preset; unset: the shipped data/taxonomy.yaml")
+
+
+def apply_auto_preset(args, inp, analyze_options, plan_options):
+    """The CLI side of auto_preset: explicit flags are kept, the choices are printed to stderr."""
+    import sys
+
+    from .encode import parse_params
+
+    taxonomy = load_taxonomy(args.taxonomy)
+    table = load_presets(args.preset_table, taxonomy)
+    keep = explicit_plan_settings(args)
+    if "aq-strength" in parse_params(getattr(args, "params", "")):
+        keep |= {"aq_strength"}
+    a_opt, p_opt, choices, report = auto_preset(inp, analyze_options, plan_options, taxonomy=taxonomy,
+                                                table=table, keep=keep, progress=not args.quiet)
+    if not args.quiet:
+        print("tags: " + ", ".join(f"{t.name} {t.score:.2f}" for t in report.tags[:3]), file=sys.stderr)
+    return a_opt, p_opt, choices
 
 
 def _tag_args(args):
