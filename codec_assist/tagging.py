@@ -58,7 +58,7 @@ MAX_DATA_BYTES = 1 << 20  # a taxonomy or preset table is a few KB; refuse anyth
 TAG_ANALYZERS = ("shots", "faces", "text", "scene_stats", "imagenet", "speech", "audio")
 TAG_FPS = 1.5  # analysis frames per second for tagging: topics change slowly; keeps tagging well under real time
 
-TEMPERATURE = 0.05  # attention over a modality's phrases (cosine units): ~ a soft max
+TEMPERATURE = 0.02  # attention over a modality's phrases (support units): ~ a soft maximum
 MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.7, "on-screen text": 0.6, "faces": 0.8,
                    "scene": 0.7, "editing": 0.3}
 OTHER_MODALITY_WEIGHT = 0.5  # a source this module does not know yet
@@ -253,16 +253,20 @@ def topic_space(taxonomy: Taxonomy) -> TopicSpace:
 
 
 def modality_scores(space: TopicSpace, phrases: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """Attention-pool one modality's phrases per topic.
+    """How much one modality's phrases single out each topic.
 
-    Returns (similarity (T,), attention (P, T), phrases, cosines (P, T))."""
+    A phrase's support for a topic is its cosine to the topic minus its mean cosine over the whole taxonomy
+    (a phrase like "speech" that resembles every topic a little supports none much), times sqrt(weight) (a
+    phrase heard for a moment counts less than one present throughout). A soft maximum over the phrases
+    (attention, temperature TEMPERATURE) pools them: a topic is carried by its best phrases, not diluted by
+    the others. Returns (support (T,), attention (P, T), phrases, cosines (P, T))."""
     names = list(phrases)
-    w = np.array([phrases[p] for p in names], np.float64)
+    w = np.sqrt(np.array([phrases[p] for p in names], np.float64))[:, None]
     cos = embed_phrases(names).astype(np.float64) @ space.vectors.T.astype(np.float64)  # (P, T)
-    logits = cos / TEMPERATURE + np.log(np.maximum(w, 1e-6))[:, None]
-    att = np.exp(logits - logits.max(axis=0, keepdims=True))
+    support = w * np.maximum(0.0, cos - cos.mean(axis=1, keepdims=True))
+    att = np.exp((support - support.max(axis=0, keepdims=True)) / TEMPERATURE)
     att /= att.sum(axis=0, keepdims=True)
-    return (att * cos).sum(axis=0), att, names, cos
+    return (att * support).sum(axis=0), att, names, cos
 
 
 def calibrate(raw: np.ndarray) -> np.ndarray:
@@ -278,16 +282,14 @@ def score_topics(space: TopicSpace, evidence: Evidence, clip_sims: np.ndarray | 
     for modality, phrases in sorted(evidence.items()):
         if not phrases:
             continue
-        sim, att, names, cos = modality_scores(space, phrases)
-        presence = min(1.0, sum(phrases.values()))
-        alpha = MODALITY_WEIGHT.get(modality, OTHER_MODALITY_WEIGHT) * presence
-        margin = np.maximum(0.0, sim - sim.mean())
-        raw += alpha * margin
-        for k in np.flatnonzero(margin > 0):
-            order = np.argsort(-(att[:, k] * cos[:, k]))[:EVIDENCE_PHRASES]
+        support, att, names, cos = modality_scores(space, phrases)
+        alpha = MODALITY_WEIGHT.get(modality, OTHER_MODALITY_WEIGHT)
+        raw += alpha * support
+        for k in np.flatnonzero(support > 1e-3):
+            order = np.argsort(-att[:, k])[:EVIDENCE_PHRASES]
             per_topic[k].append(TagEvidence(
-                modality=modality, tokens=[names[i] for i in order if att[i, k] > 0.05] or [names[order[0]]],
-                similarity=round(float(sim[k]), 4), contribution=round(float(alpha * margin[k]), 4)))
+                modality=modality, tokens=[names[i] for i in order if att[i, k] > 0.1] or [names[order[0]]],
+                similarity=round(float(cos[order[0], k]), 4), contribution=round(float(alpha * support[k]), 4)))
     if clip_sims is not None and len(clip_sims):
         sim = clip_sims.mean(axis=0)  # (T,) over the frames
         z = (sim - sim.mean()) / (sim.std() + 1e-6)
