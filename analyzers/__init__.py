@@ -4,15 +4,18 @@ from __future__ import annotations
 from codec_assist.errors import CodecAssistError
 
 from .base import Analyzer
+from .clip import ClipPatches
 from .faces import HaarFaces
+from .imagenet import ImageNetRegions
 from .saliency import ClassicalSaliency
 from .shots import SceneDetectShots, TransNetV2Shots
 from .text import TextRegions
 
 ANALYZERS: dict[str, type[Analyzer]] = {
-    cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions)
+    cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions,
+                              ImageNetRegions, ClipPatches)
 }
-DEFAULT = ["shots", "saliency", "faces", "text"]
+DEFAULT = ["shots", "saliency", "faces", "text", "imagenet"]
 
 
 def build(names: list[str], **options) -> list[Analyzer]:
