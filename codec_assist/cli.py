@@ -46,6 +46,18 @@ def parse_crf(text: str) -> float:
     return v
 
 
+def parse_focus(text: str):
+    """'bicycle' or 'bicycle@0.5' -> FocusPrompt."""
+    from .schemas import FocusPrompt
+
+    body, _, weight = text.rpartition("@") if re.search(r"@\s*\d*\.?\d+\s*$", text) else (text, "", "")
+    try:
+        return FocusPrompt(text=body.strip(), weight=float(weight) if weight else 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"focus {text!r}: needs text and an optional weight in (0, 1], "
+                                         f"like 'bicycle@0.5'") from None
+
+
 def parse_roi_arg(text: str):
     from .metrics import parse_roi
 
@@ -67,12 +79,21 @@ FMT = argparse.ArgumentDefaultsHelpFormatter
 
 def add_analysis_knobs(sp) -> None:
     g = sp.add_argument_group("analysis")
-    g.add_argument("--analyzers", default="shots,saliency,faces,text,speech,audio",
-                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text, speech, "
-                   "audio, subtitles); speech and audio skip videos without audio")
+    g.add_argument("--analyzers", default="shots,saliency,faces,text,imagenet,speech,audio",
+                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text, imagenet, clip, "
+                   "speech, audio, subtitles); speech and audio skip videos without audio")
     g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
     g.add_argument("--analysis-fps", type=float, default=3.0,
                    help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
+    g.add_argument("--focus", type=parse_focus, action="append", default=[], metavar="TEXT[@W]",
+                   help="what matters, in words (repeatable): regions and moments whose meaning matches get more "
+                   "bits; optional weight in (0, 1], e.g. --focus bicycle@0.5")
+    g.add_argument("--clip-model", metavar="NAME", help="attend in CLIP space too with this open_clip model "
+                   "(e.g. ViT-B-32); needs --clip-pretrained or --clip-checkpoint weights on this machine")
+    clip = g.add_mutually_exclusive_group()
+    clip.add_argument("--clip-pretrained", metavar="TAG", help="open_clip pretrained tag, found in the local "
+                      "open_clip / Hugging Face cache (never downloaded)")
+    clip.add_argument("--clip-checkpoint", metavar="FILE", help="local open_clip checkpoint file for --clip-model")
     g.add_argument("--subtitles", metavar="FILE",
                    help="sidecar .srt or .vtt subtitles, used as a time-aligned text source (text subtitle streams "
                    "inside the input are read without this)")
@@ -104,6 +125,7 @@ def add_codec_knobs(sp) -> None:
 # Modules that add a subcommand: each has register(sub) that adds its parser(s) with set_defaults(handler=...).
 SIDE_COMMANDS: tuple[str, ...] = (
     "codec_assist.tagging",
+    "codec_assist.explain",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 
@@ -176,7 +198,9 @@ def _analyze_options(args):
 
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()]
     return AnalyzeOptions(analyzers=names, proxy_width=args.proxy_width, analysis_fps=args.analysis_fps,
-                          subtitles=args.subtitles, asr_model=args.asr_model, asr=not args.no_asr)
+                          subtitles=args.subtitles, asr_model=args.asr_model, asr=not args.no_asr,
+                          focus=args.focus, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
+                          clip_checkpoint=args.clip_checkpoint)
 
 
 def _plan_options(args, codec: str):

@@ -116,6 +116,12 @@ class ImportanceInfo(_Model):
     top_tokens: list[list[int]] = []
     fusion: str = "weighted-sum"
     weights: dict[str, float] = {}
+    # cross-modal attention (fusion.py): the weight each top token adds to frame i, and the query (index into
+    # `queries`) that attended to it most, -1 where the token counts as a prior only (a face, a text box)
+    top_weights: list[list[float]] = []
+    top_queries: list[list[int]] = []
+    queries: list["FusionQuery"] = []
+    temperature: float | None = None
 
 
 class Analysis(_Model):
@@ -386,7 +392,7 @@ class AudioSegment(_Model):
     score: float = Field(ge=0, le=1)  # mean class probability over the span
 
 
-Analysis.model_rebuild()  # resolve its forward references to Transcript and AudioSegment
+# (Analysis.model_rebuild() for Transcript and AudioSegment runs at the end of the module, after FusionQuery)
 
 
 # --- topic tags (issue 5)
@@ -508,5 +514,57 @@ class PresetChoice(_Model):
     preset: str
 
 
-EncodeReport.model_rebuild()
+
+# ------------------------------------------------------------------ semantic fusion and explain (issue 3 B)
+class FocusPrompt(_Model):
+    """A user's `--focus TEXT[@WEIGHT]`: text that the regions and the transcript are attended with."""
+
+    text: str = Field(min_length=1, max_length=200)
+    weight: float = Field(1.0, gt=0, le=1)
+
+
+class FusionQuery(_Model):
+    """One text query the fusion attended with: a focus prompt or a transcript/subtitle/keyphrase/tag token."""
+
+    text: str
+    source: str  # "focus", or the source of the token it came from
+    weight: float = Field(ge=0, le=1)
+    token: int | None = None  # index into Analysis.tokens when it came from a token
+
+
+class ExplainToken(_Model):
+    token: int  # index into Analysis.tokens
+    label: str
+    source: str
+    box: Box | None = None
+    score: float
+    weight: float  # what it added to the frame's importance (fusion's contribution weight)
+    query: str | None = None  # the query that attended to it most, when one did
+
+
+class ExplainMoment(_Model):
+    frame: int
+    time: float
+    importance: float  # the frame's scalar importance
+    temporal: float  # the per-moment weight from signals and transcript matches
+    hottest: Box  # the grid cell with the highest importance
+    hottest_value: float
+    tokens: list[ExplainToken]
+
+
+class Explanation(_Model):
+    kind: ClassVar[str] = "explanation"
+    schema_: Literal["codec-assist/explanation"] = Field("codec-assist/explanation", alias="schema")
+    version: int = SCHEMA_VERSION
+    analysis: str
+    fusion: str
+    queries: list[FusionQuery] = []
+    moments: list[ExplainMoment]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+ImportanceInfo.model_rebuild()
+Analysis.model_rebuild()
+EncodeReport.model_rebuild()  # issue 5: resolve auto_preset -> PresetChoice
 CompareReport.model_rebuild()

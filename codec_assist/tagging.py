@@ -339,22 +339,31 @@ def clip_frames(path: str | Path, analysis: Analysis, per_shot: int = 2) -> dict
 
 def clip_similarities(spec: ClipSpec, space: TopicSpace, frames: dict[int, list[np.ndarray]]) -> dict[int, np.ndarray]:
     """Shot index -> (frames, T) cosine similarities of its frames to the topics, in CLIP space."""
+    import cv2
     import torch
-    from PIL import Image
 
     from . import models
 
-    model, preprocess, tokenizer = models.clip_model(spec.model, pretrained=spec.pretrained,
-                                                     checkpoint=spec.checkpoint)
+    clip = models.clip_model(spec.model, spec.pretrained, spec.checkpoint)
+    if space.clip_text is None:
+        space.clip_text = models.clip_embed_texts(clip, [f"a video of {t.name}: {t.description}"
+                                                         for t in space.taxonomy.topics])
+    mean, std = np.array(clip.mean, np.float32), np.array(clip.std, np.float32)
+
+    def prepare(rgb: np.ndarray) -> np.ndarray:  # CLIP's own transform: short side to size, centre crop
+        h, w = rgb.shape[:2]
+        k = clip.image_size / min(h, w)
+        im = cv2.resize(rgb, (max(clip.image_size, round(w * k)), max(clip.image_size, round(h * k))),
+                        interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+        y, x = (im.shape[0] - clip.image_size) // 2, (im.shape[1] - clip.image_size) // 2
+        im = im[y:y + clip.image_size, x:x + clip.image_size].astype(np.float32) / 255.0
+        return ((im - mean) / std).transpose(2, 0, 1)
+
+    out = {}
     with torch.no_grad():
-        if space.clip_text is None:
-            texts = [f"a video of {t.name}: {t.description}" for t in space.taxonomy.topics]
-            tv = model.encode_text(tokenizer(texts)).float()
-            space.clip_text = torch.nn.functional.normalize(tv, dim=-1).numpy()
-        out = {}
         for k, imgs in frames.items():
-            batch = torch.stack([preprocess(Image.fromarray(im)) for im in imgs])
-            iv = torch.nn.functional.normalize(model.encode_image(batch).float(), dim=-1).numpy()
+            batch = torch.from_numpy(np.stack([prepare(im) for im in imgs]))
+            iv = torch.nn.functional.normalize(clip.model.encode_image(batch).float(), dim=-1).numpy()
             out[k] = iv @ space.clip_text.T
     return out
 
@@ -530,10 +539,6 @@ def register(sub) -> None:
     t.add_argument("--chapters", help="write WebVTT chapters (one cue per shot, with its tags) here")
     t.add_argument("--summary", help="folder mode: summary CSV path (a JSON twin is written beside it)")
     t.add_argument("--json", action="store_true", help="print the report as JSON")
-    g = t.add_argument_group("CLIP zero-shot (optional; no weights ship)")
-    g.add_argument("--clip-model", help="open_clip architecture, e.g. ViT-B-32")
-    g.add_argument("--clip-pretrained", help="open_clip pretrained tag (must already be in the local cache)")
-    g.add_argument("--clip-checkpoint", help="local open_clip checkpoint file")
     add_analysis_knobs(t)
     t.set_defaults(handler=cmd_tag, analyzers=",".join(TAG_ANALYZERS), analysis_fps=TAG_FPS)
     for name in ("encode", "compare"):  # the core commands take their tag-driven preset from here
@@ -577,7 +582,8 @@ def _tag_args(args):
         raise CodecAssistError("--clip-pretrained/--clip-checkpoint need --clip-model")
     taxonomy = load_taxonomy(args.taxonomy)
     clip = ClipSpec(args.clip_model, args.clip_pretrained, args.clip_checkpoint) if args.clip_model else None
-    opts = _analyze_options(args)
+    opts = _analyze_options(args).model_copy(update={"clip_model": None, "clip_pretrained": None,
+                                                      "clip_checkpoint": None})  # zero-shot below, per shot
     import analyzers
 
     # The default list names analyzers other branches/extras add; run the ones installed here.
