@@ -59,11 +59,14 @@ TAG_ANALYZERS = ("shots", "faces", "text", "scene_stats", "imagenet", "speech", 
 TAG_FPS = 1.5  # analysis frames per second for tagging: topics change slowly; keeps tagging well under real time
 
 TEMPERATURE = 0.02  # attention over a modality's phrases (support units): ~ a soft maximum
-MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.7, "on-screen text": 0.6, "faces": 0.8,
-                   "scene": 0.7, "editing": 0.3}
+MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.5, "on-screen text": 0.6, "faces": 0.8,
+                   "scene": 0.7, "editing": 0.2}
 OTHER_MODALITY_WEIGHT = 0.5  # a source this module does not know yet
 CLIP_WEIGHT, CLIP_SCALE = 1.5, 0.1  # CLIP z-scores brought to the range of MiniLM margins (~0.1 a std)
-CAL_SLOPE, CAL_MID = 14.0, 0.2  # the heuristic calibration (see the module docstring)
+CAL_SLOPE, CAL_MID = 16.0, 0.3  # the heuristic calibration (see the module docstring)
+WEIGHT_POWER = 0.75  # phrase weight -> support factor: sub-linear, a brief but clear cue still counts
+BAG_SIZE = 6  # ImageNet classes joined into the "objects seen together" phrase
+NAME_WEIGHT = 0.3  # keyphrases that are only names (proper nouns in the transcript) count this much
 EVIDENCE_PHRASES = 3  # phrases shown per modality in a tag's evidence
 
 SOURCE_MODALITY = {"imagenet": "visual", "transcript": "transcript", "keyphrase": "transcript",
@@ -160,6 +163,20 @@ def _phrase(token) -> tuple[str, str] | None:
     return modality, label
 
 
+def proper_nouns(analysis: Analysis) -> set[str]:
+    """Lower-cased words the transcript writes capitalised other than at a sentence start: names of people
+    and places, which say little about a video's topic."""
+    out: set[str] = set()
+    for t in analysis.tokens:
+        if SOURCE_MODALITY.get(t.source) == "transcript" and t.source != "keyphrase":
+            words = t.label.split()
+            for prev, w in zip(["."] + words, words):
+                core = w.strip(".,!?;:\"'()")
+                if core[:1].isupper() and core != "I" and not core.startswith("I'") and prev[-1:] not in ".!?":
+                    out.add(core.lower())
+    return out
+
+
 def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: int,
                      whole_video: bool = False) -> Evidence:
     """Everything the analysis found in frames [start, end), in words, with weights in [0, 1]."""
@@ -171,11 +188,28 @@ def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: i
             phrases = ev.setdefault(modality, {})
             phrases[phrase] = min(1.0, phrases.get(phrase, 0.0) + weight)
 
+    names = proper_nouns(analysis)
     for t in analysis.tokens:
         overlap = min(end, t.frame_end) - max(start, t.frame_start)
         said = _phrase(t) if overlap > 0 else None
-        if said:
-            add(*said, t.score * overlap / span)
+        if not said:
+            continue
+        modality, phrase = said
+        weight = t.score * overlap / span
+        if t.source == "keyphrase" and set(phrase.lower().split()) <= names:
+            weight *= NAME_WEIGHT  # "john pierce" says who, not what about (it matched basketball)
+        if t.source == "imagenet":  # "racer, sports car, limousine": classes whose blobs coincided
+            classes = [c.strip() for c in phrase.split(",") if c.strip()]
+            for c in classes:
+                add(modality, c, weight / len(classes))
+        else:
+            add(modality, phrase, weight)
+    visual = ev.get("visual", {})
+    if len(visual) > 1:
+        # The objects seen together, as one phrase: "limousine, cab, minibus" reads as a street scene where
+        # each word alone is weak (a sentence-level embedding of a bag of objects, like a crude caption).
+        top = sorted(visual, key=lambda p: -visual[p])[:BAG_SIZE]
+        add("visual", ", ".join(top), min(1.0, sum(visual[p] for p in top)))
     frames = np.asarray(analysis.analysis_frames)
     inside = (frames >= start) & (frames < end)
     audio_tokens = "audio" in ev
@@ -197,8 +231,6 @@ def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: i
         seconds = span / analysis.video.fps
         if cuts and seconds / (len(cuts) + 1) < 3.0:
             add("editing", "fast-paced editing with frequent cuts", 1.0)
-        elif not cuts and seconds >= 4.0:
-            add("editing", "one continuous shot without cuts", 1.0)
     return ev
 
 
@@ -256,12 +288,12 @@ def modality_scores(space: TopicSpace, phrases: dict[str, float]) -> tuple[np.nd
     """How much one modality's phrases single out each topic.
 
     A phrase's support for a topic is its cosine to the topic minus its mean cosine over the whole taxonomy
-    (a phrase like "speech" that resembles every topic a little supports none much), times sqrt(weight) (a
+    (a phrase like "speech" that resembles every topic a little supports none much), times weight**WEIGHT_POWER (a
     phrase heard for a moment counts less than one present throughout). A soft maximum over the phrases
     (attention, temperature TEMPERATURE) pools them: a topic is carried by its best phrases, not diluted by
     the others. Returns (support (T,), attention (P, T), phrases, cosines (P, T))."""
     names = list(phrases)
-    w = np.sqrt(np.array([phrases[p] for p in names], np.float64))[:, None]
+    w = np.array([phrases[p] for p in names], np.float64)[:, None] ** WEIGHT_POWER
     cos = embed_phrases(names).astype(np.float64) @ space.vectors.T.astype(np.float64)  # (P, T)
     support = w * np.maximum(0.0, cos - cos.mean(axis=1, keepdims=True))
     att = np.exp((support - support.max(axis=0, keepdims=True)) / TEMPERATURE)
