@@ -279,6 +279,12 @@ def _topic_vectors(key: str, texts: tuple[str, ...]) -> np.ndarray:
 
 
 def topic_space(taxonomy: Taxonomy) -> TopicSpace:
+    try:  # transformers draws a "Loading weights" bar on stderr when MiniLM loads; tags print their own output
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     texts = tuple(topic_text(t) for t in taxonomy.topics)
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()
     return TopicSpace(taxonomy=taxonomy, vectors=_topic_vectors(key, texts))

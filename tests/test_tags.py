@@ -30,6 +30,15 @@ def run(*args):
                           text=True, timeout=600)
 
 
+def run_here(capsys, *args):
+    """The CLI in this process (models already loaded by earlier tests): (exit code, stdout, stderr)."""
+    from codec_assist.cli import main
+
+    code = main(["-q", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture(scope="module")
 def analyses(sample):
     """Each sample analysed once with the tagging analyzers."""
@@ -152,12 +161,12 @@ def test_cli_bad_taxonomy_one_line_nothing_written(sample, tmp_path):
     assert r.returncode == 2 and "--auto-preset" in r.stderr and not (tmp_path / "o.mp4").exists()
 
 
-def test_cli_tag_json_and_chapters(sample, tmp_path):
+def test_cli_tag_json_and_chapters(sample, tmp_path, capsys):
     import webvtt
 
     out, vtt = tmp_path / "t.json", tmp_path / "t.vtt"
-    r = run("tag", sample("bikes.mp4"), "-o", out, "--chapters", vtt, "--top", "3")
-    assert r.returncode == 0, r.stderr
+    code, stdout, stderr = run_here(capsys, "tag", sample("bikes.mp4"), "-o", out, "--chapters", vtt, "--top", "3")
+    assert code == 0, stderr
     report = TagReport.model_validate_json(out.read_text())
     assert len(report.tags) == 3 and len(report.shots) == 6  # bikes: 5 cuts
     cues = webvtt.read(str(vtt))
@@ -165,15 +174,15 @@ def test_cli_tag_json_and_chapters(sample, tmp_path):
     assert report.shots[1].tags[0].name in cues[1].text
 
 
-def test_folder_mode_summary(sample, tmp_path):
+def test_folder_mode_summary(sample, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a_city.mpg").symlink_to(sample("cityCC0.mpg"))
     (folder / "b_broken.mp4").write_text("not a video")
     (folder / "notes.txt").write_text("ignored")
     summary = tmp_path / "summary.csv"
-    r = run("tag", folder, "--summary", summary, "-o", tmp_path / "reports")
-    assert r.returncode == 2 and "1 of 2 videos" in r.stderr.strip().splitlines()[-1]
+    code, stdout, stderr = run_here(capsys, "tag", folder, "--summary", summary, "-o", tmp_path / "reports")
+    assert code == 2 and "1 of 2 videos" in stderr.strip().splitlines()[-1]
     rows = summary.read_text().splitlines()
     assert rows[0].startswith("file,duration_s,shots,tag_1") and len(rows) == 3
     assert rows[1].startswith("a_city.mpg,") and ",city_night," in rows[1]
@@ -232,18 +241,19 @@ def test_auto_preset_changes_the_plan_as_the_table_says(sample, analyses):
     assert plan.max_dqp == want.max_dqp and abs(plan_arrays["qp/offsets"]).max() <= want.max_dqp
 
 
-def test_encode_auto_preset_report_says_which_tag_chose_what(sample, tmp_path):
+def test_encode_auto_preset_report_says_which_tag_chose_what(sample, tmp_path, capsys):
     rep = tmp_path / "r.json"
-    r = run("encode", sample("cityCC0.mpg"), "-o", tmp_path / "o.mp4", "--bitrate", "300k", "--preset", "ultrafast",
+    code, stdout, stderr = run_here(capsys, "encode", sample("cityCC0.mpg"), "-o", tmp_path / "o.mp4", "--bitrate", "300k", "--preset", "ultrafast",
             "--analyzers", "shots,saliency", "--auto-preset", "--report", rep)
-    assert r.returncode == 0, r.stderr
-    assert "auto-preset: aq_mode=3 (city_night" in r.stdout
+    assert code == 0, stderr
+    assert "auto-preset: aq_mode=3 (city_night" in stdout
     data = json.loads(rep.read_text())
     by = {c["setting"]: c for c in data["auto_preset"]}
     assert by["aq_mode"]["tag"] == "city_night" and by["aq_mode"]["preset"] == "low_light"
     assert by["aq_mode"]["value"] == 3 and set(by) == {"aq_mode"}  # low_light sets only that
 
 
+@pytest.mark.slow  # building a random-init RN50 costs ~10-25 s on 2 cores
 def test_clip_zero_shot_shapes_with_random_weights(analyses, taxonomy, sample):
     pytest.importorskip("open_clip")
     a, arr = analyses["bikes.mp4"]
