@@ -47,7 +47,7 @@ def speed(paths: list[Path]) -> list[dict]:
         r = tagging.tag_video(p)
         rows.append({"sample": p.name, "duration_s": r.input.duration, "seconds": r.seconds,
                      "analysis_s": r.seconds_analysis, "fraction": r.seconds / r.input.duration,
-                     "per_analyzer": {}, "top3": [(t.id, t.score) for t in r.tags[:3]]})
+                     "per_analyzer": r.analyzer_seconds, "top3": [(t.id, t.score) for t in r.tags[:3]]})
     rows[0]["cold_load_s"] = cold_s - rows[0]["seconds"]
     rows[0]["cold_total_s"] = cold_s
     del cold
@@ -107,11 +107,11 @@ def main() -> int:
     if not args.skip_speed:
         rows = speed(paths)
         result["speed"] = rows
-        print("| sample | duration s | tagging s (warm) | of which analysis s | fraction of duration | top 3 |")
-        print("|---|---|---|---|---|---|")
+        print("| sample | duration s | tagging s (warm) | of which analysis s | fraction of duration | top 3 | per analyzer s |")
+        print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['sample']} | {r['duration_s']:.2f} | {r['seconds']:.2f} | {r['analysis_s']:.2f} | "
-                  f"{r['fraction']:.2f} | {', '.join(f'{t} {s:.2f}' for t, s in r['top3'])} |")
+                  f"{r['fraction']:.2f} | {', '.join(f'{t} {s:.2f}' for t, s in r['top3'])} | {r['per_analyzer']} |")
         print(f"\ncold model load (first run - warm run of {rows[0]['sample']}): {rows[0]['cold_load_s']:.2f} s\n")
     if not args.skip_presets:
         res = []

@@ -500,6 +500,7 @@ class TagReport(_Model):
     clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
     seconds: float = 0.0
     seconds_analysis: float = 0.0
+    analyzer_seconds: dict[str, float] = {}  # where the analysis time went
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

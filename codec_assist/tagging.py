@@ -455,7 +455,8 @@ def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=Non
         s.tags = s.tags[:top]
     return TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=video_tags[:top], shots=shots,
                      modalities=modalities, clip=clip.describe() if clip else None,
-                     seconds=time.perf_counter() - t0, seconds_analysis=seconds_analysis)
+                     seconds=time.perf_counter() - t0, seconds_analysis=seconds_analysis,
+                     analyzer_seconds={r.name: round(r.seconds, 3) for r in analysis.analyzers})
 
 
 # ------------------------------------------------------------------------------------ presets (apply)
