@@ -5,8 +5,11 @@ from codec_assist.errors import CodecAssistError
 
 from .audio import AudioSignals
 from .base import Analyzer
+from .clip import ClipPatches
 from .faces import HaarFaces
+from .imagenet import ImageNetRegions
 from .saliency import ClassicalSaliency
+from .scene_stats import SceneStats
 from .shots import SceneDetectShots, TransNetV2Shots
 from .speech import SpeechTranscript
 from .subtitles import Subtitles
@@ -14,11 +17,12 @@ from .text import TextRegions
 
 ANALYZERS: dict[str, type[Analyzer]] = {
     cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions,
-                              SpeechTranscript, AudioSignals, Subtitles)
+                              SpeechTranscript, AudioSignals, Subtitles, ImageNetRegions, ClipPatches)
 }
+ANALYZERS[SceneStats.name] = SceneStats  # issue 5: scene statistics in words, for tags
 # speech and audio skip cleanly (status "skipped") on a video without audio; subtitles join on their own
 # when a file is given or the container has a text subtitle stream (pipeline._audio_text_setup)
-DEFAULT = ["shots", "saliency", "faces", "text", "speech", "audio"]
+DEFAULT = ["shots", "saliency", "faces", "text", "imagenet", "speech", "audio"]
 
 
 def build(names: list[str], **options) -> list[Analyzer]:

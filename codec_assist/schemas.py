@@ -116,6 +116,12 @@ class ImportanceInfo(_Model):
     top_tokens: list[list[int]] = []
     fusion: str = "weighted-sum"
     weights: dict[str, float] = {}
+    # cross-modal attention (fusion.py): the weight each top token adds to frame i, and the query (index into
+    # `queries`) that attended to it most, -1 where the token counts as a prior only (a face, a text box)
+    top_weights: list[list[float]] = []
+    top_queries: list[list[int]] = []
+    queries: list["FusionQuery"] = []
+    temperature: float | None = None
 
 
 class Analysis(_Model):
@@ -249,6 +255,7 @@ class EncodeReport(_Model):
     input: VideoInfo
     result: EncodeResult
     plan: str | None = None
+    auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -274,6 +281,7 @@ class CompareReport(_Model):
     bd_rate: dict[str, float | None] = {}  # metric -> % bitrate change of assisted vs baseline at equal quality
     seconds_analysis: float
     speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
+    auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -417,11 +425,6 @@ class LadderReport(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-EncodePlan.model_rebuild()
-EncodeResult.model_rebuild()
-EncodeReport.model_rebuild()
-ComparePoint.model_rebuild()
-CompareReport.model_rebuild()
 # --- transcript and audio timeline (issue 3)
 class TranscriptSegment(_Model):
     """One sentence-like unit of speech (ASR) or one subtitle cue, in seconds of the video."""
@@ -452,7 +455,6 @@ class AudioSegment(_Model):
     score: float = Field(ge=0, le=1)  # mean class probability over the span
 
 
-Analysis.model_rebuild()  # resolve its forward references to Transcript and AudioSegment
 # ------------------------------------------------------------------------------ semantic stream (issue 4)
 # The `scene` layer of a semantic stream (codec_assist/bitstream.py, docs/BITSTREAM.md) is one SceneLayer as
 # canonical JSON. Fields at their default are left out of the JSON, so a reader must apply these defaults.
@@ -529,3 +531,178 @@ class SemanticReport(_Model):
     seconds: float
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- topic tags (issue 5)
+TOPIC_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class Topic(_Model):
+    """One topic of a tag taxonomy. `description` is what the evidence is matched against in the language
+    space (and, with CLIP weights, in the CLIP space), so it should say in words what the video shows/sounds like."""
+
+    id: str = Field(pattern=TOPIC_ID)
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(min_length=3, max_length=600)
+    preset: str | None = Field(default=None, pattern=TOPIC_ID)  # a key of the preset table
+
+
+class PresetSettings(_Model):
+    """Encoding choices one preset makes; None leaves the default. Seconds for GOPs, QP units for max_dqp."""
+
+    min_gop: float | None = Field(default=None, gt=0, le=60)
+    max_gop: float | None = Field(default=None, gt=0, le=60)
+    max_dqp: float | None = Field(default=None, ge=0, le=15)
+    strength: float | None = Field(default=None, gt=0, le=10)
+    time_constant: float | None = Field(default=None, ge=0, le=10)
+    aq_mode: int | None = Field(default=None, ge=1, le=4)
+    aq_strength: float | None = Field(default=None, gt=0, le=3)
+    weights: dict[str, float] = {}  # analyzer name -> fusion weight (merged over the defaults)
+    note: str = ""  # why: shown in reports
+
+    @model_validator(mode="after")
+    def _gops(self) -> "PresetSettings":
+        if self.min_gop is not None and self.max_gop is not None and self.min_gop > self.max_gop:
+            raise ValueError(f"min_gop {self.min_gop} exceeds max_gop {self.max_gop}")
+        if any(not (0 <= w <= 2) for w in self.weights.values()):
+            raise ValueError("analyzer weights must be within [0, 2]")
+        return self
+
+
+class PresetTable(_Model):
+    """Tag-driven presets: a tag scoring at least `min_score` applies its topic's preset; where several do,
+    each setting comes from the highest-scoring tag that sets it (policies/presets.py)."""
+
+    kind: ClassVar[str] = "preset table"
+    schema_: Literal["codec-assist/presets"] = Field("codec-assist/presets", alias="schema")
+    version: int = SCHEMA_VERSION
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    presets: dict[str, PresetSettings]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Taxonomy(_Model):
+    kind: ClassVar[str] = "taxonomy"
+    schema_: Literal["codec-assist/taxonomy"] = Field("codec-assist/taxonomy", alias="schema")
+    version: int = SCHEMA_VERSION
+    name: str = "custom"
+    topics: list[Topic] = Field(min_length=1, max_length=1000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Taxonomy":
+        seen: set[str] = set()
+        for t in self.topics:
+            if t.id in seen:
+                raise ValueError(f"topic id {t.id!r} appears twice")
+            seen.add(t.id)
+        return self
+
+
+class TagEvidence(_Model):
+    """Why a tag scored: one modality's best-matching words and how much that modality added."""
+
+    modality: str  # transcript, visual, audio, on-screen text, faces, scene, editing, clip
+    tokens: list[str]  # the phrases that matched best, best first
+    similarity: float  # attention-pooled cosine similarity of those phrases to the topic
+    contribution: float  # what this modality added to the raw score (similarity above its taxonomy mean)
+
+
+class Tag(_Model):
+    id: str
+    name: str
+    score: float = Field(ge=0, le=1)  # calibrated (heuristic logistic, see tagging.py)
+    raw: float  # uncalibrated evidence score
+    evidence: list[TagEvidence] = []
+
+
+class ShotTags(_Model):
+    start_frame: int = Field(ge=0)
+    end_frame: int
+    start: float  # seconds
+    end: float
+    tags: list[Tag]
+
+
+class TagReport(_Model):
+    kind: ClassVar[str] = "tag report"
+    schema_: Literal["codec-assist/tags"] = Field("codec-assist/tags", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: VideoInfo
+    taxonomy: str  # name of the taxonomy used
+    tags: list[Tag]  # video level, best first
+    shots: list[ShotTags] = []
+    modalities: list[str] = []  # which evidence was present
+    clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
+    seconds: float = 0.0
+    seconds_analysis: float = 0.0
+    analyzer_seconds: dict[str, float] = {}  # where the analysis time went
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PresetChoice(_Model):
+    """One setting an --auto-preset run changed, and the tag that chose it."""
+
+    setting: str
+    value: float | int  # weights appear as settings 'weights.<analyzer>'
+    tag: str
+    score: float
+    preset: str
+
+
+
+# ------------------------------------------------------------------ semantic fusion and explain (issue 3 B)
+class FocusPrompt(_Model):
+    """A user's `--focus TEXT[@WEIGHT]`: text that the regions and the transcript are attended with."""
+
+    text: str = Field(min_length=1, max_length=200)
+    weight: float = Field(1.0, gt=0, le=1)
+
+
+class FusionQuery(_Model):
+    """One text query the fusion attended with: a focus prompt or a transcript/subtitle/keyphrase/tag token."""
+
+    text: str
+    source: str  # "focus", or the source of the token it came from
+    weight: float = Field(ge=0, le=1)
+    token: int | None = None  # index into Analysis.tokens when it came from a token
+
+
+class ExplainToken(_Model):
+    token: int  # index into Analysis.tokens
+    label: str
+    source: str
+    box: Box | None = None
+    score: float
+    weight: float  # what it added to the frame's importance (fusion's contribution weight)
+    query: str | None = None  # the query that attended to it most, when one did
+
+
+class ExplainMoment(_Model):
+    frame: int
+    time: float
+    importance: float  # the frame's scalar importance
+    temporal: float  # the per-moment weight from signals and transcript matches
+    hottest: Box  # the grid cell with the highest importance
+    hottest_value: float
+    tokens: list[ExplainToken]
+
+
+class Explanation(_Model):
+    kind: ClassVar[str] = "explanation"
+    schema_: Literal["codec-assist/explanation"] = Field("codec-assist/explanation", alias="schema")
+    version: int = SCHEMA_VERSION
+    analysis: str
+    fusion: str
+    queries: list[FusionQuery] = []
+    moments: list[ExplainMoment]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# Models above refer to ones defined later in this module (sections appended per feature); resolve them once.
+for _model in (ImportanceInfo, Analysis, EncodePlan, EncodeResult, EncodeReport, ComparePoint, CompareReport):
+    _model.model_rebuild()

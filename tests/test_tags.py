@@ -1,0 +1,267 @@
+"""Topic tags (issue 5): real samples tagged with evidence, user taxonomies, hostile files, tag-driven presets."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from codec_assist import tagging
+from codec_assist.errors import SchemaError
+from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.schemas import PresetTable, TagReport
+from policies.presets import choose, split
+
+# What this branch produces on the samples (video level, default taxonomy, merged i3a + i3b analyzers).
+# Scores are the heuristic calibration; the tolerance absorbs small analyzer changes, not a different answer.
+# bikes: no analyzer here sees its bicycles (ImageNet-Lite0 on the 320-px proxy finds cabs and limousines),
+# so its tags are weak and low-scored - pinned as such (see docs/BENCHMARKS.md, "Topic tags").
+EXPECTED = {
+    "jwpIntro.mp4": ("talking_head", 0.94, {"faces", "audio"}),
+    "bigbuckbunny.mp4": ("animation", 0.64, {"scene"}),
+    "cityCC0.mpg": ("city_night", 0.79, {"scene"}),
+    "bikes.mp4": ("music_video", 0.13, {"editing", "scene"}),
+}
+TOLERANCE = 0.15
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "codec_assist", "-q", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def run_here(capsys, *args):
+    """The CLI in this process (models already loaded by earlier tests): (exit code, stdout, stderr)."""
+    from codec_assist.cli import main
+
+    code = main(["-q", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def analyses(sample):
+    """Each sample analysed once with the tagging analyzers."""
+    return {name: analyze(sample(name), tagging.tag_options()) for name in EXPECTED}
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return tagging.load_taxonomy()
+
+
+def test_default_taxonomy_and_presets_ship(taxonomy):
+    assert 40 <= len(taxonomy.topics) <= 200
+    ids = {t.id for t in taxonomy.topics}
+    for needed in ("talking_head", "cooking", "sports", "gaming", "music_performance", "dance", "news",
+                   "education", "animation", "animals", "travel", "vehicles", "street", "product_unboxing",
+                   "screen_recording", "city_night"):
+        assert needed in ids
+    table = tagging.load_presets(taxonomy=taxonomy)
+    assert {t.preset for t in taxonomy.topics if t.preset} <= set(table.presets)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_top_tag_per_sample_with_evidence(analyses, taxonomy, name):
+    analysis, arrays = analyses[name]
+    tags, shots, modalities = tagging.tag_analysis(analysis, arrays, taxonomy)
+    top_id, score, expected_modalities = EXPECTED[name]
+    assert tags[0].id == top_id, [(t.id, t.score) for t in tags[:5]]
+    assert abs(tags[0].score - score) <= TOLERANCE, tags[0].score
+    assert expected_modalities <= {e.modality for e in tags[0].evidence}
+    for t in tags[:3]:  # every reported tag says why: a modality and the words that matched
+        assert t.evidence and all(e.tokens and e.contribution > 0 for e in t.evidence)
+    assert [t.score for t in tags] == sorted((t.score for t in tags), reverse=True)
+    # per shot: one entry per shot, covering the clip
+    assert len(shots) == len(analysis.shots) and shots[0].start_frame == 0
+    assert shots[-1].end_frame == analysis.video.frame_count
+
+
+def test_confident_only_where_evidence_is(analyses, taxonomy):
+    tops = {n: tagging.tag_analysis(a, arr, taxonomy)[0][0].score for n, (a, arr) in analyses.items()}
+    assert tops["jwpIntro.mp4"] > 0.8 and tops["cityCC0.mpg"] > 0.6 and tops["bigbuckbunny.mp4"] > 0.55
+    assert tops["bikes.mp4"] < 0.5  # weak evidence, low score: the calibration does not invent confidence
+
+
+def test_evidence_words_per_modality(analyses):
+    a, arr = analyses["jwpIntro.mp4"]
+    ev = tagging.collect_evidence(a, arr, 0, a.video.frame_count, whole_video=True)
+    assert "close-up of a person's face" in ev["faces"]
+    assert ev["audio"]["speech, a person talking"] > 0.5
+    assert any("lecturer" in p for p in ev["transcript"])  # Whisper's transcript
+    a, arr = analyses["cityCC0.mpg"]
+    ev = tagging.collect_evidence(a, arr, 0, a.video.frame_count, whole_video=True)
+    assert "deep blue tint of dusk or night light" in ev["scene"]
+    a, arr = analyses["bigbuckbunny.mp4"]
+    ev = tagging.collect_evidence(a, arr, 0, a.video.frame_count, whole_video=True)
+    assert ev["audio"]["music playing"] > 0.5
+    assert ev["scene"]["vivid saturated many-coloured palette, cartoon-like"] > 0.5
+
+
+def test_a_new_topic_is_picked_up_without_code(analyses, tmp_path):
+    raw = yaml.safe_load(tagging.DEFAULT_TAXONOMY.read_text())
+    raw["name"] = "plus-skyline"
+    raw["topics"].append({"id": "skyline_at_dusk", "name": "skyline at dusk",
+                          "description": "a skyline of tall buildings in the deep blue light of dusk"})
+    path = tmp_path / "tax.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    tax = tagging.load_taxonomy(path)
+    a, arr = analyses["cityCC0.mpg"]
+    tags = tagging.tag_analysis(a, arr, tax)[0]
+    assert "skyline_at_dusk" in [t.id for t in tags[:3]]
+    # ... and a taxonomy of just that one topic works too
+    path.write_text(yaml.safe_dump({"topics": raw["topics"][-1:]}))
+    only = tagging.tag_analysis(a, arr, tagging.load_taxonomy(path))[0]
+    assert [t.id for t in only] == ["skyline_at_dusk"]
+
+
+BAD_TAXONOMIES = {
+    "not_yaml.yaml": "topics: [unclosed\n",
+    "list.yaml": "- a\n- b\n",
+    "dupe.yaml": "topics:\n- {id: a, name: A, description: first one}\n- {id: a, name: B, description: again}\n",
+    "no_desc.yaml": "topics:\n- {id: a, name: A}\n",
+    "bad_id.yaml": "topics:\n- {id: '../etc', name: A, description: path-like id}\n",
+    "empty.yaml": "topics: []\n",
+    "wrong_schema.yaml": "schema: codec-assist/plan\ntopics:\n- {id: a, name: A, description: abc}\n",
+    "bomb.yaml": "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                 "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\ntopics: *c\n",
+    "bad.json": "{\"topics\": [1, 2",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TAXONOMIES))
+def test_malformed_taxonomy_is_one_line_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(BAD_TAXONOMIES[name])
+    with pytest.raises(SchemaError) as e:
+        tagging.load_taxonomy(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_hostile_files(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (tagging.MAX_DATA_BYTES + 1))
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00topics")
+    for p in (big, binary, tmp_path / "missing.yaml"):
+        with pytest.raises(SchemaError):
+            tagging.load_taxonomy(p)
+    with pytest.raises(SchemaError):
+        tagging.load_presets(binary)
+
+
+def test_cli_bad_taxonomy_one_line_nothing_written(sample, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_TAXONOMIES["dupe.yaml"])
+    out = tmp_path / "tags.json"
+    r = run("tag", sample("jwpIntro.mp4"), "--taxonomy", bad, "-o", out)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "appears twice" in r.stderr
+    assert not out.exists()
+    r = run("encode", sample("jwpIntro.mp4"), "-o", tmp_path / "o.mp4", "--auto-preset", "--no-assist")
+    assert r.returncode == 2 and "--auto-preset" in r.stderr and not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_tag_json_and_chapters(sample, tmp_path, capsys):
+    import webvtt
+
+    out, vtt = tmp_path / "t.json", tmp_path / "t.vtt"
+    code, stdout, stderr = run_here(capsys, "tag", sample("bikes.mp4"), "-o", out, "--chapters", vtt, "--top", "3")
+    assert code == 0, stderr
+    report = TagReport.model_validate_json(out.read_text())
+    assert len(report.tags) == 3 and len(report.shots) == 6  # bikes: 5 cuts
+    cues = webvtt.read(str(vtt))
+    assert len(cues) == 6 and cues[1].start == "00:00:01.200" and "Shot 2:" in cues[1].text
+    assert report.shots[1].tags[0].name in cues[1].text
+
+
+def test_folder_mode_summary(sample, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_city.mpg").symlink_to(sample("cityCC0.mpg"))
+    (folder / "b_broken.mp4").write_text("not a video")
+    (folder / "notes.txt").write_text("ignored")
+    summary = tmp_path / "summary.csv"
+    code, stdout, stderr = run_here(capsys, "tag", folder, "--summary", summary, "-o", tmp_path / "reports")
+    assert code == 2 and "1 of 2 videos" in stderr.strip().splitlines()[-1]
+    rows = summary.read_text().splitlines()
+    assert rows[0].startswith("file,duration_s,shots,tag_1") and len(rows) == 3
+    assert rows[1].startswith("a_city.mpg,") and ",city_night," in rows[1]
+    assert rows[2].startswith("b_broken.mp4,") and "not a readable media file" in rows[2]
+    data = json.loads(summary.with_suffix(".json").read_text())
+    assert [v["file"] for v in data["videos"]] == ["a_city.mpg", "b_broken.mp4"]
+    assert (tmp_path / "reports" / "a_city.tags.json").exists()
+    assert (tmp_path / "reports" / "a_city.chapters.vtt").exists()
+
+
+# ------------------------------------------------------------------------------------------- presets
+TABLE = PresetTable.model_validate({"min_score": 0.5, "presets": {
+    "action": {"min_gop": 0.3, "max_gop": 2.0, "weights": {"saliency": 0.8}},
+    "talking": {"max_gop": 5.0, "max_dqp": 7.0, "weights": {"faces": 1.0, "saliency": 0.3}},
+    "slow": {"min_gop": 4.0, "aq_strength": 0.6},
+}})
+PRESET_OF = {"sports": "action", "vlog": "talking", "scenery": "slow", "other": None}
+
+
+def test_presets_highest_scoring_tag_wins_each_setting():
+    choices = choose([("vlog", 0.7), ("sports", 0.9), ("scenery", 0.6), ("other", 0.99)], PRESET_OF, TABLE)
+    by = {c.setting: c for c in choices}
+    assert by["max_gop"].tag == "sports" and by["max_gop"].value == 2.0
+    assert by["weights.saliency"].value == 0.8 and by["weights.faces"].tag == "vlog"
+    assert by["max_dqp"].value == 7.0 and by["aq_strength"].tag == "scenery"
+    assert by["min_gop"].tag == "sports"  # sports (0.9) outranks scenery (0.6) for min_gop
+    plan, weights = split(choices)
+    assert plan == {"min_gop": 0.3, "max_gop": 2.0, "max_dqp": 7.0, "aq_strength": 0.6}
+    assert weights == {"saliency": 0.8, "faces": 1.0}
+
+
+def test_presets_threshold_keep_and_gop_consistency():
+    assert choose([("sports", 0.49)], PRESET_OF, TABLE) == []
+    kept = choose([("sports", 0.9)], PRESET_OF, TABLE, keep=frozenset({"max_gop"}))
+    assert {c.setting for c in kept} == {"min_gop", "weights.saliency"}
+    # min_gop from one tag may not exceed max_gop from another
+    mixed = {c.setting: c.value for c in choose([("scenery", 0.95), ("sports", 0.9)], PRESET_OF, TABLE)}
+    assert mixed["min_gop"] == mixed["max_gop"] == 2.0
+
+
+def test_auto_preset_changes_the_plan_as_the_table_says(sample, analyses):
+    path = sample("jwpIntro.mp4")
+    a_opt, p_opt, choices, report = tagging.auto_preset(path, AnalyzeOptions(analyzers=["shots", "saliency", "faces"]),
+                                                        PlanOptions())
+    assert report.tags[0].id == "talking_head"
+    table = tagging.load_presets()
+    want = table.presets["talking_head"]
+    by = {c.setting: c for c in choices}
+    assert by["time_constant"].tag == "talking_head" and by["time_constant"].preset == "talking_head"
+    assert p_opt.time_constant == want.time_constant != PlanOptions().time_constant
+    assert a_opt.weights["faces"] == want.weights["faces"] and a_opt.weights["saliency"] == want.weights["saliency"]
+    analysis, arrays = analyses["jwpIntro.mp4"]
+    _, default_arrays = make_plan(analysis, arrays, PlanOptions())
+    plan, plan_arrays = make_plan(analysis, arrays, p_opt)
+    assert not np.allclose(plan_arrays["qp/offsets"], default_arrays["qp/offsets"])  # smoother in time
+    assert plan.max_dqp == PlanOptions().max_dqp and abs(plan_arrays["qp/offsets"]).max() <= plan.max_dqp
+
+
+def test_encode_auto_preset_report_says_which_tag_chose_what(sample, tmp_path, capsys):
+    rep = tmp_path / "r.json"
+    code, stdout, stderr = run_here(capsys, "encode", sample("cityCC0.mpg"), "-o", tmp_path / "o.mp4", "--bitrate", "300k", "--preset", "ultrafast",
+            "--analyzers", "shots,saliency", "--auto-preset", "--report", rep)
+    assert code == 0, stderr
+    assert "auto-preset: aq_mode=3 (city_night" in stdout
+    data = json.loads(rep.read_text())
+    by = {c["setting"]: c for c in data["auto_preset"]}
+    assert by["aq_mode"]["tag"] == "city_night" and by["aq_mode"]["preset"] == "low_light"
+    assert by["aq_mode"]["value"] == 3 and set(by) == {"aq_mode"}  # low_light sets only that
+
+
+@pytest.mark.slow  # building a random-init RN50 costs ~10-25 s on 2 cores
+def test_clip_zero_shot_shapes_with_random_weights(analyses, taxonomy, sample):
+    pytest.importorskip("open_clip")
+    a, arr = analyses["bikes.mp4"]
+    frames = tagging.clip_frames(sample("bikes.mp4"), a, per_shot=1)
+    assert sorted(frames) == list(range(len(a.shots)))
+    space = tagging.topic_space(taxonomy)
+    sims = tagging.clip_similarities(tagging.ClipSpec("RN50"), space, frames)  # pretrained=None: random init
+    assert all(s.shape == (1, len(taxonomy.topics)) for s in sims.values())
+    tags, shots, modalities = tagging.tag_analysis(a, arr, taxonomy, sims, "RN50 (random init)")
+    assert "clip" in modalities and any(e.modality == "clip" for t in tags for e in t.evidence)
