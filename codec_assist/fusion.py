@@ -146,6 +146,10 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
     queries += [FusionQuery(text=tokens[i].label, source=tokens[i].source, weight=float(tokens[i].score), token=int(i))
                 for i in np.flatnonzero(is_query)]
     q_emb = _embed_queries(queries, tokens) if queries else {}
+    from .models import TEXT_SPACE
+
+    # temporal keys for focus prompts: box-less tokens in the word space (all are, once embedded above)
+    is_said = np.array([t.box is None and t.embedding_space == TEXT_SPACE for t in tokens], bool)
 
     speech = _signal(signals, "speech", n)
     moment = _moment_weights(signals, n)
@@ -176,7 +180,7 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
         grid[i] = 1.0 - keep
 
         # focus prompts against what is said now: a match raises this moment
-        temporal_keys = np.flatnonzero(live & ~has_box)
+        temporal_keys = np.flatnonzero(live & is_said) if n_focus else np.zeros(0, np.int64)
         match = 0.0
         if n_focus and len(temporal_keys):
             sim = _sim(queries[:n_focus], q_emb, [tokens[t] for t in temporal_keys], tokens)
