@@ -20,6 +20,7 @@ Every frame keeps its top tokens with the weight each added and the query that a
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -96,8 +97,9 @@ def frame_scalar(grid: np.ndarray) -> np.ndarray:
     return np.sort(flat, axis=1)[:, -k:].mean(axis=1).astype(np.float32)
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3}
+@functools.lru_cache(maxsize=4096)  # the same labels and queries come back every frame
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3)
 
 
 def lexical_match(query: str, label: str) -> bool:
