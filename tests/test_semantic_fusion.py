@@ -267,6 +267,9 @@ def test_explain_says_why(captioned):
 
 # ---------------------------------------------------------------------------------------------- CLIP
 def test_clip_path_runs_with_random_weights(sample):
+    import torch
+
+    torch.manual_seed(0)  # random weights, but the same ones every run
     path = sample("bikes.mp4")
     ctx, outs, frames = drive(path, ["saliency", "clip"],
                               clip={"model": "ViT-S-32", "random_weights": True, "interval_s": 2.0})
@@ -290,7 +293,7 @@ def test_clip_path_runs_with_random_weights(sample):
     assert q.shape == (1, 384)
     sim = q @ np.array([t.embedding for t in live]).T
     a = attention(sim, 0.01, null=sim.mean(axis=1, keepdims=True))
-    assert a.shape == (1, 50) and 0 < a.sum() < 1
+    assert a.shape == (1, 50) and 0 < a.sum() <= 1 + 1e-5 and (a >= 0).all()
     assert any(tokens[t].source == "clip" for tt in out.top_tokens for t in tt)
 
 
