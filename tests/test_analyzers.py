@@ -88,9 +88,9 @@ def assert_contiguous(out: AnalyzerOutput, frame_count: int) -> None:
 # ----------------------------------------------------------------------------------------------- registry
 def test_build_default_set_and_unknown_name():
     built = analyzers.build(analyzers.DEFAULT)
-    assert [a.name for a in built] == ["shots", "saliency", "faces", "text", "speech", "audio"]
+    assert [a.name for a in built] == ["shots", "saliency", "faces", "text", "imagenet", "speech", "audio"]
     assert analyzers.build(["text"], text={"interval_s": 2.0})[0].interval_s == 2.0
-    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text, speech, audio, subtitles"):
+    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text, speech, audio, subtitles, imagenet"):
         analyzers.build(["shots", "ocr"])
     with pytest.raises(CodecAssistError, match="analyzer faces"):
         analyzers.build(["faces"], faces={"min_neighbours": 3})
@@ -196,7 +196,7 @@ def test_text_analyzer_holds_boxes_between_ocr_runs():
     assert set(out.maps) == set(ctx.analysis_frames)
     assert out.maps[20].max() == 0 and out.maps[30].max() == 1.0 and out.maps[70].max() == 1.0
     spans = sorted((t.frame_start, t.frame_end) for t in out.tokens)
-    assert spans == [(25, 50), (50, 75)] and all(t.label == "text" for t in out.tokens)
+    assert spans == [(25, 50), (50, 75)] and all(t.label == "Subtitle line" for t in out.tokens)  # OCR words
 
 
 def test_text_no_false_boxes_on_clean_clips(clip):
