@@ -168,6 +168,8 @@ def encode(
                                     raise EncoderError(f"{codec} refused an option: {problem}")
                                 first = False
                             n += 1
+                            if n % media.TRIM_EVERY == 0:
+                                media.release_memory()
                             bar.update()
                     elif packet.stream in audio_map and packet.dts is not None:
                         _mux_audio(packet, audio_map[packet.stream], dst)
