@@ -320,7 +320,8 @@ def load(cls: type[M], path: str | Path, *, need_arrays: tuple[str, ...] = ()) -
         model = cls.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        # field names come from the file: a hostile one (newlines, control characters) is shown quoted
+        where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in err["loc"]) or "(top)"
         raise SchemaError(f"{path}: invalid {what}: {where}: {err['msg']}") from None
     arrays: dict[str, np.ndarray] = {}
     npz = arrays_path(path)

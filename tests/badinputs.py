@@ -409,6 +409,8 @@ STRUCTURED_CASES = [
     _plan_case("plan_wrong_version", "plan version 0", "error", "version", edit_json=_set("version", 0)),
     _plan_case("plan_unknown_field", "an unknown field (typo or newer writer)", "error", "extra",
                edit_json=_set("qp_bias", 3)),
+    _plan_case("plan_field_newline", "an unknown field whose name holds a newline (found by fuzzing: the error "
+               "was two lines)", "error", "extra", edit_json=_set("a\nb", 1)),
     _plan_case("plan_wrong_size", "a plan for a different frame size", "error", "plan is for",
                edit_json=lambda r: {**r, "width": r["width"] * 2}),
     _plan_case("plan_huge_blocks", "blocks_x = 10^9 (allocation bomb)", "error", "blocks",
