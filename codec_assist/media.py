@@ -201,7 +201,7 @@ class DecodeStats:
         shown = display_path(self.path)
         if self.corrupt:
             log.warning("%s: skipped %d corrupt packet(s); %d frames decoded", shown, self.corrupt, self.frames)
-        if self.frames and self.frames < self.declared:
+        if self.frames and self.frames + self.corrupt < self.declared:  # more missing than the skipped packets
             log.warning("%s: only %d of the %d frames the container declares could be read "
                         "(truncated file?); using those", shown, self.frames, self.declared)
 

@@ -496,6 +496,46 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+def make_fixtures(d: Path) -> Fixtures:
+    """The good clip, its analysis and plan, made with the real pipeline."""
+    from codec_assist import schemas
+    from codec_assist.pipeline import AnalyzeOptions, analyze, make_plan
+
+    clip = write_video(d / "clip.mp4", frames=12)
+    analysis, arrays = analyze(clip, AnalyzeOptions(analyzers=["shots", "saliency"]))
+    (d / "an").mkdir()
+    schemas.save(analysis, d / "an" / "analysis.json", arrays)
+    plan, plan_arrays = make_plan(analysis, arrays)
+    schemas.save(plan, d / "plan.json", plan_arrays)
+    return Fixtures(clip=clip, analysis=d / "an" / "analysis.json", plan=d / "plan.json")
+
+
+def observe() -> str:
+    """Run every pair in-process and tabulate what happened (exit code, the stderr lines, temp paths cut)."""
+    import contextlib
+    import tempfile
+
+    from codec_assist import cli
+
+    rows = ["| case | command | exit | stderr (paths shortened) |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        fx = make_fixtures(root / "good")
+        for i, (case, cmd) in enumerate(pairs()):
+            d = root / f"p{i}"
+            inp = case.make(d / "in", fx)
+            (d / "out").mkdir(parents=True)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = cli.main([str(a) for a in [*cmd.argv(inp, d / "out", fx), *case.args]])
+            text = " / ".join(ln for ln in err.getvalue().splitlines() if ln.strip())
+            text = text.replace(str(d / "in") + "/", "…/").replace(str(root) + "/", "…/").replace("|", "\\|")
+            rows.append(f"| `{case.name}` | `{cmd.name}` | {code} | {text[:220]} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     if "--markdown" in sys.argv:
         print(markdown())
+    if "--observe" in sys.argv:
+        print(observe())

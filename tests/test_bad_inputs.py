@@ -14,24 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from codec_assist import cli, schemas
-from codec_assist.pipeline import AnalyzeOptions, analyze, make_plan
+from codec_assist import cli
 
-from badinputs import CASES, Fixtures, pairs, write_video
+from badinputs import CASES, Fixtures, make_fixtures, pairs, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory) -> Fixtures:
-    d = tmp_path_factory.mktemp("good")
-    clip = write_video(d / "clip.mp4", frames=12)
-    analysis, arrays = analyze(clip, AnalyzeOptions(analyzers=["shots", "saliency"]))
-    (d / "an").mkdir()
-    schemas.save(analysis, d / "an" / "analysis.json", arrays)
-    plan, plan_arrays = make_plan(analysis, arrays)
-    schemas.save(plan, d / "plan.json", plan_arrays)
-    return Fixtures(clip=clip, analysis=d / "an" / "analysis.json", plan=d / "plan.json")
+    return make_fixtures(tmp_path_factory.mktemp("good"))
 
 
 def _digest(p: Path) -> str | None:
