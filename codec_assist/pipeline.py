@@ -174,7 +174,7 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
         keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
         min_gop=min_gop, max_gop=max_gop, source=source,
     )
-    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32)}
+    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
 
 
 def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
