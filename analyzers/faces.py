@@ -89,6 +89,13 @@ class HaarFaces(Analyzer):
                                                score=float(score), source=self.name))
             cx, cy, gw, gh = box.x + box.w / 2, box.y + box.h / 2, box.w * self.grow / 2, box.h * self.grow / 2
             box_to_grid(cx - gw, cy - gh, cx + gw, cy + gh, self.ctx.grid_h, self.ctx.grid_w, out=grid)
+        # Most frames have no face: they share one read-only empty grid instead of a fresh one each (a map per
+        # analysis frame made memory grow with the input's duration).
+        if not grid.any():
+            if getattr(self, "_empty", None) is None or self._empty.shape != grid.shape:
+                self._empty = grid
+                self._empty.flags.writeable = False
+            grid = self._empty
         self.out.maps[frame.index] = grid
 
     def finish(self) -> AnalyzerOutput:

@@ -134,7 +134,9 @@ class TextRegions(Analyzer):
             for (x0, y0, x1, y1), _, _ in self._held:
                 g = self.grow
                 box_to_grid(x0 - g, y0 - g, x1 + g, y1 + g, self.ctx.grid_h, self.ctx.grid_w, out=self._grid)
-        self.out.maps[frame.index] = self._grid.copy()
+        # The held grid itself, not a copy: it is replaced (never modified) at the next detection, and a copy
+        # per analysis frame grew memory with duration for nothing.
+        self.out.maps[frame.index] = self._grid
 
     def _flush(self, end: int) -> None:
         """Turn the held boxes into tokens spanning [detected frame, end)."""

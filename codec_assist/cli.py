@@ -122,6 +122,40 @@ def add_codec_knobs(sp) -> None:
                     help="extra x264-params/x265-params (validated: unknown keys are an error)")
 
 
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return v
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def add_safety_knobs(sp, top: bool = False) -> None:
+    """--overwrite and the input guards. On the main parser (defaults) and on every subcommand (so they may
+    follow the command name); a subcommand only sets them when given."""
+    from .media import Limits
+
+    d = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    g = sp.add_argument_group("safety")
+    g.add_argument("--overwrite", action="store_true", default=d(False), help="replace existing output files")
+    g.add_argument("--max-duration", type=positive_float, default=d(Limits.max_duration), metavar="SECONDS",
+                   help="refuse inputs longer than this (declared or decoded)")
+    g.add_argument("--max-pixels", type=positive_int, default=d(Limits.max_pixels), metavar="N",
+                   help="refuse inputs whose frames have more pixels than this (declared or decoded)")
+
+
 # Modules that add a subcommand: each has register(sub) that adds its parser(s) with set_defaults(handler=...).
 SIDE_COMMANDS: tuple[str, ...] = (
     "codec_assist.export",
@@ -141,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"codec-assist {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    add_safety_knobs(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     a = sub.add_parser("analyze", help="analyse a video into an importance map (JSON + npz)", formatter_class=fmt,
@@ -195,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(handler=handler)
     for module in SIDE_COMMANDS:
         importlib.import_module(module).register(sub)
+    for sp in sub.choices.values():
+        add_safety_knobs(sp)
     return p
 
 
@@ -217,22 +254,27 @@ def _plan_options(args, codec: str):
 
 
 def _emit(args, model, text: str) -> None:
-    print(model.model_dump_json(indent=2, by_alias=True) if args.json else text)
+    from .safeio import shown
+
+    print(model.model_dump_json(indent=2, by_alias=True) if args.json else shown(text))
 
 
 def cmd_analyze(args) -> int:
     from . import schemas
     from .pipeline import analyze
 
+    from .safeio import check_output, shown
+
     out = Path(args.output)
     inp = Path(args.input)
     if out.exists() and not out.is_dir():
-        raise CodecAssistError(f"output {out} exists and is not a folder")
+        raise CodecAssistError(f"output {shown(out)} exists and is not a folder")
     if inp.exists() and out.resolve() == inp.resolve():
-        raise CodecAssistError(f"output {out} is the input")
+        raise CodecAssistError(f"output {shown(out)} is the input")
+    for name in ("analysis.json", "analysis.npz"):
+        check_output(out / name, inp)
     options = _analyze_options(args)
     analysis, arrays = analyze(inp, options, progress=not args.quiet)
-    out.mkdir(parents=True, exist_ok=True)
     schemas.save(analysis, out / "analysis.json", arrays)
     extra = ""
     if analysis.transcript is not None:
@@ -257,7 +299,9 @@ def _load_analysis(path: str):
     p = Path(path)
     if p.is_dir():
         p = p / "analysis.json"
-    return schemas.load(schemas.Analysis, p, need_arrays=("importance/frames", "importance/grid")), p
+    analysis, arrays = schemas.load(schemas.Analysis, p, need_arrays=("importance/frames", "importance/grid"))
+    schemas.validate_analysis_arrays(analysis, arrays, str(p))
+    return (analysis, arrays), p
 
 
 def cmd_plan(args) -> int:
@@ -266,7 +310,8 @@ def cmd_plan(args) -> int:
     from .safeio import check_output
 
     (analysis, arrays), src = _load_analysis(args.analysis)
-    out = check_output(args.output, src)
+    out = check_output(args.output, src, schemas.arrays_path(src))
+    check_output(schemas.arrays_path(out), src, schemas.arrays_path(src))
     plan, plan_arrays = make_plan(analysis, arrays, _plan_options(args, args.codec), source=str(src))
     schemas.save(plan, out, plan_arrays)
     _emit(args, plan, f"plan for {plan.codec}: {len(plan.keyframes)} IDRs at {plan.keyframes}, "
@@ -288,9 +333,10 @@ def cmd_encode(args) -> int:
     from .schemas import EncodeReport, RateControl
 
     inp, out = Path(args.input), Path(args.output)
-    check_output(out, inp)
+    plan_files = [args.plan, schemas.arrays_path(args.plan)] if args.plan else []
+    check_output(out, inp, *plan_files)
     if args.report:
-        check_output(args.report, inp)
+        check_output(args.report, inp, *plan_files)
         if Path(args.report).resolve() == out.resolve():
             raise CodecAssistError("--report must differ from the output video")
     if args.html:
@@ -416,6 +462,35 @@ def format_compare(report) -> str:
 
 
 
+def _one_line(e: BaseException) -> str:
+    """The message on one printable line, whatever it holds (newlines, non-UTF-8 file names)."""
+    text = " ".join(str(e).split())
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _WarningHandler(logging.Handler):
+    """Warnings as "codec-assist: warning: ..." on the current stderr, each distinct message once per run."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = _one_line(Exception(record.getMessage()))
+        if text not in self.seen:
+            self.seen.add(text)
+            print(f"codec-assist: warning: {text}", file=sys.stderr)
+
+
+def _setup_warnings() -> None:
+    log = logging.getLogger("codec_assist")
+    for h in [h for h in log.handlers if isinstance(h, _WarningHandler)]:
+        log.removeHandler(h)
+    log.addHandler(_WarningHandler())
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+
+
 CORE_COMMANDS.update(analyze=cmd_analyze, plan=cmd_plan, encode=cmd_encode, compare=cmd_compare)
 
 
@@ -424,13 +499,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not sys.stderr.isatty():
         args.quiet = True  # progress bars only where a person watches a terminal
-    logging.basicConfig(level=logging.WARNING, format="codec-assist: warning: %(message)s")
+    _setup_warnings()
+    from . import media, safeio
+
+    safeio.OVERWRITE = args.overwrite
+    media.LIMITS = media.Limits(max_pixels=args.max_pixels, max_duration=args.max_duration)
     try:
         return args.handler(args)
     except CodecAssistError as e:
         if args.debug:
             raise
-        print(f"codec-assist: error: {e}", file=sys.stderr)
+        print(f"codec-assist: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("codec-assist: interrupted", file=sys.stderr)
@@ -438,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - never a traceback for the user; --debug shows it
         if args.debug:
             raise
-        print(f"codec-assist: internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
+        print(f"codec-assist: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for details)",
               file=sys.stderr)
         return 1
 

@@ -6,6 +6,7 @@ output container cannot carry them. Other streams are dropped. The output appear
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from fractions import Fraction
@@ -22,9 +23,12 @@ from .errors import EncoderError, InputError
 from .safeio import atomic_output, check_output
 from .schemas import EncodePlan, EncodeResult, RateControl
 
+log = logging.getLogger("codec_assist")
+
 ENCODERS = {"x264": "libx264", "x265": "libx265"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+EIGHT_BIT_420 = {"yuv420p", "yuvj420p"}
 PLAN_OWNED = {"keyint", "min-keyint", "scenecut", "aq-mode", "open-gop", "qp", "crf", "bitrate", "pass"}
 # Codecs each container takes without re-encoding the audio.
 AUDIO_COPY = {
@@ -121,6 +125,11 @@ def encode(
         if plan.zones and "zones" in params:
             raise EncoderError("the plan has zones; remove zones from the encoder parameters")
 
+    if info.width % 2 or info.height % 2:
+        log.warning("%s is %dx%d; the output is %dx%d (4:2:0 needs even sizes: last column/row cropped)",
+                    media.display_path(input_path), info.width, info.height, info.width & ~1, info.height & ~1)
+    if info.pix_fmt not in EIGHT_BIT_420:
+        log.warning("%s is %s; encoding to 8-bit 4:2:0 (yuv420p)", media.display_path(input_path), info.pix_fmt)
     x_params = {"log-level": "error"} if codec == "x265" else {}
     if plan is not None:
         x_params.update({"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0",
@@ -157,14 +166,13 @@ def encode(
             bar = tqdm(total=info.frame_count, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             first = True
             last_pts = None
-            with _warnings_captured() as logs:
-                for packet in src.demux([vin, *audio_map]):
-                    if packet.stream is vin:
-                        try:
-                            frames = packet.decode()
-                        except av.error.InvalidDataError:
-                            continue  # corrupt packet: skip it, keep going
+            stats = media.DecodeStats(input_path, info.frame_count)
+            with _warnings_captured() as logs, _encoder_errors(codec):
+                for packet, frames in media.decode_packets(src, vin, stats, [vin, *audio_map]):
+                    if frames is not None:
                         for frame in frames:
+                            if first:
+                                _carry_rotation(frame, vout)
                             frame = _prepare(frame, info)
                             if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                                 frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
@@ -185,6 +193,8 @@ def encode(
                                     raise EncoderError(f"{codec} refused an option: {problem}")
                                 first = False
                             n += 1
+                            if n % media.TRIM_EVERY == 0:
+                                media.release_memory()
                             bar.update()
                     elif packet.stream in audio_map and packet.dts is not None:
                         _mux_audio(packet, audio_map[packet.stream], dst)
@@ -198,12 +208,13 @@ def encode(
                     raise EncoderError(f"{codec}: {problem}")
             bar.close()
         if n == 0:
-            raise InputError(f"{input_path}: no video frame could be decoded")
+            raise InputError(f"{media.display_path(input_path)}: no video frame could be decoded")
+        stats.warn()
     seconds = time.perf_counter() - start
     from .metrics import video_bitrate_kbps  # the one definition of bitrate
 
     return EncodeResult(
-        output=str(out_path), codec=codec, preset=preset, rate=rate, assisted=assisted, frames=n,
+        output=media.display_path(out_path), codec=codec, preset=preset, rate=rate, assisted=assisted, frames=n,
         keyframes=media.keyframe_indices(out_path), bitrate_kbps=video_bitrate_kbps(out_path),
         seconds_encode=seconds,
     )
@@ -219,6 +230,23 @@ def _warnings_captured():
             yield logs
     finally:
         av.logging.set_level(old)
+
+
+@contextlib.contextmanager
+def _encoder_errors(codec: str):
+    """An encoder or muxer that fails inside FFmpeg: one line naming it, not a PyAV traceback."""
+    try:
+        yield
+    except av.error.FFmpegError as e:
+        raise EncoderError(f"{codec} failed: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _carry_rotation(frame: av.VideoFrame, vout) -> None:
+    """Keep the source's display rotation (phone video): the pixels are encoded as stored, so the output
+    needs the same display matrix to show upright."""
+    angle = getattr(frame, "rotation", 0) or 0
+    if angle:
+        vout.set_display_rotation(angle)
 
 
 def _prepare(frame: av.VideoFrame, info) -> av.VideoFrame:

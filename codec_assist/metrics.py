@@ -266,6 +266,10 @@ def compare_videos(
     if every < 1:
         raise CodecAssistError(f"every must be >= 1, got {every}")
     reference, distorted = Path(reference), Path(distorted)
+    ref_info = probe(reference)
+    if min(ref_info.width, ref_info.height) < 11:
+        raise CodecAssistError(f"{ref_info.path}: frames of {ref_info.width}x{ref_info.height} are too small to "
+                               "measure (SSIM needs 11x11)")
     bitrate = video_bitrate_kbps(distorted)
 
     bar = None

@@ -102,7 +102,7 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
 
     n = 0
     bar = tqdm(total=info.frame_count, unit="f", desc="analyze", disable=not progress, leave=False)
-    for i, _frame, proxy in media.iter_proxy(path, (pw, ph)):
+    for i, _frame, proxy in media.iter_proxy(path, (pw, ph), declared=info.frame_count):
         sampled = i in planned
         for u in list(live):
             if u.every_frame or sampled:
@@ -236,7 +236,7 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
         keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
         min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode, aq_strength=opt.aq_strength, source=source,
     )
-    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32)}
+    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
 
 
 def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
@@ -244,6 +244,10 @@ def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path,
             plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False) -> CompareReport:
     """Baseline (plain encoder, same preset and rate) against assisted, at each rate, in the same run."""
     workdir = Path(workdir)
+    info = media.probe(path)
+    if min(info.width, info.height) < 11:  # fail before encoding anything
+        raise CodecAssistError(f"{info.path}: frames of {info.width}x{info.height} are too small to measure "
+                               "(SSIM needs 11x11)")
     t0 = time.perf_counter()
     analysis, arrays = analyze(path, analyze_options, progress=progress)
     plan, plan_arrays = make_plan(analysis, arrays, (plan_options or PlanOptions()).model_copy(update={"codec": codec}))

@@ -317,6 +317,8 @@ def load(cls: type[M], path: str | Path, *, need_arrays: tuple[str, ...] = ()) -
         raise SchemaError(f"{path}: no such file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SchemaError(f"{path}: not a codec-assist {what} JSON file ({type(e).__name__})") from None
+    except RecursionError:
+        raise SchemaError(f"{path}: not a codec-assist {what} file (JSON nested too deeply)") from None
     except OSError as e:
         raise SchemaError(f"{path}: cannot read ({e.strerror})") from None
     if not isinstance(raw, dict):
@@ -330,26 +332,75 @@ def load(cls: type[M], path: str | Path, *, need_arrays: tuple[str, ...] = ()) -
         model = cls.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        # field names come from the file: a hostile one (newlines, control characters) is shown quoted
+        where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in err["loc"]) or "(top)"
         raise SchemaError(f"{path}: invalid {what}: {where}: {err['msg']}") from None
     arrays: dict[str, np.ndarray] = {}
     npz = arrays_path(path)
     if need_arrays:
         try:
-            with np.load(npz, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = read_npz(npz)
         except FileNotFoundError:
             raise SchemaError(f"{npz}: missing (the arrays of {path.name})") from None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise SchemaError(f"{npz}: unreadable arrays ({type(e).__name__})") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as e:
+            raise SchemaError(f"{npz}: unreadable arrays ({type(e).__name__}: {str(e)[:120]})") from None
         missing = [k for k in need_arrays if k not in arrays]
         if missing:
             raise SchemaError(f"{npz}: missing array(s) {', '.join(missing)}")
     return model, arrays
 
 
+MAX_NPZ_BYTES = 4 << 30  # arrays of a 4-hour 1080p analysis are far below this
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an npz without trusting it: no pickles, and every array's declared size must match the bytes
+    actually stored (a header claiming terabytes is refused before anything is allocated)."""
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"unexpected member {info.filename[:60]!r}")
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0), (3, 0)):
+                    raise ValueError(f"unsupported npy version {version}")
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = reader(f, max_header_size=10_000)
+                if dtype.hasobject:
+                    raise ValueError(f"{info.filename[:-4]} holds Python objects (pickles are not loaded)")
+                nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                header = f.tell()
+                total += nbytes
+                if nbytes != info.file_size - header or total > MAX_NPZ_BYTES:
+                    raise ValueError(f"{info.filename[:-4]} declares {nbytes} bytes but stores {info.file_size - header}")
+            with z.open(info) as f:
+                arrays[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
+    return arrays
+
+
+def validate_analysis_arrays(analysis: "Analysis", arrays: dict[str, np.ndarray], where: str = "analysis") -> None:
+    """The importance arrays agree with each other and with the JSON (the plan step indexes them blindly)."""
+    frames, grid = arrays["importance/frames"], arrays["importance/grid"]
+    imp = analysis.importance
+    if frames.ndim != 1 or grid.ndim != 3 or len(frames) != len(grid) or len(frames) == 0:
+        raise SchemaError(f"{where}: importance arrays have inconsistent shapes {frames.shape} / {grid.shape}")
+    if grid.shape[1:] != (imp.grid_h, imp.grid_w):
+        raise SchemaError(f"{where}: importance grid {grid.shape[1:]} does not match {imp.grid_h}x{imp.grid_w}")
+    if not np.issubdtype(frames.dtype, np.integer) or (np.diff(frames) <= 0).any() or frames[0] < 0:
+        raise SchemaError(f"{where}: importance/frames must be ascending non-negative integers")
+    if not np.issubdtype(grid.dtype, np.floating) or not np.isfinite(grid).all():
+        raise SchemaError(f"{where}: importance/grid must be finite numbers")
+    if frames[-1] >= max(analysis.video.frame_count, 1):
+        raise SchemaError(f"{where}: importance frame {frames[-1]} is beyond the last frame")
+
+
 def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where: str = "plan") -> None:
     frames, offsets = arrays["qp/frames"], arrays["qp/offsets"]
+    if not np.issubdtype(offsets.dtype, np.floating) and not np.issubdtype(offsets.dtype, np.integer):
+        raise SchemaError(f"{where}: qp/offsets must be numbers, not {offsets.dtype}")
     if frames.ndim != 1 or offsets.ndim != 3 or len(frames) != len(offsets) or len(frames) == 0:
         raise SchemaError(f"{where}: qp arrays have inconsistent shapes {frames.shape} / {offsets.shape}")
     if offsets.shape[1:] != (plan.blocks_y, plan.blocks_x):

@@ -58,12 +58,12 @@ def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: fl
 
 
 def smooth_in_shots(frames: np.ndarray, offsets: np.ndarray, shot_starts: list[int], fps: float,
-                    time_constant: float = 0.5) -> np.ndarray:
+                    time_constant: float = 0.5, inplace: bool = False) -> np.ndarray:
     """Zero-phase exponential smoothing of (K, by, bx) offsets over keypoint time, restarted at each cut.
 
     Linear in the maps, so each smoothed map stays mean-zero and within bounds.
     """
-    out = offsets.astype(np.float32).copy()
+    out = offsets if inplace and offsets.dtype == np.float32 else offsets.astype(np.float32)
     seg = np.searchsorted(np.asarray(sorted(shot_starts)), frames, side="right")
     for s in np.unique(seg):
         idx = np.nonzero(seg == s)[0]
@@ -87,9 +87,15 @@ def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height:
     """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets."""
     shape = block_grid(width, height, block)
     areas = block_areas(width, height, block)
-    raw = np.stack([importance_to_offsets(resample(g, shape), areas, max_dqp, strength) for g in importance])
-    smooth = smooth_in_shots(np.asarray(frames), raw, shot_starts, fps, time_constant)
-    return np.stack([quantise(neutralise(o, areas, max_dqp)) for o in smooth])
+    # One (K, by, bx) array, filled and then smoothed and finished in place: a 10-minute 1080p plan is ~60 MB
+    # of offsets, and stacked intermediate copies tripled the peak.
+    out = np.empty((len(importance), *shape), np.float32)
+    for k, g in enumerate(importance):
+        out[k] = importance_to_offsets(resample(g, shape), areas, max_dqp, strength)
+    smooth_in_shots(np.asarray(frames), out, shot_starts, fps, time_constant, inplace=True)
+    for k in range(len(out)):
+        out[k] = quantise(neutralise(out[k], areas, max_dqp))
+    return out
 
 
 def offsets_at(frame: int, frames: np.ndarray, offsets: np.ndarray, shot_starts: list[int]) -> np.ndarray | None:

@@ -69,7 +69,8 @@ def test_bad_option_values(sample, tmp_path):
     assert "crf" in _one_line_error(run("encode", src, "-o", tmp_path / "o.mp4", "--crf", "80"))
     assert "parsing option" in _one_line_error(
         run("encode", src, "-o", tmp_path / "o.mp4", "--no-assist", "--params", "keyinit=5", "--preset", "ultrafast"))
-    assert "folder" in _one_line_error(run("encode", src, "-o", tmp_path / "no" / "dir" / "o.mp4"))
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in _one_line_error(run("encode", src, "-o", tmp_path / "file" / "dir" / "o.mp4"))
     assert not (tmp_path / "o.mp4").exists()
 
 

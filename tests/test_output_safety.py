@@ -1,0 +1,138 @@
+"""Output safety and the odd-but-valid inputs whose result must be checked beyond the exit code:
+never over the input (name, symlink, hard link), no overwrite without --overwrite, parent folders made,
+Ctrl-C leaves nothing behind, VFR timestamps and rotation survive the encode."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from codec_assist import cli
+
+from badinputs import set_rotation, write_video
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAIN = ["--no-assist", "--preset", "ultrafast"]
+
+
+def _digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _main(capsys, *argv) -> tuple[int, str]:
+    code = cli.main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_video(tmp_path / "clip.mp4", frames=12)
+
+
+def test_output_is_input_by_any_name(clip, tmp_path, capsys):
+    before = _digest(clip)
+    hard = tmp_path / "hard.mp4"
+    os.link(clip, hard)
+    soft = tmp_path / "soft.mp4"
+    soft.symlink_to(clip)
+    for out in (clip, hard, soft, tmp_path / "." / "clip.mp4"):
+        code, err = _main(capsys, "encode", clip, "-o", out, *PLAIN, "--overwrite")
+        assert code == 2 and "is the input" in err, err
+    # the input reached through a link is refused as an output too
+    code, err = _main(capsys, "encode", soft, "-o", clip, *PLAIN, "--overwrite")
+    assert code == 2 and "is the input" in err
+    assert _digest(clip) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "hard.mp4", "soft.mp4"]
+
+
+def test_existing_output_needs_overwrite(clip, tmp_path, capsys):
+    out = tmp_path / "o.mkv"
+    out.write_bytes(b"precious")
+    code, err = _main(capsys, "encode", clip, "-o", out, *PLAIN)
+    assert code == 2 and "already exists" in err and "--overwrite" in err
+    assert out.read_bytes() == b"precious"
+    code, err = _main(capsys, "encode", clip, "-o", out, *PLAIN, "--overwrite")  # after the command
+    assert code == 0, err
+    assert out.stat().st_size > 100
+    out.write_bytes(b"precious")
+    code, err = _main(capsys, "--overwrite", "encode", clip, "-o", out, *PLAIN)  # or before it
+    assert code == 0, err and out.read_bytes() != b"precious"
+
+
+def test_analyze_and_plan_refuse_existing_artifacts(clip, tmp_path, capsys):
+    an = tmp_path / "an"
+    assert _main(capsys, "analyze", clip, "-o", an, "--analyzers", "shots")[0] == 0
+    code, err = _main(capsys, "analyze", clip, "-o", an, "--analyzers", "shots")
+    assert code == 2 and "already exists" in err
+    assert _main(capsys, "plan", an, "-o", tmp_path / "p.json")[0] == 0
+    (tmp_path / "p.json").unlink()  # the npz beside it still exists: refused as well
+    code, err = _main(capsys, "plan", an, "-o", tmp_path / "p.json")
+    assert code == 2 and "p.npz already exists" in err
+    code, err = _main(capsys, "plan", an, "-o", an / "analysis.json", "--overwrite")
+    assert code == 2 and "is the input" in err
+
+
+def test_parent_folders_are_created_or_refused_clearly(clip, tmp_path, capsys):
+    deep = tmp_path / "a" / "b" / "c" / "o.mp4"
+    code, err = _main(capsys, "encode", clip, "-o", deep, *PLAIN)
+    assert code == 0 and deep.exists(), err
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    code, err = _main(capsys, "encode", clip, "-o", tmp_path / "blocker" / "x" / "o.mp4", *PLAIN)
+    assert code == 2 and "is a file" in err
+    # a failed run creates no folders
+    code, err = _main(capsys, "encode", tmp_path / "missing.mp4", "-o", tmp_path / "new" / "o.mp4", *PLAIN)
+    assert code == 2 and not (tmp_path / "new").exists()
+
+
+def test_vfr_timestamps_are_kept(tmp_path, capsys):
+    stamps = [0, 40, 80, 200, 210, 220, 500, 540, 580, 1000, 1040, 1080]
+    src = write_video(tmp_path / "vfr.mp4", frames=len(stamps), pts_ms=stamps)
+    for args in (PLAIN, ["--preset", "ultrafast", "--analyzers", "shots,saliency"]):
+        out = tmp_path / f"o{len(args)}.mp4"
+        code, err = _main(capsys, "encode", src, "-o", out, *args)
+        assert code == 0, err
+        with av.open(str(out)) as c:
+            times = sorted(round(float(f.time) * 1000) for f in c.decode(video=0))
+        assert times == stamps
+
+
+def test_rotation_is_carried_to_the_output(tmp_path, capsys):
+    src = set_rotation(write_video(tmp_path / "portrait.mp4", frames=6), 90)
+    with av.open(str(src)) as c:
+        angle = next(c.decode(video=0)).rotation
+    assert angle in (90, -90)
+    for ext in ("mp4", "mov"):
+        out = tmp_path / f"o.{ext}"
+        code, err = _main(capsys, "encode", src, "-o", out, *PLAIN)
+        assert code == 0, err
+        with av.open(str(out)) as c:
+            assert next(c.decode(video=0)).rotation == angle
+
+
+def test_ctrl_c_mid_encode_leaves_no_files(tmp_path):
+    """SIGINT while encoding: exit 130, one line, no output and no temp file in the output folder."""
+    src = write_video(tmp_path / "long.mp4", width=320, height=240, frames=250)  # placebo takes seconds on it
+    before = _digest(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
+                          "--preset", "placebo", "--no-assist"], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(out_dir.iterdir()):  # wait for the temp file: mid-encode
+        time.sleep(0.05)
+    assert any(out_dir.iterdir()), "the encode never started"
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err and err.decode().strip() == "codec-assist: interrupted"
+    assert list(out_dir.iterdir()) == []
+    assert _digest(src) == before
