@@ -144,6 +144,16 @@ def encode(
     qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None else []
     qp_offsets = plan_arrays["qp/offsets"] if plan is not None else None
 
+    opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in x_params.items())}
+    if plan is not None:
+        opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
+    if rate.mode == "crf":
+        opts["crf"] = f"{rate.crf:g}"
+    opts = {k: v for k, v in opts.items() if v}
+    problem = _probe_options(codec, opts, rate, plan.block_size if plan is not None else None)
+    if problem:
+        raise EncoderError(f"{codec} refused an option: {problem}")
+
     start = time.perf_counter()
     n = 0
     with atomic_output(out_path) as tmp, media.open_input(input_path) as src:
@@ -154,20 +164,15 @@ def encode(
             vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, "yuv420p"
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
-            opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in x_params.items())}
-            if plan is not None:
-                opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
-            if rate.mode == "crf":
-                opts["crf"] = f"{rate.crf:g}"
-            else:
+            if rate.mode == "abr":
                 vout.bit_rate = int(rate.bitrate)
-            vout.options = {k: v for k, v in opts.items() if v}
+            vout.options = opts
             audio_map = _add_audio(src, dst, fmt)
             bar = tqdm(total=info.frame_count, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             first = True
             last_pts = None
             stats = media.DecodeStats(input_path, info.frame_count)
-            with _warnings_captured() as logs, _encoder_errors(codec):
+            with _encoder_errors(codec):
                 for packet, frames in media.decode_packets(src, vin, stats, [vin, *audio_map]):
                     if frames is not None:
                         for frame in frames:
@@ -187,11 +192,7 @@ def encode(
                                     roi.attach_qp_offsets(frame, grid, plan.block_size)
                             for out in vout.encode(frame):
                                 dst.mux(out)
-                            if first:
-                                problem = _log_problem(logs)
-                                if problem:
-                                    raise EncoderError(f"{codec} refused an option: {problem}")
-                                first = False
+                            first = False
                             n += 1
                             if n % media.TRIM_EVERY == 0:
                                 media.release_memory()
@@ -203,9 +204,6 @@ def encode(
                 for target in audio_map.values():
                     if isinstance(target, tuple):
                         _mux_audio(None, target, dst)
-                problem = _log_problem(logs)
-                if problem:
-                    raise EncoderError(f"{codec}: {problem}")
             bar.close()
         if n == 0:
             raise InputError(f"{media.display_path(input_path)}: no video frame could be decoded")
@@ -218,6 +216,37 @@ def encode(
         keyframes=media.keyframe_indices(out_path), bitrate_kbps=video_bitrate_kbps(out_path),
         seconds_encode=seconds,
     )
+
+
+def _probe_options(codec: str, opts: dict[str, str], rate: RateControl, block_size: int | None) -> str | None:
+    """Open the encoder with the real options on two tiny frames (with an ROI map when assisted) and return
+    what it refused, if anything: typos and ROI refusals only show up in FFmpeg's log.
+
+    Done on a scratch encoder before any decoder runs, because routing FFmpeg's log to Python while a
+    frame-threaded decoder works can deadlock (a decoder thread waits for the GIL inside av_log while the
+    main thread, holding it, waits for that decoder thread).
+    """
+    ctx = av.CodecContext.create(ENCODERS[codec], "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 128, 128, "yuv420p"
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    if rate.mode == "abr":
+        ctx.bit_rate = int(rate.bitrate)
+    ctx.options = dict(opts)
+    with _warnings_captured() as logs:
+        try:
+            for i in range(2):
+                frame = av.VideoFrame(128, 128, "yuv420p")
+                for plane in frame.planes:
+                    plane.update(bytes(plane.buffer_size))
+                frame.pts = i
+                if block_size:
+                    cells = -(-128 // block_size)
+                    roi.attach_qp_offsets(frame, np.full((cells, cells), 1.0, np.float32), block_size)
+                ctx.encode(frame)
+            ctx.encode(None)
+        except av.error.FFmpegError as e:
+            return _log_problem(logs) or f"{getattr(e, 'strerror', None) or e}"
+    return _log_problem(logs)
 
 
 @contextlib.contextmanager
