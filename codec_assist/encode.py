@@ -84,12 +84,16 @@ def encode(
     start_frame: int = 0,
     end_frame: int | None = None,
     threads: int = 0,
+    rc_pass: int = 0,
+    stats_file: str | Path | None = None,
 ) -> EncodeResult:
     """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
 
     `start_frame`/`end_frame` (end exclusive, source frame numbers) encode only that range, video only, starting
     with an IDR: one chunk of a chunked encode (codec_assist.chunked). `threads` caps the encoder and decoder
     threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
+    `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
+    target by up to a third; two passes hit it).
     """
     params = dict(params or {})
     assisted = plan is not None
@@ -116,6 +120,10 @@ def encode(
     if threads and codec == "x265":
         x_params["pools"] = str(threads)  # libx265 does not read the codec context's thread count
     x_params.update(params)
+    if rc_pass:
+        if rate.mode != "abr" or not stats_file or rc_pass not in (1, 2):
+            raise EncoderError("two-pass encoding needs an ABR rate, pass 1 or 2 and a stats file")
+        x_params.update({"pass": str(rc_pass), "stats": str(stats_file)})
 
     ranged = start_frame > 0 or end_frame is not None
     end = info.frame_count if end_frame is None else end_frame
