@@ -95,6 +95,7 @@ def add_codec_knobs(sp) -> None:
 
 # Modules that add a subcommand: each has register(sub) that adds its parser(s) with set_defaults(handler=...).
 SIDE_COMMANDS: tuple[str, ...] = (
+    "codec_assist.batch",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 
