@@ -186,6 +186,28 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
     )
 
 
+def add_chunk_knobs(sp) -> None:
+    """`encode --chunked` and its engine options."""
+    from .engine import add_engine_knobs
+
+    g = sp.add_argument_group("chunked encoding (long videos: shot chunks in parallel, joined losslessly)")
+    g.add_argument("--chunked", action="store_true",
+                   help="split at shot cuts, encode the chunks in parallel (two-pass ABR per chunk), join them")
+    g.add_argument("--min-chunk", type=float, default=2.0, metavar="SECONDS",
+                   help="with --chunked: shortest chunk; consecutive shots are merged up to it")
+    add_engine_knobs(sp)
+
+
+def encode_chunked_args(args, inp: Path, out: Path, rate: RateControl, params: dict, plan, plan_arrays) -> EncodeResult:
+    from .engine import engine_options
+
+    if args.min_chunk <= 0:
+        raise EncoderError(f"--min-chunk must be positive, got {args.min_chunk:g}")
+    return encode_chunked(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan,
+                          plan_arrays=plan_arrays, params=params, engine=engine_options(args),
+                          min_seconds=args.min_chunk, progress=not args.quiet)
+
+
 # ----------------------------------------------------------------------------------------------- joining
 def _chunk_packets(path: Path, expect: int) -> tuple[list[av.Packet], list[int], tuple[bytes | None, str]]:
     """A chunk's video packets in decode order, each one's presentation rank inside the chunk, and its header."""

@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     add_analysis_knobs(e)
     add_plan_knobs(e)
+    importlib.import_module("codec_assist.chunked").add_chunk_knobs(e)  # --chunked, --workers, --engine, ...
 
     c = sub.add_parser("compare", help="plain vs assisted encodes at several rates, with metrics and BD-rate",
                        formatter_class=fmt)
@@ -264,8 +265,13 @@ def cmd_encode(args) -> int:
         analysis, arrays = analyze(inp, _analyze_options(args), progress=not args.quiet)
         plan, plan_arrays = make_plan(analysis, arrays, _plan_options(args, args.codec))
         seconds_analysis = time.perf_counter() - t
-    result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan, plan_arrays=plan_arrays,
-                    params=params, progress=not args.quiet)
+    if args.chunked:
+        from .chunked import encode_chunked_args
+
+        result = encode_chunked_args(args, inp, out, rate, params, plan, plan_arrays)
+    else:
+        result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan,
+                        plan_arrays=plan_arrays, params=params, progress=not args.quiet)
     result.seconds_analysis = seconds_analysis
     if args.report:
         result.quality = compare_videos(inp, out, rois=args.roi)

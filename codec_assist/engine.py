@@ -74,10 +74,10 @@ def add_engine_knobs(sp) -> None:
     g.add_argument("--workers", type=int, default=max(1, cores()),
                    help="tasks run at once (on a cluster: at most this many in flight)")
     g.add_argument("--cpus-per-task", type=float, metavar="N",
-                   help="CPUs reserved per task and encoder threads per task (default: cores / workers)")
+                   help="CPUs reserved per task, and encoder threads per task (unset: cores / workers)")
     g.add_argument("--memory-per-task", type=parse_memory_arg, metavar="SIZE",
                    help="memory per task, e.g. 2G: a Ray scheduling reservation, a hard address-space limit "
-                        "for local workers (default: none)")
+                        "for local workers (unset: no limit)")
     g.add_argument("--retries", type=int, default=2, help="re-runs of a task whose worker died")
 
 
