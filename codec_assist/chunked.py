@@ -343,10 +343,9 @@ def check_joined(output: str | Path, source: str | Path, chunk_starts: list[int]
     if len(out_t) != len(src_t):
         problems.append(f"{len(out_t)} frames, the input has {len(src_t)}")
     else:
-        off = src_t[0] - out_t[0]  # a container may start the track at 0; compare the spacing exactly
-        bad = [i for i, (s, o) in enumerate(zip(src_t, out_t)) if s != o + off]
+        bad = [i for i, (s, o) in enumerate(zip(src_t, out_t)) if s != o]  # exact, in seconds
         if bad:
-            problems.append(f"frame {bad[0]} is at {float(out_t[bad[0]] + off):.6f}s, "
+            problems.append(f"frame {bad[0]} is at {float(out_t[bad[0]]):.6f}s, "
                             f"the input's at {float(src_t[bad[0]]):.6f}s")
         missing = [s for s in chunk_starts if not keys[s]]
         if missing:

@@ -171,6 +171,15 @@ def _run_local(fn, tasks, options: EngineOptions, on_done: OnDone) -> None:
     ctx = multiprocessing.get_context("spawn")
     while pending:
         started = ctx.Queue()
+        began: set = set()
+
+        def drain(wait: float = 0.0) -> None:  # read as we go: a full pipe would stall the workers' exit
+            while True:
+                try:
+                    began.add(started.get(timeout=wait) if wait else started.get_nowait())
+                except queue.Empty:
+                    return
+
         # A worker that dies (killed, out of memory) breaks the whole pool: every unfinished task gets
         # BrokenProcessPool. Those that had started are charged a death; all go round again in a fresh pool.
         with ProcessPoolExecutor(max_workers=min(options.workers, len(pending)),
@@ -180,6 +189,7 @@ def _run_local(fn, tasks, options: EngineOptions, on_done: OnDone) -> None:
             broken: list[Hashable] = []
             for fut in as_completed(futures):
                 key = futures[fut]
+                drain()
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
@@ -191,12 +201,7 @@ def _run_local(fn, tasks, options: EngineOptions, on_done: OnDone) -> None:
                     continue
                 pending.pop(key)
                 on_done(key, result, None)
-        began = set()
-        while True:
-            try:
-                began.add(started.get(timeout=0.1))
-            except queue.Empty:
-                break
+        drain(wait=0.1)
         started.close()
         for key in [k for k in broken if k in began] or broken:
             deaths[key] = deaths.get(key, 0) + 1
