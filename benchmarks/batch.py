@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -59,7 +60,7 @@ def bench_batch(media: Path, work: Path, engines: list[str]) -> list[dict]:
             wall = time.perf_counter() - t
             done = sum(i.status == "done" for i in m.items)
             rows.append({"engine": engine, "workers": workers, "items": len(m.items), "done": done, "seconds": wall,
-                         "task_seconds": sum(i.seconds for i in m.items)})
+                         "task_seconds": sum(i.seconds for i in m.items), "load_1min": os.getloadavg()[0]})
             print(f"batch {engine} x{workers}: {done}/{len(m.items)} done in {wall:.1f}s", file=sys.stderr)
     return rows
 
@@ -115,6 +116,7 @@ def bench_chunked(src: Path, work: Path, kbps: int, preset: str, workers: int) -
         row[f"psnr_{key}"] = compare_videos(src, work / path).psnr_y
     row["speedup_vs_1pass"] = row["s_unchunked_1pass"] / row["s_chunked"]
     row["speedup_vs_2pass"] = row["s_unchunked_2pass"] / row["s_chunked"]
+    row["load_1min"] = os.getloadavg()[0]
     print(f"chunked {src.name}: {row['s_chunked']:.1f}s vs {row['s_unchunked_1pass']:.1f}s / "
           f"{row['s_unchunked_2pass']:.1f}s", file=sys.stderr)
     return row
@@ -123,17 +125,17 @@ def bench_chunked(src: Path, work: Path, kbps: int, preset: str, workers: int) -
 def tables(result: dict) -> str:
     lines = [f"cores: {result['cores']}", ""]
     if result.get("batch"):
-        lines += ["| engine | workers | items done | wall s | sum of task s | speed-up vs 1 worker |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["| engine | workers | items done | wall s | sum of task s | speed-up vs 1 worker | load (1 min) after |",
+                  "|---|---|---|---|---|---|---|"]
         base = {r["engine"]: r["seconds"] for r in result["batch"] if r["workers"] == 1}
         for r in result["batch"]:
             lines.append(f"| {r['engine']} | {r['workers']} | {r['done']}/{r['items']} | {r['seconds']:.1f} | "
-                         f"{r['task_seconds']:.1f} | {base[r['engine']] / r['seconds']:.2f}x |")
+                         f"{r['task_seconds']:.1f} | {base[r['engine']] / r['seconds']:.2f}x | {r.get('load_1min', 0):.1f} |")
         lines.append("")
     if result.get("chunked"):
         lines += ["| sample | frames | shots | chunks | rate | unchunked 1-pass s | unchunked 2-pass s | chunked s "
-                  "| speed-up vs 1-pass | vs 2-pass | kb/s 1p / 2p / chunked | PSNR-Y 1p / 2p / chunked | checks |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| speed-up vs 1-pass | vs 2-pass | kb/s 1p / 2p / chunked | PSNR-Y 1p / 2p / chunked | checks | load |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["chunked"]:
             lines.append(
                 f"| {r['sample']} | {r['frames']} | {r['shots']} | {r['chunks']} | {r['kbps']}k {r['preset']} | "
@@ -141,7 +143,7 @@ def tables(result: dict) -> str:
                 f"{r['speedup_vs_1pass']:.2f}x | {r['speedup_vs_2pass']:.2f}x | "
                 f"{r['kbps_1pass']:.0f} / {r['kbps_2pass']:.0f} / {r['kbps_chunked']:.0f} | "
                 f"{r['psnr_1pass']:.2f} / {r['psnr_2pass']:.2f} / {r['psnr_chunked']:.2f} | "
-                f"{'ok' if not r['problems'] else '; '.join(r['problems'])} |")
+                f"{'ok' if not r['problems'] else '; '.join(r['problems'])} | {r.get('load_1min', 0):.1f} |")
     return "\n".join(lines)
 
 
@@ -150,6 +152,7 @@ def main() -> int:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--skip-chunked", action="store_true")
+    ap.add_argument("--preset", default="medium", help="x264 preset of the chunked comparison")
     ap.add_argument("--tables-only", action="store_true", help="re-print the tables from out/bench/batch.json")
     args = ap.parse_args()
     out = ROOT / "out" / "bench" / "batch.json"
@@ -170,7 +173,7 @@ def main() -> int:
             for src in (media / "bikes.mp4", long):
                 d = work / f"chunked-{src.stem}"
                 d.mkdir()
-                result["chunked"].append(bench_chunked(src, d, 300, "veryfast", 2))
+                result["chunked"].append(bench_chunked(src, d, 300, args.preset, 2))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(tables(result))
