@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -52,16 +53,26 @@ def bench_batch(media: Path, work: Path, engines: list[str]) -> list[dict]:
             shutil.copy(media / name, lib / f"{copy}_{name}")
     options = batch_options()
     rows = []
-    for engine in engines:
-        for workers in (1, 2):
-            out = work / f"out-{engine}-{workers}"
-            t = time.perf_counter()
-            m = run_batch(lib, out, "encode", options, EngineOptions(engine=engine, workers=workers))
-            wall = time.perf_counter() - t
-            done = sum(i.status == "done" for i in m.items)
-            rows.append({"engine": engine, "workers": workers, "items": len(m.items), "done": done, "seconds": wall,
-                         "task_seconds": sum(i.seconds for i in m.items), "load_1min": os.getloadavg()[0]})
-            print(f"batch {engine} x{workers}: {done}/{len(m.items)} done in {wall:.1f}s", file=sys.stderr)
+    # Default: each task gets cores / workers threads (1 worker: 2 threads). Also 1 thread per task for both,
+    # which shows the engine's own scaling when a task does not already keep every core busy.
+    configs = [(e, w, None) for e in engines for w in (1, 2)] + [("local", 1, 1.0), ("local", 2, 1.0)]
+    for engine, workers, cpt in configs:
+        opts = EngineOptions(engine=engine, workers=workers, cpus_per_task=cpt)
+        out = work / f"out-{engine}-{workers}-{cpt}"
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        m = run_batch(lib, out, "encode", options, opts)
+        wall = time.perf_counter() - t
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = sum(i.status == "done" for i in m.items)
+        rows.append({"engine": engine, "workers": workers, "cpus_per_task": cpt, "threads": opts.threads(),
+                     "items": len(m.items),
+                     "done": done, "seconds": wall, "task_seconds": sum(i.seconds for i in m.items),
+                     # CPU of the local pool's worker processes (Ray's workers are not our children)
+                     "worker_cpu_s": (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
+                     if engine == "local" else None, "load_1min": os.getloadavg()[0]})
+        print(f"batch {engine} x{workers} threads {opts.threads()}: {done}/{len(m.items)} done in {wall:.1f}s",
+              file=sys.stderr)
     return rows
 
 
@@ -96,20 +107,25 @@ def bench_chunked(src: Path, work: Path, kbps: int, preset: str, workers: int) -
            "chunks": len(plan_chunks(starts, v.frame_count, v.fps)), "kbps": kbps, "preset": preset,
            "workers": workers}
 
-    def timed(fn):
-        t = time.perf_counter()
-        r = fn()
-        return r, time.perf_counter() - t
+    def cpu() -> float:  # this process (in-process encodes, their threads) + finished children (chunk workers)
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
-    one, row["s_unchunked_1pass"] = timed(lambda: encode(src, work / "one.mp4", rate=rate, preset=preset))
+    def timed(fn, key):
+        c, t = cpu(), time.perf_counter()
+        r = fn()
+        row[f"s_{key}"], row[f"cpu_{key}"] = time.perf_counter() - t, cpu() - c
+        return r
+
+    one = timed(lambda: encode(src, work / "one.mp4", rate=rate, preset=preset), "unchunked_1pass")
 
     def two_pass():
         encode(src, work / "p1.mkv", rate=rate, preset=preset, rc_pass=1, stats_file=work / "stats")
         return encode(src, work / "two.mp4", rate=rate, preset=preset, rc_pass=2, stats_file=work / "stats")
 
-    two, row["s_unchunked_2pass"] = timed(two_pass)
-    ch, row["s_chunked"] = timed(lambda: encode_chunked(src, work / "chunked.mp4", rate=rate, preset=preset,
-                                                        shot_starts=starts, engine=EngineOptions(workers=workers)))
+    two = timed(two_pass, "unchunked_2pass")
+    ch = timed(lambda: encode_chunked(src, work / "chunked.mp4", rate=rate, preset=preset, shot_starts=starts,
+                                      engine=EngineOptions(workers=workers)), "chunked")
     row["problems"] = check_joined(work / "chunked.mp4", src, [a for a, _ in plan_chunks(starts, v.frame_count, v.fps)])
     for key, r, path in (("1pass", one, "one.mp4"), ("2pass", two, "two.mp4"), ("chunked", ch, "chunked.mp4")):
         row[f"kbps_{key}"] = r.bitrate_kbps
@@ -125,22 +141,28 @@ def bench_chunked(src: Path, work: Path, kbps: int, preset: str, workers: int) -
 def tables(result: dict) -> str:
     lines = [f"cores: {result['cores']}", ""]
     if result.get("batch"):
-        lines += ["| engine | workers | items done | wall s | sum of task s | speed-up vs 1 worker | load (1 min) after |",
-                  "|---|---|---|---|---|---|---|"]
-        base = {r["engine"]: r["seconds"] for r in result["batch"] if r["workers"] == 1}
+        lines += ["| engine | workers | threads/task | items done | wall s | sum of task s | worker CPU s "
+                  "| speed-up vs 1 worker | load (1 min) after |", "|---|---|---|---|---|---|---|---|---|"]
+        base = {(r["engine"], r.get("cpus_per_task")): r["seconds"] for r in result["batch"] if r["workers"] == 1}
         for r in result["batch"]:
-            lines.append(f"| {r['engine']} | {r['workers']} | {r['done']}/{r['items']} | {r['seconds']:.1f} | "
-                         f"{r['task_seconds']:.1f} | {base[r['engine']] / r['seconds']:.2f}x | {r.get('load_1min', 0):.1f} |")
+            one = base[(r["engine"], r.get("cpus_per_task"))]  # 1 worker, same threads rule
+            cpu = r.get("worker_cpu_s")
+            lines.append(f"| {r['engine']} | {r['workers']} | {r.get('threads', '?')} | {r['done']}/{r['items']} | "
+                         f"{r['seconds']:.1f} | {r['task_seconds']:.1f} | {'–' if cpu is None else f'{cpu:.1f}'} | "
+                         f"{one / r['seconds']:.2f}x | {r.get('load_1min', 0):.1f} |")
         lines.append("")
     if result.get("chunked"):
         lines += ["| sample | frames | shots | chunks | rate | unchunked 1-pass s | unchunked 2-pass s | chunked s "
-                  "| speed-up vs 1-pass | vs 2-pass | kb/s 1p / 2p / chunked | PSNR-Y 1p / 2p / chunked | checks | load |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| speed-up vs 1-pass | vs 2-pass | CPU s 1p / 2p / chunked | kb/s 1p / 2p / chunked "
+                  "| PSNR-Y 1p / 2p / chunked | checks | load |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["chunked"]:
             lines.append(
                 f"| {r['sample']} | {r['frames']} | {r['shots']} | {r['chunks']} | {r['kbps']}k {r['preset']} | "
                 f"{r['s_unchunked_1pass']:.1f} | {r['s_unchunked_2pass']:.1f} | {r['s_chunked']:.1f} | "
                 f"{r['speedup_vs_1pass']:.2f}x | {r['speedup_vs_2pass']:.2f}x | "
+                f"{r.get('cpu_unchunked_1pass', 0):.1f} / {r.get('cpu_unchunked_2pass', 0):.1f} / "
+                f"{r.get('cpu_chunked', 0):.1f} | "
                 f"{r['kbps_1pass']:.0f} / {r['kbps_2pass']:.0f} / {r['kbps_chunked']:.0f} | "
                 f"{r['psnr_1pass']:.2f} / {r['psnr_2pass']:.2f} / {r['psnr_chunked']:.2f} | "
                 f"{'ok' if not r['problems'] else '; '.join(r['problems'])} | {r.get('load_1min', 0):.1f} |")
