@@ -210,6 +210,19 @@ def _run_local(fn, tasks, options: EngineOptions, on_done: OnDone) -> None:
                 on_done(key, None, f"worker died {deaths[key]} times (killed or out of memory)")
 
 
+def _check_reachable(address: str) -> None:
+    """Fail in seconds with one line on an unreachable host:port (Ray itself retries for minutes)."""
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
+    if not m:
+        return  # "auto", "local", ...: Ray resolves these itself
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=5).close()
+    except OSError as e:
+        raise CodecAssistError(f"cannot reach the Ray cluster at {address} ({e.strerror or e})") from None
+
+
 def _run_ray(fn, tasks, options: EngineOptions, on_done: OnDone) -> None:
     try:
         import ray
@@ -222,6 +235,7 @@ def _run_ray(fn, tasks, options: EngineOptions, on_done: OnDone) -> None:
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                                       configure_logging=True)
         if options.address:
+            _check_reachable(options.address)
             kwargs["address"] = options.address
         else:
             # A private local Ray sized to the workers. Its workers inherit this environment: put this checkout on

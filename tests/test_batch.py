@@ -269,3 +269,12 @@ def test_encode_chunked_cli(sample, tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["frames"] == 250 and set([0, 76, 137, 187]) <= set(res["keyframes"])
+
+
+def test_unreachable_ray_address_is_one_line_error(sample, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(sample("bikes.mp4"), d / "a.mp4")
+    r = batch(d, tmp_path / "out", *FAST, "--address", "127.0.0.1:1")
+    assert r.returncode == 2 and "cannot reach the Ray cluster" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "a.mp4").exists()
