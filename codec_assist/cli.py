@@ -163,6 +163,7 @@ SIDE_COMMANDS: tuple[str, ...] = (
     "codec_assist.semantic_cmd",
     "codec_assist.tagging",
     "codec_assist.explain",
+    "codec_assist.batch",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_analysis_knobs(e)
     add_plan_knobs(e)
     importlib.import_module("codec_assist.allocate").add_encode_options(e)
+    importlib.import_module("codec_assist.chunked").add_chunk_knobs(e)  # --chunked, --workers, --engine, ...
 
     c = sub.add_parser("compare", help="plain vs assisted encodes at several rates, with metrics and BD-rate",
                        formatter_class=fmt)
@@ -368,8 +370,13 @@ def cmd_encode(args) -> int:
         analysis, arrays = analyze(inp, a_opt, progress=not args.quiet)
         plan, plan_arrays = make_plan(analysis, arrays, p_opt)
         seconds_analysis = time.perf_counter() - t
-    result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan, plan_arrays=plan_arrays,
-                    params=params, progress=not args.quiet)
+    if args.chunked:
+        from .chunked import encode_chunked_args
+
+        result = encode_chunked_args(args, inp, out, rate, params, plan, plan_arrays)
+    else:
+        result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan,
+                        plan_arrays=plan_arrays, params=params, progress=not args.quiet)
     result.seconds_analysis = seconds_analysis
     if args.report or args.html:
         result.quality = compare_videos(inp, out, rois=args.roi)

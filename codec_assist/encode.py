@@ -5,6 +5,7 @@ output container cannot carry them. Other streams are dropped. The output appear
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import re
@@ -96,11 +97,21 @@ def encode(
     params: dict[str, str] | None = None,
     progress: bool = False,
     size: tuple[int, int] | None = None,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    threads: int = 0,
+    rc_pass: int = 0,
+    stats_file: str | Path | None = None,
 ) -> EncodeResult:
     """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
 
     `size` (width, height) scales the video (ladder rungs); a plan must then be made for that size.
     The plan's zones (x264/x265 `zones`, per-shot bitrate factors) are passed to the encoder.
+    `start_frame`/`end_frame` (end exclusive, source frame numbers) encode only that range, video only, starting
+    with an IDR: one chunk of a chunked encode (codec_assist.chunked). `threads` caps the encoder and decoder
+    threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
+    `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
+    target by up to a third; two passes hit it).
     """
     params = dict(params or {})
     assisted = plan is not None
@@ -138,19 +149,36 @@ def encode(
             x_params["open-gop"] = "0"
         if plan.zones:
             x_params["zones"] = zones_param(plan.zones)
+    if threads and codec == "x265":
+        x_params["pools"] = str(threads)  # libx265 does not read the codec context's thread count
     x_params.update(params)
+    if rc_pass:
+        if rate.mode != "abr" or not stats_file or rc_pass not in (1, 2):
+            raise EncoderError("two-pass encoding needs an ABR rate, pass 1 or 2 and a stats file")
+        x_params.update({"pass": str(rc_pass), "stats": str(stats_file)})
 
+    ranged = start_frame > 0 or end_frame is not None
+    end = info.frame_count if end_frame is None else end_frame
+    if not 0 <= start_frame < end:
+        raise EncoderError(f"frame range {start_frame}..{end_frame} is empty or negative")
     keyset = set(plan.keyframes) if plan is not None else set()
+    if ranged:
+        keyset.add(start_frame)  # a chunk starts with an IDR so that chunks concatenate
     qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None else []
     qp_offsets = plan_arrays["qp/offsets"] if plan is not None else None
 
-    opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in x_params.items())}
-    if plan is not None:
-        opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
-    if rate.mode == "crf":
-        opts["crf"] = f"{rate.crf:g}"
-    opts = {k: v for k, v in opts.items() if v}
-    problem = _probe_options(codec, opts, rate, plan.block_size if plan is not None else None)
+    def options(xp: dict[str, str]) -> dict[str, str]:
+        opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
+        if plan is not None:
+            opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
+        if rate.mode == "crf":
+            opts["crf"] = f"{rate.crf:g}"
+        return {k: v for k, v in opts.items() if v}
+
+    opts = options(x_params)
+    # the probe must not touch a two-pass stats file (pass 1 would write it, pass 2 read it)
+    probe_params = {k: v for k, v in x_params.items() if k not in ("pass", "stats")}
+    problem = _probe_options(codec, options(probe_params), rate, plan.block_size if plan is not None else None)
     if problem:
         raise EncoderError(f"{codec} refused an option: {problem}")
 
@@ -159,16 +187,26 @@ def encode(
     with atomic_output(out_path) as tmp, media.open_input(input_path) as src:
         vin = [s for s in src.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)][0]
         vin.thread_type = "AUTO"
+        # Source frame numbers: counted from the start, or (for a range) looked up from the packet timestamps
+        # after seeking to the keyframe before the range, so a chunk does not decode the whole video before it.
+        stamps = media.frame_timestamps(input_path) if start_frame > 0 else None
+        if stamps:
+            _seek_before(src, vin, stamps, start_frame, input_path)
+        index = -1
+        if threads:
+            vin.codec_context.thread_count = threads
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
             vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, "yuv420p"
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
+            if threads:
+                vout.codec_context.thread_count = threads
             if rate.mode == "abr":
                 vout.bit_rate = int(rate.bitrate)
             vout.options = opts
-            audio_map = _add_audio(src, dst, fmt)
-            bar = tqdm(total=info.frame_count, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
+            audio_map = {} if ranged else _add_audio(src, dst, fmt)  # chunks are video only
+            bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             first = True
             last_pts = None
             stats = media.DecodeStats(input_path, info.frame_count)
@@ -176,6 +214,14 @@ def encode(
                 for packet, frames in media.decode_packets(src, vin, stats, [vin, *audio_map]):
                     if frames is not None:
                         for frame in frames:
+                            index = _frame_index(frame, index, stamps, input_path)
+                            if n == 0 and index > start_frame:
+                                raise EncoderError(f"{input_path}: seeking to frame {start_frame} landed at "
+                                                   f"frame {index}; cannot encode a frame range of this file")
+                            if index < start_frame:
+                                continue
+                            if index >= end:
+                                break
                             if first:
                                 _carry_rotation(frame, vout)
                             frame = _prepare(frame, info)
@@ -184,10 +230,10 @@ def encode(
                             last_pts = frame.pts
                             # Decoded frames carry the source's picture types and x264 copies them: reset
                             # them all (baseline too, so it is the encoder's own decision), force the plan's IDRs.
-                            frame.pict_type = (av.video.frame.PictureType.I if n in keyset
+                            frame.pict_type = (av.video.frame.PictureType.I if index in keyset
                                                else av.video.frame.PictureType.NONE)
                             if plan is not None:
-                                grid = offsets_at(n, qp_frames, qp_offsets, plan.shot_starts)
+                                grid = offsets_at(index, qp_frames, qp_offsets, plan.shot_starts)
                                 if grid is not None:
                                     roi.attach_qp_offsets(frame, grid, plan.block_size)
                             for out in vout.encode(frame):
@@ -197,6 +243,8 @@ def encode(
                             if n % media.TRIM_EVERY == 0:
                                 media.release_memory()
                             bar.update()
+                        if index >= end - 1:
+                            break  # the range is done; the rest of the file is not decoded
                     elif packet.stream in audio_map and packet.dts is not None:
                         _mux_audio(packet, audio_map[packet.stream], dst)
                 for out in vout.encode(None):
@@ -247,6 +295,34 @@ def _probe_options(codec: str, opts: dict[str, str], rate: RateControl, block_si
         except av.error.FFmpegError as e:
             return _log_problem(logs) or f"{getattr(e, 'strerror', None) or e}"
     return _log_problem(logs)
+
+
+def _seek_before(src, vin, stamps: list[int], frame: int, path) -> None:
+    """Seek to a keyframe at or before `frame`. Containers without an index (MPEG-PS) land after the target
+    now and then: step further back until the first keyframe there is not after it."""
+    target = stamps[frame]
+    second = int(1 / vin.time_base) if vin.time_base else 90000
+    for back in (0, 1, 4, 16, 64, None):
+        pos = stamps[0] - second if back is None else target - back * second
+        src.seek(pos, stream=vin, backward=True, any_frame=False)
+        first = next((p.pts for p in src.demux(vin) if p.size and p.is_keyframe), None)
+        if first is not None and first <= target:
+            src.seek(pos, stream=vin, backward=True, any_frame=False)
+            return
+        if back is not None and pos <= stamps[0]:
+            break
+    raise EncoderError(f"{path}: cannot seek to frame {frame}; cannot encode a frame range of this file")
+
+
+def _frame_index(frame: av.VideoFrame, previous: int, stamps: list[int] | None, path) -> int:
+    """The source frame number of a decoded frame: by its timestamp after a seek, else by counting."""
+    if stamps is None:
+        return previous + 1
+    i = bisect.bisect_left(stamps, frame.pts) if frame.pts is not None else len(stamps)
+    if i >= len(stamps) or stamps[i] != frame.pts:
+        raise EncoderError(f"{path}: decoded frame with timestamp {frame.pts} is not among the video's packets; "
+                           "cannot encode a frame range of this file")
+    return i
 
 
 @contextlib.contextmanager

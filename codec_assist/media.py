@@ -298,6 +298,18 @@ def decode_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) ->
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
+def frame_timestamps(path: str | Path) -> list[int] | None:
+    """Presentation timestamps of the video frames in order, from the packets (no decode), in the stream's
+    time base; None when some packet has no timestamp or two share one (the frames cannot be told apart)."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        stamps = [pkt.pts for pkt in c.demux(vs) if pkt.size]
+    if not stamps or any(s is None for s in stamps) or len(set(stamps)) != len(stamps):
+        return None
+    return sorted(stamps)
+
+
 def keyframe_indices(path: str | Path) -> list[int]:
     """Frame numbers (presentation order) of the random-access (IDR) frames, read from packet flags."""
     p = Path(path)

@@ -753,6 +753,40 @@ class Explanation(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+# --- batch (issue 7)
+class BatchOutput(_Model):
+    path: str  # relative to the batch's output folder
+    sha256: str
+    bytes: int = Field(ge=0)
+
+
+class BatchItem(_Model):
+    input: str  # relative to the batch's input folder
+    status: Literal["pending", "done", "failed"] = "pending"
+    outputs: list[BatchOutput] = []
+    fingerprint: str = ""  # of the command + options + the input's size and mtime: a change means redo
+    attempts: int = Field(default=0, ge=0)  # runs started for this item, over all batch runs
+    seconds: float = 0.0
+    error: str = ""
+    summary: dict[str, float | int | str] = {}  # e.g. frames, kb/s, shots
+
+
+class BatchManifest(_Model):
+    kind: ClassVar[str] = "batch manifest"
+    schema_: Literal["codec-assist/batch-manifest"] = Field("codec-assist/batch-manifest", alias="schema")
+    version: int = SCHEMA_VERSION
+    command: str  # analyze, encode, ...
+    input_dir: str
+    output_dir: str
+    options: dict[str, Any] = {}
+    engine: str = "local"
+    workers: int = 1
+    items: list[BatchItem] = []
+    seconds: float = 0.0  # wall time of the last run
+    reused: int = 0  # items the last run found complete and verified, and skipped
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
 
 # Models above refer to ones defined later in this module (sections appended per feature); resolve them once.
 for _model in (ImportanceInfo, Analysis, EncodePlan, EncodeResult, EncodeReport, ComparePoint, CompareReport):
