@@ -35,8 +35,10 @@ samples: setup
 
 demo: setup samples
 	mkdir -p out
-	$(CA) encode samples/media/bikes.mp4 -o out/bikes.assisted.mp4 --bitrate 400k --report out/bikes.assisted.json --overwrite
-	$(CA) compare samples/media/jwpIntro.mp4 --bitrate 150k,300k,600k --roi $(FACE) -o out/jwpIntro.compare.json --overwrite
+	$(CA) encode samples/media/bikes.mp4 -o out/bikes.assisted.mp4 --bitrate 400k --report out/bikes.assisted.json \
+		--html out/bikes.assisted.html --overwrite
+	$(CA) compare samples/media/jwpIntro.mp4 --bitrate 150k,300k,600k --roi $(FACE) -o out/jwpIntro.compare.json \
+		--html out/jwpIntro.compare.html --overwrite
 
 test: setup samples
 	$(PY) -m pytest -q -m "not slow"
