@@ -253,7 +253,7 @@ def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, pre
         first = bits.sum() / info.budget_bits
         corrected = RateControl(mode="abr", bitrate=max(1000, int(rate.bitrate * info.budget_bits / bits.sum())))
         result = encode(input_path, output_path, codec=codec, rate=corrected, preset=preset, plan=plan,
-                        plan_arrays=plan_arrays, params=params, progress=progress)
+                        plan_arrays=plan_arrays, params=params, progress=progress, overwrite=True)
         result.rate = rate
         bits = packet_bits(output_path)
         finals = 2
@@ -374,7 +374,8 @@ def encode_target_quality(input_path, output_path, *, metric: str, target: float
         factors = crf_zone_factors(base, [x.crf for x in shots])
         final_plan = plan.model_copy(update={"zones": _zones(units, factors)})
         result = encode(input_path, output_path, codec=codec, rate=RateControl(mode="crf", crf=base),
-                        preset=preset, plan=final_plan, plan_arrays=plan_arrays, params=params, progress=progress)
+                        preset=preset, plan=final_plan, plan_arrays=plan_arrays, params=params, progress=progress,
+                        overwrite=True if attempt else None)  # a correction replaces this run's own output
         finals += 1
         achieved = unit_quality(input_path, output_path, units, metric, vmaf_every)
         shots = [x.model_copy(update={"achieved": a}) for x, a in zip(shots, achieved)]

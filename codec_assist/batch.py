@@ -75,7 +75,8 @@ def _run_encode(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
         analysis, arrays = analyze(inp, AnalyzeOptions(**o["analyze"]))
         plan, plan_arrays = make_plan(analysis, arrays, PlanOptions(**o["plan"]))
     r = encode(inp, outs[0], codec=o["codec"], rate=RateControl(**o["rate"]), preset=o["preset"], plan=plan,
-               plan_arrays=plan_arrays, params=o["params"], threads=threads)
+               plan_arrays=plan_arrays, params=o["params"], threads=threads,
+               overwrite=True)  # OUT_DIR is the batch's: an item that is redone replaces its own stale output
     return {"frames": r.frames, "bitrate_kbps": round(r.bitrate_kbps, 2), "seconds_encode": round(r.seconds_encode, 3)}
 
 

@@ -102,6 +102,7 @@ def encode(
     threads: int = 0,
     rc_pass: int = 0,
     stats_file: str | Path | None = None,
+    overwrite: bool | None = None,
 ) -> EncodeResult:
     """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
 
@@ -111,7 +112,8 @@ def encode(
     with an IDR: one chunk of a chunked encode (codec_assist.chunked). `threads` caps the encoder and decoder
     threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
     `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
-    target by up to a third; two passes hit it).
+    target by up to a third; two passes hit it). `overwrite` replaces an existing output (default: the CLI's
+    --overwrite); callers that re-encode their own output of this run pass True.
     """
     params = dict(params or {})
     assisted = plan is not None
@@ -122,7 +124,7 @@ def encode(
         if w < 16 or h < 16 or w % 2 or h % 2:
             raise EncoderError(f"output size {w}x{h}: both sides must be even and at least 16")
         info = info.model_copy(update={"width": w, "height": h})
-    out_path = check_output(output_path, input_path)
+    out_path = check_output(output_path, input_path, overwrite=overwrite)
     fmt = CONTAINERS.get(out_path.suffix.lower())
     if fmt is None:
         raise EncoderError(f"output {out_path}: unsupported container; use one of {', '.join(CONTAINERS)}")
