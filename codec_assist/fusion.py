@@ -13,8 +13,8 @@ The grid is a probabilistic OR, imp = 1 - prod(1 - w_i * m_i): the saliency map 
 are region priors (their maps), attention adds the query-relevant regions. Bounded in [0, 1], a strong cue is
 not diluted by weak ones; with no query this is exactly the weighted OR of the first version.
 Per-moment weight: the signals `speech`, `loudness_norm`, `sentiment` (|value|), `onset` where present, and focus
-prompts matching a transcript-like token (same attention, over the tokens live at that frame) raise the frame
-scalar: scalar = 1 - (1 - spatial scalar) * (1 - moment weight).
+prompts matching a transcript-like token (same attention, over the tokens live at that frame) scale the frame
+scalar: scalar = spatial scalar * (MOMENT_FLOOR + (1 - MOMENT_FLOOR) * moment weight) when any time signal exists.
 Every frame keeps its top tokens with the weight each added and the query that attended to it (the *why*).
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ QUERY_SOURCES = ("transcript", "subtitles", "keyphrase", "tag")  # box-None toke
 # "mountain bike" 0.61, "tricycle" 0.63, but "sports car" 0.51, "minibus" 0.39, "face" 0.22. A region must beat
 # NULL_SIMILARITY to take attention from "nothing here"; TEMPERATURE 0.025 makes 0.05 of cosine an e^2 ratio.
 TEMPERATURE = 0.025
+MOMENT_FLOOR = 0.5  # a silent, still moment keeps half the importance of what it shows
 NULL_SIMILARITY = 0.55
 CLIP_TEMPERATURE = 0.01  # CLIP's own logit scale (100)
 SIGNAL_WEIGHTS = {"speech": 0.3, "loudness_norm": 0.2, "sentiment": 0.3, "onset": 0.2}
@@ -202,7 +203,11 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
         top_weights.append([round(float(w), 4) for w, _, _ in ranked])
         top_queries.append([q for _, _, q in ranked])
 
-    scalar = 1.0 - (1.0 - frame_scalar(grid)) * (1.0 - moment)
+    # What is seen sets the frame's importance; when there is a time signal, the moment scales it (a talking
+    # head matters more while it talks). A product, not an OR: a face alone already saturates the spatial part.
+    timed = any(not np.isnan(_signal(signals, k, n)).all() for k in SIGNAL_WEIGHTS) or bool(is_query.any())
+    spatial = frame_scalar(grid)
+    scalar = spatial * (MOMENT_FLOOR + (1.0 - MOMENT_FLOOR) * moment) if timed else spatial
     return Fused(scalar=scalar.astype(np.float32), grid=grid, temporal=moment.astype(np.float32),
                  top_tokens=top_tokens, top_weights=top_weights, top_queries=top_queries, queries=queries)
 
