@@ -16,6 +16,7 @@ policies.target_quality and policies.keyframes (events).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from fractions import Fraction
@@ -252,9 +253,13 @@ def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, pre
     if abs(bits.sum() / info.budget_bits - 1) > RATE_TOLERANCE:
         first = bits.sum() / info.budget_bits
         corrected = RateControl(mode="abr", bitrate=max(1000, int(rate.bitrate * info.budget_bits / bits.sum())))
-        result = encode(input_path, output_path, codec=codec, rate=corrected, preset=preset, plan=plan,
+        # encode() refuses to overwrite a file: the retry goes beside the first encode, then replaces it
+        out = Path(output_path)
+        retry = out.with_name(f".{out.stem}.rate-corrected{out.suffix}")
+        result = encode(input_path, retry, codec=codec, rate=corrected, preset=preset, plan=plan,
                         plan_arrays=plan_arrays, params=params, progress=progress)
-        result.rate = rate
+        os.replace(retry, out)
+        result.output, result.rate = str(output_path), rate
         bits = packet_bits(output_path)
         finals = 2
         message = (f"first encode spent {first * 100:.1f} % of the budget; re-encoded with the ABR target "
@@ -587,7 +592,7 @@ def run_encode(args) -> int:
             check_output(o, inp)
     else:
         out = check_output(args.output, inp)
-    for extra in (args.report, args.save_plan):
+    for extra in (args.report, args.save_plan, args.html):
         if extra:
             check_output(extra, inp)
 
@@ -646,10 +651,17 @@ def run_encode(args) -> int:
     result.seconds_analysis = seconds_analysis
     if args.save_plan:
         schemas.save(plan, args.save_plan, plan_arrays)
-    if args.report:
+    if args.report or args.html:
         result.quality = compare_videos(inp, out, rois=args.roi)
-        schemas.save(schemas.EncodeReport(input=info, result=result, plan=args.save_plan or args.plan),
-                     args.report)
+        enc_report = schemas.EncodeReport(input=info, result=result, plan=args.save_plan or args.plan)
+    if args.report:
+        schemas.save(enc_report, args.report)
+    if args.html:  # the page shows the per-shot allocation: planned vs spent bits, target vs achieved quality
+        from .report import report
+
+        report([], args.html, encode=enc_report, analysis=analysis, arrays=arrays if analysis else None, plan=plan,
+               plan_arrays=plan_arrays, analyze_options=_analyze_options(args),
+               plan_options=_plan_options(args, args.codec))
     text = (f"{out}: {result.frames} frames, {result.bitrate_kbps:.1f} kb/s, IDR at {result.keyframes}, "
             f"{ENCODERS[args.codec]} {args.preset}")
     if result.allocation:

@@ -599,7 +599,7 @@ def _tags(t: TagReport) -> str:
     out = [f"<h2>Topic tags</h2><p>Taxonomy <code>{_e(t.taxonomy)}</code>, evidence from "
            f"{_e(', '.join(t.modalities) or 'nothing')}" + (f", zero-shot {_e(t.clip)}" if t.clip else "") + ".</p>"]
     out.append("<p>" + "".join(f"<span class='tag'>{_e(x.name)} ({x.score:.2f})</span>" for x in t.tags) + "</p>")
-    rows = [[x.name, f"{x.score:.2f}", "; ".join(f"{ev.modality}: {', '.join(ev.tokens[:3])} (+{ev.contribution:.2f})"
+    rows = [[x.name, f"{x.score:.2f}", "; ".join(f"{ev.modality}: {', '.join(_short(x) for x in ev.tokens[:3])} (+{ev.contribution:.2f})"
                                                 for ev in x.evidence if ev.contribution > 0) or "–"]
             for x in t.tags]
     out.append(_table(["tag", "score", "evidence (modality: best-matching phrases (what it added))"], rows, {1}))
@@ -609,6 +609,10 @@ def _tags(t: TagReport) -> str:
                           [[n, f"{s.start:.2f}–{s.end:.2f} s", ", ".join(f"{x.name} {x.score:.2f}" for x in s.tags[:3])]
                            for n, s in enumerate(t.shots, 1)], {0, 1}))
     return "".join(out)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def _auto_preset(src: Sources) -> str:
