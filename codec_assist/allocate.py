@@ -240,6 +240,17 @@ def plan_budget(path: str | Path, plan: EncodePlan, arrays: dict[str, np.ndarray
     return plan.model_copy(update={"zones": _zones(units, alloc.factor), "allocation": info})
 
 
+def _reencode(input_path, output_path, **options) -> EncodeResult:
+    """Encode again over our own earlier output: encode() refuses to overwrite a file, so the new one is written
+    beside it and then replaces it (a failed retry leaves the earlier encode in place)."""
+    out = Path(output_path)
+    retry = out.with_name(f".{out.stem}.retry{out.suffix}")
+    result = encode(input_path, retry, **options)
+    os.replace(retry, out)
+    result.output = str(output_path)
+    return result
+
+
 def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, preset: str, plan: EncodePlan,
                   plan_arrays: dict[str, np.ndarray], params=None, progress=False) -> EncodeResult:
     """Encode with the plan's allocation zones; keep the total within RATE_TOLERANCE of the budget."""
@@ -253,13 +264,9 @@ def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, pre
     if abs(bits.sum() / info.budget_bits - 1) > RATE_TOLERANCE:
         first = bits.sum() / info.budget_bits
         corrected = RateControl(mode="abr", bitrate=max(1000, int(rate.bitrate * info.budget_bits / bits.sum())))
-        # encode() refuses to overwrite a file: the retry goes beside the first encode, then replaces it
-        out = Path(output_path)
-        retry = out.with_name(f".{out.stem}.rate-corrected{out.suffix}")
-        result = encode(input_path, retry, codec=codec, rate=corrected, preset=preset, plan=plan,
-                        plan_arrays=plan_arrays, params=params, progress=progress)
-        os.replace(retry, out)
-        result.output, result.rate = str(output_path), rate
+        result = _reencode(input_path, output_path, codec=codec, rate=corrected, preset=preset, plan=plan,
+                           plan_arrays=plan_arrays, params=params, progress=progress)
+        result.rate = rate
         bits = packet_bits(output_path)
         finals = 2
         message = (f"first encode spent {first * 100:.1f} % of the budget; re-encoded with the ABR target "
@@ -378,8 +385,9 @@ def encode_target_quality(input_path, output_path, *, metric: str, target: float
     for attempt in range(1 + FINAL_CORRECTIONS):
         factors = crf_zone_factors(base, [x.crf for x in shots])
         final_plan = plan.model_copy(update={"zones": _zones(units, factors)})
-        result = encode(input_path, output_path, codec=codec, rate=RateControl(mode="crf", crf=base),
-                        preset=preset, plan=final_plan, plan_arrays=plan_arrays, params=params, progress=progress)
+        result = (_reencode if attempt else encode)(
+            input_path, output_path, codec=codec, rate=RateControl(mode="crf", crf=base), preset=preset,
+            plan=final_plan, plan_arrays=plan_arrays, params=params, progress=progress)
         finals += 1
         achieved = unit_quality(input_path, output_path, units, metric, vmaf_every)
         shots = [x.model_copy(update={"achieved": a}) for x, a in zip(shots, achieved)]

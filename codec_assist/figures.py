@@ -303,7 +303,7 @@ def bits_per_shot(s: ShotBits) -> Figure:
             if np.isfinite(v):
                 ax.annotate(f"{v:.2f}" + (f"\nCRF {crf:.1f}" if crf is not None else ""), (i, v), xytext=(10, 0),
                             textcoords="offset points", va="center", fontsize=8)
-        ax.set_ylabel(f"{q.metric} per shot")
+        ax.set_ylabel(f"{q.metric} per shot" + (" (dB)" if q.metric in ("psnr", "xpsnr") else ""))
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), borderaxespad=0)
         ax.grid(axis="y", alpha=0.3)
         ax.margins(y=0.3)
