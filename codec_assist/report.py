@@ -318,6 +318,8 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
         audio = {k: v for k, v in audio.items() if k in heard or np.nanmax(v, initial=0) > 0.1}  # silent classes: noise
         signals.pop("loudness_norm", None)  # loudness again, rescaled: nothing new once both are min-max scaled
         signals = {k: v for k, v in signals.items() if np.ptp(np.nan_to_num(v)) > 1e-6}  # a flat line says nothing
+        units = {x.name: x.unit for x in a.signals if x.unit in ("LUFS", "dB")}  # ranges like 0..1 say nothing more
+        signals = {f"{k}, {units[k]}" if k in units else k: v for k, v in signals.items()}
         tl = F.Timeline(duration=a.video.duration, times=times, importance=scalar,
                         cuts=[c / a.video.fps for c in a.cut_frames], keyframes=[k / a.video.fps for k in keyframes],
                         signals=signals, segments=audio_segments(a), keywords=transcript_keywords(a),
