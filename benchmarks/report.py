@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def timed(*args) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "codec_assist", "-q", *map(str, args)], capture_output=True, text=True,
-                       cwd=ROOT)
+    # --overwrite: every run writes the same page (outputs are never replaced silently)
+    r = subprocess.run([sys.executable, "-m", "codec_assist", "-q", "--overwrite", *map(str, args)], capture_output=True,
+                       text=True, cwd=ROOT)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode:

@@ -16,6 +16,7 @@ policies.target_quality and policies.keyframes (events).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from fractions import Fraction
@@ -239,6 +240,17 @@ def plan_budget(path: str | Path, plan: EncodePlan, arrays: dict[str, np.ndarray
     return plan.model_copy(update={"zones": _zones(units, alloc.factor), "allocation": info})
 
 
+def _reencode(input_path, output_path, **options) -> EncodeResult:
+    """Encode again over our own earlier output: encode() refuses to overwrite a file, so the new one is written
+    beside it and then replaces it (a failed retry leaves the earlier encode in place)."""
+    out = Path(output_path)
+    retry = out.with_name(f".{out.stem}.retry{out.suffix}")
+    result = encode(input_path, retry, **options)
+    os.replace(retry, out)
+    result.output = str(output_path)
+    return result
+
+
 def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, preset: str, plan: EncodePlan,
                   plan_arrays: dict[str, np.ndarray], params=None, progress=False) -> EncodeResult:
     """Encode with the plan's allocation zones; keep the total within RATE_TOLERANCE of the budget."""
@@ -252,8 +264,8 @@ def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, pre
     if abs(bits.sum() / info.budget_bits - 1) > RATE_TOLERANCE:
         first = bits.sum() / info.budget_bits
         corrected = RateControl(mode="abr", bitrate=max(1000, int(rate.bitrate * info.budget_bits / bits.sum())))
-        result = encode(input_path, output_path, codec=codec, rate=corrected, preset=preset, plan=plan,
-                        plan_arrays=plan_arrays, params=params, progress=progress, overwrite=True)
+        result = _reencode(input_path, output_path, codec=codec, rate=corrected, preset=preset, plan=plan,
+                           plan_arrays=plan_arrays, params=params, progress=progress)
         result.rate = rate
         bits = packet_bits(output_path)
         finals = 2
@@ -373,9 +385,9 @@ def encode_target_quality(input_path, output_path, *, metric: str, target: float
     for attempt in range(1 + FINAL_CORRECTIONS):
         factors = crf_zone_factors(base, [x.crf for x in shots])
         final_plan = plan.model_copy(update={"zones": _zones(units, factors)})
-        result = encode(input_path, output_path, codec=codec, rate=RateControl(mode="crf", crf=base),
-                        preset=preset, plan=final_plan, plan_arrays=plan_arrays, params=params, progress=progress,
-                        overwrite=True if attempt else None)  # a correction replaces this run's own output
+        result = (_reencode if attempt else encode)(
+            input_path, output_path, codec=codec, rate=RateControl(mode="crf", crf=base), preset=preset,
+            plan=final_plan, plan_arrays=plan_arrays, params=params, progress=progress)
         finals += 1
         achieved = unit_quality(input_path, output_path, units, metric, vmaf_every)
         shots = [x.model_copy(update={"achieved": a}) for x, a in zip(shots, achieved)]
@@ -588,7 +600,7 @@ def run_encode(args) -> int:
             check_output(o, inp)
     else:
         out = check_output(args.output, inp)
-    for extra in (args.report, args.save_plan):
+    for extra in (args.report, args.save_plan, args.html):
         if extra:
             check_output(extra, inp)
 
@@ -647,10 +659,17 @@ def run_encode(args) -> int:
     result.seconds_analysis = seconds_analysis
     if args.save_plan:
         schemas.save(plan, args.save_plan, plan_arrays)
-    if args.report:
+    if args.report or args.html:
         result.quality = compare_videos(inp, out, rois=args.roi)
-        schemas.save(schemas.EncodeReport(input=info, result=result, plan=args.save_plan or args.plan),
-                     args.report)
+        enc_report = schemas.EncodeReport(input=info, result=result, plan=args.save_plan or args.plan)
+    if args.report:
+        schemas.save(enc_report, args.report)
+    if args.html:  # the page shows the per-shot allocation: planned vs spent bits, target vs achieved quality
+        from .report import report
+
+        report([], args.html, encode=enc_report, analysis=analysis, arrays=arrays if analysis else None, plan=plan,
+               plan_arrays=plan_arrays, analyze_options=_analyze_options(args),
+               plan_options=_plan_options(args, args.codec))
     text = (f"{out}: {result.frames} frames, {result.bitrate_kbps:.1f} kb/s, IDR at {result.keyframes}, "
             f"{ENCODERS[args.codec]} {args.preset}")
     if result.allocation:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CodecAssistError
-from .schemas import Analysis, Box, ExplainMoment, ExplainToken, Explanation
+from .schemas import Analysis, Box, ExplainMoment, ExplainToken, Explanation, FusionQuery
 
 
 def register(sub) -> None:
@@ -97,9 +97,21 @@ def format_explanation(e: Explanation) -> str:
             lines.append("    no token: saliency (motion, detail, centre) only")
         for t in m.tokens:
             where = f" at {t.box.x:.2f},{t.box.y:.2f} {t.box.w:.2f}x{t.box.h:.2f}" if t.box else ""
-            why = f" <- {t.query!r}" if t.query else ""
-            lines.append(f"    {t.weight:.2f}  {t.source}: {t.label!r}{where}{why}")
+            lines.append(f"    {t.weight:.2f}  {t.source}: {t.label!r}{where}{attended_by(t, e.queries)}")
     return "\n".join(lines)
+
+
+def attended_by(t: ExplainToken, queries: list[FusionQuery]) -> str:
+    """' <- focus 'bicycle'': the query that attended to the token most, with where that query came from."""
+    if not t.query:
+        return ""
+    source = next((q.source for q in queries if q.text == t.query), "")
+    return f" <- {source + ' ' if source else ''}{t.query!r}"
+
+
+def describe_token(t: ExplainToken, queries: list[FusionQuery]) -> str:
+    """One line per token, e.g. "imagenet 'mountain bike' 0.92 <- focus 'bicycle'" (the report's why-table)."""
+    return f"{t.source} {t.label!r} {t.weight:.2f}{attended_by(t, queries)}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

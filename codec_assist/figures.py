@@ -83,12 +83,13 @@ class Timeline:
     signals: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) values on `times`
     segments: list[tuple[float, float, str]] = field(default_factory=list)  # audio: (t0, t1, kind)
     keywords: list[tuple[float, str]] = field(default_factory=list)  # transcript keyphrases at a time
+    audio_signals: dict[str, np.ndarray] = field(default_factory=dict)  # speech/music/singing probability on `times`
     moments: list[float] = field(default_factory=list)  # the numbered peaks the report explains
 
 
 @_styled
 def timeline(t: Timeline) -> Figure:
-    has_audio = bool(t.segments or t.keywords)
+    has_audio = bool(t.segments or t.keywords or t.audio_signals)
     rows = [3.0] + ([1.6] if t.signals else []) + ([1.3] if has_audio else [])
     fig = _figure(10, 1.0 + 0.95 * sum(rows))
     axes = fig.subplots(len(rows), 1, sharex=True, height_ratios=rows, squeeze=False)[:, 0]
@@ -133,10 +134,15 @@ def timeline(t: Timeline) -> Figure:
     if has_audio:
         ax = axes[k]
         seen = set()
+        # top half: each class's probability (0-1 mapped onto 0.55-0.95) under its detected segments
+        for kind, values in t.audio_signals.items():
+            v = np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0, 1)
+            ax.plot(t.times, 0.55 + 0.4 * v, color=SEGMENT_COLOURS.get(kind, "0.4"), lw=1.0,
+                    label=f"{kind} probability")
         for t0, t1, kind in t.segments:
             colour = SEGMENT_COLOURS.get(kind, "0.6")
-            ax.axvspan(t0, t1, ymin=0.55, ymax=0.95, color=colour, alpha=0.75,
-                       label=kind if kind not in seen else None)
+            ax.axvspan(t0, t1, ymin=0.55, ymax=0.95, color=colour, alpha=0.35,
+                       label=f"{kind} segment" if kind not in seen else None)
             seen.add(kind)
         end = max(t.duration, 1e-6)
         for j, (tk, word) in enumerate(t.keywords):
@@ -212,6 +218,17 @@ class ShotBits:
     qp_high: list[float] | None = None  # per shot: 95th percentile
     qp_more_bits: list[float] | None = None  # per shot: share of blocks with a negative offset, 0..1
     bitrate_factors: list[float | None] | None = None  # per shot allocation (zones), when planned
+    planned_kbps: list[float | None] | None = None  # per shot: what the budget allocation planned
+    quality: "ShotQuality | None" = None  # per shot: target-quality results
+
+
+@dataclass
+class ShotQuality:
+    metric: str  # psnr, xpsnr, ssim, vmaf
+    target: float | None
+    achieved: list[float | None]  # measured on the final encode
+    predicted: list[float | None] | None = None  # the chosen probe's quality
+    crf: list[float | None] | None = None
 
 
 def shot_bitrates(frame_bits: np.ndarray, shots: Sequence[tuple[int, int]], fps: float) -> np.ndarray:
@@ -226,8 +243,10 @@ def shot_bitrates(frame_bits: np.ndarray, shots: Sequence[tuple[int, int]], fps:
 @_styled
 def bits_per_shot(s: ShotBits) -> Figure:
     has_qp = s.qp_mean is not None
-    fig = _figure(10, 6.2 if has_qp else 3.8)
-    axes = fig.subplots(2 if has_qp else 1, 1, sharex=True, squeeze=False, height_ratios=[3, 2] if has_qp else [1])
+    has_q = s.quality is not None and any(v is not None for v in s.quality.achieved)
+    rows = [3.0] + ([2.0] if has_qp else []) + ([2.0] if has_q else [])
+    fig = _figure(10, 1.2 + sum(rows) if len(rows) > 1 else 3.8)
+    axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False, height_ratios=rows)
     ax = axes[0, 0]
     labels = list(s.frame_bits)
     width = 0.8 / max(1, len(labels))
@@ -239,6 +258,9 @@ def bits_per_shot(s: ShotBits) -> Figure:
         x = idx - 0.4 + width * (j + 0.5)
         bars = ax.bar(x, rates, width * 0.95, color=colour, label=label)
         ax.bar_label(bars, fmt="%.0f", fontsize=8, padding=2)
+    if s.planned_kbps is not None:
+        planned = np.asarray([np.nan if v is None else v for v in s.planned_kbps], np.float64)
+        ax.hlines(planned, idx - 0.45, idx + 0.45, colors="k", lw=2.2, label="planned (allocation)", zorder=3)
     pad = max(0.0, (3 - len(s.shots)) / 2)  # one or two shots: keep the bars from filling the whole width
     ax.set_xlim(-0.5 - pad, len(s.shots) - 0.5 + pad)
     ax.set_ylabel("bitrate in shot (kb/s)")
@@ -266,6 +288,25 @@ def bits_per_shot(s: ShotBits) -> Figure:
         ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), borderaxespad=0)
         ax.grid(axis="y", alpha=0.3)
         ax.margins(y=0.25)
+    if has_q:
+        q = s.quality
+        ax = axes[-1, 0]
+        achieved = np.asarray([np.nan if v is None else v for v in q.achieved], np.float64)
+        if q.target is not None:
+            ax.axhline(q.target, color="#d62728", ls="--", lw=1.2, label=f"target {q.target:g}")
+        if q.predicted is not None:
+            pred = np.asarray([np.nan if v is None else v for v in q.predicted], np.float64)
+            ax.plot(idx, pred, "o", mfc="none", mec="0.4", ms=8, label="chosen probe")
+        ax.plot(idx, achieved, "o", color="#1f77b4", ms=6, label="achieved (final encode)")
+        for i, v in enumerate(achieved):
+            crf = q.crf[i] if q.crf else None
+            if np.isfinite(v):
+                ax.annotate(f"{v:.2f}" + (f"\nCRF {crf:.1f}" if crf is not None else ""), (i, v), xytext=(10, 0),
+                            textcoords="offset points", va="center", fontsize=8)
+        ax.set_ylabel(f"{q.metric} per shot" + (" (dB)" if q.metric in ("psnr", "xpsnr") else ""))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1), borderaxespad=0)
+        ax.grid(axis="y", alpha=0.3)
+        ax.margins(y=0.3)
     bottom = axes[-1, 0]
     bottom.set_xticks(idx, [f"{i + 1}\n{a / s.fps:.1f}–{b / s.fps:.1f} s" for i, (a, b) in enumerate(s.shots)])
     bottom.set_xlabel("shot (number, time span)")

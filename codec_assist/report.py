@@ -1,7 +1,7 @@
 """`codec-assist report`: one self-contained HTML page that shows where the bits went, why, and what it bought.
 
 Inputs (any mix, told apart by their `schema` field): an analysis (folder or analysis.json + npz), an encode
-plan, an encode report, a compare report. What one lacks is looked up from the others: an encode report names
+plan, an encode report, a compare report, a tag report (`tag -o`), a semantic report (`semantic encode --report`). What one lacks is looked up from the others: an encode report names
 its plan, a plan names its analysis; with no analysis at all the recorded video is analysed again (default
 options, noted in the page). Missing pieces (the video, the encodes) become a warning in the page, not an error.
 
@@ -24,7 +24,8 @@ import numpy as np
 
 from . import __version__, schemas
 from .errors import CodecAssistError, InputError, SchemaError
-from .schemas import Analysis, CompareReport, EncodePlan, EncodeReport, VideoInfo
+from .schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, SemanticReport, TagReport,
+                      VideoInfo)
 
 log = logging.getLogger("codec_assist")
 
@@ -33,7 +34,10 @@ KINDS: dict[str, type] = {
     "codec-assist/plan": EncodePlan,
     "codec-assist/encode-report": EncodeReport,
     "codec-assist/compare-report": CompareReport,
+    "codec-assist/tags": TagReport,
+    "codec-assist/semantic-report": SemanticReport,
 }
+WHAT = "analysis, plan, encode/compare report, tag report or semantic report"
 NEED_ARRAYS = {
     Analysis: ("importance/frames", "importance/scalar", "importance/grid"),
     EncodePlan: ("qp/frames", "qp/offsets"),
@@ -46,7 +50,7 @@ THUMB_WIDTH = 160
 
 # ------------------------------------------------------------------------------------------------ inputs
 def load_any(path: str | Path) -> tuple[Any, dict[str, np.ndarray], Path]:
-    """Load an analysis, plan, encode report or compare report, whichever `path` holds."""
+    """Load whichever of KINDS `path` holds."""
     p = Path(path)
     if p.is_dir():
         p = p / "analysis.json"
@@ -55,13 +59,13 @@ def load_any(path: str | Path) -> tuple[Any, dict[str, np.ndarray], Path]:
     except FileNotFoundError:
         raise SchemaError(f"{p}: no such file") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SchemaError(f"{p}: not a codec-assist JSON file (analysis, plan, encode or compare report)") from None
+        raise SchemaError(f"{p}: not a codec-assist JSON file ({WHAT})") from None
     except OSError as e:
         raise SchemaError(f"{p}: cannot read ({e.strerror})") from None
     cls = KINDS.get(raw.get("schema")) if isinstance(raw, dict) else None
     if cls is None:
         found = raw.get("schema") if isinstance(raw, dict) else None
-        raise SchemaError(f"{p}: not an analysis, plan, encode or compare report (schema {found!r})")
+        raise SchemaError(f"{p}: not an {WHAT} (schema {found!r})")
     model, arrays = schemas.load(cls, p, need_arrays=NEED_ARRAYS.get(cls, ()))
     if cls is EncodePlan:
         schemas.validate_plan_arrays(model, arrays, str(p))
@@ -78,14 +82,16 @@ class Sources:
     plan_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     encode: EncodeReport | None = None
     compare: CompareReport | None = None
-    layers: dict[str, int] | None = None  # semantic bitstream: layer -> bytes
+    tags: TagReport | None = None
+    semantic: SemanticReport | None = None
+    layers: dict[str, int] | None = None  # semantic bitstream: layer -> bytes (else from `semantic`)
     inputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
     def video(self) -> VideoInfo | None:
-        for thing in (self.analysis, self.encode, self.compare):
+        for thing in (self.analysis, self.encode, self.compare, self.tags):
             if thing is not None:
                 return thing.video if isinstance(thing, Analysis) else thing.input
         return None
@@ -102,6 +108,10 @@ def gather(paths: list[str | Path]) -> Sources:
             src.plan, src.plan_arrays = model, arrays
         elif isinstance(model, EncodeReport):
             src.encode = model
+        elif isinstance(model, TagReport):
+            src.tags = model
+        elif isinstance(model, SemanticReport):
+            src.semantic = model
         else:
             src.compare = model
     return src
@@ -131,7 +141,9 @@ def _try(src: Sources, what: str, path: str) -> None:
 def video_path(src: Sources) -> Path | None:
     """The video as recorded in any input, else a file of that name beside an input (they may move together)."""
     recorded = [Path(t.path) for t in (src.analysis and src.analysis.video, src.encode and src.encode.input,
-                                        src.compare and src.compare.input) if t]
+                                        src.compare and src.compare.input, src.tags and src.tags.input) if t]
+    if src.semantic is not None:
+        recorded.append(Path(src.semantic.input))
     for p in recorded:
         if p.is_file():
             return p
@@ -147,6 +159,8 @@ def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
     from .pipeline import PlanOptions, analyze, make_plan
 
     info = src.video
+    if info is None and src.semantic is not None:
+        return  # a semantic report alone: its layers and captions are the page
     if info is None:
         raise CodecAssistError("nothing to report: give an analysis, a plan with its analysis, or a report")
     if src.analysis is None:
@@ -167,17 +181,6 @@ def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- moments
-def peak_moments(scalar: np.ndarray, times: np.ndarray, k: int, min_gap: float = 1.0) -> list[int]:
-    """Indices of the k most important analysis frames, at least `min_gap` seconds apart, in time order."""
-    chosen: list[int] = []
-    for i in np.argsort(-np.nan_to_num(scalar, nan=-1.0), kind="stable"):
-        if all(abs(times[i] - times[j]) >= min_gap for j in chosen):
-            chosen.append(int(i))
-        if len(chosen) == k:
-            break
-    return sorted(chosen)
-
-
 def decode_frames(path: Path, wanted: dict[int, int]) -> dict[int, np.ndarray]:
     """{frame index: width} -> {frame index: RGB array at that width}, in one streaming pass."""
     from . import media
@@ -197,73 +200,37 @@ def decode_frames(path: Path, wanted: dict[int, int]) -> dict[int, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------- data extraction
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    """Read a field from a pydantic model or a dict, trying a few names (other branches name things freely)."""
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
-def _span(obj: Any, fps: float) -> tuple[float, float] | None:
-    t0, t1 = _get(obj, "start", "t0", "start_s", "time_start"), _get(obj, "end", "t1", "end_s", "time_end")
-    if t0 is None or t1 is None:
-        f0, f1 = _get(obj, "frame_start", "start_frame"), _get(obj, "frame_end", "end_frame")
-        if f0 is None or f1 is None:
-            return None
-        t0, t1 = f0 / fps, f1 / fps
-    return float(t0), float(t1)
-
-
 def audio_segments(analysis: Analysis) -> list[tuple[float, float, str]]:
-    out = []
-    for seg in getattr(analysis, "audio_segments", None) or []:
-        span = _span(seg, analysis.video.fps)
-        if span:
-            out.append((*span, str(_get(seg, "kind", "label", default="audio"))))
-    return out
+    return [(s.start, s.end, s.kind) for s in analysis.audio_segments]
+
+
+def _bare(word: str) -> str:
+    return word.strip(" .,!?;:\"'()-").lower()
 
 
 def transcript_keywords(analysis: Analysis, limit: int = 12) -> list[tuple[float, str]]:
-    """Keyphrases placed where they are first said (their own time, else the first matching word/segment)."""
-    tr = getattr(analysis, "transcript", None)
-    if not tr:
+    """Each keyphrase once, where it is first said: the time of its first word in the segment's word timings,
+    else the segment's start (subtitles have no word times). The first `limit` in time order."""
+    if analysis.transcript is None:
         return []
-    fps = analysis.video.fps
-    words = [(w, _span(w, fps)) for w in _get(tr, "words", default=[]) or []]
-    segments = [(s, _span(s, fps)) for s in _get(tr, "segments", default=[]) or []]
+    seen: set[str] = set()
     out = []
-    for kp in (_get(tr, "keyphrases", "keywords", default=[]) or [])[:limit]:
-        text = kp if isinstance(kp, str) else str(_get(kp, "text", "phrase", "label", default=""))
-        if not text:
-            continue
-        span = None if isinstance(kp, str) else _span(kp, fps)
-        t = _get(kp, "time", default=None) if not isinstance(kp, str) else None
-        if t is None and span:
-            t = span[0]
-        if t is None:
-            head = text.lower().split()[0] if text.split() else ""
-            t = next((s[0] for w, s in words if s and str(_get(w, "word", "text", default="")).strip(" .,!?").lower() == head), None)
-        if t is None:
-            t = next((s[0] for g, s in segments if s and text.lower() in str(_get(g, "text", default="")).lower()), None)
-        if t is not None:
-            out.append((float(t), text))
-    return sorted(out)
+    for seg in analysis.transcript.segments:
+        for phrase in seg.keyphrases:
+            key = phrase.lower().strip()
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            head = _bare(key.split()[0])
+            out.append((float(next((w0 for w0, _w1, word, _p in seg.words if _bare(word) == head), seg.start)), phrase))
+    return sorted(out)[:limit]
 
 
-def tags_of(*things: Any) -> list[str]:
-    for thing in things:
-        tags = getattr(thing, "tags", None) if thing is not None else None
-        if tags:
-            out = []
-            for t in tags:
-                label = t if isinstance(t, str) else _get(t, "label", "name", "tag", default=str(t))
-                score = None if isinstance(t, str) else _get(t, "score", "confidence")
-                out.append(f"{label} ({score:.2f})" if isinstance(score, (int, float)) else str(label))
-            return out
-    return []
+def allocation_of(src: Sources) -> AllocationInfo | None:
+    """Per-shot allocation (encode --allocate / --target-quality): the encode's record, else the plan's."""
+    if src.encode is not None and src.encode.result.allocation is not None:
+        return src.encode.result.allocation
+    return src.plan.allocation if src.plan is not None else None
 
 
 def packet_bits(path: Path) -> np.ndarray:
@@ -307,6 +274,7 @@ class Built:
 def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], list[dict]]:
     """All figures that the sources allow, plus the 'why' rows (time, frame, thumbnail, tokens)."""
     from . import figures as F
+    from .explain import describe_token, explain
     from policies.qp import offsets_at
 
     built: list[Built] = []
@@ -323,7 +291,9 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
         frames = arr["importance/frames"].astype(np.int64)
         times = frames / a.video.fps
         scalar = arr["importance/scalar"].astype(np.float64)
-        moments = peak_moments(scalar, times, MOMENTS)
+        # the same moments and tokens as `codec-assist explain --top MOMENTS`
+        explained = explain(a, arr, top=MOMENTS)
+        moments = [int(np.searchsorted(frames, m.frame)) for m in explained.moments]
     overlay_idx = sorted(sorted(moments, key=lambda i: -scalar[i])[:OVERLAY_FRAMES]) if moments else []
 
     # One decode pass for every picture the page needs.
@@ -342,16 +312,25 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
     if a is not None:
         keyframes = (src.encode.result.keyframes if src.encode else src.plan.keyframes if src.plan else [])
         signals = {k.split("/", 1)[1]: v for k, v in arr.items() if k.startswith("signal/") and v.shape == times.shape}
+        # the audio classes' probabilities go with their segments; the rest (motion, loudness...) share a panel
+        heard = {x.kind for x in a.audio_segments}
+        audio = {k: signals.pop(k) for k in F.SEGMENT_COLOURS if k in signals and a.audio_segments}
+        audio = {k: v for k, v in audio.items() if k in heard or np.nanmax(v, initial=0) > 0.1}  # silent classes: noise
+        signals.pop("loudness_norm", None)  # loudness again, rescaled: nothing new once both are min-max scaled
+        signals = {k: v for k, v in signals.items() if np.ptp(np.nan_to_num(v)) > 1e-6}  # a flat line says nothing
+        units = {x.name: x.unit for x in a.signals if x.unit in ("LUFS", "dB")}  # ranges like 0..1 say nothing more
+        signals = {f"{k}, {units[k]}" if k in units else k: v for k, v in signals.items()}
         tl = F.Timeline(duration=a.video.duration, times=times, importance=scalar,
                         cuts=[c / a.video.fps for c in a.cut_frames], keyframes=[k / a.video.fps for k in keyframes],
                         signals=signals, segments=audio_segments(a), keywords=transcript_keywords(a),
-                        moments=[float(times[i]) for i in moments])
+                        audio_signals=audio, moments=[float(times[i]) for i in moments])
         add("timeline", "Importance timeline",
             "How much each moment matters (the fused importance map, mean of its top-decile cells) with the shot "
             "cuts (dashed), the keyframes (red triangles: "
             + ("found in the encoded file" if src.encode else "planned") + ") and the numbered key moments "
-            "explained below. Lower panels: the analyzers' signals and, when present, the audio segments and "
-            "transcript keywords.", F.timeline(tl))
+            "explained below. Lower panels: the analyzers' signals and, when present, the audio: speech / music / "
+            "singing segments as bands over their probabilities, and transcript keyphrases where first said.",
+            F.timeline(tl))
 
     if src.plan is not None and src.plan_arrays and a is not None and overlay_idx:
         plan, pa = src.plan, src.plan_arrays
@@ -369,7 +348,9 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
                 "over it. Red blocks get more bits (negative offset), blue ones fewer; white is unchanged.",
                 F.qp_overlay(rows, plan.max_dqp, plan.block_size, plan.codec))
 
-    shots = ([(s.start_frame, s.end_frame) for s in a.shots] if a is not None else
+    alloc = allocation_of(src)
+    shots = ([(x.start_frame, x.end_frame) for x in alloc.shots] if alloc and alloc.shots else
+             [(s.start_frame, s.end_frame) for s in a.shots] if a is not None else
              _shots_from_plan(src.plan) if src.plan is not None else [])
     encodes = _encodes(src)
     if shots and encodes:
@@ -381,15 +362,31 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
                 src.warnings.append(f"encoded file {path} is gone: not in the bits-per-shot figure")
         if bits:
             stats = shot_qp_stats(src.plan, src.plan_arrays, shots) if src.plan is not None and src.plan_arrays else None
-            factors = _zone_factors(src.plan, shots) if src.plan is not None else None
+            factors = (_zone_factors(src.plan, shots) if src.plan is not None else None)
+            if alloc:
+                factors = [x.bitrate_factor for x in alloc.shots]
             sb = F.ShotBits(fps=info.fps, shots=shots, frame_bits=bits,
                             qp_mean=stats[0] if stats else None, qp_low=stats[1] if stats else None,
                             qp_high=stats[2] if stats else None, qp_more_bits=stats[3] if stats else None,
                             bitrate_factors=factors)
-            add("bits_per_shot", "Bits and QP per shot",
-                "Top: the bitrate each shot got, summed from the encoded packets. Bottom: the planned QP offsets "
-                "inside each shot; each frame's offsets average to 0 (rate-neutral), so the spread shows how "
-                "strongly bits were moved inside the picture.", F.bits_per_shot(sb))
+            caption = ("Top: the bitrate each shot got, summed from the encoded packets. Bottom: the planned QP "
+                       "offsets inside each shot; each frame's offsets average to 0 (rate-neutral), so the spread "
+                       "shows how strongly bits were moved inside the picture.")
+            if alloc:
+                fps = info.fps
+                if alloc.mode == "budget" and any(x.bits for x in alloc.shots):
+                    sb.planned_kbps = [x.bits / max(1, x.end_frame - x.start_frame) * fps / 1000 if x.bits else None
+                                       for x in alloc.shots]
+                    caption += (" Black ticks: the bits the allocation planned for each shot (its share of the "
+                                "budget, by importance and complexity); ×: the zone's bitrate multiplier.")
+                if alloc.mode == "target-quality":
+                    sb.quality = F.ShotQuality(metric=alloc.metric or "quality", target=alloc.target,
+                                               achieved=[x.achieved for x in alloc.shots],
+                                               predicted=[x.predicted for x in alloc.shots],
+                                               crf=[x.crf for x in alloc.shots])
+                    caption += (f" Quality panel: each shot's {alloc.metric} on the final encode against the "
+                                "target, with the CRF chosen for it.")
+            add("bits_per_shot", "Bits and QP per shot", caption, F.bits_per_shot(sb))
 
     if src.compare is not None and src.compare.points:
         add("rd_curves", "Rate–distortion curves",
@@ -397,19 +394,19 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
             "(an independent, hand-given region). BD-rate: bitrate change at equal quality.",
             F.rd_curves(_rd_panels(src.compare), f"{src.compare.codec} {src.compare.preset}"))
 
-    if src.layers:
-        add("layer_sizes", "Semantic bitstream layers", "Bytes per layer of the semantic bitstream.",
-            F.layer_sizes(src.layers))
+    layers = src.layers or ({x.name: x.stored_bytes for x in src.semantic.layers} if src.semantic else None)
+    if layers:
+        add("layer_sizes", "Semantic bitstream layers",
+            "Bytes per layer of the semantic stream (the scene layer holds the per-shot captions and facts "
+            "listed below).", F.layer_sizes(layers))
 
     why = []
     if a is not None:
-        for n, i in enumerate(moments, 1):
+        for n, (i, m) in enumerate(zip(moments, explained.moments), 1):
             f = int(frames[i])
-            ids = a.importance.top_tokens[i] if i < len(a.importance.top_tokens) else []
-            toks = [a.tokens[j] for j in ids if 0 <= j < len(a.tokens)]
             why.append({"n": n, "frame": f, "time": f / a.video.fps, "importance": float(scalar[i]),
                         "thumb": _jpeg(pictures[f]) if f in pictures else None,
-                        "tokens": [(t.label, t.source, t.score) for t in toks]})
+                        "tokens": [describe_token(t, explained.queries) for t in m.tokens]})
     return built, why
 
 
@@ -517,6 +514,9 @@ def _metrics(src: Sources) -> str:
         parts.append(_table(["encode", "rate control", "kb/s", "PSNR-Y dB", "SSIM-Y", "ROI PSNR-Y dB",
                              "analysis s", "encode s"], [row], {2, 3, 4, 6, 7}))
         parts.append(f"<p>IDR frames in the output: {_e(r.keyframes)}</p>")
+    alloc = allocation_of(src)
+    if alloc is not None:
+        parts.append(_allocation(alloc, src.video.fps if src.video else 0.0))
     if src.compare is not None:
         c = src.compare
         rois = list(c.points[0].baseline.quality.roi_psnr_y) if c.points else []
@@ -540,15 +540,112 @@ def _metrics(src: Sources) -> str:
     return "".join(parts) or "<p class='muted'>No encode measured: give an encode or compare report.</p>"
 
 
+def _allocation(alloc: AllocationInfo, fps: float) -> str:
+    budget = alloc.mode == "budget"
+    head = ["shot", "frames", "importance"] + (["complexity kb/frame", "bitrate ×", "ΔQP", "planned kB", "spent kB"]
+                                               if budget else ["CRF", f"{alloc.metric} probe", f"{alloc.metric} achieved",
+                                                               "probes", "status", "spent kB"])
+    rows = []
+    for n, x in enumerate(alloc.shots, 1):
+        row = [n, f"{x.start_frame}–{x.end_frame - 1}", f"{x.importance:.2f}"]
+        if budget:
+            row += [f"{x.complexity / 1000:.1f}", f"{x.bitrate_factor:.3f}", f"{x.dqp:+.1f}", _kb(x.bits), _kb(x.bits_actual)]
+        else:
+            row += [f"{x.crf:.2f}" if x.crf is not None else "–", f"{x.predicted:.3f}" if x.predicted is not None else "–",
+                    f"{x.achieved:.3f}" if x.achieved is not None else "–", len(x.probes), x.status, _kb(x.bits_actual)]
+        rows.append(row)
+    what = (f"budget {alloc.budget_bits / 8000:.1f} kB shared between shots by importance and complexity"
+            if budget and alloc.budget_bits else
+            f"target {alloc.metric} {alloc.target:g} (±{alloc.tolerance:g}) per shot, {alloc.probe_encodes} probe "
+            f"encode(s)" if not budget and alloc.target is not None else alloc.mode)
+    spent = f"; the encode spent {alloc.total_bits / 8000:.1f} kB" if alloc.total_bits else ""
+    msg = f"<p class='muted'>{_e(alloc.message)}</p>" if alloc.message else ""
+    return (f"<h3>Per-shot allocation</h3><p>{_e(what)}{_e(spent)}.</p>"
+            + _table(head, rows, {j for j, h in enumerate(head) if h not in ("frames", "status")}) + msg)
+
+
+def _kb(bits: int | None) -> str:
+    return f"{bits / 8000:.1f}" if bits is not None else "–"
+
+
+def _queries(a: Analysis) -> str:
+    """The focus prompts (and how many transcript/keyphrase queries) the fusion attended with."""
+    qs = a.importance.queries
+    focus = [q for q in qs if q.source == "focus"]
+    others = len(qs) - len(focus)
+    if not qs:
+        return ""
+    text = ("focus prompts: " + ", ".join(f"'{q.text}'" + (f" @{q.weight:g}" if q.weight != 1 else "") for q in focus)
+            if focus else "no focus prompt")
+    if others:
+        text += f"; {others} more quer{'y' if others == 1 else 'ies'} from the transcript, keyphrases and tags"
+    return f"<p>Cross-modal fusion ({_e(a.importance.fusion)}): {_e(text)}.</p>"
+
+
+def _transcript(a: Analysis) -> str:
+    tr = a.transcript
+    if tr is None or not tr.segments:
+        return ""
+    rows = [[f"{s.start:.2f}–{s.end:.2f} s", s.text, f"{s.sentiment:+.2f}", f"{s.salience:.2f}", ", ".join(s.keyphrases)]
+            for s in tr.segments]
+    speech = [x for x in a.audio_segments]
+    spans = ", ".join(f"{x.kind} {x.start:.2f}–{x.end:.2f} s ({x.score:.2f})" for x in speech)
+    return ("<h2>Transcript</h2>"
+            f"<p>{_e(tr.source)}" + (f", language {_e(tr.language)}" if tr.language else "") + ". "
+            "Sentiment: VADER compound, −1..+1; salience: the weight of the segment's token in the fusion.</p>"
+            + _table(["time", "text", "sentiment", "salience", "keyphrases"], rows, {0, 2, 3})
+            + (f"<p>Audio segments: {_e(spans)}.</p>" if spans else ""))
+
+
+def _tags(t: TagReport) -> str:
+    out = [f"<h2>Topic tags</h2><p>Taxonomy <code>{_e(t.taxonomy)}</code>, evidence from "
+           f"{_e(', '.join(t.modalities) or 'nothing')}" + (f", zero-shot {_e(t.clip)}" if t.clip else "") + ".</p>"]
+    out.append("<p>" + "".join(f"<span class='tag'>{_e(x.name)} ({x.score:.2f})</span>" for x in t.tags) + "</p>")
+    rows = [[x.name, f"{x.score:.2f}", "; ".join(f"{ev.modality}: {', '.join(_short(x) for x in ev.tokens[:3])} (+{ev.contribution:.2f})"
+                                                for ev in x.evidence if ev.contribution > 0) or "–"]
+            for x in t.tags]
+    out.append(_table(["tag", "score", "evidence (modality: best-matching phrases (what it added))"], rows, {1}))
+    if t.shots:
+        out.append("<h3>Tags per shot</h3>")
+        out.append(_table(["shot", "time", "tags"],
+                          [[n, f"{s.start:.2f}–{s.end:.2f} s", ", ".join(f"{x.name} {x.score:.2f}" for x in s.tags[:3])]
+                           for n, s in enumerate(t.shots, 1)], {0, 1}))
+    return "".join(out)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _auto_preset(src: Sources) -> str:
+    choices = ((src.encode.auto_preset if src.encode else None) or (src.compare.auto_preset if src.compare else None))
+    if not choices:
+        return ""
+    rows = [[f"{c.tag} ({c.score:.2f})", c.preset, c.setting, f"{c.value:g}"] for c in choices]
+    return ("<h3>Auto-preset: which tag chose what</h3>"
+            + _table(["tag (score)", "preset", "setting", "value"], rows, {3}))
+
+
+def _semantic(r: SemanticReport) -> str:
+    layers = [[x.name, x.codec, x.stored_bytes, x.raw_bytes, f"{x.kbps:.3f}", f"{x.bpp:.6f}"] for x in r.layers]
+    shots = [[n, f"{s.start}–{s.end - 1}", s.caption, ", ".join(s.tags)] for n, s in enumerate(r.shots, 1)]
+    return ("<h2>Semantic stream</h2>"
+            f"<p><code>{_e(r.output)}</code>: {r.total_bytes} bytes for {r.frames} frames ({r.duration:.2f} s, "
+            f"{r.width}×{r.height}) = {r.total_kbps:.3f} kb/s, {r.total_bpp:.6f} bits/pixel; container "
+            f"{r.container_bytes} bytes; built in {r.seconds:.2f} s.</p>"
+            + _table(["layer", "codec", "stored bytes", "raw bytes", "kb/s", "bits/pixel"], layers, {2, 3, 4, 5})
+            + "<h3>Per-shot captions</h3>" + _table(["shot", "frames", "caption", "tags"], shots, {0}))
+
+
 def _why(rows: list[dict]) -> str:
     if not rows:
         return "<p class='muted'>No analysis, so no moments to explain.</p>"
     out = ["<table><thead><tr><th>#</th><th>time</th><th>frame</th><th>importance</th><th>picture</th>"
-           "<th>why: tokens (label · source · score)</th></tr></thead><tbody>"]
+           "<th>why: tokens (source 'label' weight ← the query that attended to it)</th></tr></thead><tbody>"]
     for r in rows:
         img = (f"<img src='{_data_uri(r['thumb'], 'image/jpeg')}' alt='frame {r['frame']}' width='{THUMB_WIDTH}'>"
                if r["thumb"] else "<span class='muted'>video not available</span>")
-        toks = "<br>".join(f"<b>{_e(label)}</b> · {_e(source)} · {score:.2f}" for label, source, score in r["tokens"])
+        toks = "<br>".join(_e(line) for line in r["tokens"])
         toks = toks or "<span class='muted'>no region token: picture-level saliency (motion, detail) only</span>"
         out.append(f"<tr><td class='n'>{r['n']}</td><td class='n'>{r['time']:.2f} s</td><td class='n'>{r['frame']}</td>"
                    f"<td class='n'>{r['importance']:.2f}</td><td>{img}</td><td>{toks}</td></tr>")
@@ -567,27 +664,37 @@ def render_html(src: Sources, built: list[Built], why: list[dict]) -> str:
     body += [f"<div class='note'>{_e(n)}</div>" for n in src.notes]
     body.append("<h2>The video</h2>")
     body.append(_facts(v) if v else "<p class='muted'>unknown</p>")
-    tags = tags_of(a, src.encode, src.compare)
-    if tags:
-        body.append("<p>Tags: " + "".join(f"<span class='tag'>{_e(t)}</span>" for t in tags) + "</p>")
+    if src.tags is not None:
+        body.append("<p>Tags: " + "".join(f"<span class='tag'>{_e(t.name)} ({t.score:.2f})</span>"
+                                          for t in src.tags.tags) + "</p>")
     if a is not None:
         runs = ", ".join(f"{r.name} {r.seconds:.2f} s" + ("" if r.status == "ok" else f" ({r.status}: {r.message})")
                          for r in a.analyzers)
         body.append(f"<p>{len(a.shots)} shot(s), cuts at frames {_e(a.cut_frames)}; {len(a.tokens)} region tokens; "
                     f"{len(a.analysis_frames)} analysed frames on a {a.proxy_width}×{a.proxy_height} proxy in "
                     f"{a.seconds:.2f} s ({_e(runs)}).</p>")
+        body.append(_queries(a))
     if src.plan is not None:
         p = src.plan
         body.append(f"<p>Plan: {_e(p.codec)}, QP offsets within ±{p.max_dqp:g} on {p.blocks_x}×{p.blocks_y} blocks "
                     f"of {p.block_size} px, IDR frames at {_e(p.keyframes)}.</p>")
     body.append("<h2>Metrics</h2>")
     body.append(_metrics(src))
+    body.append(_auto_preset(src))
+    if a is not None:
+        body.append(_transcript(a))
+    if src.tags is not None:
+        body.append(_tags(src.tags))
+    if src.semantic is not None:
+        body.append(_semantic(src.semantic))
     for b in built:
         body.append(f"<h2>{_e(b.title)}</h2><figure><img src='{_data_uri(b.png, 'image/png')}' alt='{_e(b.title)}'>"
                     f"<figcaption>{_e(b.caption)}</figcaption></figure>")
     body.append("<h2>Why: the most important moments</h2>")
-    body.append("<p>For each peak of importance (numbered as on the timeline), the region tokens that weighed most "
-                "there — faces, text, sounds — as the analyzers labelled them.</p>")
+    body.append("<p>For each peak of importance (numbered as on the timeline), the tokens that weighed most there — "
+                "faces, text, image classes, transcript — with the weight each added and, where the cross-modal "
+                "fusion attended to it, the query (a focus prompt, a transcript segment, a keyphrase) that did "
+                "(as <code>codec-assist explain</code> prints them).</p>")
     body.append(_why(why))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
@@ -617,8 +724,8 @@ def write_report(src: Sources, output: str | Path, figures_dir: str | Path | Non
 
 
 def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, analysis=None, arrays=None,
-           plan=None, plan_arrays=None, encode=None, compare=None, layers=None, analyze_options=None,
-           plan_options=None) -> dict:
+           plan=None, plan_arrays=None, encode=None, compare=None, tags=None, semantic=None, layers=None,
+           analyze_options=None, plan_options=None) -> dict:
     """Library entry point: artifacts on disk and/or in memory -> report.html. Returns a summary dict."""
     src = gather(list(inputs))
     if analysis is not None:
@@ -627,6 +734,8 @@ def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, an
         src.plan, src.plan_arrays = plan, plan_arrays or {}
     src.encode = encode or src.encode
     src.compare = compare or src.compare
+    src.tags = tags or src.tags
+    src.semantic = semantic or src.semantic
     src.layers = layers
     follow_links(src)
     complete(src, analyze_options, plan_options)
@@ -639,11 +748,12 @@ def register(sub) -> None:
 
     r = sub.add_parser("report", help="one self-contained HTML page: timeline, QP maps, bits per shot, RD curves",
                        formatter_class=FMT,
-                       description="Turn an analysis, a plan, an encode report and/or a compare report (any mix; "
-                       "each is recognised by its schema) into one HTML file with the figures inlined. Opens "
-                       "offline in any browser.")
+                       description="Turn an analysis, a plan, an encode report, a compare report, a tag report "
+                       "(`tag -o`) and/or a semantic report (`semantic encode --report`) — any mix; each is "
+                       "recognised by its schema — into one HTML file with the figures inlined. Opens offline in "
+                       "any browser.")
     r.add_argument("inputs", nargs="+", metavar="ANALYSIS_OR_REPORT",
-                   help="analysis folder/JSON, plan JSON, encode report JSON or compare report JSON")
+                   help="analysis folder/JSON, plan JSON, encode/compare/tag/semantic report JSON")
     r.add_argument("-o", "--output", required=True, help="HTML file to write")
     r.add_argument("--figures", metavar="DIR", help="also write every figure as PNG and SVG into this folder")
     r.add_argument("--json", action="store_true", help="print a JSON summary instead of a line")

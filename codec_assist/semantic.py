@@ -472,13 +472,15 @@ def layer_stats(stored: dict[str, int], raw: dict[str, int], codecs: dict[str, s
 
 
 def encode_video(path: str | Path, options: SemanticOptions | None = None, analyze_options=None,
-                 progress: bool = False) -> tuple[bytes, SceneLayer, dict]:
-    """Analyse a video and build its semantic stream. Returns (stream, scene, info)."""
+                 progress: bool = False, analyzed: tuple[Analysis, dict[str, np.ndarray]] | None = None
+                 ) -> tuple[bytes, SceneLayer, dict]:
+    """Analyse a video (unless `analyzed` already holds its analysis) and build its semantic stream.
+    Returns (stream, scene, info)."""
     from .pipeline import analyze
 
     opt = options or SemanticOptions()
     t0 = time.perf_counter()
-    analysis, arrays = analyze(path, analyze_options, progress=progress)
+    analysis, arrays = analyzed or analyze(path, analyze_options, progress=progress)
     mids = [(s.start_frame + s.end_frame - 1) // 2 for s in analysis.shots]
     keys = keyframes_rgb(path, mids)
     missing = [m for m in mids if m not in keys]

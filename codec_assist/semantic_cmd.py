@@ -78,6 +78,18 @@ def format_layers(stats, container_bytes: int, total: int, pixels: int, duration
     return "\n".join(lines)
 
 
+def semantic_report(inp: Path, out: Path, blob: bytes, scene, info: dict):
+    """What `semantic encode --report` writes: sizes per layer and the per-shot facts."""
+    from . import schemas
+
+    pixels = scene.width * scene.height * scene.frames
+    return schemas.SemanticReport(
+        input=str(inp), output=str(out), width=scene.width, height=scene.height, frames=scene.frames,
+        duration=info["duration"], total_bytes=len(blob), container_bytes=info["container_bytes"],
+        total_kbps=len(blob) * 8 / info["duration"] / 1000, total_bpp=len(blob) * 8 / pixels,
+        layers=info["layers"], shots=scene.shots, seconds=info["seconds"])
+
+
 def cmd_encode(args) -> int:
     from . import schemas
     from .cli import _analyze_options
@@ -99,11 +111,7 @@ def cmd_encode(args) -> int:
     blob, scene, info = encode_video(inp, opt, _analyze_options(args), progress=not args.quiet)
     atomic_write_bytes(out, blob)
     pixels = scene.width * scene.height * scene.frames
-    report = schemas.SemanticReport(
-        input=str(inp), output=str(out), width=scene.width, height=scene.height, frames=scene.frames,
-        duration=info["duration"], total_bytes=len(blob), container_bytes=info["container_bytes"],
-        total_kbps=len(blob) * 8 / info["duration"] / 1000, total_bpp=len(blob) * 8 / pixels,
-        layers=info["layers"], shots=scene.shots, seconds=info["seconds"])
+    report = semantic_report(inp, out, blob, scene, info)
     if args.report:
         schemas.save(report, args.report)
     if args.json:

@@ -1,5 +1,6 @@
 """The HTML report as a person meets it: rendered from real clips, opened in headless Chromium, every picture
 loaded, nothing fetched from outside; the figures say what they show; bad input -> one line, no file."""
+import html
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 HOSTILE = "<img src='http://example.invalid/x.png'><script>alert(1)</script>"
+SHORT_HOSTILE = "<b>x</b><script>alert(1)</script>"  # fits in the tag evidence column (60 characters)
 
 
 def run(*args):
@@ -89,7 +91,10 @@ def jwp_analysis(sample, tmp_path_factory):
     analysis.tokens.append(schemas.RegionToken(frame_start=0, frame_end=analysis.video.frame_count, label=HOSTILE,
                                                score=1.0, source="text"))
     hostile = len(analysis.tokens) - 1
-    analysis.importance.top_tokens = [ids + [hostile] for ids in analysis.importance.top_tokens]
+    imp = analysis.importance
+    imp.top_tokens = [ids + [hostile] for ids in imp.top_tokens]
+    imp.top_weights = [w + [1.0] for w in imp.top_weights]  # a prior (no query attended to it), like a text box
+    imp.top_queries = [q + [-1] for q in imp.top_queries]
     out = tmp_path_factory.mktemp("jwp") / "analysis"
     out.mkdir()
     schemas.save(analysis, out / "analysis.json", arrays)
@@ -122,7 +127,7 @@ def test_compare_html_opens_offline_in_chromium(sample, jwp_analysis, tmp_path):
     assert r.returncode == 0, r.stderr
     text = joined.read_text()
     assert HOSTILE not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # OCR text is escaped
-    assert "<b>face</b> · faces" in text  # the why-table names the face the analyzer found
+    assert "faces &#x27;face&#x27; 0." in text  # the why-table names the face the analyzer found, with its weight
     # compare ran without --keep: its encodes are gone, so the page says so instead of counting packets
     assert "Bits and QP per shot" not in text and "is gone: not in the bits-per-shot figure" in text
     seen = open_in_chromium(joined, tmp_path / "joined.png")
@@ -135,14 +140,19 @@ def test_compare_html_opens_offline_in_chromium(sample, jwp_analysis, tmp_path):
 
 
 def test_encode_html_for_bikes(sample, tmp_path):
+    """encode --allocate --html: the page shows the per-shot budget, planned against spent."""
     src = sample("bikes.mp4")
     page, rep = tmp_path / "bikes.html", tmp_path / "bikes.json"
-    r = run("encode", src, "-o", tmp_path / "b.mp4", "--bitrate", "300k", "--preset", "ultrafast",
+    r = run("encode", src, "-o", tmp_path / "b.mp4", "--bitrate", "300k", "--preset", "ultrafast", "--allocate",
             "--report", rep, "--html", page)
     assert r.returncode == 0, r.stderr
     text = page.read_text()
     assert "QP offsets on sampled frames" in text and "Bits and QP per shot" in text
     assert "IDR frames in the output: [0, 30, 76, 137, 187, 242]" in text  # the cuts became IDRs
+    alloc = schemas.load(schemas.EncodeReport, rep)[0].result.allocation
+    assert "Per-shot allocation" in text and "Black ticks: the bits the allocation planned" in text
+    for x in alloc.shots:  # every shot's planned and spent kB, as recorded
+        assert f"<td class='n'>{x.bits / 8000:.1f}</td><td class='n'>{x.bits_actual / 8000:.1f}</td>" in text
     seen = open_in_chromium(page, tmp_path / "bikes.png")
     assert_self_contained(seen, tmp_path / "bikes.png", min_images=9)
 
@@ -185,7 +195,7 @@ def test_figures_are_labelled(bikes_analysis, tmp_path):
     _labelled(fig)
     assert fig.axes[0].get_legend() is not None and fig.axes[-1].get_xlabel() == "time (s)"
     legend_text = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
-    assert {"shot cut", "keyframe (IDR)", "speech", "music"} <= set(legend_text)
+    assert {"shot cut", "keyframe (IDR)", "speech segment", "music segment"} <= set(legend_text)
     assert F.save(fig, tmp_path / "timeline")[1].read_text().count("bicycle") >= 1  # SVG keeps text as text
 
     plan, pa = make_plan(analysis, arrays)
@@ -198,6 +208,17 @@ def test_figures_are_labelled(bikes_analysis, tmp_path):
     norm = offsets_image.norm
     assert norm.vmin == -plan.max_dqp and norm.vmax == plan.max_dqp and norm(0.0) == 0.5  # centred on 0
     assert offsets_image.cmap.name in ("RdBu", "RdBu_r", "coolwarm", "bwr")  # diverging
+
+    shots = [(0, 30), (30, 76), (76, 137)]
+    sb = F.ShotBits(fps=25.0, shots=shots, frame_bits={"assisted 300 kb/s": np.full(137, 12_000.0)},
+                    planned_kbps=[200.0, 320.0, None],
+                    quality=F.ShotQuality(metric="psnr", target=38.0, achieved=[37.9, 38.2, None],
+                                          predicted=[38.0, 38.1, None], crf=[24.0, 27.5, None]))
+    fig = F.bits_per_shot(sb)
+    _labelled(fig)
+    legend_text = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert {"planned (allocation)", "target 38", "achieved (final encode)"} <= set(legend_text)
+    assert fig.axes[-1].get_ylabel() == "psnr per shot (dB)"
 
     fig = F.layer_sizes({"captions": 812, "keyframes": 20480, "side info": 3100})
     _labelled(fig)
@@ -245,18 +266,64 @@ def test_bad_inputs_one_line_no_file(bikes_analysis, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
 
 
-def test_audio_and_transcript_are_read_generically():
-    """Fields other branches add (Analysis.transcript, Analysis.audio_segments) are picked up by name when present."""
-    from types import SimpleNamespace
+# ------------------------------------------------------------------------- speech, fusion, tags, semantic
+@pytest.fixture(scope="module")
+def jwp_speech(sample, tmp_path_factory):
+    """jwpIntro with the audio/text analyzers and a focus prompt; its tag report and semantic report, saved."""
+    from codec_assist.pipeline import AnalyzeOptions
+    from codec_assist.semantic import encode_video
+    from codec_assist.semantic_cmd import semantic_report
+    from codec_assist.tagging import load_taxonomy, tag_analysis
 
+    path = sample("jwpIntro.mp4")
+    analysis, arrays = analyze(path, AnalyzeOptions(analyzers=["shots", "faces", "speech", "audio"],
+                                                    focus=[schemas.FocusPrompt(text="person talking")]))
+    d = tmp_path_factory.mktemp("jwp-speech")
+    schemas.save(analysis, d / "analysis.json", arrays)
+    taxonomy = load_taxonomy()
+    tags, shots, modalities = tag_analysis(analysis, arrays, taxonomy)
+    tags = tags[:5]
+    tags[0].evidence[0].tokens.append(SHORT_HOSTILE)  # a phrase read from a file: must come out escaped
+    schemas.save(schemas.TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=tags, shots=shots,
+                                   modalities=modalities), d / "tags.json")
+    blob, scene, info = encode_video(path, analyzed=(analysis, arrays))
+    schemas.save(semantic_report(path, d / "jwp.cas", blob, scene, info), d / "semantic.json")
+    return d, analysis
+
+
+def test_report_shows_transcript_tags_semantic_and_focus(jwp_speech, tmp_path):
+    d, analysis = jwp_speech
+    page = tmp_path / "r.html"
+    summary = report([d / "analysis.json", d / "tags.json", d / "semantic.json"], page)
+    assert summary["figures"] == ["timeline", "qp_overlay", "layer_sizes"] and not summary["warnings"]
+    text = page.read_text()
+    # transcript table: the words said, with sentiment and salience; the speech segments the audio analyzer found
+    seg = analysis.transcript.segments[0]
+    assert "John Pierce" in seg.text  # what jwpIntro's speaker says first
+    assert f"<td>{html.escape(seg.text)}</td><td class='n'>{seg.sentiment:+.2f}</td><td class='n'>{seg.salience:.2f}</td>" in text
+    assert any(x.kind == "speech" for x in analysis.audio_segments)
+    assert "Audio segments: speech " in text
+    # the focus prompt the fusion attended with, in the facts
+    assert "focus prompts: &#x27;person talking&#x27;" in text
+    # tags with scores and evidence, per shot too; the hostile evidence phrase is escaped
+    tags = schemas.load(schemas.TagReport, d / "tags.json")[0]
+    top = tags.tags[0]
+    assert f"<td>{html.escape(top.name)}</td><td class='n'>{top.score:.2f}</td>" in text
+    assert top.name == "vlog / talking head" and "faces: close-up of a person&#x27;s face (+" in text
+    assert "Tags per shot" in text and SHORT_HOSTILE not in text and html.escape(SHORT_HOSTILE) in text
+    # semantic stream: the layer table and each shot's caption
+    sem = schemas.load(schemas.SemanticReport, d / "semantic.json")[0]
+    for layer in sem.layers:
+        assert f"<td>{layer.name}</td><td>{html.escape(layer.codec)}</td><td class='n'>{layer.stored_bytes}</td>" in text
+    assert html.escape(sem.shots[0].caption) in text and "Per-shot captions" in text
+
+
+def test_timeline_reads_the_transcript_and_audio(jwp_speech):
     from codec_assist.report import audio_segments, transcript_keywords
 
-    a = SimpleNamespace(
-        video=SimpleNamespace(fps=25.0),
-        audio_segments=[{"kind": "speech", "start": 0.5, "end": 3.0},
-                        SimpleNamespace(kind="music", frame_start=100, frame_end=200)],
-        transcript={"segments": [{"start": 4.0, "end": 6.0, "text": "the new bicycle lane opens"}],
-                    "words": [{"word": " Congratulations!", "start": 0.6, "end": 1.2}],
-                    "keyphrases": ["congratulations", {"text": "bicycle lane"}, {"text": "taxi", "time": 8.0}]})
-    assert audio_segments(a) == [(0.5, 3.0, "speech"), (4.0, 8.0, "music")]
-    assert transcript_keywords(a) == [(0.6, "congratulations"), (4.0, "bicycle lane"), (8.0, "taxi")]
+    _, analysis = jwp_speech
+    segs = audio_segments(analysis)
+    assert segs and all(kind == "speech" for _, _, kind in segs)
+    words = {w: t0 for t0, _t1, w, _p in analysis.transcript.segments[0].words}
+    kw = dict((k, t) for t, k in transcript_keywords(analysis))
+    assert kw["john pierce"] == words["John"]  # placed at its first word, not at the segment's start
