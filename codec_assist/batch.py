@@ -172,9 +172,12 @@ def fingerprint(command: str, options: dict, input_path: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def verified(item: BatchItem | None, fp: str, out_dir: Path) -> bool:
-    """Done before with the same fingerprint, and every output still there with its recorded checksum."""
+def verified(item: BatchItem | None, fp: str, out_dir: Path, expected: list[Path]) -> bool:
+    """Done before with the same fingerprint, and every output (exactly the `expected` relative paths: a
+    manifest is a file anyone could have edited) still there with its recorded checksum."""
     if item is None or item.status != "done" or item.fingerprint != fp or not item.outputs:
+        return False
+    if [o.path for o in item.outputs] != [p.as_posix() for p in expected]:
         return False
     for o in item.outputs:
         p = out_dir / o.path
@@ -271,7 +274,7 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
             key = rel.as_posix()
             prev = previous.get(key)
             fp = fingerprint(command, options, src / rel)
-            if verified(prev, fp, out):
+            if verified(prev, fp, out, names[rel]):
                 manifest.items.append(prev)
                 manifest.reused += 1
                 continue

@@ -65,6 +65,8 @@ def load_any(path: str | Path) -> tuple[Any, dict[str, np.ndarray], Path]:
     model, arrays = schemas.load(cls, p, need_arrays=NEED_ARRAYS.get(cls, ()))
     if cls is EncodePlan:
         schemas.validate_plan_arrays(model, arrays, str(p))
+    elif cls is Analysis:  # the same checks `plan` and `explain` make: the page indexes these arrays
+        schemas.validate_analysis_arrays(model, arrays, str(p))
     return model, arrays, p
 
 

@@ -113,6 +113,9 @@ def _validate(cls, raw: object, path: Path):
     what = cls.kind
     if not isinstance(raw, dict):
         raise SchemaError(f"{path}: not a {what} file (top level is not a mapping)")
+    version = cls.model_fields["version"].default
+    if raw.get("version", version) != version:  # a newer writer's file may mean something else: refuse it
+        raise SchemaError(f"{path}: {what} version {raw.get('version')!r} is not supported (this is {version})")
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
