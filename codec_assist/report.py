@@ -54,7 +54,7 @@ def load_any(path: str | Path) -> tuple[Any, dict[str, np.ndarray], Path]:
         raw = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SchemaError(f"{p}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise SchemaError(f"{p}: not a codec-assist JSON file (analysis, plan, encode or compare report)") from None
     except OSError as e:
         raise SchemaError(f"{p}: cannot read ({e.strerror})") from None

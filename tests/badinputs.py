@@ -336,9 +336,9 @@ def _deep(d: Path) -> Path:
     return write_video(p / ("clip_" + "y" * 200 + ".mp4"))
 
 
-def _analysis_case(name, what, outcome, expect, **edit):
+def _analysis_case(name, what, outcome, expect, per_command=None, **edit):
     return Case(name, "analysis", what, lambda d, fx: _copy_artifact(fx.analysis, d / name, "analysis.json", **edit),
-                outcome, expect)
+                outcome, expect, per_command=dict(per_command or {}))
 
 
 def _plan_case(name, what, outcome, expect, **edit):
@@ -377,11 +377,13 @@ STRUCTURED_CASES = [
                    json_text="{not json"),
     _analysis_case("analysis_binary", "analysis.json holding non-UTF-8 bytes", "error", "not a codec-assist",
                    json_text="\udcff\udcfe".encode("utf-8", "surrogateescape").decode("latin-1")),
-    _analysis_case("analysis_list", "a JSON list instead of an object", "error", "not an object", json_text="[1, 2]"),
+    _analysis_case("analysis_list", "a JSON list instead of an object", "error", "not an object", json_text="[1, 2]",
+                   per_command={"report": ("error", "not an analysis")}),
     _analysis_case("analysis_deep_nesting", "100 000 nested JSON arrays (stack exhaustion)", "error", "nested",
-                   json_text=DEEP_JSON),
+                   json_text=DEEP_JSON, per_command={"report": ("error", "not a codec-assist")}),
     _analysis_case("analysis_wrong_schema", "a plan file given where an analysis is expected", "error", "expected",
-                   edit_json=_set("schema", "codec-assist/plan")),
+                   edit_json=_set("schema", "codec-assist/plan"),
+                   per_command={"report": ("error", "invalid plan")}),  # report reads plans too: it tries one
     _analysis_case("analysis_wrong_version", "analysis version 99", "error", "version",
                    edit_json=_set("version", 99)),
     _analysis_case("analysis_bad_field", "negative frame width", "error", "video.width",
@@ -744,7 +746,7 @@ COMMANDS = [
             lambda out: [out / "o.mp4"]),
     Command("analyze --subtitles", "subtitles", lambda inp, out, fx: ["analyze", fx.clip, "--subtitles", inp,
                                                                       "-o", out / "an", *FAST],
-            lambda out: [out / "an" / "analysis.json", out / "an" / "analysis.npz"]),
+            lambda out: [out / "an" / "analysis.json", out / "an" / "analysis.npz", out / "an" / "transcript.vtt"]),
     Command("batch (manifest)", "manifest",
             lambda inp, out, fx: ["batch", fx.batch_videos, "-o", inp.parent, "--command", "analyze",
                                   "--workers", "1", *FAST],
