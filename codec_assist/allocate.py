@@ -252,6 +252,9 @@ def encode_budget(input_path, output_path, *, rate: RateControl, codec: str, pre
     if abs(bits.sum() / info.budget_bits - 1) > RATE_TOLERANCE:
         first = bits.sum() / info.budget_bits
         corrected = RateControl(mode="abr", bitrate=max(1000, int(rate.bitrate * info.budget_bits / bits.sum())))
+        # The first pass is ours and off budget: remove it, or the second encode refuses an existing output
+        # (and a failed second pass must not leave the off-budget file behind as if it were the result).
+        Path(output_path).unlink()
         result = encode(input_path, output_path, codec=codec, rate=corrected, preset=preset, plan=plan,
                         plan_arrays=plan_arrays, params=params, progress=progress)
         result.rate = rate
