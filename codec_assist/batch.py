@@ -286,6 +286,9 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
                 item.status, item.error = "failed", f"output {escaped[0]} would lie outside {out}; not written"
                 continue
             targets[0].parent.mkdir(parents=True, exist_ok=True)
+            for t in targets:  # a stale or tampered output of an earlier run: redo means replace (the encoder
+                if t.is_file():  # refuses an existing output, and the failed item would then delete it)
+                    t.unlink()
             tasks[len(manifest.items) - 1] = (command, str(src / rel), [str(t) for t in targets], options,
                                               engine.threads())
         schemas.save(manifest, manifest_path)
