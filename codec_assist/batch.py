@@ -173,9 +173,12 @@ def fingerprint(command: str, options: dict, input_path: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def verified(item: BatchItem | None, fp: str, out_dir: Path) -> bool:
-    """Done before with the same fingerprint, and every output still there with its recorded checksum."""
+def verified(item: BatchItem | None, fp: str, out_dir: Path, expected: list[Path]) -> bool:
+    """Done before with the same fingerprint, and every output (exactly the `expected` relative paths: a
+    manifest is a file anyone could have edited) still there with its recorded checksum."""
     if item is None or item.status != "done" or item.fingerprint != fp or not item.outputs:
+        return False
+    if [o.path for o in item.outputs] != [p.as_posix() for p in expected]:
         return False
     for o in item.outputs:
         p = out_dir / o.path
@@ -272,7 +275,7 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
             key = rel.as_posix()
             prev = previous.get(key)
             fp = fingerprint(command, options, src / rel)
-            if verified(prev, fp, out):
+            if verified(prev, fp, out, names[rel]):
                 manifest.items.append(prev)
                 manifest.reused += 1
                 continue
@@ -284,6 +287,9 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
                 item.status, item.error = "failed", f"output {escaped[0]} would lie outside {out}; not written"
                 continue
             targets[0].parent.mkdir(parents=True, exist_ok=True)
+            for t in targets:  # a stale or tampered output of an earlier run: redo means replace (the encoder
+                if t.is_file():  # refuses an existing output, and the failed item would then delete it)
+                    t.unlink()
             tasks[len(manifest.items) - 1] = (command, str(src / rel), [str(t) for t in targets], options,
                                               engine.threads())
         schemas.save(manifest, manifest_path)

@@ -58,7 +58,7 @@ def load_any(path: str | Path) -> tuple[Any, dict[str, np.ndarray], Path]:
         raw = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SchemaError(f"{p}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise SchemaError(f"{p}: not a codec-assist JSON file ({WHAT})") from None
     except OSError as e:
         raise SchemaError(f"{p}: cannot read ({e.strerror})") from None
@@ -69,6 +69,8 @@ def load_any(path: str | Path) -> tuple[Any, dict[str, np.ndarray], Path]:
     model, arrays = schemas.load(cls, p, need_arrays=NEED_ARRAYS.get(cls, ()))
     if cls is EncodePlan:
         schemas.validate_plan_arrays(model, arrays, str(p))
+    elif cls is Analysis:  # the same checks `plan` and `explain` make: the page indexes these arrays
+        schemas.validate_analysis_arrays(model, arrays, str(p))
     return model, arrays, p
 
 

@@ -6,6 +6,7 @@ Transcript back into WebVTT (transcript.vtt beside analysis.json).
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,11 @@ def read_subtitle_file(path: str | Path, duration: float | None = None) -> list[
         cues.append(Cue(start, end, _clean(c.text)))
     if not cues:
         raise SubtitleError(f"{p}: no subtitle cues found")
-    return clip_cues(cues, duration)
+    kept = clip_cues(cues, duration)
+    if not kept:  # every cue lies past the end (another video's subtitles?) or is empty: say so, go on without
+        logging.getLogger("codec_assist").warning("%s: no subtitle cue falls within the video (%d cues, all past "
+                                                  "its end or empty); subtitles not used", p, len(cues))
+    return kept
 
 
 def clip_cues(cues: list[Cue], duration: float | None) -> list[Cue]:

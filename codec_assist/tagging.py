@@ -78,6 +78,21 @@ SKIP_SOURCES = {"shots", "transnetv2", "saliency"}  # structure and maps, not co
 
 
 # -------------------------------------------------------------------------------------- taxonomy files
+MAX_NESTING = 64  # a taxonomy nests 3 levels, a preset table 4
+
+
+def _nesting(text: str) -> int:
+    """Deepest bracket nesting ([ and {, quotes not parsed: an over-estimate, which is the safe side)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def _read_structured(path: Path, what: str) -> object:
     """YAML or JSON from a user file, refusing the hostile kinds (huge, alias bombs, non-UTF-8) in one line."""
     import yaml
@@ -95,6 +110,9 @@ def _read_structured(path: Path, what: str) -> object:
         raise SchemaError(f"{path}: {what} file is not UTF-8 text") from None
     except OSError as e:
         raise SchemaError(f"{path}: cannot read ({e.strerror})") from None
+    # PyYAML takes minutes over deeply nested flow collections ("[[[[..." 200 KB: ~8 min): refuse them first.
+    if _nesting(text) > MAX_NESTING:
+        raise SchemaError(f"{path}: {what} file is nested more than {MAX_NESTING} levels deep")
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
@@ -113,6 +131,9 @@ def _validate(cls, raw: object, path: Path):
     what = cls.kind
     if not isinstance(raw, dict):
         raise SchemaError(f"{path}: not a {what} file (top level is not a mapping)")
+    version = cls.model_fields["version"].default
+    if raw.get("version", version) != version:  # a newer writer's file may mean something else: refuse it
+        raise SchemaError(f"{path}: {what} version {raw.get('version')!r} is not supported (this is {version})")
     try:
         return cls.model_validate(raw)
     except ValidationError as e:

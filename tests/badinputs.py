@@ -137,6 +137,8 @@ class Fixtures:
     clip: Path  # a small valid video
     analysis: Path  # its analysis.json (npz beside)
     plan: Path  # its plan.json (npz beside)
+    batch_videos: Path  # a folder holding a copy of the clip
+    batch_out: Path  # a finished `batch --command analyze` of it (manifest + outputs)
 
 
 def _copy_artifact(src: Path, d: Path, name: str, edit_json=None, edit_arrays=None, npz_bytes=None,
@@ -302,7 +304,10 @@ VIDEO_CASES = [
                 "8-bit 4:2:0", per_command={**OK_ANALYZE, "compare": ("error", "too small to measure")}),
     _video_case("tall_16x720", "a 16x720 sliver", _simple(width=16, height=720, frames=6), "ok"),
     _video_case("h265_10bit_420", "HEVC Main 10 (yuv420p10le)", _simple(codec="libx265", pix_fmt="yuv420p10le"),
-                "warn", "8-bit 4:2:0", per_command=OK_ANALYZE),
+                "warn", "8-bit 4:2:0", per_command={**OK_ANALYZE, "semantic encode": ("ok", ""), "tag": ("ok", ""),
+                                                     # the chunk workers print the warning without the
+                                                     # "codec-assist: warning:" prefix (open, see ROBUSTNESS)
+                                                     "encode --chunked": ("ok", "")}),
     _video_case("h264_10bit_422", "H.264 High 4:2:2 10-bit (yuv422p10le)", _simple(pix_fmt="yuv422p10le"),
                 "warn", "8-bit 4:2:0", per_command=OK_ANALYZE),
     _video_case("h264_10bit_444", "H.264 High 4:4:4 10-bit (yuv444p10le)", _simple(pix_fmt="yuv444p10le"),
@@ -334,9 +339,9 @@ def _deep(d: Path) -> Path:
     return write_video(p / ("clip_" + "y" * 200 + ".mp4"))
 
 
-def _analysis_case(name, what, outcome, expect, **edit):
+def _analysis_case(name, what, outcome, expect, per_command=None, **edit):
     return Case(name, "analysis", what, lambda d, fx: _copy_artifact(fx.analysis, d / name, "analysis.json", **edit),
-                outcome, expect)
+                outcome, expect, per_command=dict(per_command or {}))
 
 
 def _plan_case(name, what, outcome, expect, **edit):
@@ -375,11 +380,13 @@ STRUCTURED_CASES = [
                    json_text="{not json"),
     _analysis_case("analysis_binary", "analysis.json holding non-UTF-8 bytes", "error", "not a codec-assist",
                    json_text="\udcff\udcfe".encode("utf-8", "surrogateescape").decode("latin-1")),
-    _analysis_case("analysis_list", "a JSON list instead of an object", "error", "not an object", json_text="[1, 2]"),
+    _analysis_case("analysis_list", "a JSON list instead of an object", "error", "not an object", json_text="[1, 2]",
+                   per_command={"report": ("error", "not an analysis")}),
     _analysis_case("analysis_deep_nesting", "100 000 nested JSON arrays (stack exhaustion)", "error", "nested",
-                   json_text=DEEP_JSON),
+                   json_text=DEEP_JSON, per_command={"report": ("error", "not a codec-assist")}),
     _analysis_case("analysis_wrong_schema", "a plan file given where an analysis is expected", "error", "expected",
-                   edit_json=_set("schema", "codec-assist/plan")),
+                   edit_json=_set("schema", "codec-assist/plan"),
+                   per_command={"report": ("error", "invalid plan")}),  # report reads plans too: it tries one
     _analysis_case("analysis_wrong_version", "analysis version 99", "error", "version",
                    edit_json=_set("version", 99)),
     _analysis_case("analysis_bad_field", "negative frame width", "error", "video.width",
@@ -411,8 +418,10 @@ STRUCTURED_CASES = [
                edit_json=_set("qp_bias", 3)),
     _plan_case("plan_field_newline", "an unknown field whose name holds a newline (found by fuzzing: the error "
                "was two lines)", "error", "extra", edit_json=_set("a\nb", 1)),
-    _plan_case("plan_wrong_size", "a plan for a different frame size", "error", "plan is for",
-               edit_json=lambda r: {**r, "width": r["width"] * 2}),
+    Case("plan_wrong_size", "plan", "a plan for a different frame size (export has no video to compare with)",
+         lambda d, fx: _copy_artifact(fx.plan, d / "plan_wrong_size", "plan.json",
+                                      edit_json=lambda r: {**r, "width": r["width"] * 2}),
+         "error", "plan is for", per_command={"export": ("ok", "")}),
     _plan_case("plan_huge_blocks", "blocks_x = 10^9 (allocation bomb)", "error", "blocks",
                edit_json=_set("blocks_x", 10**9)),
     _plan_case("plan_keyframe_beyond_end", "a keyframe after the last frame", "error", "keyframe",
@@ -436,13 +445,226 @@ def _without_npz(p: Path) -> Path:
     return p
 
 
-# Kinds whose readers are not on this branch yet. The lead fills these after merging (one Case per variant,
-# same shape as above): subtitle files (--subtitles: .srt/.vtt malformed, wrong encoding, huge cue times),
-# semantic bitstreams (`semantic decode`: bad magic, wrong version, truncated, length fields past the end),
-# taxonomy files (`tag --taxonomy`: malformed, wrong version, huge label lists).
-HOOK_KINDS = ("subtitles", "semantic", "taxonomy")
+# ------------------------------------------------------------------------------------ later structured inputs
+# Semantic streams (`semantic decode|inspect`): the container is CAsm + a CRC'd layer table + payloads
+# (codec_assist/bitstream.py). `_stream` repacks a scene with valid checksums, so hostile *content* reaches the
+# parser behind the CRCs; byte edits without repair test the container checks themselves.
+def _good_scene() -> dict:
+    return {"fps_den": 1, "fps_num": 25, "frames": 12, "height": 48, "width": 64,
+            "shots": [{"caption": "A bright box moves.", "end": 12, "start": 0}]}
 
-CASES: list[Case] = VIDEO_CASES + STRUCTURED_CASES
+
+def _stream(d: Path, name: str, scene: bytes | dict | None = None, edit=None, fix_crc: bool = False) -> Path:
+    from codec_assist import bitstream
+
+    raw = scene if isinstance(scene, bytes) else json.dumps(scene or _good_scene()).encode()
+    data = bytearray(bitstream.pack({"scene": raw, "palette": bytes([2, 2, 0]) + bytes(range(16))})[0])
+    if edit:
+        data = bytearray(edit(data) or data)
+    if fix_crc:
+        from fuzz.bitstream_parser import fix_checksums
+        data = bytearray(fix_checksums(bytes(data)))
+    return _write(d, name, bytes(data))
+
+
+def _flip(at: int):
+    def edit(b: bytearray):
+        b[at if at >= 0 else len(b) + at] ^= 0x10
+        return b
+    return edit
+
+
+def _set_u32(at: int, value: int):
+    def edit(b: bytearray):
+        struct.pack_into("<I", b, at, value)
+        return b
+    return edit
+
+
+def _sem_case(name, what, outcome, expect, **kw):
+    return Case(name, "semantic", what, lambda d, fx: _stream(d, name + ".cas", **kw), outcome, expect)
+
+
+def _sem_raw(name, what, data: bytes, expect):
+    return Case(name, "semantic", what, lambda d, fx: _write(d, name + ".cas", data), "error", expect)
+
+
+# Taxonomy and preset-table files (`tag --taxonomy`, `encode --auto-preset --preset-table`): YAML or JSON.
+def _shipped(which: str) -> str:
+    from codec_assist import tagging
+    return (tagging.DEFAULT_TAXONOMY if which == "taxonomy" else tagging.DEFAULT_PRESETS).read_text()
+
+
+def _yaml_case(kind, name, what, outcome, expect, text=None, edit=None, suffix=".yaml"):
+    """A taxonomy/preset file: `text` as is, or the shipped one parsed, edited and written back."""
+    def make(d: Path, fx: Fixtures) -> Path:
+        import yaml
+        if text is not None:
+            data = text() if callable(text) else text
+        else:
+            raw = yaml.safe_load(_shipped(kind))
+            data = json.dumps(edit(raw) or raw) if suffix == ".json" else yaml.safe_dump(edit(raw) or raw)
+        return _write(d, name + suffix, data)
+    return Case(name, kind, what, make, outcome, expect)
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(9))
+NON_UTF8 = b"schema: codec-assist/taxonomy\nname: caf\xe9\n"
+JUNK = np.random.default_rng(3).bytes(4096)
+
+
+def _tax_topics(n: int):
+    return lambda raw: {**raw, "topics": [{"id": f"t{i}", "name": f"topic {i}", "description": "a thing seen"}
+                                          for i in range(n)]}
+
+
+# Subtitle sidecars (`analyze --subtitles`).
+GOOD_SRT = "1\n00:00:00,000 --> 00:00:00,300\nHello there.\n\n2\n00:00:00,300 --> 00:00:00,480\nBye.\n"
+
+
+def _sub_case(name, what, outcome, expect, data, suffix=".srt"):
+    return Case(name, "subtitles", what, lambda d, fx: _write(d, name + suffix, data() if callable(data) else data),
+                outcome, expect)
+
+
+# Batch manifests: a hostile OUT_DIR/manifest.json left by someone else. The run must refuse it in one line or
+# ignore its claims, and never read-trust, write or delete a path outside OUT_DIR because the manifest names it.
+def _manifest(name: str, text=None, edit=None):
+    def make(d: Path, fx: Fixtures) -> Path:
+        out = d / "victims"
+        for v in ("victim.txt", "clip.analysis.json"):  # files a hostile manifest points at
+            _write(out, v, "precious\n")
+        folder = d / "batch_out"
+        folder.mkdir(parents=True)
+        if text is not None:
+            return _write(folder, "manifest.json", text)
+        good = json.loads((fx.batch_out / "manifest.json").read_text())
+        for f in fx.batch_out.iterdir():  # the outputs the good run made, so only the manifest's claims differ
+            if f.name != "manifest.json":
+                (folder / f.name).write_bytes(f.read_bytes())
+        return _write(folder, "manifest.json", json.dumps(edit(good, folder) or good))
+    return make
+
+
+def _escape_outputs(paths):
+    def edit(raw, folder):
+        import hashlib
+        victim = (folder.parent / "victims" / "victim.txt").read_bytes()
+        for item in raw["items"]:
+            item["outputs"] = [{"path": p(folder) if callable(p) else p, "sha256": hashlib.sha256(victim).hexdigest(),
+                                "bytes": len(victim)} for p in paths]
+        return raw
+    return edit
+
+
+def _man_case(name, what, outcome, expect, **kw):
+    return Case(name, "manifest", what, _manifest(name, **kw), outcome, expect)
+
+
+LATER_CASES = [
+    # semantic streams
+    _sem_raw("sem_empty", "an empty stream file", b"", "magic"),
+    _sem_raw("sem_junk", "4 KiB of random bytes", JUNK, "magic"),
+    _sem_raw("sem_text", "a text file given as a stream", b"WEBVTT\n\nnot a stream\n" * 20, "magic"),
+    _sem_case("sem_truncated", "a valid stream cut in the middle of its payloads", "error", "truncated",
+              edit=lambda b: b[: len(b) // 2]),
+    _sem_case("sem_trailing", "a valid stream with 100 bytes appended", "error", "",
+              edit=lambda b: b + b"\0" * 100),
+    _sem_case("sem_bitflip_payload", "one bit flipped in the last payload (CRC mismatch)", "error", "checksum",
+              edit=_flip(-3)),
+    _sem_case("sem_bitflip_table", "one bit flipped in the layer table (table CRC mismatch)", "error", "checksum",
+              edit=_flip(12)),
+    _sem_case("sem_wrong_major", "major version 9", "error", "version", edit=lambda b: b[:4] + b"\x09" + b[5:]),
+    _sem_case("sem_zero_layers", "a layer count of 0", "error", "layer", edit=lambda b: b[:6] + b"\0" + b[7:],
+              fix_crc=True),
+    _sem_case("sem_huge_raw_length", "a layer declaring 4 GiB decompressed (CRCs repaired)", "error", "",
+              edit=_set_u32(8 + 4, 0xFFFFFFFF), fix_crc=True),
+    _sem_case("sem_huge_stored_length", "a layer declaring 4 GiB stored (past the end; CRCs repaired)", "error", "",
+              edit=_set_u32(8 + 8, 0xFFFFFFFF), fix_crc=True),
+    _sem_case("sem_scene_not_utf8", "a scene layer of Latin-1 bytes (CRCs valid)", "error", "scene",
+              scene=b'{"caption": "caf\xe9"}'),
+    _sem_case("sem_scene_deep", "a scene layer of 100 000 nested JSON arrays", "error", "scene",
+              scene=DEEP_JSON.encode()),
+    _sem_case("sem_scene_wrong_schema", "a scene layer that is a JSON list", "error", "scene", scene=b"[1, 2, 3]"),
+    _sem_case("sem_scene_huge_size", "a scene declaring 100000x100000 pixels x 10^9 frames", "error", "",
+              scene={**_good_scene(), "width": 100_000, "height": 100_000, "frames": 10**9,
+                     "shots": [{"caption": "x", "start": 0, "end": 10**9}]}),
+    _sem_case("sem_scene_shots_beyond", "a shot ending after the last frame", "error", "",
+              scene={**_good_scene(), "shots": [{"caption": "x", "start": 0, "end": 500}]}),
+    # taxonomy files
+    _yaml_case("taxonomy", "tax_not_yaml", "YAML syntax error (an unclosed bracket)", "error", "not a valid",
+               text="schema: [codec-assist\n"),
+    _yaml_case("taxonomy", "tax_non_utf8", "Latin-1 bytes", "error", "UTF-8", text=NON_UTF8),
+    _yaml_case("taxonomy", "tax_junk", "4 KiB of random bytes", "error", "", text=JUNK),
+    _yaml_case("taxonomy", "tax_list", "a YAML list at the top", "error", "not a taxonomy", text="- a\n- b\n"),
+    _yaml_case("taxonomy", "tax_alias_bomb", "a YAML alias bomb (9^10 elements from 1 KB)", "error", "aliases",
+               text=ALIAS_BOMB),
+    _yaml_case("taxonomy", "tax_deep_json", "100 000 nested JSON arrays", "error", "nested", text=DEEP_JSON,
+               suffix=".json"),
+    _yaml_case("taxonomy", "tax_deep_yaml", "100 000 nested YAML flow lists (PyYAML took 8 min on it: now refused "
+               "before parsing)", "error", "nested", text=DEEP_JSON),
+    _yaml_case("taxonomy", "tax_huge_file", "a 2 MiB file (limit 1 MiB)", "error", "refused",
+               text=lambda: "# " + "x" * (2 << 20) + "\n"),
+    _yaml_case("taxonomy", "tax_wrong_schema", "a preset table given as a taxonomy", "error", "schema",
+               text=lambda: _shipped("presets")),
+    _yaml_case("taxonomy", "tax_wrong_version", "taxonomy version 99", "error", "version",
+               edit=lambda r: {**r, "version": 99}),
+    _yaml_case("taxonomy", "tax_no_topics", "an empty topic list", "error", "topics",
+               edit=lambda r: {**r, "topics": []}),
+    _yaml_case("taxonomy", "tax_huge_topic_list", "5 000 topics (limit 1 000)", "error", "topics",
+               edit=_tax_topics(5000), suffix=".json"),
+    _yaml_case("taxonomy", "tax_bad_id", "a topic id with a path in it", "error", "id",
+               edit=lambda r: {**r, "topics": [{**r["topics"][0], "id": "../../etc"}]}),
+    # preset tables
+    _yaml_case("presets", "presets_not_yaml", "YAML syntax error", "error", "not a valid", text="presets: {a: [\n"),
+    _yaml_case("presets", "presets_non_utf8", "Latin-1 bytes", "error", "UTF-8", text=NON_UTF8),
+    _yaml_case("presets", "presets_alias_bomb", "a YAML alias bomb", "error", "aliases", text=ALIAS_BOMB),
+    _yaml_case("presets", "presets_wrong_schema", "a taxonomy given as a preset table", "error", "schema",
+               text=lambda: _shipped("taxonomy")),
+    _yaml_case("presets", "presets_wrong_version", "preset table version 0", "error", "version",
+               edit=lambda r: {**r, "version": 0}),
+    _yaml_case("presets", "presets_bad_value", "a negative min_gop", "error", "min_gop",
+               edit=lambda r: {**r, "presets": {**r["presets"], "action": {"min_gop": -1}}}),
+    # subtitle sidecars
+    _sub_case("srt_empty", "an empty .srt", "error", "empty", b""),
+    _sub_case("srt_junk", "4 KiB of random bytes named .srt", "error", "not", JUNK),
+    _sub_case("srt_latin1", "Latin-1 text (not UTF-8)", "error", "UTF-8", GOOD_SRT.replace("Bye", "Adi\xf3s")
+              .encode("latin-1")),
+    _sub_case("srt_utf16", "UTF-16 with a byte-order mark", "ok", "", GOOD_SRT.encode("utf-16")),
+    _sub_case("srt_garbage", "prose, not SRT", "error", "SRT", "Dear diary,\ntoday I encoded a video.\n" * 5),
+    _sub_case("srt_bad_time", "a cue time of 99:99:99,999", "error", "",
+              GOOD_SRT.replace("00:00:00,000", "99:99:99,999", 1)),
+    _sub_case("srt_end_before_start", "a cue that ends before it starts", "error", "ends before",
+              "1\n00:00:05,000 --> 00:00:01,000\nBackwards.\n"),
+    _sub_case("srt_huge_times", "a cue at 9 999 hours (past the video: dropped, said once)", "warn", "no subtitle cue",
+              "1\n9999:00:00,000 --> 9999:00:01,000\nLater.\n"),
+    _sub_case("srt_huge_file", "a 25 MiB .srt (limit 20 MiB)", "error", "too large",
+              lambda: GOOD_SRT + "x" * (25 << 20)),
+    _sub_case("vtt_no_header", "a .vtt whose header line is wrong", "error", "", "WEBVTX\n\n00:00.000 --> "
+              "00:01.000\nHi\n", suffix=".vtt"),
+    _sub_case("vtt_malformed_cue", "a WebVTT cue with a broken timing line", "error", "no subtitle cues",
+              "WEBVTT\n\n00:00.000 -> 00:01.000\nHi\n", suffix=".vtt"),
+    _sub_case("vtt_tags", "WebVTT with markup, an arrow and HTML entities in the text", "ok", "",
+              "WEBVTT\n\n00:00.000 --> 00:00.400\n<v Bob><b>Hi</b> --&gt; {\\i1}there &amp; back\n", suffix=".vtt"),
+    # batch manifests in OUT_DIR
+    _man_case("manifest_not_json", "manifest.json that is not JSON", "error", "not a codec-assist", text="{"),
+    _man_case("manifest_deep", "100 000 nested JSON arrays", "error", "nested", text=DEEP_JSON),
+    _man_case("manifest_wrong_schema", "a plan where the manifest should be", "error", "expected",
+              text=json.dumps({"schema": "codec-assist/plan", "version": 1})),
+    _man_case("manifest_wrong_version", "manifest version 99", "error", "version",
+              edit=lambda r, f: {**r, "version": 99}),
+    _man_case("manifest_outputs_parent", "a done item whose outputs are '../victims/…' with the victims' sha256",
+              "ok", "", edit=_escape_outputs(["../victims/victim.txt", "../victims/clip.analysis.json"])),
+    _man_case("manifest_outputs_absolute", "a done item whose outputs are absolute paths outside OUT_DIR", "ok", "",
+              edit=_escape_outputs([lambda f: str(f.parent / "victims" / "victim.txt"),
+                                    lambda f: str(f.parent / "victims" / "clip.analysis.json")])),
+    _man_case("manifest_input_escape", "an item whose input is '../../etc/passwd'", "ok", "",
+              edit=lambda r, f: {**r, "items": [*r["items"], {**r["items"][0], "input": "../../etc/passwd"}]}),
+]
+
+CASES: list[Case] = VIDEO_CASES + STRUCTURED_CASES + LATER_CASES
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -453,8 +675,26 @@ class Command:
     name: str
     kind: str
     argv: Callable[[Path, Path, Fixtures], list[str]]
-    outputs: Callable[[Path], list[Path]]  # what a successful run must have written
-    extra: tuple[str, ...] = field(default_factory=tuple)
+    outputs: Callable[[Path], list[Path]]  # what a successful run must have written (given `written_to`)
+    # heavy commands run only these cases (the kind's representative subset; empty: every case of the kind)
+    cases: tuple[str, ...] = ()
+    # the folder the command writes into, from (input, out): normally `out`; a batch re-run writes where its
+    # manifest (the input) lies
+    written_to: Callable[[Path, Path], Path] = lambda inp, out: out  # noqa: E731
+    failed_outputs: Callable[[Path], list[Path]] = lambda out: []  # noqa: E731 - what a failed run keeps (a log)
+    failed_says: str | None = None  # the error line's word when the command words failures its own way
+
+
+FAST = ("--analyzers", "shots")
+# The video cases the heavy commands (a whole analysis + model, or several encodes, per run) are held to: one
+# of each failure family (empty, not media, unindexed, no video, huge claim) and the odd-but-valid ones.
+HEAVY = ("zero_bytes", "random_bytes", "truncated_no_moov", "audio_only", "huge_declared_size", "one_frame",
+         "h265_10bit_420")
+BATCH_DIR = lambda inp, out: inp.parent  # noqa: E731
+
+
+def _batch_outputs(d: Path) -> list[Path]:
+    return [d / "clip.analysis.json", d / "clip.analysis.npz", d / "manifest.json"]
 
 
 COMMANDS = [
@@ -470,22 +710,64 @@ COMMANDS = [
     Command("compare", "video", lambda inp, out, fx: ["compare", inp, "--bitrate", "100k", "-o", out / "r.json",
                                                       "--preset", "ultrafast", "--analyzers", "shots,saliency"],
             lambda out: [out / "r.json"]),
+    Command("semantic encode", "video", lambda inp, out, fx: ["semantic", "encode", inp, "-o", out / "s.cas"],
+            lambda out: [out / "s.cas"], cases=HEAVY),
+    Command("tag", "video", lambda inp, out, fx: ["tag", inp, "-o", out / "t.json", *FAST],
+            lambda out: [out / "t.json"], cases=tuple(c for c in HEAVY if c != "one_frame")),  # ok path: 25 s of MiniLM
+    Command("encode --chunked", "video", lambda inp, out, fx: ["encode", inp, "-o", out / "o.mp4", "--chunked",
+                                                               "--workers", "1", "--preset", "ultrafast", *FAST],
+            lambda out: [out / "o.mp4"], cases=HEAVY),
+    Command("encode --allocate", "video", lambda inp, out, fx: ["encode", inp, "-o", out / "o.mp4", "--allocate",
+                                                                "--bitrate", "100k", "--preset", "ultrafast", *FAST],
+            lambda out: [out / "o.mp4"], cases=HEAVY),
+    Command("encode --ladder", "video", lambda inp, out, fx: ["encode", inp, "-o", out / "lad", "--ladder",
+                                                              "48p:100k,24p:50k", "--no-plain", "--preset",
+                                                              "ultrafast", *FAST],
+            lambda out: [out / "lad" / "clip.48p.mp4", out / "lad" / "clip.24p.mp4"], cases=HEAVY),
+    Command("batch", "video", lambda inp, out, fx: ["batch", inp.parent, "-o", out / "b", "--command", "analyze",
+                                                    "--workers", "1", *FAST],
+            lambda out: [out / "b" / n for n in ("manifest.json", "clip.analysis.json", "clip.analysis.npz")],
+            cases=("random_bytes", "audio_only", "one_frame"),  # a bad video fails alone: its error is in the manifest
+            failed_outputs=lambda out: [out / "b" / "manifest.json"], failed_says="1 of 1 items failed"),
     Command("plan", "analysis", lambda inp, out, fx: ["plan", inp, "-o", out / "p.json"],
             lambda out: [out / "p.json", out / "p.npz"]),
+    Command("explain", "analysis", lambda inp, out, fx: ["explain", inp, "--json"], lambda out: []),
+    Command("report", "analysis", lambda inp, out, fx: ["report", inp, "-o", out / "r.html"],
+            lambda out: [out / "r.html"]),
     Command("encode --plan", "plan", lambda inp, out, fx: ["encode", fx.clip, "--plan", inp, "-o", out / "o.mp4",
                                                            "--preset", "ultrafast"],
             lambda out: [out / "o.mp4"]),
+    Command("export", "plan", lambda inp, out, fx: ["export", inp, "-f", "qp-csv", "-o", out / "q.csv"],
+            lambda out: [out / "q.csv"]),
+    Command("semantic decode", "semantic", lambda inp, out, fx: ["semantic", "decode", inp, "-o", out / "d.mp4"],
+            lambda out: [out / "d.mp4", out / "d.vtt"]),
+    Command("semantic inspect", "semantic", lambda inp, out, fx: ["semantic", "inspect", inp], lambda out: []),
+    Command("tag --taxonomy", "taxonomy", lambda inp, out, fx: ["tag", fx.clip, "--taxonomy", inp,
+                                                                "-o", out / "t.json", *FAST],
+            lambda out: [out / "t.json"]),
+    Command("encode --preset-table", "presets",
+            lambda inp, out, fx: ["encode", fx.clip, "-o", out / "o.mp4", "--auto-preset", "--preset-table", inp,
+                                  "--preset", "ultrafast", *FAST],
+            lambda out: [out / "o.mp4"]),
+    Command("analyze --subtitles", "subtitles", lambda inp, out, fx: ["analyze", fx.clip, "--subtitles", inp,
+                                                                      "-o", out / "an", *FAST],
+            lambda out: [out / "an" / "analysis.json", out / "an" / "analysis.npz", out / "an" / "transcript.vtt"]),
+    Command("batch (manifest)", "manifest",
+            lambda inp, out, fx: ["batch", fx.batch_videos, "-o", inp.parent, "--command", "analyze",
+                                  "--workers", "1", *FAST],
+            _batch_outputs, written_to=BATCH_DIR),
 ]
 
 
 def pairs() -> list[tuple[Case, Command]]:
-    return [(c, cmd) for c in CASES for cmd in COMMANDS if cmd.kind == c.kind and (not c.only or cmd.name in c.only)]
+    return [(c, cmd) for c in CASES for cmd in COMMANDS if cmd.kind == c.kind and (not c.only or cmd.name in c.only)
+            and (not cmd.cases or c.name in cmd.cases)]
 
 
 def markdown() -> str:
     lines = ["| # | case | input | commands | expected outcome |", "|---|---|---|---|---|"]
     for i, c in enumerate(CASES, 1):
-        cmds = ", ".join(f"`{cmd.name}`" for cmd in COMMANDS if cmd.kind == c.kind)
+        cmds = ", ".join(f"`{cmd.name}`" for c2, cmd in pairs() if c2 is c)
         extra = f" (with `{' '.join(c.args)}`)" if c.args else ""
         words = {"error": "exit 2, one-line error", "warn": "exit 0 + warning", "ok": "exit 0"}
         say = lambda o, e: words[o] + (f" mentioning “{e}”" if e else "")  # noqa: E731
@@ -507,10 +789,21 @@ def make_fixtures(d: Path) -> Fixtures:
     schemas.save(analysis, d / "an" / "analysis.json", arrays)
     plan, plan_arrays = make_plan(analysis, arrays)
     schemas.save(plan, d / "plan.json", plan_arrays)
-    return Fixtures(clip=clip, analysis=d / "an" / "analysis.json", plan=d / "plan.json")
+    videos = d / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(clip.read_bytes())
+    import contextlib
+
+    from codec_assist import cli
+    with contextlib.redirect_stdout(io.StringIO()):  # the same options as the "batch (manifest)" command
+        code = cli.main(["batch", str(videos), "-o", str(d / "batch_out"), "--command", "analyze", "--workers", "1",
+                         *FAST])
+    assert code == 0, "the good batch run failed"
+    return Fixtures(clip=clip, analysis=d / "an" / "analysis.json", plan=d / "plan.json", batch_videos=videos,
+                    batch_out=d / "batch_out")
 
 
-def observe() -> str:
+def observe(only: list[str] | None = None) -> str:
     """Run every pair in-process and tabulate what happened (exit code, the stderr lines, temp paths cut)."""
     import contextlib
     import tempfile
@@ -522,6 +815,8 @@ def observe() -> str:
         root = Path(tmp)
         fx = make_fixtures(root / "good")
         for i, (case, cmd) in enumerate(pairs()):
+            if only and cmd.name not in only and case.kind not in only:
+                continue
             d = root / f"p{i}"
             inp = case.make(d / "in", fx)
             (d / "out").mkdir(parents=True)
@@ -538,4 +833,4 @@ if __name__ == "__main__":
     if "--markdown" in sys.argv:
         print(markdown())
     if "--observe" in sys.argv:
-        print(observe())
+        print(observe(sys.argv[sys.argv.index("--observe") + 1:]))

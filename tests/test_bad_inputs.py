@@ -7,6 +7,7 @@ Run in-process (cli.main) for speed; test_subprocess_* prove the same through a 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -45,13 +46,21 @@ def _inputs_of(p: Path) -> list[Path]:
     return [p, p.with_suffix(".npz")] if p.suffix == ".json" else [p]
 
 
+def _files(d: Path, skip: Path) -> dict[str, str | None]:
+    """Every path under `d` outside `skip`, with its sha256 (None for folders)."""
+    return {str(p.relative_to(d)): _digest(p) for p in d.rglob("*") if skip not in (p, *p.parents)}
+
+
 @pytest.mark.parametrize("case,command", pairs(), ids=[f"{c.name}-{cmd.name}" for c, cmd in pairs()])
 def test_bad_input(case, command, fixtures, tmp_path, capsys):
     inp = case.make(tmp_path / "in", fixtures)
     out = tmp_path / "out"
     out.mkdir()
+    dest = command.written_to(inp, out)  # where the command writes (a batch: where its manifest lies)
+    state = dest != out  # the input is the command's own state file in its output folder (a batch manifest)
     before = {p: _digest(p) for p in _inputs_of(inp)}
     inputs_tree = _tree(tmp_path / "in")
+    outside = _files(tmp_path / "in", dest)
     argv = [str(a) for a in [*command.argv(inp, out, fixtures), *case.args]]
 
     code = cli.main(argv)
@@ -59,24 +68,34 @@ def test_bad_input(case, command, fixtures, tmp_path, capsys):
     lines = [ln for ln in err.splitlines() if ln.strip()]
 
     assert "Traceback" not in err, err
-    assert {p: _digest(p) for p in _inputs_of(inp)} == before, "the input changed"
-    assert _tree(tmp_path / "in") == inputs_tree, "something was written beside the input"
     outcome, expect = case.outcome_for(command.name)
+    assert _files(tmp_path / "in", dest) == outside, "something beside the input was written, changed or deleted"
+    if not state or outcome == "error":
+        assert {p: _digest(p) for p in _inputs_of(inp)} == before, "the input changed"
+        assert _tree(tmp_path / "in") == inputs_tree, "something was written beside the input"
     if outcome == "error":
         assert code == 2, (code, err)
         assert len(lines) == 1 and lines[0].startswith("codec-assist: error: "), err
-        assert expect.lower() in lines[0].lower(), lines[0]
-        assert _tree(out) == set(), f"left behind: {_tree(out)}"
+        assert (command.failed_says or expect).lower() in lines[0].lower(), lines[0]
+        kept = {str(p.relative_to(out)) for f in command.failed_outputs(out) for p in [f, *f.parents] if out in p.parents}
+        assert _tree(out) == kept, f"left behind: {_tree(out) - kept}"
     else:
         assert code == 0, (code, err)
         assert not [ln for ln in lines if "error" in ln], err
-        written = {str(p.relative_to(out)) for p in command.outputs(out)}
-        assert _tree(out) - {"an"} == written, "missing outputs or stray temp files"
+        written = {str(p.relative_to(dest)) for f in command.outputs(dest) for p in [f, *f.parents]
+                   if dest in p.parents}
+        assert _tree(dest) == written, "missing outputs or stray temp files"
         warnings = [ln for ln in lines if ln.startswith("codec-assist: warning: ")]
         if outcome == "warn":
             assert any(expect.lower() in w.lower() for w in warnings), err
         else:
             assert not warnings, err
+        if command.kind == "manifest":  # the re-run trusted no claim pointing outside its folder
+            m = json.loads((dest / "manifest.json").read_text())
+            for item in m["items"]:
+                for o in item["outputs"]:
+                    assert (dest / o["path"]).resolve().parent == dest.resolve(), o
+                    assert _digest(dest / o["path"]) == o["sha256"], o
 
 
 def test_corpus_is_large_enough():

@@ -89,11 +89,13 @@ def test_batch_local_bad_file_fails_alone_and_rerun_skips_verified(library, tmp_
     assert sha256_file(out / "jwp.mp4") == items2["jwp.mp4"].outputs[0].sha256
 
     # Changed options or a changed input: not verified, so redone.
-    done = items2["bikes.mp4"]
-    assert verified(done, fingerprint("encode", m2.options, library / "bikes.mp4"), out)
-    assert not verified(done, fingerprint("encode", {**m2.options, "preset": "fast"}, library / "bikes.mp4"), out)
+    done, names = items2["bikes.mp4"], [Path("bikes.mp4")]
+    assert verified(done, fingerprint("encode", m2.options, library / "bikes.mp4"), out, names)
+    assert not verified(done, fingerprint("encode", m2.options, library / "bikes.mp4"), out, [Path("other.mp4")])
+    assert not verified(done, fingerprint("encode", {**m2.options, "preset": "fast"}, library / "bikes.mp4"), out,
+                        names)
     os.utime(library / "bikes.mp4", ns=(1, 1))
-    assert not verified(done, fingerprint("encode", m2.options, library / "bikes.mp4"), out)
+    assert not verified(done, fingerprint("encode", m2.options, library / "bikes.mp4"), out, names)
 
 
 def test_batch_ray_engine(sample, tmp_path):

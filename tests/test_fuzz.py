@@ -180,3 +180,15 @@ def test_atheris_plan_loader_short_pass():
     r = subprocess.run([sys.executable, str(ROOT / "fuzz" / "plan_loader.py"), "--random", "300", "1"],
                        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0 and "no crash" in r.stdout, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("harness,runs", [("bitstream_parser.py", 300), ("subtitles.py", 300),
+                                          ("taxonomy_loader.py", 60)])  # the YAML loader runs ~20 inputs/s
+def test_atheris_short_pass(harness, runs, tmp_path):
+    """The other harnesses, bounded for CI (fuzz/README.md has their >= 10 000-run results). Run from a temp
+    folder so a crash file or a harness's corpus lands there, not in the checkout."""
+    r = subprocess.run([sys.executable, str(ROOT / "fuzz" / harness), f"-atheris_runs={runs}", "-seed=1"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"Done {runs} " in r.stderr, r.stderr[-500:]
