@@ -60,7 +60,7 @@ TAG_FPS = 1.5  # analysis frames per second for tagging: topics change slowly; k
 
 TEMPERATURE = 0.02  # attention over a modality's phrases (support units): ~ a soft maximum
 MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.5, "on-screen text": 0.6, "faces": 0.8,
-                   "scene": 0.7, "editing": 0.2}
+                   "scene": 0.7, "editing": 0.1}  # cut rate alone says little about the topic
 OTHER_MODALITY_WEIGHT = 0.5  # a source this module does not know yet
 CLIP_WEIGHT, CLIP_SCALE = 1.5, 0.1  # CLIP z-scores brought to the range of MiniLM margins (~0.1 a std)
 CAL_SLOPE, CAL_MID = 16.0, 0.3  # the heuristic calibration (see the module docstring)
@@ -189,6 +189,8 @@ def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: i
             phrases[phrase] = min(1.0, phrases.get(phrase, 0.0) + weight)
 
     names = proper_nouns(analysis)
+    seen_in: dict[str, int] = {}  # ImageNet class -> how many classifier runs (held spans) named it
+    runs: list[tuple[int, float, set[str]]] = []  # ImageNet tokens: (run start, weight, classes)
     for t in analysis.tokens:
         overlap = min(end, t.frame_end) - max(start, t.frame_start)
         said = _phrase(t) if overlap > 0 else None
@@ -202,14 +204,27 @@ def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: i
             classes = [c.strip() for c in phrase.split(",") if c.strip()]
             for c in classes:
                 add(modality, c, weight / len(classes))
+                seen_in[c] = seen_in.get(c, 0) + 1
+            runs.append((t.frame_start, weight, set(classes)))
         else:
             add(modality, phrase, weight)
     visual = ev.get("visual", {})
     if len(visual) > 1:
         # The objects seen together, as one phrase: "limousine, cab, minibus" reads as a street scene where
         # each word alone is weak (a sentence-level embedding of a bag of objects, like a crude caption).
-        top = sorted(visual, key=lambda p: -visual[p])[:BAG_SIZE]
-        add("visual", ", ".join(top), min(1.0, sum(visual[p] for p in top)))
+        # Classes named again and again (in several shots, run after run) lead the bag: a class seen once for
+        # a long time (bikes' 'beacon' in its first shot) is a single guess, cabs and limousines recurring over
+        # five shots are what the video shows.
+        ranked = sorted(visual, key=lambda p: (-seen_in.get(p, 0), -visual[p]))
+        recurring = [p for p in ranked if seen_in.get(p, 0) > 1]
+        top = (recurring if len(recurring) >= 3 else ranked)[:BAG_SIZE]
+        # The bag weighs the time its objects are on screen (per classifier run, its best token naming one),
+        # not the sum of its classes' split shares: five kinds of car over most of the clip is strong evidence.
+        best: dict[int, float] = {}
+        for run_start, weight, classes in runs:
+            if classes & set(top):
+                best[run_start] = max(best.get(run_start, 0.0), weight)
+        add("visual", ", ".join(top), min(1.0, sum(best.values())))
     frames = np.asarray(analysis.analysis_frames)
     inside = (frames >= start) & (frames < end)
     audio_tokens = "audio" in ev
