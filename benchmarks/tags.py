@@ -118,7 +118,7 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['sample']} | {r['duration_s']:.2f} | {r['seconds']:.2f} | {r['analysis_s']:.2f} | "
-                  f"{r['fraction']:.2f} | {r['cpu_s']:.2f} | {r["cpu_fraction"]:.2f} | {r['load_1min']:.1f} | "
+                  f"{r['fraction']:.2f} | {r['cpu_s']:.2f} | {r['cpu_fraction']:.2f} | {r['load_1min']:.1f} | "
                   f"{', '.join(f'{t} {s:.2f}' for t, s in r['top3'])} | {r['per_analyzer']} |")
         print(f"\ncold model load (first run - warm run of {rows[0]['sample']}): {rows[0]['cold_load_s']:.2f} s\n")
     if not args.skip_presets:

@@ -56,6 +56,9 @@ MAX_DATA_BYTES = 1 << 20  # a taxonomy or preset table is a few KB; refuse anyth
 
 # Analyzers whose output is evidence; the ones not installed on this branch/machine are skipped.
 TAG_ANALYZERS = ("shots", "faces", "text", "scene_stats", "imagenet", "speech", "audio")
+# Topics change slowly and held results cover the gaps; both still run early at a cut. OCR was the largest
+# analyzer cost of tagging (0.7-0.9 s a clip at 1 s intervals under load).
+TAG_ANALYZER_SETTINGS = {"text": {"interval_s": 2.0}}
 TAG_FPS = 1.5  # analysis frames per second for tagging: topics change slowly; keeps tagging well under real time
 
 TEMPERATURE = 0.02  # attention over a modality's phrases (support units): ~ a soft maximum
@@ -449,7 +452,8 @@ def tag_options(analysis_fps: float = TAG_FPS, proxy_width: int = 320, names: li
     from .pipeline import AnalyzeOptions
 
     names = [n for n in (names or TAG_ANALYZERS) if n in analyzers.ANALYZERS]
-    return AnalyzeOptions(analyzers=names, analysis_fps=analysis_fps, proxy_width=proxy_width)
+    return AnalyzeOptions(analyzers=names, analysis_fps=analysis_fps, proxy_width=proxy_width,
+                          analyzer_settings={k: v for k, v in TAG_ANALYZER_SETTINGS.items() if k in names})
 
 
 def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=None, top: int = 5,
@@ -637,7 +641,8 @@ def _tag_args(args):
     taxonomy = load_taxonomy(args.taxonomy)
     clip = ClipSpec(args.clip_model, args.clip_pretrained, args.clip_checkpoint) if args.clip_model else None
     opts = _analyze_options(args).model_copy(update={"clip_model": None, "clip_pretrained": None,
-                                                      "clip_checkpoint": None})  # zero-shot below, per shot
+                                                      "clip_checkpoint": None,  # zero-shot below, per shot
+                                                      "analyzer_settings": TAG_ANALYZER_SETTINGS})
     import analyzers
 
     # The default list names analyzers other branches/extras add; run the ones installed here.
