@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,8 +45,13 @@ def speed(paths: list[Path]) -> list[dict]:
     cold = tagging.tag_video(paths[0])
     cold_s = time.perf_counter() - t
     for p in paths:
+        # CPU seconds (all threads) next to wall time: on a shared 2-core machine wall time grows with the
+        # other jobs' load, CPU time much less; the pipeline is mostly one thread, so quiet wall ~ CPU time.
+        c = time.process_time()
         r = tagging.tag_video(p)
-        rows.append({"sample": p.name, "duration_s": r.input.duration, "seconds": r.seconds,
+        cpu = time.process_time() - c
+        rows.append({"sample": p.name, "duration_s": r.input.duration, "seconds": r.seconds, "cpu_s": cpu,
+                     "cpu_fraction": cpu / r.input.duration, "load_1min": os.getloadavg()[0],
                      "analysis_s": r.seconds_analysis, "fraction": r.seconds / r.input.duration,
                      "per_analyzer": r.analyzer_seconds, "top3": [(t.id, t.score) for t in r.tags[:3]]})
     rows[0]["cold_load_s"] = cold_s - rows[0]["seconds"]
@@ -107,11 +113,13 @@ def main() -> int:
     if not args.skip_speed:
         rows = speed(paths)
         result["speed"] = rows
-        print("| sample | duration s | tagging s (warm) | of which analysis s | fraction of duration | top 3 | per analyzer s |")
-        print("|---|---|---|---|---|---|---|")
+        print("| sample | duration s | tagging s (warm) | of which analysis s | fraction of duration | CPU s | "
+              "CPU s / duration | load (1 min) | top 3 | per analyzer s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['sample']} | {r['duration_s']:.2f} | {r['seconds']:.2f} | {r['analysis_s']:.2f} | "
-                  f"{r['fraction']:.2f} | {', '.join(f'{t} {s:.2f}' for t, s in r['top3'])} | {r['per_analyzer']} |")
+                  f"{r['fraction']:.2f} | {r['cpu_s']:.2f} | {r['cpu_fraction']:.2f} | {r['load_1min']:.1f} | "
+                  f"{', '.join(f'{t} {s:.2f}' for t, s in r['top3'])} | {r['per_analyzer']} |")
         print(f"\ncold model load (first run - warm run of {rows[0]['sample']}): {rows[0]['cold_load_s']:.2f} s\n")
     if not args.skip_presets:
         res = []

@@ -56,9 +56,12 @@ class AnalyzeOptions(BaseModel):
     clip_model: str | None = None
     clip_pretrained: str | None = None
     clip_checkpoint: str | None = None
+    # analyzer name -> constructor kwargs for the selected analyzers (e.g. tagging runs OCR less often)
+    analyzer_settings: dict[str, dict] = {}
 
     def analyzer_options(self) -> tuple[list[str], dict[str, dict]]:
-        names, options = list(self.analyzers), {}
+        names = list(self.analyzers)
+        options = {k: dict(v) for k, v in self.analyzer_settings.items() if k in names}
         if self.clip_model or self.clip_pretrained or self.clip_checkpoint:
             if "clip" not in names:
                 names.append("clip")
@@ -93,7 +96,8 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     names, unit_options = _audio_text_setup(path, opt)
     clip_names, clip_options = opt.analyzer_options()
     names += [n for n in clip_names if n not in names]
-    unit_options.update(clip_options)
+    for k, v in clip_options.items():  # the knobs above (model, subtitles path) win over analyzer_settings
+        unit_options[k] = {**v, **unit_options.get(k, {})}
     units: list[Analyzer] = analyzers.build(names, **unit_options)
     runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
     live = list(units)

@@ -15,13 +15,14 @@ from policies.presets import choose, split
 
 # What this branch produces on the samples (video level, default taxonomy, merged i3a + i3b analyzers).
 # Scores are the heuristic calibration; the tolerance absorbs small analyzer changes, not a different answer.
-# bikes: no analyzer here sees its bicycles (ImageNet-Lite0 on the 320-px proxy finds cabs and limousines),
-# so its tags are weak and low-scored - pinned as such (see docs/BENCHMARKS.md, "Topic tags").
+# bikes: ImageNet-Lite0 on the 320-px proxy names cabs, limousines, minibuses and rickshaws again and again over
+# its shots; the recurring classes, weighed by their time on screen, make it a street/traffic scene, with a low
+# score (one modality, no bicycle seen at this size) - see docs/BENCHMARKS.md, "Topic tags".
 EXPECTED = {
     "jwpIntro.mp4": ("talking_head", 0.94, {"faces", "audio"}),
     "bigbuckbunny.mp4": ("animation", 0.64, {"scene"}),
     "cityCC0.mpg": ("city_night", 0.79, {"scene"}),
-    "bikes.mp4": ("music_video", 0.13, {"editing", "scene"}),
+    "bikes.mp4": ("street", 0.16, {"visual"}),
 }
 TOLERANCE = 0.15
 
