@@ -3,6 +3,7 @@
 
     python benchmarks/allocation.py                      # everything, preset medium (a few minutes on 2 cores)
     python benchmarks/allocation.py --preset veryfast --parts alloc
+    python benchmarks/allocation.py --parts alloc --samples montage.mp4 --strength 2 --json out/bench/s2.json
 Results: Markdown tables on stdout and JSON in out/bench/allocation.json.
 
 Allocation: both encodes use the same plan (IDRs on cuts, no per-block offsets: --max-dqp 0) and the same
@@ -42,6 +43,7 @@ ALLOC = {"montage.mp4": ((250, 500, 1000), compose.montage_face_rois(), 0.0),
          "bikes.mp4": ((200, 400, 800), [], 0.0),
          "jwpIntro.mp4": ((150, 300, 600), ["190,60,160,240"], 2.0)}
 SAMPLES: list[str] = []  # --samples: only these (allocation and ladder parts)
+STRENGTH = [1.0]  # --strength: the allocation's importance tilt (encode --alloc-strength)
 METRICS = ("psnr_y", "global_psnr_y", "weighted_psnr_y", "grid_weighted_psnr_y", "face_psnr_y")
 
 
@@ -55,6 +57,7 @@ def _face_psnr(q, boxes) -> float | None:
 
 
 def alloc_bench(preset: str, tmp: Path) -> list[dict]:
+    """Uniform (strength 0) vs allocated (strength STRENGTH[0]) at each rate, per ALLOC sample."""
     rows = []
     for name, (rates, rois, segment) in ALLOC.items():
         if SAMPLES and name not in SAMPLES:
@@ -73,7 +76,7 @@ def alloc_bench(preset: str, tmp: Path) -> list[dict]:
         for kbps in rates:
             rate = RateControl(mode="abr", bitrate=kbps * 1000)
             spent = {}
-            for tag, strength in (("uniform", 0.0), ("allocated", 1.0)):
+            for tag, strength in (("uniform", 0.0), ("allocated", STRENGTH[0])):
                 p = plan_budget(src, plan, arrays, rate, strength=strength, max_segment=segment)
                 out = tmp / f"{src.stem}.{kbps}k.{tag}.mp4"  # an existing output is refused (issue 8)
                 r = encode_budget(src, out, rate=rate, codec="x264", preset=preset, plan=p, plan_arrays=pa)
@@ -194,13 +197,16 @@ def main() -> None:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--parts", default="alloc,tq,ladder")
     ap.add_argument("--samples", nargs="*", default=[], help="allocation/ladder: only these samples")
+    ap.add_argument("--strength", type=float, default=1.0, help="allocation strength (the CLI's default is 1)")
+    ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "allocation.json"), help="results file")
     ap.add_argument("--tables-only", action="store_true", help="re-print the tables from out/bench/allocation.json")
     args = ap.parse_args()
-    path = ROOT / "out" / "bench" / "allocation.json"
+    path = Path(args.json)
     if args.tables_only:
         print(tables(json.loads(path.read_text())))
         return
     SAMPLES[:] = args.samples
+    STRENGTH[0] = args.strength
     compose.montage(MEDIA)  # built from the fetched clips (make samples does it too)
     res = {}
     with tempfile.TemporaryDirectory(prefix="ca-bench-") as tmp:
