@@ -125,10 +125,10 @@ def _source_frames(path: Path, first: int, count: int) -> list[np.ndarray]:
 
 
 def _speech(path: Path, first_frame: int, count: int, rate: int = 16000) -> np.ndarray:
-    """jwpIntro's audio under a talking-head shot: mono float32 at `rate`, the shot's span."""
-    start = first_frame / 29.97
+    """The source's audio under a shot that starts at its video frame `first_frame`: mono float32 at `rate`."""
     chunks = []
     with av.open(str(path)) as c:
+        start = first_frame / float(c.streams.video[0].average_rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         for frame in c.decode(audio=0):
             for f in resampler.resample(frame):
