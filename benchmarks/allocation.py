@@ -3,7 +3,7 @@
 
     python benchmarks/allocation.py                      # everything, preset medium (a few minutes on 2 cores)
     python benchmarks/allocation.py --preset veryfast --parts alloc
-    python benchmarks/allocation.py --parts alloc --samples montage.mp4 --strength 2 --json out/bench/s2.json
+    python benchmarks/allocation.py --parts alloc --samples montage.mp4 --strength 2 --json out/bench/allocation_s2.json
 Results: Markdown tables on stdout and JSON in out/bench/allocation.json.
 
 Allocation: both encodes use the same plan (IDRs on cuts, no per-block offsets: --max-dqp 0) and the same
@@ -95,7 +95,8 @@ def alloc_bench(preset: str, tmp: Path) -> list[dict]:
                                         "planned_kB": s.bits / 8e3, "spent_kB": s.bits_actual / 8e3}
                                        for s in a.shots]})
                 out.unlink()
-            rows[-1]["spent_vs_uniform"] = [round(b / max(1, u), 3) for b, u in zip(spent["allocated"], spent["uniform"])]
+            rows[-1]["spent_vs_uniform"] = [round(b / max(1, u), 3)
+                                            for b, u in zip(spent["allocated"], spent["uniform"])]
         bd = {}
         for metric in METRICS:
             u, a = curves["uniform"], curves["allocated"]
@@ -165,7 +166,8 @@ def tables(res: dict) -> str:
                        f"{r['encodes']} | {r['psnr_y']:.3f} | {r['global_psnr_y']:.3f} | {r['weighted_psnr_y']:.3f} | "
                        f"{r['grid_weighted_psnr_y']:.3f} | {face} |")
         out.append("")
-        out += ["| sample | rate | per shot: frames, importance, ΔQP planned, zone factor / spent allocated ÷ uniform |",
+        out += ["| sample | rate | per shot: frames, importance, ΔQP planned, zone factor / spent allocated ÷ "
+                "uniform |",
                 "|---|---|---|"]
         for r in res["alloc"]:
             if "spent_vs_uniform" in r:
@@ -199,7 +201,7 @@ def main() -> None:
     ap.add_argument("--samples", nargs="*", default=[], help="allocation/ladder: only these samples")
     ap.add_argument("--strength", type=float, default=1.0, help="allocation strength (the CLI's default is 1)")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "allocation.json"), help="results file")
-    ap.add_argument("--tables-only", action="store_true", help="re-print the tables from out/bench/allocation.json")
+    ap.add_argument("--tables-only", action="store_true", help="re-print the tables from the --json file")
     args = ap.parse_args()
     path = Path(args.json)
     if args.tables_only:
