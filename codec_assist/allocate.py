@@ -68,14 +68,17 @@ def allocation_units(shot_starts: Sequence[int], frame_count: int, fps: float, m
 
 
 def unit_importance(units: Sequence[tuple[int, int]], arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """Importance of each unit: the mean of its analysed frames' importance grids — the mean pixel weight,
-    which is what weights the unit's MSE in an importance-weighted objective (the latest earlier frame when
-    the unit has no analysed frame; the per-frame scalar when the arrays carry no grid)."""
+    """Importance of each unit: the mean of its analysed frames' scalar importance (how much a frame matters:
+    the fusion's top-decile mean, times the moment weight from speech/loudness where audio was analysed); the
+    latest earlier frame when the unit has no analysed frame.
+
+    Not the mean of the importance grid: the saliency floor of the grid covers every frame with about the
+    same mean weight (a talking head's face adds ~10 % of the area), so grid means differ by a few per cent
+    between a talking head and a street shot and a shot-level tilt on them does nothing. The frame scalar is
+    the per-pixel mean weight of metrics.frame_importance_weights (the grid rescaled per frame to the scalar),
+    which is how the allocation is scored: the weighted-MSE optimum and the score use the same weights."""
     frames = arrays["importance/frames"].astype(np.int64)
-    if "importance/grid" in arrays:
-        scalar = arrays["importance/grid"].astype(np.float64).reshape(len(frames), -1).mean(axis=1)
-    else:
-        scalar = arrays["importance/scalar"].astype(np.float64)
+    scalar = arrays["importance/scalar"].astype(np.float64)
     out = []
     for s, e in units:
         inside = (frames >= s) & (frames < e)

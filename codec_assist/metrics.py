@@ -22,7 +22,9 @@ Definitions (so every report can be reproduced):
 - **weighted_psnr_y** = PSNR of the importance-weighted MSE pooled over all frames that have weights:
   ``sum_f sum_p w * d^2 / sum_f sum_p w`` (frames for which ``weights(i)`` returns None are skipped). A
   coarse weight grid is stretched to the frame with ``cv2.resize(..., INTER_LINEAR)``. Only comparable
-  between encodes scored with the same weights.
+  between encodes scored with the same weights. ``frame_importance_weights`` builds the weights the shot
+  allocation is scored with: each frame's importance grid rescaled so that its mean is the frame's scalar
+  importance (where in the frame x how much the frame matters).
 - With ``every = k`` only frames 0, k, 2k, ... are scored (all frames are still decoded).
 - **bitrate_kbps** of a file = total bytes of its video packets * 8 / the video's duration taken from the
   packet timestamps (last pts + last packet duration - first pts), / 1000. Header fields are not used.
@@ -363,6 +365,26 @@ def compare_videos(
         roi_psnr_y={k: roi_sum[k] / roi_n[k] for k in labels if roi_n[k]},
         weighted_psnr_y=psnr_from_mse(w_num / w_den) if w_den > 0 else None,
     )
+
+
+def frame_importance_weights(frames: np.ndarray, grid: np.ndarray, scalar: np.ndarray | None = None
+                             ) -> Callable[[int], np.ndarray]:
+    """`weights` for compare_videos from an analysis's importance arrays: frame i takes the latest analysed frame
+    at or before it. Without `scalar`: that frame's grid as it is. With `scalar`: the grid rescaled so that its
+    mean is the frame's scalar importance, so a frame that matters more (a face, speech) weighs more in the
+    pooled MSE, and the grid still says where in the frame (a flat grid gives a flat map)."""
+    frames = np.asarray(frames, np.int64)
+    grid = np.asarray(grid, np.float32)
+    if scalar is not None:
+        means = grid.reshape(len(grid), -1).mean(axis=1)
+        flat = means <= 1e-6
+        grid = np.where(flat[:, None, None], 1.0, grid) * (np.asarray(scalar, np.float32)
+                                                           / np.where(flat, 1.0, means))[:, None, None]
+
+    def weights(i: int) -> np.ndarray:
+        return grid[max(0, int(np.searchsorted(frames, i, side="right")) - 1)]
+
+    return weights
 
 
 # -------------------------------------------------------------------------------------------- BD metrics

@@ -24,14 +24,27 @@ def sample():
     return get
 
 
+def _compose(name: str):
+    sys.path.insert(0, str(ROOT / "samples"))
+    try:
+        import compose
+    finally:
+        sys.path.pop(0)
+    return compose.COMPOSED[name](MEDIA)
+
+
 @pytest.fixture(scope="session")
 def bikes_speech(sample):
     """bikes.mp4 (5 cuts) with 10 s of studio speech muxed in as AAC (built by samples/compose.py)."""
     sample("bikes.mp4")
     sample("demo-congrats.g722")
-    sys.path.insert(0, str(ROOT / "samples"))
-    try:
-        from compose import bikes_speech as make
-    finally:
-        sys.path.pop(0)
-    return make(MEDIA)
+    return _compose("bikes_speech.mp4")
+
+
+@pytest.fixture(scope="session")
+def montage(sample):
+    """640x360 25 fps montage of the four real clips: talking-head shots (face + speech) between street,
+    night-city and animation shots; hard cuts, a cross-fade and a fade through black (samples/compose.py)."""
+    for name in ("bikes.mp4", "jwpIntro.mp4", "cityCC0.mpg", "bigbuckbunny.mp4"):
+        sample(name)
+    return _compose("montage.mp4")

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from codec_assist import media
+from codec_assist.allocate import allocation_units, encode_budget, plan_budget, unit_importance
 from codec_assist.cli import main
+from codec_assist.metrics import bd_rate, compare_videos, frame_importance_weights, parse_roi
+from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.schemas import RateControl
 from policies.allocation import allocate, crf_zone_factors, exact_shares, zones_string
 from policies.keyframes import keyframes
 from policies.target_quality import next_step
@@ -91,6 +97,22 @@ def test_event_keyframes_respect_cuts_and_gop_limits():
     assert max(np.diff(kf + [250])) <= 60
 
 
+def test_shot_importance_is_the_frame_scalar_and_scores_with_the_same_weights():
+    # two analysed frames per shot; the talking head's grid mean is barely higher, its scalar much higher
+    grid = np.full((4, 3, 4), 0.2, np.float32)
+    grid[2:, 1, 1] = 1.0
+    scalar = np.array([0.2, 0.2, 0.8, 0.7], np.float32)
+    arrays = {"importance/frames": np.array([0, 10, 20, 30]), "importance/grid": grid, "importance/scalar": scalar}
+    units = allocation_units([20], 40, 25.0)
+    np.testing.assert_allclose(unit_importance(units, arrays), [0.2, 0.75], atol=1e-6)
+    w = frame_importance_weights(arrays["importance/frames"], grid, scalar)
+    assert w(25).mean() == pytest.approx(0.8) and w(39).mean() == pytest.approx(0.7)  # latest analysed frame
+    assert w(25)[1, 1] / w(25)[0, 0] == pytest.approx(5.0)  # where in the frame: the grid's shape is kept
+    np.testing.assert_array_equal(frame_importance_weights(arrays["importance/frames"], grid)(5), grid[0])
+    flat = frame_importance_weights(np.array([0]), np.zeros((1, 2, 2)), np.array([0.4]))(0)
+    np.testing.assert_allclose(flat, 0.4)  # an empty grid spreads the frame's weight evenly
+
+
 # ---------------------------------------------------------------------------------------- real encodes
 def _run(args, capsys):
     code = main(args)
@@ -170,3 +192,67 @@ def test_bad_requests_are_one_line_errors(sample, tmp_path, capsys):
     code, _, err = _run(["encode", str(src), "-o", str(tmp_path / "x.mp4"), "--target-quality", "psnr=abc"], capsys)
     assert code == 2 and "METRIC=VALUE" in err
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------- montage: shots that differ
+def _montage_layout():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples"))
+    try:
+        import compose
+    finally:
+        sys.path.pop(0)
+    talking = {s for (src, *_), s in zip(compose.MONTAGE, compose.montage_starts()) if src == "jwpIntro.mp4"}
+    return talking, [parse_roi(r) for r in compose.montage_face_rois()]
+
+
+def _montage_pair(montage, tmp: Path, rates, preset):
+    """Uniform and allocated encodes of the montage at each rate: (allocation, quality) per (rate, mode)."""
+    analysis, arrays = analyze(montage, AnalyzeOptions(analyzers=["shots", "saliency", "faces", "audio"]))
+    plan, plan_arrays = make_plan(analysis, arrays, PlanOptions(max_dqp=0))  # no per-block offsets: shots only
+    weights = frame_importance_weights(arrays["importance/frames"], arrays["importance/grid"],
+                                       arrays["importance/scalar"])
+    _, faces = _montage_layout()
+    out = {}
+    for kbps in rates:
+        rate = RateControl(mode="abr", bitrate=kbps * 1000)
+        for mode, strength in (("uniform", 0.0), ("allocated", 1.0)):
+            path = tmp / f"{kbps}.{mode}.mp4"
+            p = plan_budget(montage, plan, arrays, rate, strength=strength)
+            r = encode_budget(montage, path, rate=rate, codec="x264", preset=preset, plan=p, plan_arrays=plan_arrays)
+            out[kbps, mode] = (r.allocation, compare_videos(montage, path, rois=faces, weights=weights))
+    return out
+
+
+def test_montage_allocation_gives_the_talking_head_more_at_equal_total(montage, tmp_path):
+    talking, faces = _montage_layout()
+    res = _montage_pair(montage, tmp_path, [400], "veryfast")
+    (uni, qu), (alloc, qa) = res[400, "uniform"], res[400, "allocated"]
+    assert [s.start_frame for s in alloc.shots] == [0, 50, 110, 230, 285, 330]  # the cross-fade is not a cut
+    for a in (uni, alloc):
+        assert abs(a.total_bits / a.budget_bits - 1) <= 0.03
+    for s in alloc.shots:  # face + speech: the talking-head shots matter most and are tilted up
+        assert (s.dqp < -1.5 and s.importance > 0.6) if s.start_frame in talking else (s.dqp > 0 and s.importance < 0.3)
+
+    def share(a):
+        return sum(s.bits_actual for s in a.shots if s.start_frame in talking) / a.total_bits
+
+    assert share(alloc) > 1.15 * share(uni)  # the zones reach the encoder; ABR does not undo them
+    for box in faces:  # the independent check: the hand-labelled face box gains in both talking-head shots
+        assert qa.roi_psnr_y[box.label()] > qu.roi_psnr_y[box.label()] + 0.5
+    # and at the same rate the importance-weighted PSNR (weights: metrics.frame_importance_weights) is no worse
+    assert abs(qa.bitrate_kbps / qu.bitrate_kbps - 1) <= 0.01 and qa.weighted_psnr_y >= qu.weighted_psnr_y
+
+
+@pytest.mark.slow
+def test_montage_allocation_beats_uniform_in_bd_rate(montage, tmp_path):
+    _, faces = _montage_layout()
+    rates = (250, 500, 1000)
+    res = _montage_pair(montage, tmp_path, rates, "veryfast")
+
+    def bd(score):
+        u, a = ([res[k, m][1] for k in rates] for m in ("uniform", "allocated"))
+        return bd_rate([q.bitrate_kbps for q in u], [score(q) for q in u], [q.bitrate_kbps for q in a],
+                       [score(q) for q in a])
+
+    assert bd(lambda q: q.weighted_psnr_y) < 0
+    assert bd(lambda q: np.mean([q.roi_psnr_y[b.label()] for b in faces])) < -10
