@@ -635,6 +635,12 @@ def run_encode(args) -> int:
             schemas.save(report, args.report)
         if args.save_plan:
             schemas.save(plan, args.save_plan, plan_arrays)
+        if args.html:  # the page: timeline, QP map, the plan's IDRs and the rungs' table
+            from .report import report as html_report
+
+            html_report([], args.html, ladder=report, analysis=analysis, arrays=arrays if analysis else None,
+                        plan=plan, plan_arrays=plan_arrays, analyze_options=_analyze_options(args),
+                        plan_options=_plan_options(args, args.codec))
         lines = [f"{r.name} {r.width}x{r.height} {r.bitrate_kbps:.0f} kb/s IDR {r.keyframes}"
                  + (f" (plain scenecut: {r.plain_keyframes})" if r.plain_keyframes is not None else "")
                  + f" -> {r.output}" for r in report.rungs]

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import __version__, schemas
 from .errors import CodecAssistError, InputError, SchemaError
-from .schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, SemanticReport, TagReport,
-                      VideoInfo)
+from .schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, LadderReport, SemanticReport,
+                      TagReport, VideoInfo)
 
 log = logging.getLogger("codec_assist")
 
@@ -36,8 +36,9 @@ KINDS: dict[str, type] = {
     "codec-assist/compare-report": CompareReport,
     "codec-assist/tags": TagReport,
     "codec-assist/semantic-report": SemanticReport,
+    "codec-assist/ladder-report": LadderReport,
 }
-WHAT = "analysis, plan, encode/compare report, tag report or semantic report"
+WHAT = "analysis, plan, encode/compare/ladder report, tag report or semantic report"
 NEED_ARRAYS = {
     Analysis: ("importance/frames", "importance/scalar", "importance/grid"),
     EncodePlan: ("qp/frames", "qp/offsets"),
@@ -86,6 +87,7 @@ class Sources:
     compare: CompareReport | None = None
     tags: TagReport | None = None
     semantic: SemanticReport | None = None
+    ladder: LadderReport | None = None
     layers: dict[str, int] | None = None  # semantic bitstream: layer -> bytes (else from `semantic`)
     inputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -93,7 +95,7 @@ class Sources:
 
     @property
     def video(self) -> VideoInfo | None:
-        for thing in (self.analysis, self.encode, self.compare, self.tags):
+        for thing in (self.analysis, self.encode, self.compare, self.tags, self.ladder):
             if thing is not None:
                 return thing.video if isinstance(thing, Analysis) else thing.input
         return None
@@ -114,6 +116,8 @@ def gather(paths: list[str | Path]) -> Sources:
             src.tags = model
         elif isinstance(model, SemanticReport):
             src.semantic = model
+        elif isinstance(model, LadderReport):
+            src.ladder = model
         else:
             src.compare = model
     return src
@@ -143,7 +147,8 @@ def _try(src: Sources, what: str, path: str) -> None:
 def video_path(src: Sources) -> Path | None:
     """The video as recorded in any input, else a file of that name beside an input (they may move together)."""
     recorded = [Path(t.path) for t in (src.analysis and src.analysis.video, src.encode and src.encode.input,
-                                        src.compare and src.compare.input, src.tags and src.tags.input) if t]
+                                        src.compare and src.compare.input, src.tags and src.tags.input,
+                                        src.ladder and src.ladder.input) if t]
     if src.semantic is not None:
         recorded.append(Path(src.semantic.input))
     for p in recorded:
@@ -175,7 +180,8 @@ def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
                              "(default analyzers unless the command said otherwise).")
     assisted = (src.encode.result.assisted if src.encode else True)
     if src.plan is None and src.analysis is not None and assisted:
-        codec = src.encode.result.codec if src.encode else src.compare.codec if src.compare else "x264"
+        codec = (src.encode.result.codec if src.encode else src.compare.codec if src.compare
+                 else src.ladder.codec if src.ladder else "x264")
         opt = (plan_options or PlanOptions()).model_copy(update={"codec": codec})
         src.plan, src.plan_arrays = make_plan(src.analysis, src.arrays, opt)
         src.notes.append(f"QP offsets shown are recomputed from the analysis for {codec} "
@@ -516,6 +522,8 @@ def _metrics(src: Sources) -> str:
         parts.append(_table(["encode", "rate control", "kb/s", "PSNR-Y dB", "SSIM-Y", "ROI PSNR-Y dB",
                              "analysis s", "encode s"], [row], {2, 3, 4, 6, 7}))
         parts.append(f"<p>IDR frames in the output: {_e(r.keyframes)}</p>")
+    if src.ladder is not None:
+        parts.append(_ladder(src.ladder))
     alloc = allocation_of(src)
     if alloc is not None:
         parts.append(_allocation(alloc, src.video.fps if src.video else 0.0))
@@ -540,6 +548,26 @@ def _metrics(src: Sources) -> str:
         parts.append(f"<p>Analysis {c.seconds_analysis:.2f} s; (analysis + assisted encode) / plain encode = "
                      f"{c.speed_ratio:.2f}× wall time (mean over rates).</p>")
     return "".join(parts) or "<p class='muted'>No encode measured: give an encode or compare report.</p>"
+
+
+def _ladder(r: LadderReport) -> str:
+    """The renditions of one plan: does every rung carry the plan's IDRs (segments align), and did plain
+    x264/x265 scenecut at the same size and rate agree across rungs?"""
+    plain = any(g.plain_keyframes is not None for g in r.rungs)
+    head = ["rung", "size", "target kb/s", "kb/s", "PSNR-Y dB", "IDR frames (decoded)"] + (
+        ["plain scenecut IDRs"] if plain else [])
+    rows = [[g.name, f"{g.width}×{g.height}", f"{g.bitrate / 1000:.0f}", f"{g.bitrate_kbps:.1f}",
+             f"{g.psnr_y:.2f}" if g.psnr_y is not None else "–",
+             "same as the plan" if g.keyframes == r.plan_keyframes else _e(g.keyframes)]
+            + ([_e(g.plain_keyframes) if g.plain_keyframes is not None else "–"] if plain else [])
+            for g in r.rungs]
+    verdict = ("every rung has exactly the plan's IDRs: segments align across renditions" if r.aligned
+               else "the rungs' IDRs differ from the plan's: segments do not align")
+    if r.plain_aligned is not None:
+        verdict += ("; plain scenecut encodes also agreed across rungs" if r.plain_aligned
+                    else "; plain scenecut encodes put IDRs at different frames in different rungs")
+    return (f"<h3>Ladder ({_e(r.codec)} {_e(r.preset)}), plan IDRs at {_e(r.plan_keyframes)}</h3>"
+            + _table(head, rows, {2, 3, 4}) + f"<p>{_e(verdict)}.</p>")
 
 
 def _allocation(alloc: AllocationInfo, fps: float) -> str:
@@ -727,7 +755,7 @@ def write_report(src: Sources, output: str | Path, figures_dir: str | Path | Non
 
 def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, analysis=None, arrays=None,
            plan=None, plan_arrays=None, encode=None, compare=None, tags=None, semantic=None, layers=None,
-           analyze_options=None, plan_options=None) -> dict:
+           ladder=None, analyze_options=None, plan_options=None) -> dict:
     """Library entry point: artifacts on disk and/or in memory -> report.html. Returns a summary dict."""
     src = gather(list(inputs))
     if analysis is not None:
@@ -738,6 +766,7 @@ def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, an
     src.compare = compare or src.compare
     src.tags = tags or src.tags
     src.semantic = semantic or src.semantic
+    src.ladder = ladder or src.ladder
     src.layers = layers
     follow_links(src)
     complete(src, analyze_options, plan_options)
@@ -751,7 +780,8 @@ def register(sub) -> None:
     r = sub.add_parser("report", help="one self-contained HTML page: timeline, QP maps, bits per shot, RD curves",
                        formatter_class=FMT,
                        description="Turn an analysis, a plan, an encode report, a compare report, a tag report "
-                       "(`tag -o`) and/or a semantic report (`semantic encode --report`) — any mix; each is "
+                       "(`tag -o`), a ladder report (`encode --ladder --report`) and/or a semantic report "
+                       "(`semantic encode --report`) — any mix; each is "
                        "recognised by its schema — into one HTML file with the figures inlined. Opens offline in "
                        "any browser.")
     r.add_argument("inputs", nargs="+", metavar="ANALYSIS_OR_REPORT",

@@ -166,9 +166,12 @@ def test_ladder_renditions_share_idr_frames(sample, tmp_path, capsys):
     rep = tmp_path / "ladder.json"
     code, text, err = _run(["-q", "encode", str(src), "-o", str(tmp_path / "{rung}.mp4"), "--ladder",
                             "272p:300k,180p:150k,120p:80k", "--preset", "ultrafast", "--analyzers", "shots",
-                            "--events", "100", "--report", str(rep)], capsys)
+                            "--events", "100", "--report", str(rep), "--html", str(tmp_path / "ladder.html")], capsys)
     assert code == 0, err
     report = json.loads(rep.read_text())
+    page = (tmp_path / "ladder.html").read_text()  # the page has the rungs' table and the verdict
+    assert "<h3>Ladder (x264 ultrafast)" in page and page.count("same as the plan") == 3
+    assert "segments align across renditions" in page
     assert report["aligned"] and 100 in report["plan_keyframes"]
     sizes = set()
     for r in report["rungs"]:
