@@ -403,7 +403,7 @@ def cmd_encode(args) -> int:
 
 def cmd_compare(args) -> int:
     from . import schemas
-    from .pipeline import compare
+    from .pipeline import compare_run
     from .safeio import check_output
     from .schemas import RateControl
 
@@ -420,15 +420,17 @@ def cmd_compare(args) -> int:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
     a_opt, p_opt, choices = _auto_preset(args, inp, _analyze_options(args), _plan_options(args, args.codec))
     with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
-        report = compare(inp, rates, args.keep or tmp, codec=args.codec, preset=args.preset, rois=args.roi,
-                         analyze_options=a_opt, plan_options=p_opt, progress=not args.quiet,
-                         keep=bool(args.keep or args.html))
+        run = compare_run(inp, rates, args.keep or tmp, codec=args.codec, preset=args.preset, rois=args.roi,
+                          analyze_options=a_opt, plan_options=p_opt, progress=not args.quiet,
+                          keep=bool(args.keep or args.html))
+        report = run.report
         report.auto_preset = choices
         schemas.save(report, out)
         if args.html:  # while the encodes exist: the page counts their packets per shot
             from .report import report as html_report
 
-            html_report([out], args.html, analyze_options=a_opt, plan_options=p_opt)
+            html_report([out], args.html, analysis=run.analysis, arrays=run.arrays, plan=run.plan,
+                        plan_arrays=run.plan_arrays)
     extra = ""
     if choices is not None:
         from .tagging import describe_choices

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -243,10 +244,26 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
 
 
-def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
-            preset: str = "medium", rois: Sequence[RoiBox] = (), analyze_options: AnalyzeOptions | None = None,
-            plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False) -> CompareReport:
+@dataclass
+class CompareRun:
+    """A compare report with the analysis and plan it made, so a report page needs no second analysis."""
+
+    report: CompareReport
+    analysis: Analysis
+    arrays: dict[str, np.ndarray]
+    plan: EncodePlan
+    plan_arrays: dict[str, np.ndarray]
+
+
+def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, **kwargs) -> CompareReport:
     """Baseline (plain encoder, same preset and rate) against assisted, at each rate, in the same run."""
+    return compare_run(path, rates, workdir, **kwargs).report
+
+
+def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
+                preset: str = "medium", rois: Sequence[RoiBox] = (), analyze_options: AnalyzeOptions | None = None,
+                plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False) -> CompareRun:
+    """`compare`, keeping the analysis and the plan."""
     workdir = Path(workdir)
     info = media.probe(path)
     if min(info.width, info.height) < 11:  # fail before encoding anything
@@ -282,12 +299,13 @@ def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path,
             bitrate_ratio=a.bitrate_kbps / b.bitrate_kbps, psnr_y_delta=a.psnr_y - b.psnr_y,
             roi_psnr_y_delta={k: a.roi_psnr_y[k] - b.roi_psnr_y[k] for k in b.roi_psnr_y},
         ))
-    return CompareReport(
+    report = CompareReport(
         input=analysis.video, codec=codec, preset=preset, rois=list(rois), points=points,
         bd_rate=_bd_rates(points), seconds_analysis=seconds_analysis,
         speed_ratio=float(np.mean([(seconds_analysis + p.assisted.seconds_encode) / p.baseline.seconds_encode
                                    for p in points])),
     )
+    return CompareRun(report, analysis, arrays, plan, plan_arrays)
 
 
 def _bd_rates(points: list[ComparePoint]) -> dict[str, float | None]:

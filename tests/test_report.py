@@ -121,6 +121,7 @@ def test_compare_html_opens_offline_in_chromium(sample, jwp_analysis, tmp_path):
                   "Rate–distortion curves", "Why: the most important moments"):
         assert title in text
     assert "BD-rate" in text and "roi_psnr_y[190,60,160,240]" in text
+    assert "analysed again" not in text  # the page reuses compare's own analysis and plan
 
     joined = tmp_path / "joined.html"
     r = run("report", out, jwp_analysis, "-o", joined, "--figures", tmp_path / "figs")
