@@ -2,11 +2,16 @@
 
 A long input yields one small array per analysed frame and stage (an 80x45 map per analyzer, the fused
 importance grid, the plan's per-block QP offsets): ~10 MiB per minute of 1080p in all, gigabytes for hours.
-A FrameStore keeps them in RAM up to a shared byte budget (SPILL_BUDGET, all stores together) and appends
-the rest to an anonymous temporary file, read back with pread: page cache, not process memory. Short inputs
-never reach the budget and behave exactly as a dict. The file has no name (O_TMPFILE / unlinked at once),
-so nothing is left on disk whatever happens: exception, Ctrl-C or kill -9.
+A FrameStore keeps them in RAM up to a small byte budget (all stores together, spill_budget()) and appends
+the rest to an anonymous temporary file, read back with pread: page cache, not process memory. The file has
+no name (O_TMPFILE / unlinked at once), so nothing is left on disk whatever happens: exception, Ctrl-C or
+kill -9. Where no temporary file can be written (TMPDIR read-only or full) the arrays stay in RAM, with a
+warning.
 
+Why the budget is small (1 MiB): arrays held in RAM cost far more than their size. Each is a small malloc
+block that stays put while the decoder's and analyzers' temporaries come and go around it, so the glibc heap
+fragments: 360p, one 160x90 map per frame, 600 frames: 16 MiB held in RAM raised the peak RSS by 75 MiB,
+1 MiB by 1 MiB (tests/test_memory.py). Reading a spilled frame back is one pread from the page cache.
 Not np.memmap: the pages a memmap touches count in the process's RSS until unmapped.
 
 FrameStack is the (K, ...) array view of a store that the artifacts hold (`importance/grid`, `qp/offsets`):
@@ -16,6 +21,7 @@ needs an ndarray keeps working and pays for it only where it runs.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import weakref
@@ -23,8 +29,10 @@ from collections.abc import Iterator, MutableMapping, Sequence
 
 import numpy as np
 
+log = logging.getLogger("codec_assist")
+
 SPILL_ENV = "CODEC_ASSIST_SPILL_MIB"
-DEFAULT_BUDGET_MIB = 16.0
+DEFAULT_BUDGET_MIB = 1.0
 
 
 def spill_budget() -> int:
@@ -60,6 +68,7 @@ class FrameStore(MutableMapping):
         self._shape: tuple[int, ...] | None = None  # the common shape/dtype: disk entries then need only an offset
         self._dtype: np.dtype | None = None
         self._file = None
+        self._in_ram = False  # set when no temporary file can be written
         self._end = 0
         self.spilled_bytes = 0
         self._ram_bytes = [0]  # a list: the finalizer below releases what the store holds when it is dropped
@@ -112,25 +121,20 @@ class FrameStore(MutableMapping):
                 self._index[key] = seen[1]
                 self._shared.add(self._offset(seen[1]))
             return
-        if _Ram.held + value.nbytes <= self.budget:
+        if self._in_ram or _Ram.held + value.nbytes <= self.budget:
             self._drop(key)
             self._ram[id(value)] = [value, 1]
             self._hold(value.nbytes)
             self._index[key] = value
             return
-        if not isinstance(old, np.ndarray) and old is not None and self._fits(old, value):
-            # same size and no other key points there: rewrite in place (the smoothing passes of a plan)
-            ident = self._owner.pop(self._offset(old), None)
-            if ident is not None:
-                self._spilled.pop(ident, None)
-            self._write(value, self._offset(old))
-            loc = old
-        else:
-            self._drop(key)
-            loc = self._location(self._end, value)
-            self._write(value, self._end)
-            self._end += value.nbytes
-            self.spilled_bytes += value.nbytes
+        try:
+            loc = self._spill(key, old, value)
+        except OSError as e:  # no temporary file here: keep the arrays in memory rather than fail
+            self._in_ram = True
+            log.warning("per-frame arrays are kept in memory: cannot write a temporary file in %s (%s)",
+                        tempfile.gettempdir(), e.strerror or e)
+            self[key] = value
+            return
         self._index[key] = loc
         try:
             self._spilled[id(value)] = (weakref.ref(value, self._forget(id(value), self._offset(loc))), loc)
@@ -144,6 +148,22 @@ class FrameStore(MutableMapping):
         self._drop(key)
 
     # ---------------------------------------------------------------------------------------- internals
+    def _spill(self, key: int, old, value: np.ndarray):
+        """Write `value` to the file for `key`; return its location."""
+        if not isinstance(old, np.ndarray) and old is not None and self._fits(old, value):
+            # same size and no other key points there: rewrite in place (the smoothing passes of a plan)
+            ident = self._owner.pop(self._offset(old), None)
+            if ident is not None:
+                self._spilled.pop(ident, None)
+            self._write(value, self._offset(old))
+            return old
+        self._drop(key)
+        loc = self._location(self._end, value)
+        self._write(value, self._end)
+        self._end += value.nbytes
+        self.spilled_bytes += value.nbytes
+        return loc
+
     def _hold(self, nbytes: int) -> None:
         _Ram.held += nbytes
         self._ram_bytes[0] += nbytes

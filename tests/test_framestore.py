@@ -3,6 +3,7 @@ result is the same as with everything in RAM (issue 8: memory must not grow with
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import pickle
 import tempfile
@@ -206,3 +207,14 @@ def test_plan_offsets_matches_reference_with_cuts_and_gaps():
     new = plan_offsets(frames, imp, 640, 360, 16, [0, 10, 61], 25.0, max_dqp=5.0)
     ref = _plan_offsets_reference(frames, imp, 640, 360, 16, [0, 10, 61], 25.0, max_dqp=5.0)
     assert isinstance(new, FrameStack) and np.array_equal(np.asarray(new), ref)
+
+
+def test_no_writable_temp_dir_keeps_arrays_in_memory(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    monkeypatch.setattr(logging.getLogger("codec_assist"), "propagate", True)  # the CLI may have turned it off
+    s = FrameStore(budget=0)
+    values = [np.full((4, 4), float(k), np.float32) for k in range(5)]
+    for k, v in enumerate(values):
+        s[k] = v
+    assert s.spilled_bytes == 0 and all(np.array_equal(s[k], v) for k, v in enumerate(values))
+    assert "kept in memory" in caplog.text
