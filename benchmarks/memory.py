@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", default="60,600", help="clip durations to compare")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--commands", default=",".join(COMMANDS))
+    ap.add_argument("--analyzers", help="analyzers for analyze and the assisted encode (default: the CLI's); e.g. "
+                    "shots,saliency,faces,text leaves out the torch models (importing torch is ~630 MiB here)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per cell: the peak of a run with model threads varies by tens of MiB")
     ap.add_argument("--workdir", default=str(ROOT / "out" / "memory"))
@@ -116,11 +118,15 @@ def main(argv: list[str] | None = None) -> int:
             out = work / "out"
             out.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "codec_assist", "-q", *map(str, COMMANDS[name](clip, out))]
+            label = name
+            if args.analyzers and name != "encode --no-assist":
+                cmd += ["--analyzers", args.analyzers]
+                label = f"{name} [{args.analyzers}]"
             for _ in range(args.repeat):
                 rss, wall, rc = peak_rss_mb(cmd)
-                rows.append({"size": f"{width}x{height}", "seconds": seconds, "command": name, "peak_rss_mib": rss,
+                rows.append({"size": f"{width}x{height}", "seconds": seconds, "command": label, "peak_rss_mib": rss,
                              "wall_s": wall, "rc": rc})
-                print(f"{width}x{height} {seconds:>5g}s  {name:<20} peak RSS {rss:7.1f} MiB  {wall:6.1f}s  rc={rc}",
+                print(f"{width}x{height} {seconds:>5g}s  {label:<20} peak RSS {rss:7.1f} MiB  {wall:6.1f}s  rc={rc}",
                       file=sys.stderr)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=2))
