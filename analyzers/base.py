@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from codec_assist.framestore import FrameStore
 from codec_assist.media import ProxyFrame
 from codec_assist.schemas import AudioSegment, RegionToken, Shot, SignalInfo, Transcript, VideoInfo
 
@@ -29,8 +30,9 @@ class AnalysisContext:
 
 @dataclass
 class AnalyzerOutput:
-    # frame index -> (grid_h, grid_w) float32 in [0, 1]; only for the analysis frames the analyzer mapped
-    maps: dict[int, np.ndarray] = field(default_factory=dict)
+    # frame index -> (grid_h, grid_w) float32 in [0, 1]; only for the analysis frames the analyzer mapped.
+    # A FrameStore (a dict that spills to disk past a memory budget): a long video's maps do not grow RAM.
+    maps: dict[int, np.ndarray] = field(default_factory=FrameStore)
     tokens: list[RegionToken] = field(default_factory=list)
     # signal name -> {frame index: value}; the pipeline aligns them to the analysis frames
     signals: dict[str, dict[int, float]] = field(default_factory=dict)

@@ -13,7 +13,9 @@
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
+import logging
 import math
 import shutil
 import tempfile
@@ -30,6 +32,8 @@ from .engine import EngineOptions, run_tasks
 from .errors import EncoderError, InputError
 from .safeio import atomic_output, check_output
 from .schemas import EncodePlan, EncodeResult, RateControl
+
+log = logging.getLogger("codec_assist")
 
 
 def plan_chunks(shot_starts: list[int], frame_count: int, fps: float, min_seconds: float = 2.0,
@@ -91,6 +95,35 @@ def encode_chunk(input_path: str, output_path: str, codec: str, rate: dict, pres
 
     An ABR chunk is encoded in two passes: one pass over a few seconds misses the target by up to a third
     (bikes.mp4 at 300k, x264 veryfast: 192-319 kb/s per chunk), two passes land within a few percent."""
+    with _warnings_returned() as warnings:
+        result = _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params,
+                               start, end, threads, two_pass)
+    return {**result, "warnings": warnings}
+
+
+@contextlib.contextmanager
+def _warnings_returned() -> Iterator[list[str]]:
+    """A chunk runs in a worker process, where nothing prints warnings the CLI's way ("codec-assist: warning:",
+    once per run): collect them there and return them with the result; the parent logs them."""
+    logger = logging.getLogger("codec_assist")
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler, propagate = Keep(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params, start, end, threads,
+                  two_pass) -> dict:
     from .encode import encode
 
     rc = RateControl.model_validate(rate)
@@ -161,6 +194,8 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
 
         def done(key, result, error):
             bar.update()
+            for message in (result or {}).get("warnings", []):
+                log.warning("%s", message)  # the CLI prints each distinct one once
             if error:
                 errors[key] = error
             elif result["frames"] != chunks[key][1] - chunks[key][0]:

@@ -30,6 +30,7 @@ ENCODERS = {"x264": "libx264", "x265": "libx265"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 EIGHT_BIT_420 = {"yuv420p", "yuvj420p"}
+TEN_BIT_420 = "yuv420p10le"
 PLAN_OWNED = {"keyint", "min-keyint", "scenecut", "aq-mode", "open-gop", "qp", "crf", "bitrate", "pass"}
 # Codecs each container takes without re-encoding the audio.
 AUDIO_COPY = {
@@ -141,8 +142,12 @@ def encode(
     if info.width % 2 or info.height % 2:
         log.warning("%s is %dx%d; the output is %dx%d (4:2:0 needs even sizes: last column/row cropped)",
                     media.display_path(input_path), info.width, info.height, info.width & ~1, info.height & ~1)
-    if info.pix_fmt not in EIGHT_BIT_420:
-        log.warning("%s is %s; encoding to 8-bit 4:2:0 (yuv420p)", media.display_path(input_path), info.pix_fmt)
+    out_fmt = output_pix_fmt(codec, info.pix_fmt)
+    if info.pix_fmt not in EIGHT_BIT_420 and info.pix_fmt != out_fmt:
+        log.warning("%s is %s; encoding to %s-bit 4:2:0 (%s)", media.display_path(input_path), info.pix_fmt,
+                    "10" if out_fmt == TEN_BIT_420 else "8", out_fmt)
+    # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
+    qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
     x_params = {"log-level": "error"} if codec == "x265" else {}
     if plan is not None:
         x_params.update({"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0",
@@ -199,7 +204,7 @@ def encode(
             vin.codec_context.thread_count = threads
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
-            vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, "yuv420p"
+            vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, out_fmt
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
             if threads:
@@ -226,7 +231,7 @@ def encode(
                                 break
                             if first:
                                 _carry_rotation(frame, vout)
-                            frame = _prepare(frame, info)
+                            frame = _prepare(frame, info, out_fmt)
                             if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                                 frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
                             last_pts = frame.pts
@@ -237,7 +242,7 @@ def encode(
                             if plan is not None:
                                 grid = offsets_at(index, qp_frames, qp_offsets, plan.shot_starts)
                                 if grid is not None:
-                                    roi.attach_qp_offsets(frame, grid, plan.block_size)
+                                    roi.attach_qp_offsets(frame, grid, plan.block_size, qp_range)
                             for out in vout.encode(frame):
                                 dst.mux(out)
                             first = False
@@ -356,18 +361,40 @@ def _carry_rotation(frame: av.VideoFrame, vout) -> None:
         vout.set_display_rotation(angle)
 
 
-def _prepare(frame: av.VideoFrame, info) -> av.VideoFrame:
-    """The encoder takes 8-bit 4:2:0 at the source size, with an odd last row/column cropped (4:2:0 needs even)."""
+def output_pix_fmt(codec: str, source_pix_fmt: str) -> str:
+    """What the encoder gets: 4:2:0, 10-bit for x265 (Main 10) when the source has more than 8 bits, else 8-bit
+    (x264 here is an 8-bit build; 4:2:2 / 4:4:4 are subsampled, which every player decodes)."""
+    try:
+        bits = max(c.bits for c in av.video.format.VideoFormat(source_pix_fmt).components)
+    except (ValueError, TypeError):  # an unknown or missing format: the 8-bit default
+        bits = 8
+    return TEN_BIT_420 if codec == "x265" and bits > 8 else "yuv420p"
+
+
+def _prepare(frame: av.VideoFrame, info, pix_fmt: str = "yuv420p") -> av.VideoFrame:
+    """The encoder takes 4:2:0 (`pix_fmt`) at the source size, with an odd last row/column cropped (4:2:0 needs
+    even sizes)."""
     pts, tb = frame.pts, frame.time_base
-    if frame.format.name != "yuv420p" or frame.width != info.width or frame.height != info.height:
-        frame = frame.reformat(width=info.width, height=info.height, format="yuv420p")
+    if frame.format.name != pix_fmt or frame.width != info.width or frame.height != info.height:
+        frame = frame.reformat(width=info.width, height=info.height, format=pix_fmt)
     if frame.width % 2 or frame.height % 2:
         w, h = frame.width & ~1, frame.height & ~1
-        y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in frame.planes)
-        packed = np.concatenate([y[:h, :w].ravel(), u[: h // 2, : w // 2].ravel(), v[: h // 2, : w // 2].ravel()])
-        frame = av.VideoFrame.from_ndarray(packed.reshape(h * 3 // 2, w), format="yuv420p")
+        dtype = np.uint16 if pix_fmt == TEN_BIT_420 else np.uint8
+        y, u, v = (np.frombuffer(p, dtype).reshape(p.height, p.line_size // dtype().itemsize) for p in frame.planes)
+        planes = [y[:h, :w], u[: h // 2, : w // 2], v[: h // 2, : w // 2]]
+        frame = av.VideoFrame(w, h, pix_fmt)
+        for plane, data in zip(frame.planes, planes):
+            _fill_plane(plane, data)
     frame.pts, frame.time_base = pts, tb
     return frame
+
+
+def _fill_plane(plane, data: np.ndarray) -> None:
+    """Copy a (rows, cols) sample array into a frame plane, whose rows may be padded (line_size)."""
+    row = plane.line_size // data.itemsize
+    padded = np.zeros((data.shape[0], row), data.dtype)
+    padded[:, : data.shape[1]] = data
+    plane.update(padded.tobytes())
 
 
 def _add_audio(src, dst, fmt: str) -> dict:

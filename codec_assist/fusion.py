@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .framestore import FrameStack, FrameStore
 from .models import TEXT_SPACE, ModelUnavailable, embed_cached
 from .schemas import Box, FocusPrompt, FusionQuery, RegionToken
 
@@ -54,7 +55,7 @@ TOP_K = 5
 @dataclass
 class Fused:
     scalar: np.ndarray  # (N,) in [0, 1]
-    grid: np.ndarray  # (N, gh, gw) in [0, 1]
+    grid: np.ndarray  # (N, gh, gw) in [0, 1]: a FrameStack (per frame in a FrameStore, spilled when long)
     temporal: np.ndarray  # (N,) the per-moment weight in [0, 1]
     top_tokens: list[list[int]]
     top_weights: list[list[float]]
@@ -155,7 +156,8 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
     moment = _moment_weights(signals, n)
 
     keys = {name: sorted(by_frame) for name, by_frame in maps.items()}  # sorted once, not per frame
-    grid = np.zeros((n, gh, gw), np.float32)
+    grid = FrameStore()  # one grid per frame, never stacked: a long video's grids spill to disk
+    spatial = np.zeros(n, np.float32)
     top_tokens, top_weights, top_queries = [], [], []
     n_focus = len(focus)
     for i, f in enumerate(frames):
@@ -177,7 +179,8 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
                 b = tokens[r].box
                 _paint(b, gh, gw, rel, attn_map)
         keep *= 1.0 - np.clip(weights["attention"] * attn_map, 0.0, 1.0)
-        grid[i] = 1.0 - keep
+        grid[i] = g = 1.0 - keep
+        spatial[i] = frame_scalar(g[None])[0]
 
         # focus prompts against what is said now: a match raises this moment
         temporal_keys = np.flatnonzero(live & is_said) if n_focus else np.zeros(0, np.int64)
@@ -206,9 +209,9 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
     # What is seen sets the frame's importance; when there is a time signal, the moment scales it (a talking
     # head matters more while it talks). A product, not an OR: a face alone already saturates the spatial part.
     timed = any(not np.isnan(_signal(signals, k, n)).all() for k in SIGNAL_WEIGHTS) or bool(is_query.any())
-    spatial = frame_scalar(grid)
     scalar = spatial * (MOMENT_FLOOR + (1.0 - MOMENT_FLOOR) * moment) if timed else spatial
-    return Fused(scalar=scalar.astype(np.float32), grid=grid, temporal=moment.astype(np.float32),
+    return Fused(scalar=scalar.astype(np.float32), grid=FrameStack(grid, range(n), grid_shape, np.float32),
+                 temporal=moment.astype(np.float32),
                  top_tokens=top_tokens, top_weights=top_weights, top_queries=top_queries, queries=queries)
 
 

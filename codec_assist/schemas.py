@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import SchemaError
-from .safeio import atomic_write_bytes
+from .framestore import FrameStack, FrameStore
+from .safeio import atomic_output, atomic_write_bytes
 
 SCHEMA_VERSION = 1
 
@@ -299,12 +300,27 @@ def save(model: BaseModel, path: str | Path, arrays: dict[str, np.ndarray] | Non
     """Write `model` as JSON (and `arrays` as an npz beside it), each atomically."""
     path = Path(path)
     if arrays:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(arrays_path(path), buf.getvalue())
+        with atomic_output(arrays_path(path)) as tmp:
+            write_npz(tmp, arrays)
     text = model.model_dump_json(indent=2, by_alias=True) + "\n"
     atomic_write_bytes(path, text.encode())
     return path
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed, streamed: each array goes into its zip entry frame by frame, so a long video's
+    per-frame arrays (FrameStack, spilled to disk) are never stacked in memory, nor is the compressed file."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, a in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                if isinstance(a, FrameStack):
+                    header = {"descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False,
+                              "shape": a.shape}
+                    np.lib.format.write_array_header_1_0(f, header)
+                    for frame in a:
+                        f.write(np.ascontiguousarray(frame, a.dtype).tobytes())
+                else:
+                    np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
 
 
 def load(cls: type[M], path: str | Path, *, need_arrays: tuple[str, ...] = ()) -> tuple[M, dict[str, np.ndarray]]:
@@ -376,9 +392,28 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
                 total += nbytes
                 if nbytes != info.file_size - header or total > MAX_NPZ_BYTES:
                     raise ValueError(f"{info.filename[:-4]} declares {nbytes} bytes but stores {info.file_size - header}")
+                if len(shape) == 3 and not fortran and nbytes and dtype.kind in "fiub":
+                    arrays[info.filename[:-4]] = _read_frames(f, shape, dtype)
+                    continue
             with z.open(info) as f:
                 arrays[info.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
     return arrays
+
+
+def _read_frames(f, shape: tuple[int, ...], dtype: np.dtype) -> FrameStack:
+    """The rest of an npy member holding (K, h, w), read frame by frame into a FrameStore: a long video's grids
+    and offsets stay out of RAM (see framestore.py)."""
+    store = FrameStore()
+    for k in range(shape[0]):
+        frame = np.empty(shape[1:], dtype)
+        view = memoryview(frame).cast("B")
+        while len(view):
+            n = f.readinto(view)
+            if not n:
+                raise EOFError(f"array data ends at frame {k} of {shape[0]}")
+            view = view[n:]
+        store[k] = frame
+    return FrameStack(store, range(shape[0]), shape[1:], dtype)
 
 
 def validate_analysis_arrays(analysis: "Analysis", arrays: dict[str, np.ndarray], where: str = "analysis") -> None:
@@ -391,7 +426,8 @@ def validate_analysis_arrays(analysis: "Analysis", arrays: dict[str, np.ndarray]
         raise SchemaError(f"{where}: importance grid {grid.shape[1:]} does not match {imp.grid_h}x{imp.grid_w}")
     if not np.issubdtype(frames.dtype, np.integer) or (np.diff(frames) <= 0).any() or frames[0] < 0:
         raise SchemaError(f"{where}: importance/frames must be ascending non-negative integers")
-    if not np.issubdtype(grid.dtype, np.floating) or not np.isfinite(grid).all():
+    # frame by frame: a long video's grid is a FrameStack, never stacked in memory
+    if not np.issubdtype(grid.dtype, np.floating) or not all(np.isfinite(g).all() for g in grid):
         raise SchemaError(f"{where}: importance/grid must be finite numbers")
     if frames[-1] >= max(analysis.video.frame_count, 1):
         raise SchemaError(f"{where}: importance frame {frames[-1]} is beyond the last frame")
@@ -407,7 +443,7 @@ def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where:
         raise SchemaError(f"{where}: qp grid {offsets.shape[1:]} does not match blocks {plan.blocks_y}x{plan.blocks_x}")
     if not np.issubdtype(frames.dtype, np.integer) or (np.diff(frames) <= 0).any() or frames[0] < 0:
         raise SchemaError(f"{where}: qp/frames must be ascending non-negative integers")
-    if not np.isfinite(offsets).all() or np.abs(offsets).max() > plan.max_dqp + 1e-3:
+    if not all(np.isfinite(o).all() and np.abs(o).max(initial=0) <= plan.max_dqp + 1e-3 for o in offsets):
         raise SchemaError(f"{where}: qp offsets must be finite and within ±max_dqp ({plan.max_dqp})")
     if plan.keyframes != sorted(set(plan.keyframes)) or (plan.keyframes and plan.keyframes[0] != 0):
         raise SchemaError(f"{where}: keyframes must be ascending, unique and start at 0")

@@ -11,6 +11,8 @@ import bisect
 import cv2
 import numpy as np
 
+from codec_assist.framestore import FrameStack, FrameStore
+
 QP_STEP = 0.25  # offsets are rounded to this; fewer distinct values -> fewer ROI regions per frame
 
 
@@ -61,19 +63,23 @@ def smooth_in_shots(frames: np.ndarray, offsets: np.ndarray, shot_starts: list[i
                     time_constant: float = 0.5, inplace: bool = False) -> np.ndarray:
     """Zero-phase exponential smoothing of (K, by, bx) offsets over keypoint time, restarted at each cut.
 
-    Linear in the maps, so each smoothed map stays mean-zero and within bounds.
+    Linear in the maps, so each smoothed map stays mean-zero and within bounds. `offsets` is an array or,
+    with `inplace`, any int -> float32 array mapping (a FrameStore: plan_offsets).
     """
-    out = offsets if inplace and offsets.dtype == np.float32 else offsets.astype(np.float32)
+    inplace = inplace and getattr(offsets, "dtype", np.float32) == np.float32
+    out = offsets if inplace else np.array(offsets, np.float32)
     seg = np.searchsorted(np.asarray(sorted(shot_starts)), frames, side="right")
     for s in np.unique(seg):
         idx = np.nonzero(seg == s)[0]
         for order in (idx, idx[::-1]):  # forward then backward: no lag
             prev = None
             for k in order:
+                cur = out[k]
                 if prev is not None:
                     a = 1.0 - np.exp(-abs(frames[k] - frames[prev]) / (fps * time_constant))
-                    out[k] = out[prev] + a * (out[k] - out[prev])
-                prev = k
+                    cur = (prev_value + a * (cur - prev_value)).astype(np.float32)  # as stored
+                    out[k] = cur
+                prev, prev_value = k, cur
     return out
 
 
@@ -84,18 +90,21 @@ def quantise(offsets: np.ndarray, step: float = QP_STEP) -> np.ndarray:
 def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height: int, block: int,
                  shot_starts: list[int], fps: float, max_dqp: float, strength: float = 2.0,
                  time_constant: float = 0.5) -> np.ndarray:
-    """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets."""
+    """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets.
+
+    `importance` is read frame by frame and the result is a FrameStack: the offsets live in a FrameStore,
+    filled, smoothed and finished in place, spilled to disk past the memory budget (a 10-minute 1080p x264
+    plan is ~60 MB of offsets, 4 hours ~1.4 GB).
+    """
     shape = block_grid(width, height, block)
     areas = block_areas(width, height, block)
-    # One (K, by, bx) array, filled and then smoothed and finished in place: a 10-minute 1080p plan is ~60 MB
-    # of offsets, and stacked intermediate copies tripled the peak.
-    out = np.empty((len(importance), *shape), np.float32)
+    out = FrameStore()
     for k, g in enumerate(importance):
         out[k] = importance_to_offsets(resample(g, shape), areas, max_dqp, strength)
     smooth_in_shots(np.asarray(frames), out, shot_starts, fps, time_constant, inplace=True)
     for k in range(len(out)):
         out[k] = quantise(neutralise(out[k], areas, max_dqp))
-    return out
+    return FrameStack(out, range(len(out)), shape, np.float32)
 
 
 def offsets_at(frame: int, frames: np.ndarray, offsets: np.ndarray, shot_starts: list[int]) -> np.ndarray | None:

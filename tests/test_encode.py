@@ -117,3 +117,73 @@ def test_odd_height_mpeg2_source_is_cropped_to_even_and_cut_gets_idr(sample, tmp
     assert r.keyframes == [0, 116] and r.frames == 190
     q = compare_videos(src, out)
     assert q.frames == 190 and q.psnr_y > 22  # frames line up (misaligned night frames score far lower)
+
+
+def _ten_bit_copy(src, out, frames: int = 60):
+    """The first `frames` of a real clip re-encoded as HEVC Main 10 (yuv420p10le): a 10-bit source."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(src)) as c, av.open(str(out), "w") as o:
+        vin = c.streams.video[0]
+        s = o.add_stream("libx265", rate=30)
+        s.width, s.height, s.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p10le"
+        s.options = {"preset": "ultrafast", "crf": "18", "x265-params": "log-level=error"}
+        for i, f in enumerate(c.decode(vin)):
+            if i == frames:
+                break
+            g = f.reformat(format="yuv420p10le")
+            g.pts, g.time_base, g.pict_type = i, Fraction(1, 30), av.video.frame.PictureType.NONE
+            for p in s.encode(g):
+                o.mux(p)
+        for p in s.encode():
+            o.mux(p)
+    return out
+
+
+def test_ten_bit_source_stays_ten_bit_with_x265_and_roi_still_works(sample, tmp_path, caplog):
+    """x265 keeps a 10-bit source 10-bit (Main 10), and the ROI map, scaled by FFmpeg to the 10-bit QP range
+    (63, not 51), still moves quality: left half -4 QP, right half +4 QP. x264 (an 8-bit build) warns and
+    encodes 8-bit."""
+    import logging
+
+    import av
+
+    src = _ten_bit_copy(sample("jwpIntro.mp4"), tmp_path / "ten.mp4")
+    info = probe(src)
+    assert info.pix_fmt == "yuv420p10le"
+    half = info.width // 2
+
+    def left_right(by, bx):
+        g = np.full((by, bx), 4.0, np.float32)
+        g[:, : (half // 32)] = -4.0
+        return g
+
+    rate = RateControl(mode="abr", bitrate=300_000)
+    monkey = logging.getLogger("codec_assist")
+    old = monkey.propagate
+    monkey.propagate = True  # the CLI turns it off; caplog listens at the root
+    try:
+        with caplog.at_level(logging.WARNING, logger="codec_assist"):
+            plain = encode(src, tmp_path / "plain.mp4", codec="x265", rate=rate, preset="ultrafast")
+            plan, arrays = _plan("x265", info.width, info.height, info.frame_count, info.fps, 32, [], left_right)
+            encode(src, tmp_path / "roi.mp4", codec="x265", rate=rate, preset="ultrafast", plan=plan,
+                   plan_arrays=arrays)
+            assert "8-bit" not in caplog.text
+            encode(src, tmp_path / "x264.mp4", rate=RateControl(mode="crf", crf=30), preset="ultrafast")
+            assert "encoding to 8-bit 4:2:0" in caplog.text
+    finally:
+        monkey.propagate = old
+    for name, fmt in (("plain", "yuv420p10le"), ("roi", "yuv420p10le"), ("x264", "yuv420p")):
+        with av.open(str(tmp_path / f"{name}.mp4")) as c:
+            assert c.streams.video[0].codec_context.pix_fmt == fmt, name
+            assert next(c.decode(video=0)).format.name == fmt
+    left, right = RoiBox(x=0, y=0, w=half, h=info.height), RoiBox(x=half, y=0, w=half, h=info.height)
+    q0 = compare_videos(src, tmp_path / "plain.mp4", rois=[left, right])
+    q1 = compare_videos(src, tmp_path / "roi.mp4", rois=[left, right])
+    gain = q1.roi_psnr_y[left.label()] - q0.roi_psnr_y[left.label()]
+    loss = q1.roi_psnr_y[right.label()] - q0.roi_psnr_y[right.label()]
+    print(f"10-bit ROI: left {gain:+.2f} dB, right {loss:+.2f} dB, bitrate x{q1.bitrate_kbps / plain.bitrate_kbps:.3f}")
+    assert gain > 1.0 and loss < -1.0, (gain, loss)
+    assert abs(q1.bitrate_kbps / plain.bitrate_kbps - 1) < 0.08
