@@ -292,9 +292,9 @@ class FrameStack(np.lib.mixins.NDArrayOperatorsMixin):
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if any(isinstance(x, FrameStack) for x in kwargs.get("out", ())):
+            raise TypeError("a FrameStack is read-only: it cannot be a ufunc's out=")
         inputs = [np.asarray(x) if isinstance(x, FrameStack) else x for x in inputs]
-        if "out" in kwargs:
-            kwargs["out"] = tuple(np.asarray(x) if isinstance(x, FrameStack) else x for x in kwargs["out"])
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __getattr__(self, name: str):
