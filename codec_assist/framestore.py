@@ -10,8 +10,9 @@ warning.
 
 Why the budget is small (1 MiB): arrays held in RAM cost far more than their size. Each is a small malloc
 block that stays put while the decoder's and analyzers' temporaries come and go around it, so the glibc heap
-fragments: 360p, one 160x90 map per frame, 600 frames: 16 MiB held in RAM raised the peak RSS by 75 MiB,
-1 MiB by 1 MiB (tests/test_memory.py). Reading a spilled frame back is one pread from the page cache.
+fragments: 360p, a 160x90 map per frame, 600 frames: a 16 MiB budget raised the peak RSS from 103 to
+178-185 MiB, 1 MiB to 104 MiB (docs/ROBUSTNESS.md, "Memory on long inputs"). Reading a spilled frame back is
+one pread from the page cache.
 Not np.memmap: the pages a memmap touches count in the process's RSS until unmapped.
 
 FrameStack is the (K, ...) array view of a store that the artifacts hold (`importance/grid`, `qp/offsets`):
@@ -291,9 +292,9 @@ class FrameStack(np.lib.mixins.NDArrayOperatorsMixin):
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if any(isinstance(x, FrameStack) for x in kwargs.get("out", ())):
+            raise TypeError("a FrameStack is read-only: it cannot be a ufunc's out=")
         inputs = [np.asarray(x) if isinstance(x, FrameStack) else x for x in inputs]
-        if "out" in kwargs:
-            kwargs["out"] = tuple(np.asarray(x) if isinstance(x, FrameStack) else x for x in kwargs["out"])
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __getattr__(self, name: str):

@@ -5,7 +5,6 @@ an `.npz` beside it with the same stem. Both are written atomically and validate
 """
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path

@@ -6,7 +6,12 @@ import gc
 import logging
 import os
 import pickle
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +21,9 @@ from codec_assist.framestore import SPILL_ENV, FrameStack, FrameStore, _Ram, sta
 from codec_assist.pipeline import AnalyzeOptions, analyze, make_plan
 from policies.qp import (block_areas, block_grid, importance_to_offsets, neutralise, plan_offsets, quantise,
                          resample, smooth_in_shots)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))  # memory.make_clip
 
 
 def _open_fds() -> set[str]:
@@ -218,3 +226,32 @@ def test_no_writable_temp_dir_keeps_arrays_in_memory(tmp_path, monkeypatch, capl
         s[k] = v
     assert s.spilled_bytes == 0 and all(np.array_equal(s[k], v) for k, v in enumerate(values))
     assert "kept in memory" in caplog.text
+
+
+def test_ctrl_c_leaves_no_spill_file(tmp_path):
+    """SIGINT while the per-frame arrays are spilled: exit 130 and nothing left in TMPDIR (the file has no name)."""
+    from memory import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", 24, 640, 360)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(clip), "-o", str(tmp_path / "o.mp4"),
+                          "--preset", "ultrafast", "--analyzers", "saliency", "--analysis-fps", "25"],
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), SPILL_ENV: "0"},
+                         stderr=subprocess.PIPE)
+
+    def spill_open() -> bool:
+        try:
+            return any(os.readlink(f"/proc/{p.pid}/fd/{fd}").startswith(str(tmp))
+                       for fd in os.listdir(f"/proc/{p.pid}/fd"))
+        except OSError:
+            return False
+
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None and not spill_open():
+        time.sleep(0.02)
+    assert spill_open(), "the run never spilled"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert list(tmp.iterdir()) == [] and not (tmp_path / "o.mp4").exists()
