@@ -23,6 +23,8 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import fuzz_main  # noqa: E402  (fuzz/harness.py, beside this file)
+
 import numpy as np  # noqa: E402  (third-party code is not instrumented: coverage of our own code is the point)
 import pydantic  # noqa: E402,F401
 
@@ -129,14 +131,7 @@ def main() -> None:
     if len(argv) >= 3 and argv[1] == "--random":
         random_pass(int(argv[2]), int(argv[3]) if len(argv) > 3 else 0)
         return
-    if not any(not a.startswith("-") for a in argv[1:]):  # no corpus folder given: start from the seeds
-        corpus = WORK / "corpus"
-        corpus.mkdir()
-        for i, seed in enumerate(seeds()):
-            (corpus / f"seed{i}").write_bytes(seed)
-        argv.append(str(corpus))
-    atheris.Setup(argv, TestOneInput)
-    atheris.Fuzz()
+    fuzz_main(argv, TestOneInput, seeds, WORK)
 
 
 if __name__ == "__main__":

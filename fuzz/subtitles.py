@@ -18,6 +18,8 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import fuzz_main  # noqa: E402  (fuzz/harness.py, beside this file)
+
 import webvtt  # noqa: E402,F401  (third-party code is not instrumented)
 
 with atheris.instrument_imports(include=["codec_assist.subtitles"]):
@@ -54,15 +56,7 @@ def seeds() -> list[bytes]:
 
 
 def main() -> None:
-    argv = list(sys.argv)
-    if not any(not a.startswith("-") for a in argv[1:]):
-        corpus = WORK / "corpus"
-        corpus.mkdir()
-        for i, seed in enumerate(seeds()):
-            (corpus / f"seed{i}").write_bytes(seed)
-        argv.append(str(corpus))
-    atheris.Setup(argv, TestOneInput)
-    atheris.Fuzz()
+    fuzz_main(sys.argv, TestOneInput, seeds, WORK)
 
 
 if __name__ == "__main__":
