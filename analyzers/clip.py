@@ -19,7 +19,7 @@ from codec_assist.models import ModelUnavailable, clip_model, torch_threads
 from codec_assist.schemas import Box, RegionToken
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
-from .text import CHANGE_LEVEL, thumbnail
+from .text import RerunSchedule
 
 
 class ClipPatches(Analyzer):
@@ -43,8 +43,7 @@ class ClipPatches(Analyzer):
         self.out = AnalyzerOutput()
         self._held: list[tuple[Box, str, np.ndarray]] = []
         self._held_from: int | None = None
-        self._held_time = -1e9
-        self._prev_thumb: np.ndarray | None = None
+        self._schedule = RerunSchedule(self.interval_s)
         self.calls = 0
 
     def embed(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -76,11 +75,7 @@ class ClipPatches(Analyzer):
         return frame.astype(np.float32), patches
 
     def process(self, frame: ProxyFrame) -> None:
-        thumb = thumbnail(frame.gray)
-        due = frame.time - self._held_time >= self.interval_s - 1e-6
-        changed = self._prev_thumb is None or float(np.abs(thumb - self._prev_thumb).mean()) > CHANGE_LEVEL
-        self._prev_thumb = thumb
-        if not (due or changed):
+        if not self._schedule.due(frame):
             return
         self._flush(frame.index)
         whole, patches = self.embed(frame.bgr)
@@ -92,7 +87,7 @@ class ClipPatches(Analyzer):
                     self._held.append((Box(x=c / cols, y=r / rows, w=1 / cols, h=1 / rows), f"patch {r},{c}",
                                        patches[r, c]))
         self.calls += 1
-        self._held_from, self._held_time = frame.index, frame.time
+        self._held_from = frame.index
 
     def _flush(self, end: int) -> None:
         if self._held_from is None or end <= self._held_from:

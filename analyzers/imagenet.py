@@ -19,7 +19,7 @@ from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifi
 from codec_assist.schemas import Box, RegionToken
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
-from .text import CHANGE_LEVEL, thumbnail
+from .text import RerunSchedule
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -64,9 +64,8 @@ class ImageNetRegions(Analyzer):
         self.out = AnalyzerOutput()
         self._held: list[tuple[str, float, tuple[float, float, float, float]]] = []
         self._held_from: int | None = None
-        self._held_time = -1e9
+        self._schedule = RerunSchedule(self.interval_s)
         self._held_map = np.zeros((ctx.grid_h, ctx.grid_w), np.float32)
-        self._prev_thumb: np.ndarray | None = None
         self.calls = 0
 
     def classify(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,15 +109,11 @@ class ImageNetRegions(Analyzer):
         return [(", ".join(names), min(1.0, p), box) for names, p, box in found], np.clip(grid, 0, 1)
 
     def process(self, frame: ProxyFrame) -> None:
-        thumb = thumbnail(frame.gray)
-        due = frame.time - self._held_time >= self.interval_s - 1e-6
-        changed = self._prev_thumb is None or float(np.abs(thumb - self._prev_thumb).mean()) > CHANGE_LEVEL
-        self._prev_thumb = thumb
-        if due or changed:
+        if self._schedule.due(frame):
             self._flush(frame.index)
             self._held, self._held_map = self.detect(frame.bgr)
             self.calls += 1
-            self._held_from, self._held_time = frame.index, frame.time
+            self._held_from = frame.index
         self.out.maps[frame.index] = self._held_map
 
     def _flush(self, end: int) -> None:

@@ -96,6 +96,26 @@ def thumbnail(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
+class RerunSchedule:
+    """When an analyzer that holds its result (OCR boxes, ImageNet classes, CLIP embeddings) runs again:
+    once every `interval_s`, and early when the picture jumped (a cut: thumbnails differ by > CHANGE_LEVEL)."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self.last_time = -1e9
+        self._prev_thumb: np.ndarray | None = None
+
+    def due(self, frame: ProxyFrame) -> bool:
+        """Whether to run on `frame` (call once per analysis frame, in order); marks the run when it says yes."""
+        thumb = thumbnail(frame.gray)
+        changed = self._prev_thumb is None or float(np.abs(thumb - self._prev_thumb).mean()) > CHANGE_LEVEL
+        self._prev_thumb = thumb
+        if changed or frame.time - self.last_time >= self.interval_s - 1e-6:
+            self.last_time = frame.time
+            return True
+        return False
+
+
 class TextRegions(Analyzer):
     name: ClassVar[str] = "text"
     every_frame: ClassVar[bool] = False
@@ -115,21 +135,16 @@ class TextRegions(Analyzer):
         self.out = AnalyzerOutput()
         self._held: list[tuple[tuple[float, float, float, float], str, float]] = []
         self._held_from: int | None = None  # frame the held boxes were detected on
-        self._held_time = -1e9
-        self._prev_thumb: np.ndarray | None = None
+        self._schedule = RerunSchedule(self.interval_s)
         self._grid = np.zeros((ctx.grid_h, ctx.grid_w), np.float32)
         self.calls = 0
 
     def process(self, frame: ProxyFrame) -> None:
-        thumb = thumbnail(frame.gray)
-        due = frame.time - self._held_time >= self.interval_s - 1e-6
-        changed = self._prev_thumb is None or float(np.abs(thumb - self._prev_thumb).mean()) > CHANGE_LEVEL
-        self._prev_thumb = thumb
-        if due or changed:
+        if self._schedule.due(frame):
             self._flush(frame.index)
             self._held = read_text(frame.bgr, self.upscale, self.read_lines)
             self.calls += 1
-            self._held_from, self._held_time = frame.index, frame.time
+            self._held_from = frame.index
             self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)
             for (x0, y0, x1, y1), _, _ in self._held:
                 g = self.grow

@@ -138,7 +138,8 @@ def read_container_subtitles(path: str | Path, stream: int = 0, duration: float 
     return clip_cues(cues, duration)
 
 
-def _vtt_time(t: float) -> str:
+def vtt_time(t: float) -> str:
+    """A WebVTT timestamp, HH:MM:SS.mmm (negative times clamp to 0)."""
     ms = int(round(max(0.0, t) * 1000))
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
@@ -153,5 +154,5 @@ def to_webvtt(transcript: Transcript) -> str:
     for k, seg in enumerate(transcript.segments, 1):
         # "-->" inside text would end the cue header early; a blank line would end the cue
         text = " ".join(seg.text.replace("-->", "->").split())
-        lines += [str(k), f"{_vtt_time(seg.start)} --> {_vtt_time(max(seg.end, seg.start))}", text, ""]
+        lines += [str(k), f"{vtt_time(seg.start)} --> {vtt_time(max(seg.end, seg.start))}", text, ""]
     return "\n".join(lines)

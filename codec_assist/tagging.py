@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from .errors import CodecAssistError, SchemaError
+from .subtitles import vtt_time
 from .schemas import (
     Analysis,
     PresetChoice,
@@ -534,14 +535,6 @@ def describe_choices(choices: list[PresetChoice]) -> str:
 
 
 # ------------------------------------------------------------------------------------------- outputs
-def _vtt_time(seconds: float) -> str:
-    ms = int(round(max(0.0, seconds) * 1000))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
-
-
 def chapters_vtt(report: TagReport, top: int = 3) -> str:
     """WebVTT chapters: one cue per shot, titled with its top tags."""
     lines = ["WEBVTT", "", f"NOTE codec-assist tags ({report.taxonomy}) for {Path(report.input.path).name}", ""]
@@ -549,7 +542,7 @@ def chapters_vtt(report: TagReport, top: int = 3) -> str:
         title = ", ".join(f"{t.name} {t.score:.2f}" for t in s.tags[:top]) or "untagged"
         title = title.replace("-->", "->").replace("&", "&amp;").replace("<", "&lt;")
         end = s.end if s.end > s.start else s.start + 0.001
-        lines += [f"shot-{k}", f"{_vtt_time(s.start)} --> {_vtt_time(end)}", f"Shot {k}: {title}", ""]
+        lines += [f"shot-{k}", f"{vtt_time(s.start)} --> {vtt_time(end)}", f"Shot {k}: {title}", ""]
     return "\n".join(lines)
 
 
