@@ -28,6 +28,8 @@ from .base import AnalysisContext, Analyzer, AnalyzerOutput
 from .faces import next_frames
 
 THUMB = (64, 36)  # motion is measured on a thumbnail: cheap enough for every frame
+CAM_THUMB = (128, 72)  # camera motion: global shift by phase correlation, on a larger thumbnail for sub-pixel precision
+STILL_LEVEL = 3.0  # |diff| (grey levels) under which a thumbnail pixel did not change between two frames
 CUT_LEVEL = 35.0  # mean |diff| of the thumbnail above which a frame pair is a cut, not motion (as saliency.py)
 MIN_STRENGTH = 0.3  # a phrase weaker than this is not said
 
@@ -56,7 +58,33 @@ def frame_stats(bgr: np.ndarray, gray: np.ndarray) -> dict[str, float]:
         # Hasler & Suesstrunk's colourfulness
         "colourfulness": float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())),
         "edge_density": float(cv2.Canny(gray, 100, 200).mean() / 255.0),
+        **cartoon_stats(bgr, gray, sat),
     }
+
+
+def cartoon_stats(bgr: np.ndarray, gray: np.ndarray, sat: np.ndarray) -> dict[str, float]:
+    """Colour and edge statistics that tell drawn or rendered pictures from camera footage.
+
+    flat_fraction: share of 4x4 blocks of mid-grey luma (30..225, so black night sky and blown-out white do
+    not count) whose luma varies by less than 1.5 grey levels: flat fills of cartoons and renders; camera
+    footage carries sensor noise and texture. noise: median |luma - its 3x3 median| over pixels away from
+    edges: grain of a camera sensor (compression removes some of it, rendering has none).
+    colour_count: distinct colours (4 bits per channel) per 1000 pixels: drawn palettes are small.
+    """
+    h, w = gray.shape
+    bh, bw = h // 4 * 4, w // 4 * 4
+    g = gray[:bh, :bw].astype(np.float32)
+    blocks = g.reshape(bh // 4, 4, bw // 4, 4).transpose(0, 2, 1, 3).reshape(bh // 4, bw // 4, 16)
+    mean, std = blocks.mean(axis=2), blocks.std(axis=2)
+    mid = (mean > 30) & (mean < 225)
+    flat = float(((std < 1.5) & mid).sum() / max(1, mid.sum()))
+    edges = cv2.dilate(cv2.Canny(gray, 50, 150), np.ones((3, 3), np.uint8)) > 0
+    resid = np.abs(gray.astype(np.int16) - cv2.medianBlur(gray, 3).astype(np.int16))[~edges]
+    noise = float(np.mean(resid)) if resid.size else 0.0
+    q = (bgr >> 4).astype(np.int32)
+    codes = (q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]
+    colours = float(np.unique(codes).size * 1000.0 / codes.size)
+    return {"flat_fraction": flat, "noise": noise, "colour_count": colours}
 
 
 def describe(s: dict[str, float]) -> dict[str, float]:
@@ -89,19 +117,31 @@ class SceneStats(Analyzer):
         self._next = next_frames(ctx)
         self._prev: np.ndarray | None = None
         self._diffs: list[float] = []  # frame-pair motion since the last analysis frame
+        self._cam_prev: np.ndarray | None = None
+        self._shifts: list[float] = []  # frame-pair global shift (fraction of the width) since the last one
+        self._still: list[float] = []  # frame-pair share of unchanged thumbnail pixels
+        self._window = cv2.createHanningWindow(CAM_THUMB, cv2.CV_32F)
         self._stats: dict[int, dict[str, float]] = {}
 
     def process(self, frame: ProxyFrame) -> None:
         thumb = cv2.resize(frame.gray, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+        cam = cv2.resize(frame.gray, CAM_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         if self._prev is not None:
-            level = float(np.abs(thumb - self._prev).mean())
+            diff = np.abs(thumb - self._prev)
+            level = float(diff.mean())
             if level < CUT_LEVEL:
                 self._diffs.append(level)
-        self._prev = thumb
+                self._still.append(float((diff < STILL_LEVEL).mean()))
+                (dx, dy), _response = cv2.phaseCorrelate(self._cam_prev, cam, self._window)
+                self._shifts.append(float(np.hypot(dx, dy)) / CAM_THUMB[0])
+        self._prev, self._cam_prev = thumb, cam
         if frame.index in self.ctx.analysis_frames:
             s = frame_stats(frame.bgr, frame.gray)
             s["motion"] = float(np.median(self._diffs)) if self._diffs else float("nan")
-            self._diffs = []
+            # camera motion in % of the frame width per frame; still: share of the picture that did not change
+            s["camera_motion"] = 100.0 * float(np.median(self._shifts)) if self._shifts else float("nan")
+            s["still_fraction"] = float(np.median(self._still)) if self._still else float("nan")
+            self._diffs, self._shifts, self._still = [], [], []
             self._stats[frame.index] = s
 
     def finish(self) -> AnalyzerOutput:
@@ -112,8 +152,10 @@ class SceneStats(Analyzer):
         for key in self._stats[frames[0]]:
             out.signals[key] = {f: self._stats[f][key] for f in frames}
         # The first analysis frame has no motion measured yet: borrow the next one's.
-        if len(frames) > 1 and not np.isfinite(self._stats[frames[0]]["motion"]):
-            self._stats[frames[0]]["motion"] = self._stats[frames[1]]["motion"]
+        if len(frames) > 1:
+            for key in ("motion", "camera_motion", "still_fraction"):
+                if not np.isfinite(self._stats[frames[0]][key]):
+                    self._stats[frames[0]][key] = self._stats[frames[1]][key]
         open_runs: dict[str, tuple[int, list[float]]] = {}  # phrase -> (first frame, strengths)
         last_end = frames[0]
         for f in frames:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -621,6 +621,10 @@ class SemanticReport(_Model):
 
 # --- topic tags (issue 5)
 TOPIC_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# A topic condition on a measured scene fact (codec_assist/scene_facts.py): "brightness < 0.3", alternatives
+# joined by "or": "dark > 0.3 or blue_tint > 0.4". Fact names are checked against the measured facts on load.
+_COND = r"[a-z][a-z_]{0,31} *(?:<=|>=|<|>) *-?[0-9]+(?:\.[0-9]+)?"
+TOPIC_CONDITION = rf"^{_COND}(?: +or +{_COND}){{0,3}}$"
 
 
 class Topic(_Model):
@@ -631,6 +635,10 @@ class Topic(_Model):
     name: str = Field(min_length=1, max_length=80)
     description: str = Field(min_length=3, max_length=600)
     preset: str | None = Field(default=None, pattern=TOPIC_ID)  # a key of the preset table
+    # Conditions on measured scene facts, scored as numbers (not words): a topic whose `requires` a measurement
+    # contradicts, or whose `excludes` a measurement meets, is ruled out; met `requires` add to its score.
+    requires: list[Annotated[str, Field(pattern=TOPIC_CONDITION, max_length=200)]] = Field(default=[], max_length=8)
+    excludes: list[Annotated[str, Field(pattern=TOPIC_CONDITION, max_length=200)]] = Field(default=[], max_length=8)
 
 
 class PresetSettings(_Model):
@@ -702,6 +710,7 @@ class Tag(_Model):
     score: float = Field(ge=0, le=1)  # calibrated (heuristic logistic, see tagging.py)
     raw: float  # uncalibrated evidence score
     evidence: list[TagEvidence] = []
+    ruled_out: str = ""  # the measurement that contradicts one of the topic's conditions ("" = not ruled out)
 
 
 class ShotTags(_Model):
@@ -710,6 +719,7 @@ class ShotTags(_Model):
     start: float  # seconds
     end: float
     tags: list[Tag]
+    facts: dict[str, float] = {}  # the shot's measured scene facts (codec_assist/scene_facts.py)
 
 
 class TagReport(_Model):
@@ -720,6 +730,7 @@ class TagReport(_Model):
     taxonomy: str  # name of the taxonomy used
     tags: list[Tag]  # video level, best first
     shots: list[ShotTags] = []
+    facts: dict[str, float] = {}  # the video's measured scene facts the topic conditions were checked against
     modalities: list[str] = []  # which evidence was present
     clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
     seconds: float = 0.0

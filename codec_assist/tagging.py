@@ -63,8 +63,8 @@ TAG_ANALYZER_SETTINGS = {"text": {"interval_s": 2.0}}
 TAG_FPS = 1.5  # analysis frames per second for tagging: topics change slowly; keeps tagging well under real time
 
 TEMPERATURE = 0.02  # attention over a modality's phrases (support units): ~ a soft maximum
-MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.5, "on-screen text": 0.6, "faces": 0.8,
-                   "scene": 0.7, "editing": 0.1}  # cut rate alone says little about the topic
+MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.5, "on-screen text": 0.6}
+FACT_UNIT = 0.12  # raw score a fully met `requires` condition adds (measured facts, scene_facts.py)
 OTHER_MODALITY_WEIGHT = 0.5  # a source this module does not know yet
 CLIP_WEIGHT, CLIP_SCALE = 1.5, 0.1  # CLIP z-scores brought to the range of MiniLM margins (~0.1 a std)
 CAL_SLOPE, CAL_MID = 16.0, 0.3  # the heuristic calibration (see the module docstring)
@@ -79,6 +79,9 @@ SOURCE_MODALITY = {"imagenet": "visual", "transcript": "transcript", "keyphrase"
 AUDIO_SIGNAL_PHRASES = {"speech": "speech, a person talking", "music": "music playing",
                         "singing": "singing voice, a song"}
 SKIP_SOURCES = {"shots", "transnetv2", "saliency"}  # structure and maps, not content words
+# Measurements are numbers, checked against the topics' conditions (scene_facts.py), never matched as sentences:
+# "bright well-lit scene" lands next to "night / low light" in MiniLM because both talk about light.
+MEASURED_SOURCES = {"scene_stats", "faces", "people", "person", "pose"}
 
 
 # -------------------------------------------------------------------------------------- taxonomy files
@@ -148,8 +151,15 @@ def _validate(cls, raw: object, path: Path):
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """The shipped short-video taxonomy, or a user's YAML/JSON file of the same shape."""
+    from .scene_facts import check_topic_conditions
+
     p = Path(path) if path else DEFAULT_TAXONOMY
-    return _validate(Taxonomy, _read_structured(p, "taxonomy"), p)
+    taxonomy = _validate(Taxonomy, _read_structured(p, "taxonomy"), p)
+    try:
+        check_topic_conditions(taxonomy.topics)
+    except ValueError as e:
+        raise SchemaError(f"{p}: invalid taxonomy: {e}"[:400]) from None
+    return taxonomy
 
 
 def load_presets(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> PresetTable:
@@ -176,7 +186,7 @@ def face_phrase(area: float) -> str:
 
 def _phrase(token) -> tuple[str, str] | None:
     """(modality, phrase) for a region token, or None for tokens that are not content words."""
-    if token.source in SKIP_SOURCES or not token.label.strip():
+    if token.source in SKIP_SOURCES or token.source in MEASURED_SOURCES or not token.label.strip():
         return None
     modality = SOURCE_MODALITY.get(token.source, token.source)
     label = " ".join(token.label.split())[:200]
@@ -184,7 +194,7 @@ def _phrase(token) -> tuple[str, str] | None:
         area = token.box.w * token.box.h if token.box is not None else 0.0
         return modality, face_phrase(area)
     if modality == "on-screen text" and label == "text":
-        return modality, "on-screen text and captions"
+        return None  # a box without words: its area is the text_area fact
     return modality, label
 
 
@@ -250,27 +260,8 @@ def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: i
             if classes & set(top):
                 best[run_start] = max(best.get(run_start, 0.0), weight)
         add("visual", ", ".join(top), min(1.0, sum(best.values())))
-    frames = np.asarray(analysis.analysis_frames)
-    inside = (frames >= start) & (frames < end)
-    audio_tokens = "audio" in ev
-    for name, phrase in AUDIO_SIGNAL_PHRASES.items():  # the audio analyzer's signals, where no tokens say it
-        series = arrays.get(f"signal/{name}")
-        if series is None or audio_tokens or not inside.any():
-            continue
-        values = series[inside[: len(series)]] if len(series) == len(frames) else np.array([])
-        if values.size and np.isfinite(values).any():
-            add("audio", phrase, float(np.nanmean(values)))
-    for seg in getattr(analysis, "audio_segments", None) or []:  # speech / singing / music spans
-        kind = getattr(seg, "kind", None) or getattr(seg, "label", None)
-        f0, f1 = _segment_frames(seg, analysis.video.fps)
-        overlap = min(end, f1) - max(start, f0)
-        if kind and overlap > 0:
-            add("audio", AUDIO_SIGNAL_PHRASES.get(kind, str(kind)), getattr(seg, "score", 1.0) * overlap / span)
-    if whole_video:
-        cuts = [c for c in analysis.cut_frames if start < c < end]
-        seconds = span / analysis.video.fps
-        if cuts and seconds / (len(cuts) + 1) < 3.0:
-            add("editing", "fast-paced editing with frequent cuts", 1.0)
+    # speech / music / singing shares, faces, brightness, motion and the cut rate are measured facts
+    # (scene_facts.measure), scored against each topic's conditions as numbers, not as phrases here.
     return ev
 
 
@@ -352,11 +343,29 @@ def calibrate(raw: np.ndarray) -> np.ndarray:
 
 
 def score_topics(space: TopicSpace, evidence: Evidence, clip_sims: np.ndarray | None = None,
-                 clip_note: str = "") -> list[Tag]:
-    """All topics scored (best first), each with the evidence of every modality that added to it."""
+                 clip_note: str = "", facts: dict[str, float] | None = None) -> list[Tag]:
+    """All topics scored (best first), each with the evidence of every modality that added to it.
+
+    `facts` (scene_facts.measure) are checked against each topic's `requires`/`excludes`: a topic a
+    measurement contradicts is ruled out (score 0, ranked after every other, `ruled_out` says which
+    measurement), and each met `requires` adds FACT_UNIT x how clearly it is met."""
+    from .scene_facts import judge
+
     topics = space.taxonomy.topics
     raw = np.zeros(len(topics))
     per_topic: list[list[TagEvidence]] = [[] for _ in topics]
+    ruled_out = [""] * len(topics)
+    for k, t in enumerate(topics):
+        if facts is None or not (t.requires or t.excludes):
+            continue
+        verdict = judge(t.requires, t.excludes, facts)
+        ruled_out[k] = verdict.ruled_out
+        if verdict.met:
+            add = FACT_UNIT * verdict.support
+            raw[k] += add
+            per_topic[k].append(TagEvidence(
+                modality="measured", tokens=[c for c, _ in verdict.met],
+                similarity=round(float(np.mean([s for _, s in verdict.met])), 4), contribution=round(add, 4)))
     for modality, phrases in sorted(evidence.items()):
         if not phrases:
             continue
@@ -377,10 +386,10 @@ def score_topics(space: TopicSpace, evidence: Evidence, clip_sims: np.ndarray | 
             per_topic[k].append(TagEvidence(modality="clip", tokens=[clip_note], similarity=round(float(sim[k]), 4),
                                             contribution=round(float(add[k]), 4)))
     scores = calibrate(raw)
-    tags = [Tag(id=t.id, name=t.name, score=round(float(s), 4), raw=round(float(r), 4),
-                evidence=sorted(e, key=lambda x: -x.contribution))
-            for t, s, r, e in zip(topics, scores, raw, per_topic)]
-    return sorted(tags, key=lambda t: (-t.raw, t.id))
+    tags = [Tag(id=t.id, name=t.name, score=0.0 if why else round(float(s), 4), raw=round(float(r), 4),
+                evidence=sorted(e, key=lambda x: -x.contribution), ruled_out=why)
+            for t, s, r, e, why in zip(topics, scores, raw, per_topic, ruled_out)]
+    return sorted(tags, key=lambda t: (bool(t.ruled_out), -t.raw, t.id))
 
 
 # --------------------------------------------------------------------------------------------- CLIP
@@ -451,21 +460,32 @@ def tag_analysis(analysis: Analysis, arrays: dict[str, np.ndarray], taxonomy: Ta
                  clip: dict[int, np.ndarray] | None = None, clip_note: str = "") -> tuple[list[Tag], list[ShotTags], list[str]]:
     """Video-level tags (evidence pooled over the whole clip, each phrase weighted by the time it covers)
     and per-shot tags (the same scoring on each shot's span)."""
+    return tag_analysis_facts(analysis, arrays, taxonomy, clip, clip_note)[:3]
+
+
+def tag_analysis_facts(analysis: Analysis, arrays: dict[str, np.ndarray], taxonomy: Taxonomy,
+                       clip: dict[int, np.ndarray] | None = None, clip_note: str = ""
+                       ) -> tuple[list[Tag], list[ShotTags], list[str], dict[str, float]]:
+    """tag_analysis and the video's measured facts (scene_facts.measure) the conditions were checked against."""
+    from .scene_facts import measure
+
     space = topic_space(taxonomy)
     n = analysis.video.frame_count
     evidence = collect_evidence(analysis, arrays, 0, n, whole_video=True)
     shot_evidence = [collect_evidence(analysis, arrays, s.start_frame, s.end_frame) for s in analysis.shots]
     embed_phrases([p for ev in [evidence, *shot_evidence] for phrases in ev.values() for p in phrases])
     all_clip = np.concatenate(list(clip.values())) if clip else None
-    video_tags = score_topics(space, evidence, all_clip, clip_note)
+    facts = measure(analysis, arrays, 0, n)
+    video_tags = score_topics(space, evidence, all_clip, clip_note, facts)
     fps = analysis.video.fps
     shots = []
     for k, (s, ev) in enumerate(zip(analysis.shots, shot_evidence)):
+        shot_facts = measure(analysis, arrays, s.start_frame, s.end_frame)
         shots.append(ShotTags(start_frame=s.start_frame, end_frame=s.end_frame, start=round(s.start_frame / fps, 3),
-                              end=round(s.end_frame / fps, 3),
-                              tags=score_topics(space, ev, clip.get(k) if clip else None, clip_note)))
-    modalities = sorted(evidence) + (["clip"] if clip else [])
-    return video_tags, shots, modalities
+                              end=round(s.end_frame / fps, 3), facts=shot_facts,
+                              tags=score_topics(space, ev, clip.get(k) if clip else None, clip_note, shot_facts)))
+    modalities = sorted(evidence) + (["measured"] if facts else []) + (["clip"] if clip else [])
+    return video_tags, shots, modalities, facts
 
 
 def tag_options(analysis_fps: float = TAG_FPS, proxy_width: int = 320, names: list[str] | None = None):
@@ -491,13 +511,30 @@ def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=Non
         space = topic_space(taxonomy)
         sims = clip_similarities(clip, space, clip_frames(path, analysis))
         note = f"{clip.describe()}: frames vs topic text"
-    video_tags, shots, modalities = tag_analysis(analysis, arrays, taxonomy, sims, note)
+    video_tags, shots, modalities, facts = tag_analysis_facts(analysis, arrays, taxonomy, sims, note)
     for s in shots:
-        s.tags = s.tags[:top]
-    return TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=video_tags[:top], shots=shots,
+        s.tags = _shown(s.tags, top)
+    return TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=_shown(video_tags, top), shots=shots,
+                     facts=facts,
                      modalities=modalities, clip=clip.describe() if clip else None,
                      seconds=time.perf_counter() - t0, seconds_analysis=seconds_analysis,
                      analyzer_seconds={r.name: round(r.seconds, 3) for r in analysis.analyzers})
+
+
+RULED_OUT_SHOWN = 3  # ruled-out topics kept in a report (those the words alone would have ranked highest)
+
+
+def live_tags(tags: list[Tag]) -> list[Tag]:
+    """The tags no measurement ruled out, best first."""
+    return [t for t in tags if not t.ruled_out]
+
+
+def _shown(tags: list[Tag], top: int) -> list[Tag]:
+    """The top tags, then the ruled-out topics the words alone would have ranked highest: the report and
+    `explain` show which measurement ruled them out."""
+    kept = [t for t in tags if not t.ruled_out][:top]
+    out = sorted((t for t in tags if t.ruled_out), key=lambda t: -t.raw)[:RULED_OUT_SHOWN]
+    return kept + [t for t in out if t.raw > 0]
 
 
 # ------------------------------------------------------------------------------------ presets (apply)
@@ -539,7 +576,7 @@ def chapters_vtt(report: TagReport, top: int = 3) -> str:
     """WebVTT chapters: one cue per shot, titled with its top tags."""
     lines = ["WEBVTT", "", f"NOTE codec-assist tags ({report.taxonomy}) for {Path(report.input.path).name}", ""]
     for k, s in enumerate(report.shots, 1):
-        title = ", ".join(f"{t.name} {t.score:.2f}" for t in s.tags[:top]) or "untagged"
+        title = ", ".join(f"{t.name} {t.score:.2f}" for t in live_tags(s.tags)[:top]) or "untagged"
         title = title.replace("-->", "->").replace("&", "&amp;").replace("<", "&lt;")
         end = s.end if s.end > s.start else s.start + 0.001
         lines += [f"shot-{k}", f"{vtt_time(s.start)} --> {vtt_time(end)}", f"Shot {k}: {title}", ""]
@@ -550,14 +587,18 @@ def format_report(report: TagReport, top: int) -> str:
     v = report.input
     lines = [f"{Path(v.path).name}: {v.duration:.1f} s, evidence from {', '.join(report.modalities) or 'nothing'}"
              f" (tagged in {report.seconds:.2f} s)"]
-    for t in report.tags[:top]:
+    for t in [t for t in report.tags if not t.ruled_out][:top]:
         lines.append(f"  {t.score:5.2f}  {t.name} [{t.id}]")
         for e in t.evidence[:3]:
             lines.append(f"         {e.modality}: " + ", ".join(f"'{p}'" for p in e.tokens))
+    for t in [t for t in report.tags if t.ruled_out]:
+        lines.append(f"  ruled out: {t.name} [{t.id}]: {t.ruled_out}")
+    if report.facts:
+        lines.append("  measured: " + ", ".join(f"{k} {v:.3g}" for k, v in report.facts.items()))
     if len(report.shots) > 1:
         for k, s in enumerate(report.shots, 1):
             lines.append(f"  shot {k} {s.start:6.2f}-{s.end:6.2f} s: "
-                         + ", ".join(f"{t.name} {t.score:.2f}" for t in s.tags[:3]))
+                         + ", ".join(f"{t.name} {t.score:.2f}" for t in s.tags[:3] if not t.ruled_out))
     return "\n".join(lines)
 
 
@@ -571,10 +612,11 @@ def summary_row(path: Path, report: TagReport | None, error: str = "") -> dict[s
     if report is not None:
         row.update(duration_s=round(report.input.duration, 3), shots=len(report.shots),
                    modalities=" ".join(report.modalities), seconds=round(report.seconds, 3))
-        for i, t in enumerate(report.tags[:3], 1):
+        tags = live_tags(report.tags)
+        for i, t in enumerate(tags[:3], 1):
             row[f"tag_{i}"], row[f"score_{i}"] = t.id, t.score
-        if report.tags and report.tags[0].evidence:
-            e = report.tags[0].evidence[0]
+        if tags and tags[0].evidence:
+            e = tags[0].evidence[0]
             row["evidence_1"] = f"{e.modality}: " + ", ".join(e.tokens)
     return row
 
@@ -641,7 +683,7 @@ def apply_auto_preset(args, inp, analyze_options, plan_options):
     a_opt, p_opt, choices, report = auto_preset(inp, analyze_options, plan_options, taxonomy=taxonomy,
                                                 table=table, keep=keep, progress=not args.quiet)
     if not args.quiet:
-        print("tags: " + ", ".join(f"{t.name} {t.score:.2f}" for t in report.tags[:3]), file=sys.stderr)
+        print("tags: " + ", ".join(f"{t.name} {t.score:.2f}" for t in live_tags(report.tags)[:3]), file=sys.stderr)
     return a_opt, p_opt, choices
 
 
@@ -725,7 +767,7 @@ def _tag_folder(args, folder: Path, taxonomy: Taxonomy, clip: ClipSpec | None, o
             schemas.save(report, outdir / f"{v.stem}.tags.json")
             atomic_write_bytes(outdir / f"{v.stem}.chapters.vtt", chapters_vtt(report).encode())
         if not args.quiet:
-            print(f"[{i}/{len(videos)}] {v.name}: " + ", ".join(f"{t.name} {t.score:.2f}" for t in report.tags[:3]),
+            print(f"[{i}/{len(videos)}] {v.name}: " + ", ".join(f"{t.name} {t.score:.2f}" for t in live_tags(report.tags)[:3]),
                   file=__import__("sys").stderr)
     atomic_write_bytes(summary, summary_csv(rows).encode())
     atomic_write_bytes(summary_json, (json.dumps({"schema": "codec-assist/tag-summary", "version": 1,
