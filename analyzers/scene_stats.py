@@ -39,7 +39,28 @@ def _ramp(x: float, lo: float, hi: float) -> float:
     return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
 
 
+def active_area(gray: np.ndarray, level: float = 20.0) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the picture inside black letterbox/pillarbox bars: edge rows/columns whose mean
+    and maximum luma stay dark are padding, not a dark scene (a letterboxed day street read as 'dark')."""
+    rows_dark = (gray.mean(axis=1) < level) & (gray.max(axis=1) < 2 * level)
+    cols_dark = (gray.mean(axis=0) < level) & (gray.max(axis=0) < 2 * level)
+
+    def span(dark: np.ndarray) -> tuple[int, int]:
+        n = len(dark)
+        lo = int(np.argmin(dark)) if not dark.all() else 0
+        hi = n - int(np.argmin(dark[::-1])) if not dark.all() else n
+        if hi - lo < n // 3:  # (nearly) all dark: a black frame, not bars
+            return 0, n
+        return lo, hi
+
+    y0, y1 = span(rows_dark)
+    x0, x1 = span(cols_dark)
+    return y0, y1, x0, x1
+
+
 def frame_stats(bgr: np.ndarray, gray: np.ndarray) -> dict[str, float]:
+    y0, y1, x0, x1 = active_area(gray)
+    bgr, gray = bgr[y0:y1, x0:x1], gray[y0:y1, x0:x1]
     hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
     hue, sat = hsv[..., 0], hsv[..., 1]
     saturated = sat > 120
@@ -121,11 +142,18 @@ class SceneStats(Analyzer):
         self._shifts: list[float] = []  # frame-pair global shift (fraction of the width) since the last one
         self._still: list[float] = []  # frame-pair share of unchanged thumbnail pixels
         self._window = cv2.createHanningWindow(CAM_THUMB, cv2.CV_32F)
+        self._crop: tuple[int, int, int, int] | None = None  # the picture inside letterbox bars
         self._stats: dict[int, dict[str, float]] = {}
 
     def process(self, frame: ProxyFrame) -> None:
-        thumb = cv2.resize(frame.gray, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
-        cam = cv2.resize(frame.gray, CAM_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if frame.index in self.ctx.analysis_frames or self._crop is None:
+            crop = active_area(frame.gray)
+            if crop != self._crop:  # bars changed (a cut between a letterboxed and a full-frame shot)
+                self._prev, self._crop = None, crop
+        y0, y1, x0, x1 = self._crop
+        gray = frame.gray[y0:y1, x0:x1]
+        thumb = cv2.resize(gray, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+        cam = cv2.resize(gray, CAM_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         if self._prev is not None:
             diff = np.abs(thumb - self._prev)
             level = float(diff.mean())

@@ -48,6 +48,12 @@ COLOUR_NAMES = {
     "purple": (120, 50, 150), "pink": (240, 150, 190), "brown": (110, 70, 40), "beige": (220, 200, 160),
 }
 NUMBERS = {1: "a", 2: "two", 3: "three", 4: "four"}
+# Evidence a token must have before a caption names it (issue 14 part 7): an object class its accumulated
+# probability x share of the shot (or half that when the classifier named it on two runs or more); faces on at
+# least this share of the shot's analysed frames; a transcript segment mostly inside the shot.
+OBJECT_MIN_WEIGHT = 0.15
+FACE_MIN_SHARE = 0.3
+SPEECH_MIN_OVERLAP = 0.5
 
 
 @dataclass
@@ -79,7 +85,9 @@ class SemanticStream:
 
 # ------------------------------------------------------------------------------------------ facts, caption
 def _article(noun: str) -> str:
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+    from .wording import with_article
+
+    return with_article(noun)
 
 
 def _where(box) -> tuple[str, str]:
@@ -95,22 +103,31 @@ def _level(value: float, levels) -> str:
 
 def shot_facts(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: int,
                keyframe_rgb: np.ndarray | None, palette: np.ndarray | None) -> ShotFacts:
-    """Facts for frames [start, end) from whatever tokens the analyzers produced (by source and label)."""
+    """Facts for frames [start, end) from whatever tokens the analyzers produced (by source and label).
+    Only tokens with enough evidence in the shot are named (see OBJECT_MIN_WEIGHT and the lines after it)."""
+    from .wording import distinct, one_name
+
     tokens = [t for t in analysis.tokens if t.frame_start < end and t.frame_end > start]
     faces_at: dict[int, int] = {}
     text_at: dict[int, int] = {}
     objects: dict[str, float] = {}
+    object_runs: dict[str, set[int]] = {}
     words: list[str] = []
     speech: list[str] = []
     tags: dict[str, float] = {}
     layout: list[str] = []
     biggest_face = None
     for t in tokens:
+        held_in = start <= t.frame_start < end  # a detection made inside this shot, not held over a cut
         if t.source == "faces" or t.label == "face":
+            if not held_in:
+                continue
             faces_at[t.frame_start] = faces_at.get(t.frame_start, 0) + 1
             if t.box and (biggest_face is None or t.box.w * t.box.h > biggest_face.w * biggest_face.h):
                 biggest_face = t.box
         elif t.source == "text":
+            if not held_in:
+                continue
             text_at[t.frame_start] = text_at.get(t.frame_start, 0) + 1
             if t.label.strip() and t.label != "text" and t.label not in words:
                 words.append(t.label.strip())
@@ -119,13 +136,29 @@ def shot_facts(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, en
                 if f"text {v}" not in layout:
                     layout.append(f"text {v}")
         elif t.source == "transcript":
+            inside = min(end, t.frame_end) - max(start, t.frame_start)
+            if inside < SPEECH_MIN_OVERLAP * min(t.frame_end - t.frame_start, end - start):
+                continue  # said mostly in another shot
             if t.label.strip() and t.label.strip() not in speech:
                 speech.append(t.label.strip())
         elif t.box is None:  # a whole-frame token from another analyzer: a topic tag, a sound class
             tags[t.label] = max(tags.get(t.label, 0.0), t.score)
         else:  # a region with a class name (ImageNet, detectors)
+            # "horse cart, jinrikisha": classes whose blobs coincided, most likely first: one name per blob
+            name = one_name(t.label)
             overlap = (min(end, t.frame_end) - max(start, t.frame_start)) / max(1, end - start)
-            objects[t.label] = objects.get(t.label, 0.0) + t.score * overlap
+            objects[name] = objects.get(name, 0.0) + t.score * overlap
+            object_runs.setdefault(name, set()).add(t.frame_start)
+    analysed = sum(1 for f in analysis.analysis_frames if start <= f < end)
+    if len(faces_at) < FACE_MIN_SHARE * analysed:  # a face on one frame of a long shot is not who is in it
+        faces_at, biggest_face = {}, None
+    if speech and "signal/speech" in arrays:  # ASR text where the voice detector heard little speech: not said here
+        frames_all = np.asarray(analysis.analysis_frames)
+        sel = (frames_all >= start) & (frames_all < end)
+        heard = arrays["signal/speech"][sel] if len(arrays["signal/speech"]) == len(frames_all) else np.array([])
+        heard = heard[np.isfinite(heard)]
+        if heard.size and float(heard.mean()) < 0.3:
+            speech = []
     if biggest_face is not None:
         h, v = _where(biggest_face)
         layout.insert(0, f"face {h}" + (" close-up" if biggest_face.h > 0.3 else ""))
@@ -161,7 +194,10 @@ def shot_facts(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, en
             name = colour_name((int(r), int(g), int(b)))
             if share >= 20 and name not in colours:  # >= 8 % of the picture
                 colours.append(name)
-    objs = [k for k, _ in sorted(objects.items(), key=lambda kv: -kv[1])][:5]
+        colours = distinct(colours)  # "dark green and green tones" says green twice: the stronger one only
+    seen = [k for k, w in sorted(objects.items(), key=lambda kv: -kv[1])  # the most certain first
+            if w >= OBJECT_MIN_WEIGHT or (len(object_runs[k]) >= 2 and w >= OBJECT_MIN_WEIGHT / 2)]
+    objs = distinct(seen)[:5]
     people = max(faces_at.values(), default=0)
     facts = ShotFacts(
         start=start, end=end, caption="", people=people, objects=objs, text=words[:16],
@@ -197,22 +233,25 @@ def compose_caption(f: ShotFacts) -> str:
         who = "a person" if f.people == 1 else f"{NUMBERS.get(f.people, 'several')} people"
         if any(x.endswith("close-up") for x in f.layout):
             who = "a close-up of " + who
-        subject = who + (f" with {_article(f.objects[0])}" if f.objects else "")
+        subject = who
     elif f.objects:
         subject = _article(f.objects[0]) + (f" and {_article(f.objects[1])}" if len(f.objects) > 1 else "")
     else:
         subject = {"dark": "a dark scene", "dim": "a dim scene", "bright": "a bright scene"}.get(f.light, "a scene")
     face_where = next((x.split()[1] for x in f.layout if x.startswith("face ")), "")
-    if f.people and face_where:
+    if f.people and face_where:  # where the person is, said next to the person (not after an object)
         subject += " in the centre" if face_where == "centre" else f" on the {face_where}"
+    if f.people and f.objects:
+        subject += f" with {_article(f.objects[0])}"
     if f.speech:
-        action = "talking" + (" to the camera" if f.people == 1 and face_where == "centre" else "")
+        action = (", " if f.people and f.objects else "") + "talking" + (
+            " to the camera" if f.people == 1 and face_where == "centre" else "")
         quote = " ".join(f.speech)
         action += f', saying "{quote[:120].rstrip()}{"..." if len(quote) > 120 else ""}"'
     else:
         action = {"still": "in a still shot", "slow": "with slow motion", "moving": "with movement",
                   "fast": "with fast motion"}.get(f.motion, "")
-    caption = subject + (" " + action if action else "")
+    caption = subject + ("" if not action else action if action.startswith(",") else " " + action)
     setting = []
     if f.colours:
         names = f.colours[:2]
