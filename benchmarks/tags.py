@@ -10,6 +10,9 @@
 
     python benchmarks/tags.py                                  # speed + auto-preset on the four samples
     python benchmarks/tags.py --skip-speed --samples jwpIntro.mp4 bikes.mp4
+    python benchmarks/tags.py --accuracy samples/ground_truth.json          # + top-1/top-3/contradictions per split
+3. With --accuracy GT: top-1 / top-3 accuracy and contradictions per split (dev, test) on the labelled corpus
+   (benchmarks/tag_accuracy.py, which the perception benchmark calls too).
 Results: Markdown on stdout, JSON in out/bench/tags.json.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "samples"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fetch import fetch, manifest  # noqa: E402
 
@@ -105,6 +109,8 @@ def main() -> int:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-presets", action="store_true")
+    ap.add_argument("--accuracy", metavar="GT", help="ground-truth JSON: also print tag accuracy per split")
+    ap.add_argument("--cache", help="with --accuracy: keep each clip's analysis here")
     args = ap.parse_args()
     media = ROOT / "samples" / "media"
     entries = {e["name"]: e for e in manifest()}
@@ -128,6 +134,13 @@ def main() -> int:
             res.append(auto_vs_default(p, rois, args.preset))
         result["auto_preset"] = res
         print(table(res))
+    if args.accuracy:
+        import tag_accuracy
+
+        acc = tag_accuracy.evaluate(tag_accuracy.load_gt(args.accuracy), media,
+                                    cache=Path(args.cache) if args.cache else None)
+        result["accuracy"] = acc
+        print(tag_accuracy.markdown(acc))
     out = ROOT / "out" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "tags.json").write_text(json.dumps(result, indent=2))

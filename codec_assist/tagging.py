@@ -72,6 +72,7 @@ WEIGHT_POWER = 0.75  # phrase weight -> support factor: sub-linear, a brief but 
 BAG_SIZE = 6  # ImageNet classes joined into the "objects seen together" phrase
 NAME_WEIGHT = 0.3  # keyphrases that are only names (proper nouns in the transcript) count this much
 EVIDENCE_PHRASES = 3  # phrases shown per modality in a tag's evidence
+TRANSCRIPT_CHARS = 1000  # the whole transcript as one passage (MiniLM reads its first ~256 word pieces)
 
 SOURCE_MODALITY = {"imagenet": "visual", "transcript": "transcript", "keyphrase": "transcript",
                    "speech": "transcript", "subtitles": "transcript", "audio": "audio", "text": "on-screen text", "ocr": "on-screen text",
@@ -260,6 +261,14 @@ def collect_evidence(analysis: Analysis, arrays: dict[str, np.ndarray], start: i
             if classes & set(top):
                 best[run_start] = max(best.get(run_start, 0.0), weight)
         add("visual", ", ".join(top), min(1.0, sum(best.values())))
+    # The transcript's topic: everything said in the span as one passage (a sentence-level embedding of the
+    # whole speech says what it is about where single segments are greetings or names).
+    said = [t for t in analysis.tokens if t.source in ("transcript", "subtitles") and t.label.strip()
+            and min(end, t.frame_end) > max(start, t.frame_start)]
+    if len(said) > 1:
+        passage = " ".join(" ".join(t.label.split()) for t in said)[:TRANSCRIPT_CHARS]
+        covered = sum(min(end, t.frame_end) - max(start, t.frame_start) for t in said) / span
+        add("transcript", passage, min(1.0, covered))
     # speech / music / singing shares, faces, brightness, motion and the cut rate are measured facts
     # (scene_facts.measure), scored against each topic's conditions as numbers, not as phrases here.
     return ev
