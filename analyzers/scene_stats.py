@@ -30,6 +30,7 @@ from .faces import next_frames
 THUMB = (64, 36)  # motion is measured on a thumbnail: cheap enough for every frame
 CAM_THUMB = (128, 72)  # camera motion: global shift by phase correlation, on a larger thumbnail for sub-pixel precision
 STILL_LEVEL = 3.0  # |diff| (grey levels) under which a thumbnail pixel did not change between two frames
+BORDER_LEVEL = 2.0  # the same on the blurred 128x72 thumbnail's border ring (outer 20 % each side)
 CUT_LEVEL = 35.0  # mean |diff| of the thumbnail above which a frame pair is a cut, not motion (as saliency.py)
 MIN_STRENGTH = 0.3  # a phrase weaker than this is not said
 
@@ -139,10 +140,14 @@ class SceneStats(Analyzer):
         self._prev: np.ndarray | None = None
         self._diffs: list[float] = []  # frame-pair motion since the last analysis frame
         self._cam_prev: np.ndarray | None = None
-        self._shifts: list[float] = []  # frame-pair global shift (fraction of the width) since the last one
+        self._shifts: list[tuple[float, float]] = []  # frame-pair global shift (dx, dy), fractions of the width
         self._still: list[float] = []  # frame-pair share of unchanged thumbnail pixels
         self._window = cv2.createHanningWindow(CAM_THUMB, cv2.CV_32F)
         self._crop: tuple[int, int, int, int] | None = None  # the picture inside letterbox bars
+        self._border: list[float] = []  # frame-pair share of the border ring unchanged
+        w, h = CAM_THUMB
+        self._ring = np.ones((h, w), bool)
+        self._ring[h // 5:h - h // 5, w // 5:w - w // 5] = False
         self._stats: dict[int, dict[str, float]] = {}
 
     def process(self, frame: ProxyFrame) -> None:
@@ -153,23 +158,31 @@ class SceneStats(Analyzer):
         y0, y1, x0, x1 = self._crop
         gray = frame.gray[y0:y1, x0:x1]
         thumb = cv2.resize(gray, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
-        cam = cv2.resize(gray, CAM_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+        cam = cv2.GaussianBlur(cv2.resize(gray, CAM_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32), (3, 3), 0)
         if self._prev is not None:
             diff = np.abs(thumb - self._prev)
             level = float(diff.mean())
             if level < CUT_LEVEL:
                 self._diffs.append(level)
                 self._still.append(float((diff < STILL_LEVEL).mean()))
-                (dx, dy), _response = cv2.phaseCorrelate(self._cam_prev, cam, self._window)
-                self._shifts.append(float(np.hypot(dx, dy)) / CAM_THUMB[0])
+                # the border ring: subjects sit in the middle, so an unchanged border means the camera stood still
+                self._border.append(float((np.abs(cam - self._cam_prev)[self._ring] < BORDER_LEVEL).mean()))
+                # copies: OpenCV applies the window to its inputs in place
+                (dx, dy), _response = cv2.phaseCorrelate(self._cam_prev.copy(), cam.copy(), self._window)
+                self._shifts.append((dx / CAM_THUMB[0], dy / CAM_THUMB[0]))
         self._prev, self._cam_prev = thumb, cam
         if frame.index in self.ctx.analysis_frames:
             s = frame_stats(frame.bgr, frame.gray)
             s["motion"] = float(np.median(self._diffs)) if self._diffs else float("nan")
             # camera motion in % of the frame width per frame; still: share of the picture that did not change
-            s["camera_motion"] = 100.0 * float(np.median(self._shifts)) if self._shifts else float("nan")
+            shifts = np.asarray(self._shifts, np.float64).reshape(-1, 2)
+            s["camera_motion"] = 100.0 * float(np.median(np.hypot(*shifts.T))) if len(shifts) else float("nan")
+            # drift: the net shift over the interval per frame. A slow pan adds up; measurement jitter and
+            # people moving inside a fixed frame cancel out.
+            s["camera_drift"] = 100.0 * float(np.hypot(*shifts.sum(axis=0)) / len(shifts)) if len(shifts) else float("nan")
             s["still_fraction"] = float(np.median(self._still)) if self._still else float("nan")
-            self._diffs, self._shifts, self._still = [], [], []
+            s["border_still"] = float(np.median(self._border)) if self._border else float("nan")
+            self._diffs, self._shifts, self._still, self._border = [], [], [], []
             self._stats[frame.index] = s
 
     def finish(self) -> AnalyzerOutput:
@@ -181,7 +194,7 @@ class SceneStats(Analyzer):
             out.signals[key] = {f: self._stats[f][key] for f in frames}
         # The first analysis frame has no motion measured yet: borrow the next one's.
         if len(frames) > 1:
-            for key in ("motion", "camera_motion", "still_fraction"):
+            for key in ("motion", "camera_motion", "camera_drift", "still_fraction", "border_still"):
                 if not np.isfinite(self._stats[frames[0]][key]):
                     self._stats[frames[0]][key] = self._stats[frames[1]][key]
         open_runs: dict[str, tuple[int, list[float]]] = {}  # phrase -> (first frame, strengths)

@@ -13,8 +13,8 @@ static camera, night, speech), the clip is tagged with the default analyzers and
                camera, interview/news/motivational on a clip with an audio track and no speech.
 Every figure says its split; tune on `dev`, report `test` (a figure on a clip tuned on is not evidence).
 
-    python benchmarks/tag_accuracy.py --gt samples/ground_truth.json            # both splits, side by side
-    python benchmarks/tag_accuracy.py --gt samples/ground_truth.json --split dev --cache out/tagcache
+    python benchmarks/tag_accuracy.py --gt samples/corpus.json            # both splits, side by side
+    python benchmarks/tag_accuracy.py --gt samples/corpus.json --split dev --cache out/tagcache
 Markdown on stdout, JSON in out/bench/tag_accuracy.json. `evaluate()` is what the perception benchmark calls.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 LABELLED_CONTRADICTIONS = {
     "night": {False: {"night_scene", "city_night"}},
     "animation": {False: {"animation", "anime"}, True: {"surveillance", "dashcam"}},
-    "static_camera": {False: {"surveillance"}, True: {"dashcam", "aerial"}},
+    "static_camera": {False: {"surveillance"}, True: {"dashcam"}},
     "speech": {False: {"interview", "news", "motivational"}},  # only where the clip has an audio track
 }
 
@@ -67,20 +67,23 @@ def labelled_contradictions(tag_ids: list[str], facts: dict, has_audio: bool) ->
     return found
 
 
-def measured_contradictions(tags, taxonomy, facts: dict[str, float]) -> list[str]:
-    from codec_assist.scene_facts import judge
+def measured_contradictions(tags, taxonomy, facts: dict[str, float], parts) -> list[str]:
+    """Tags whose conditions the clip's measured facts contradict (for a multi-shot clip: unless shots covering
+    tagging.PART_MIN_SHARE of it meet them), re-checked from the facts, not read from the tagger's flags."""
+    from codec_assist.tagging import topic_verdict
 
     topics = {t.id: t for t in taxonomy.topics}
     found = []
     for t in tags:
-        v = judge(topics[t.id].requires, topics[t.id].excludes, facts)
+        v = topic_verdict(topics[t.id], facts, parts)[0]
         if v.ruled_out:
             found.append(f"{t.id}: {v.ruled_out}")
     return found
 
 
 def tag_clip(path: Path, taxonomy, cache: Path | None):
-    """(tags best first, measured facts, has audio): the analysis is cached when `cache` is given."""
+    """(live tags best first, measured facts, per-shot (facts, share, name), has audio); the analysis is cached
+    when `cache` is given."""
     from codec_assist import schemas, tagging
     from codec_assist.pipeline import analyze
     from codec_assist.schemas import Analysis
@@ -93,8 +96,10 @@ def tag_clip(path: Path, taxonomy, cache: Path | None):
         if hit is not None:
             cache.mkdir(parents=True, exist_ok=True)
             schemas.save(analysis, hit, arrays)
-    tags, _shots, _mods, facts = tagging.tag_analysis_facts(analysis, arrays, taxonomy)
-    return tagging.live_tags(tags), facts, bool(analysis.video.audio)
+    tags, shots, _mods, facts = tagging.tag_analysis_facts(analysis, arrays, taxonomy)
+    n = max(1, analysis.video.frame_count)
+    parts = [(s.facts, (s.end_frame - s.start_frame) / n, f"shot {k + 1}") for k, s in enumerate(shots)]
+    return tagging.live_tags(tags), facts, parts, bool(analysis.video.audio)
 
 
 def evaluate(gt: dict[str, dict], media: Path, splits=("dev", "test"), cache: Path | None = None,
@@ -113,14 +118,14 @@ def evaluate(gt: dict[str, dict], media: Path, splits=("dev", "test"), cache: Pa
             rows.append({"clip": name, "split": g["split"], "error": "missing (run samples/fetch.py)"})
             continue
         t0 = time.perf_counter()
-        tags, facts, has_audio = tag_clip(path, taxonomy, cache)
+        tags, facts, parts, has_audio = tag_clip(path, taxonomy, cache)
         top3 = [t.id for t in tags[:3]]
         labels = [x for x in g["topics"] if x in known]
         rows.append({
             "clip": name, "split": g["split"], "labels": g["topics"], "unknown_labels": sorted(set(g["topics"]) - known),
             "top3": [(t.id, t.score) for t in tags[:3]], "top1_ok": bool(top3) and top3[0] in labels,
             "top3_ok": any(x in labels for x in top3),
-            "measured_contradictions": measured_contradictions(tags[:3], taxonomy, facts),
+            "measured_contradictions": measured_contradictions(tags[:3], taxonomy, facts, parts),
             "labelled_contradictions": labelled_contradictions(top3, g["facts"], has_audio),
             "facts": facts, "seconds": round(time.perf_counter() - t0, 2)})
     summary = {}
@@ -157,7 +162,7 @@ def markdown(result: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gt", default=str(ROOT / "samples" / "ground_truth.json"), help="ground-truth JSON")
+    ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"), help="ground-truth JSON")
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     ap.add_argument("--cache", help="folder to keep each clip's analysis in (re-scoring without re-analysing)")

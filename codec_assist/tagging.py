@@ -64,7 +64,8 @@ TAG_FPS = 1.5  # analysis frames per second for tagging: topics change slowly; k
 
 TEMPERATURE = 0.02  # attention over a modality's phrases (support units): ~ a soft maximum
 MODALITY_WEIGHT = {"visual": 1.0, "transcript": 1.0, "audio": 0.5, "on-screen text": 0.6}
-FACT_UNIT = 0.12  # raw score a fully met `requires` condition adds (measured facts, scene_facts.py)
+FACT_UNIT = 0.2  # raw score a fully met `requires` condition adds (measured facts, scene_facts.py)
+PART_MIN_SHARE = 0.25  # shots covering this share of a video can carry a topic the whole-video facts rule out
 OTHER_MODALITY_WEIGHT = 0.5  # a source this module does not know yet
 CLIP_WEIGHT, CLIP_SCALE = 1.5, 0.1  # CLIP z-scores brought to the range of MiniLM margins (~0.1 a std)
 CAL_SLOPE, CAL_MID = 16.0, 0.3  # the heuristic calibration (see the module docstring)
@@ -351,15 +352,39 @@ def calibrate(raw: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-CAL_SLOPE * (np.asarray(raw, np.float64) - CAL_MID)))
 
 
+def topic_verdict(topic, facts: dict[str, float], parts: list[tuple[dict[str, float], float, str]] = ()):
+    """A topic's conditions against the measured facts (and, for a multi-shot video, its shots'; see
+    score_topics): (verdict, support, met conditions in words, their strengths)."""
+    from .scene_facts import judge
+
+    verdict = judge(topic.requires, topic.excludes, facts)
+    support, met = verdict.support, [c for c, _ in verdict.met or []]
+    strengths = [s for _, s in verdict.met or []]
+    if len(parts) > 1:
+        held = [(share, v, name) for f, share, name in parts
+                if not (v := judge(topic.requires, topic.excludes, f)).ruled_out and v.met]
+        share = sum(h[0] for h in held)
+        part_support = sum(h[0] * h[1].support for h in held)
+        if held and (part_support > support or verdict.ruled_out) and share >= PART_MIN_SHARE:
+            biggest = max(held, key=lambda h: h[0])
+            support, verdict = part_support, biggest[1]
+            strengths = [s for _, s in biggest[1].met]
+            met = [f"{', '.join(h[2] for h in held)} ({share:.0%} of the video)"] + [c for c, _ in biggest[1].met]
+    return verdict, support, met, strengths
+
+
 def score_topics(space: TopicSpace, evidence: Evidence, clip_sims: np.ndarray | None = None,
-                 clip_note: str = "", facts: dict[str, float] | None = None) -> list[Tag]:
+                 clip_note: str = "", facts: dict[str, float] | None = None,
+                 parts: list[tuple[dict[str, float], float, str]] = ()) -> list[Tag]:
     """All topics scored (best first), each with the evidence of every modality that added to it.
 
     `facts` (scene_facts.measure) are checked against each topic's `requires`/`excludes`: a topic a
     measurement contradicts is ruled out (score 0, ranked after every other, `ruled_out` says which
-    measurement), and each met `requires` adds FACT_UNIT x how clearly it is met."""
-    from .scene_facts import judge
-
+    measurement), and each met `requires` adds FACT_UNIT x how clearly it is met.
+    `parts` (video level of a multi-shot video: each shot's facts, its share of the video, its name): a video
+    is also what its shots are. A topic the whole-video facts rule out still stands when shots covering at
+    least PART_MIN_SHARE of the video meet its conditions (a talking head between street shots), with their
+    support weighed by their share; its evidence names those shots."""
     topics = space.taxonomy.topics
     raw = np.zeros(len(topics))
     per_topic: list[list[TagEvidence]] = [[] for _ in topics]
@@ -367,14 +392,13 @@ def score_topics(space: TopicSpace, evidence: Evidence, clip_sims: np.ndarray | 
     for k, t in enumerate(topics):
         if facts is None or not (t.requires or t.excludes):
             continue
-        verdict = judge(t.requires, t.excludes, facts)
+        verdict, support, met, strengths = topic_verdict(t, facts, parts)
         ruled_out[k] = verdict.ruled_out
-        if verdict.met:
-            add = FACT_UNIT * verdict.support
+        if met and not verdict.ruled_out:
+            add = FACT_UNIT * support
             raw[k] += add
-            per_topic[k].append(TagEvidence(
-                modality="measured", tokens=[c for c, _ in verdict.met],
-                similarity=round(float(np.mean([s for _, s in verdict.met])), 4), contribution=round(add, 4)))
+            per_topic[k].append(TagEvidence(modality="measured", tokens=met,
+                                            similarity=round(float(np.mean(strengths)), 4), contribution=round(add, 4)))
     for modality, phrases in sorted(evidence.items()):
         if not phrases:
             continue
@@ -485,11 +509,14 @@ def tag_analysis_facts(analysis: Analysis, arrays: dict[str, np.ndarray], taxono
     embed_phrases([p for ev in [evidence, *shot_evidence] for phrases in ev.values() for p in phrases])
     all_clip = np.concatenate(list(clip.values())) if clip else None
     facts = measure(analysis, arrays, 0, n)
-    video_tags = score_topics(space, evidence, all_clip, clip_note, facts)
     fps = analysis.video.fps
+    per_shot = [measure(analysis, arrays, s.start_frame, s.end_frame) for s in analysis.shots]
+    parts = [(f, (s.end_frame - s.start_frame) / max(1, n), f"shot {k + 1} ({s.start_frame / fps:.1f}-{s.end_frame / fps:.1f} s)")
+             for k, (s, f) in enumerate(zip(analysis.shots, per_shot))]
+    video_tags = score_topics(space, evidence, all_clip, clip_note, facts, parts)
     shots = []
     for k, (s, ev) in enumerate(zip(analysis.shots, shot_evidence)):
-        shot_facts = measure(analysis, arrays, s.start_frame, s.end_frame)
+        shot_facts = per_shot[k]
         shots.append(ShotTags(start_frame=s.start_frame, end_frame=s.end_frame, start=round(s.start_frame / fps, 3),
                               end=round(s.end_frame / fps, 3), facts=shot_facts,
                               tags=score_topics(space, ev, clip.get(k) if clip else None, clip_note, shot_facts)))
