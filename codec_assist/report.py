@@ -636,7 +636,7 @@ def _tags(t: TagReport) -> str:
                                                 for ev in x.evidence if ev.contribution > 0) or "–"]
             for x in live]
     # topics the words pointed to but a measurement contradicts (issue 14): which measurement ruled each out
-    rows += [[x.name, "ruled out", x.ruled_out] for x in t.tags if x.ruled_out]
+    rows += [[x.name, "ruled out", x.ruled_out] for x in t.ruled_out]
     out.append(_table(["tag", "score", "evidence (modality: best-matching phrases (what it added))"], rows, {1}))
     if t.facts:
         out.append("<p>Measured (checked against each topic's conditions as numbers): "

@@ -731,6 +731,7 @@ class TagReport(_Model):
     tags: list[Tag]  # video level, best first
     shots: list[ShotTags] = []
     facts: dict[str, float] = {}  # the video's measured scene facts the topic conditions were checked against
+    ruled_out: list[Tag] = []  # topics the words pointed to but a measurement contradicts (Tag.ruled_out says which)
     modalities: list[str] = []  # which evidence was present
     clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
     seconds: float = 0.0

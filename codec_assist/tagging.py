@@ -422,7 +422,8 @@ def score_topics(space: TopicSpace, evidence: Evidence, clip_sims: np.ndarray | 
     tags = [Tag(id=t.id, name=t.name, score=0.0 if why else round(float(s), 4), raw=round(float(r), 4),
                 evidence=sorted(e, key=lambda x: -x.contribution), ruled_out=why)
             for t, s, r, e, why in zip(topics, scores, raw, per_topic, ruled_out)]
-    return sorted(tags, key=lambda t: (bool(t.ruled_out), -t.raw, t.id))
+    order = sorted(range(len(tags)), key=lambda k: (bool(ruled_out[k]), -raw[k], topics[k].id))  # unrounded raw
+    return [tags[k] for k in order]
 
 
 # --------------------------------------------------------------------------------------------- CLIP
@@ -549,9 +550,9 @@ def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=Non
         note = f"{clip.describe()}: frames vs topic text"
     video_tags, shots, modalities, facts = tag_analysis_facts(analysis, arrays, taxonomy, sims, note)
     for s in shots:
-        s.tags = _shown(s.tags, top)
-    return TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=_shown(video_tags, top), shots=shots,
-                     facts=facts,
+        s.tags = live_tags(s.tags)[:top]
+    return TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=live_tags(video_tags)[:top], shots=shots,
+                     facts=facts, ruled_out=ruled_out_shown(video_tags),
                      modalities=modalities, clip=clip.describe() if clip else None,
                      seconds=time.perf_counter() - t0, seconds_analysis=seconds_analysis,
                      analyzer_seconds={r.name: round(r.seconds, 3) for r in analysis.analyzers})
@@ -565,12 +566,11 @@ def live_tags(tags: list[Tag]) -> list[Tag]:
     return [t for t in tags if not t.ruled_out]
 
 
-def _shown(tags: list[Tag], top: int) -> list[Tag]:
-    """The top tags, then the ruled-out topics the words alone would have ranked highest: the report and
-    `explain` show which measurement ruled them out."""
-    kept = [t for t in tags if not t.ruled_out][:top]
+def ruled_out_shown(tags: list[Tag]) -> list[Tag]:
+    """The ruled-out topics the other evidence would have ranked highest: the report shows which measurement
+    ruled each out."""
     out = sorted((t for t in tags if t.ruled_out), key=lambda t: -t.raw)[:RULED_OUT_SHOWN]
-    return kept + [t for t in out if t.raw > 0]
+    return [t for t in out if t.raw > 0]
 
 
 # ------------------------------------------------------------------------------------ presets (apply)
@@ -623,11 +623,11 @@ def format_report(report: TagReport, top: int) -> str:
     v = report.input
     lines = [f"{Path(v.path).name}: {v.duration:.1f} s, evidence from {', '.join(report.modalities) or 'nothing'}"
              f" (tagged in {report.seconds:.2f} s)"]
-    for t in [t for t in report.tags if not t.ruled_out][:top]:
+    for t in live_tags(report.tags)[:top]:
         lines.append(f"  {t.score:5.2f}  {t.name} [{t.id}]")
         for e in t.evidence[:3]:
             lines.append(f"         {e.modality}: " + ", ".join(f"'{p}'" for p in e.tokens))
-    for t in [t for t in report.tags if t.ruled_out]:
+    for t in report.ruled_out:
         lines.append(f"  ruled out: {t.name} [{t.id}]: {t.ruled_out}")
     if report.facts:
         lines.append("  measured: " + ", ".join(f"{k} {v:.3g}" for k, v in report.facts.items()))
