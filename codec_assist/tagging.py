@@ -1,22 +1,24 @@
 """Topic tags for short videos (issue 5): multi-label tags with calibrated scores and their evidence,
 per shot and for the whole video, WebVTT chapters, folder summaries, and the `tag` command.
 
-How a tag is scored (all in the language space, MiniLM; see DESIGN.md "Cross-modal attention"):
+How a tag is scored:
 1. The analysis is run with the evidence analyzers (shots, faces, text, scene_stats and, where installed,
-   imagenet, speech, audio) and everything it found is put into words, grouped by modality:
-   visual (ImageNet classes), transcript (words, keyphrases), audio (speech / music / singing), on-screen
-   text (OCR words, or "on-screen text" for bare boxes), faces ("close-up of a person's face"), scene
-   (scene_stats phrases like "dark scene in low light") and editing (cut rate). Each phrase weighs
-   score x the fraction of the span it covers.
-2. Each modality's phrases attend to each topic description: softmax over phrases of
+   imagenet, speech, audio). What is said in words is grouped by modality: visual (ImageNet classes),
+   transcript (segments, keyphrases, and the whole transcript as one passage: its topic), on-screen text
+   (OCR words). Each phrase weighs score x the fraction of the span it covers.
+2. What is measured stays a number (issue 14, codec_assist/scene_facts.py): brightness, darkness, blue light,
+   detail, animation- and graphics-likeness, motion, static camera, text coverage, speech/music/singing share,
+   faces, people, cut rate. Each topic's `requires`/`excludes` conditions are checked against these numbers:
+   a topic a measurement contradicts is ruled out (score 0, ranked last, `ruled_out` names the measurement)
+   and each met `requires` adds FACT_UNIT x how clearly it is met ("measured" evidence). These facts are never
+   embedded as sentences: MiniLM put "bright well-lit scene" next to "night / low light".
+3. Each word modality's phrases attend to each topic description: softmax over phrases of
    cos/TEMPERATURE + log(weight), so a topic is matched by its best, best-supported phrases, not the mean.
-3. A modality adds MODALITY_WEIGHT x presence x max(0, its similarity - its mean similarity over the whole
-   taxonomy): only evidence that singles a topic out counts, and a modality whose words resemble every
-   topic a little (e.g. "speech") adds little. `raw` is the sum over modalities.
-4. Calibration (heuristic, honest about it): score = 1 / (1 + exp(-CAL_SLOPE (raw - CAL_MID))). The two
-   numbers were set by hand on the four samples so that the tags a person would give them land above 0.5
-   and unrelated topics below ~0.2; they are not fitted on a labelled set, so read scores as a ranking with
-   a rough confidence, not as probabilities.
+   A modality adds MODALITY_WEIGHT x presence x max(0, its similarity - its mean similarity over the whole
+   taxonomy): only evidence that singles a topic out counts. `raw` is the sum over modalities and facts.
+4. Calibration (heuristic, honest about it): score = 1 / (1 + exp(-CAL_SLOPE (raw - CAL_MID))), set by hand;
+   FACT_UNIT and the conditions' thresholds were set on the corpus `dev` split (samples/corpus.json) only.
+   Read scores as a ranking with a rough confidence, not as probabilities.
 With CLIP weights (--clip-model/--clip-pretrained/--clip-checkpoint) frames of each shot are also matched to
 "a video of <name>: <description>" in CLIP space; that modality adds CLIP_WEIGHT x z-score x CLIP_SCALE.
 """
