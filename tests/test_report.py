@@ -274,7 +274,7 @@ def jwp_speech(sample, tmp_path_factory):
     from codec_assist.pipeline import AnalyzeOptions
     from codec_assist.semantic import encode_video
     from codec_assist.semantic_cmd import semantic_report
-    from codec_assist.tagging import load_taxonomy, tag_analysis
+    from codec_assist.tagging import load_taxonomy, tag_analysis_facts
 
     path = sample("jwpIntro.mp4")
     analysis, arrays = analyze(path, AnalyzeOptions(analyzers=["shots", "faces", "speech", "audio"],
@@ -282,11 +282,11 @@ def jwp_speech(sample, tmp_path_factory):
     d = tmp_path_factory.mktemp("jwp-speech")
     schemas.save(analysis, d / "analysis.json", arrays)
     taxonomy = load_taxonomy()
-    tags, shots, modalities = tag_analysis(analysis, arrays, taxonomy)
+    tags, shots, modalities, facts = tag_analysis_facts(analysis, arrays, taxonomy)
     tags = tags[:5]
-    tags[0].evidence[0].tokens.append(SHORT_HOSTILE)  # a phrase read from a file: must come out escaped
+    tags[0].evidence[0].tokens.insert(0, SHORT_HOSTILE)  # a phrase read from a file: must come out escaped
     schemas.save(schemas.TagReport(input=analysis.video, taxonomy=taxonomy.name, tags=tags, shots=shots,
-                                   modalities=modalities), d / "tags.json")
+                                   modalities=modalities, facts=facts), d / "tags.json")
     blob, scene, info = encode_video(path, analyzed=(analysis, arrays))
     schemas.save(semantic_report(path, d / "jwp.cas", blob, scene, info), d / "semantic.json")
     return d, analysis
@@ -310,7 +310,9 @@ def test_report_shows_transcript_tags_semantic_and_focus(jwp_speech, tmp_path):
     tags = schemas.load(schemas.TagReport, d / "tags.json")[0]
     top = tags.tags[0]
     assert f"<td>{html.escape(top.name)}</td><td class='n'>{top.score:.2f}</td>" in text
-    assert top.name == "vlog / talking head" and "faces: close-up of a person&#x27;s face (+" in text
+    # issue 14: faces and speech are measured facts checked against the topic's conditions, shown as numbers
+    assert top.name == "vlog / talking head" and "face_share 1 (face_share &gt;= 0.5)" in text
+    assert "measured: " in text and "Measured (checked against each topic's conditions as numbers)" in text
     assert "Tags per shot" in text and SHORT_HOSTILE not in text and html.escape(SHORT_HOSTILE) in text
     # semantic stream: the layer table and each shot's caption
     sem = schemas.load(schemas.SemanticReport, d / "semantic.json")[0]
