@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__
-from .errors import CodecAssistError
+from codec_assist import __version__
+from codec_assist.errors import CodecAssistError
 
 EPILOG = "Exit codes: 0 ok, 1 internal error, 2 bad input or options, 130 interrupted."
 
@@ -48,7 +48,7 @@ def parse_crf(text: str) -> float:
 
 def parse_focus(text: str):
     """'bicycle' or 'bicycle@0.5' -> FocusPrompt."""
-    from .schemas import FocusPrompt
+    from codec_assist.schemas import FocusPrompt
 
     body, _, weight = text.rpartition("@") if re.search(r"@\s*\d*\.?\d+\s*$", text) else (text, "", "")
     try:
@@ -59,7 +59,7 @@ def parse_focus(text: str):
 
 
 def parse_roi_arg(text: str):
-    from .metrics import parse_roi
+    from codec_assist.evaluation.metrics import parse_roi
 
     try:
         return parse_roi(text)
@@ -114,7 +114,7 @@ def add_plan_knobs(sp) -> None:
 
 
 def add_codec_knobs(sp) -> None:
-    from .encode import PRESETS
+    from codec_assist.encoding.x26x import PRESETS
 
     sp.add_argument("--codec", choices=["x264", "x265"], default="x264", help="encoder")
     sp.add_argument("--preset", choices=PRESETS, default="medium", help="encoder preset")
@@ -145,7 +145,7 @@ def positive_int(text: str) -> int:
 def add_safety_knobs(sp, top: bool = False) -> None:
     """--overwrite and the input guards. On the main parser (defaults) and on every subcommand (so they may
     follow the command name); a subcommand only sets them when given."""
-    from .media import Limits
+    from codec_assist.media.decode import Limits
 
     d = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
     g = sp.add_argument_group("safety")
@@ -158,12 +158,12 @@ def add_safety_knobs(sp, top: bool = False) -> None:
 
 # Modules that add a subcommand: each has register(sub) that adds its parser(s) with set_defaults(handler=...).
 SIDE_COMMANDS: tuple[str, ...] = (
-    "codec_assist.export",
-    "codec_assist.report",
+    "codec_assist.export.formats",
+    "codec_assist.report.html",
     "codec_assist.semantic_cmd",
-    "codec_assist.tagging",
-    "codec_assist.explain",
-    "codec_assist.batch",
+    "codec_assist.tags.tagging",
+    "codec_assist.report.explain",
+    "codec_assist.scale.batch",
 )
 CORE_COMMANDS: dict = {}  # filled below, after the handlers are defined
 
@@ -211,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     add_analysis_knobs(e)
     add_plan_knobs(e)
-    importlib.import_module("codec_assist.allocate").add_encode_options(e)
-    importlib.import_module("codec_assist.chunked").add_chunk_knobs(e)  # --chunked, --workers, --engine, ...
+    importlib.import_module("codec_assist.planning.allocate").add_encode_options(e)
+    importlib.import_module("codec_assist.encoding.chunked").add_chunk_knobs(e)  # --chunked, --workers, --engine, ...
 
     c = sub.add_parser("compare", help="plain vs assisted encodes at several rates, with metrics and BD-rate",
                        formatter_class=fmt)
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------------------------- commands
 def _analyze_options(args):
-    from .pipeline import AnalyzeOptions
+    from codec_assist.analysis.pipeline import AnalyzeOptions
 
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()]
     return AnalyzeOptions(analyzers=names, proxy_width=args.proxy_width, analysis_fps=args.analysis_fps,
@@ -249,23 +249,23 @@ def _analyze_options(args):
 
 
 def _plan_options(args, codec: str):
-    from .pipeline import PlanOptions
+    from codec_assist.analysis.pipeline import PlanOptions
 
     return PlanOptions(codec=codec, max_dqp=args.max_dqp, strength=args.strength, min_gop=args.min_gop,
                        max_gop=args.max_gop)
 
 
 def _emit(args, model, text: str) -> None:
-    from .safeio import shown
+    from codec_assist.media.safeio import shown
 
     print(model.model_dump_json(indent=2, by_alias=True) if args.json else shown(text))
 
 
 def cmd_analyze(args) -> int:
-    from . import schemas
-    from .pipeline import analyze
+    from codec_assist import schemas
+    from codec_assist.analysis.pipeline import analyze
 
-    from .safeio import check_output, shown
+    from codec_assist.media.safeio import check_output, shown
 
     out = Path(args.output)
     inp = Path(args.input)
@@ -280,8 +280,8 @@ def cmd_analyze(args) -> int:
     schemas.save(analysis, out / "analysis.json", arrays)
     extra = ""
     if analysis.transcript is not None:
-        from .safeio import atomic_write_bytes
-        from .subtitles import to_webvtt
+        from codec_assist.media.safeio import atomic_write_bytes
+        from codec_assist.media.subtitles import to_webvtt
 
         atomic_write_bytes(out / "transcript.vtt", to_webvtt(analysis.transcript).encode())
         extra = f", transcript of {len(analysis.transcript.segments)} segments ({analysis.transcript.source})"
@@ -296,7 +296,7 @@ def cmd_analyze(args) -> int:
 
 
 def _load_analysis(path: str):
-    from . import schemas
+    from codec_assist import schemas
 
     p = Path(path)
     if p.is_dir():
@@ -307,9 +307,9 @@ def _load_analysis(path: str):
 
 
 def cmd_plan(args) -> int:
-    from . import schemas
-    from .pipeline import make_plan
-    from .safeio import check_output
+    from codec_assist import schemas
+    from codec_assist.analysis.pipeline import make_plan
+    from codec_assist.media.safeio import check_output
 
     (analysis, arrays), src = _load_analysis(args.analysis)
     out = check_output(args.output, src, schemas.arrays_path(src))
@@ -323,16 +323,16 @@ def cmd_plan(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from . import allocate
+    import codec_assist.planning.allocate as allocate
 
     if allocate.wants(args):  # --allocate, --target-quality, --ladder, --events, --save-plan
         return allocate.run_encode(args)
-    from . import schemas
-    from .encode import encode, parse_params
-    from .metrics import compare_videos
-    from .pipeline import analyze, make_plan
-    from .safeio import check_output
-    from .schemas import EncodeReport, RateControl
+    from codec_assist import schemas
+    from codec_assist.encoding.x26x import encode, parse_params
+    from codec_assist.evaluation.metrics import compare_videos
+    from codec_assist.analysis.pipeline import analyze, make_plan
+    from codec_assist.media.safeio import check_output
+    from codec_assist.schemas import EncodeReport, RateControl
 
     inp, out = Path(args.input), Path(args.output)
     plan_files = [args.plan, schemas.arrays_path(args.plan)] if args.plan else []
@@ -348,10 +348,10 @@ def cmd_encode(args) -> int:
     rate = (RateControl(mode="abr", bitrate=args.bitrate) if args.bitrate
             else RateControl(mode="crf", crf=23.0 if args.crf is None else args.crf))
     params = parse_params(args.params)
-    from .encode import check_request, ENCODERS
+    from codec_assist.encoding.x26x import check_request, ENCODERS
 
     check_request(args.codec, rate, args.preset, params, assisted=not args.no_assist)
-    from . import media
+    import codec_assist.media.decode as media
 
     info = media.probe(inp)
     plan = plan_arrays = analysis = arrays = None
@@ -371,7 +371,7 @@ def cmd_encode(args) -> int:
         plan, plan_arrays = make_plan(analysis, arrays, p_opt)
         seconds_analysis = time.perf_counter() - t
     if args.chunked:
-        from .chunked import encode_chunked_args
+        from codec_assist.encoding.chunked import encode_chunked_args
 
         result = encode_chunked_args(args, inp, out, rate, params, plan, plan_arrays)
     else:
@@ -384,7 +384,7 @@ def cmd_encode(args) -> int:
     if args.report:
         schemas.save(enc_report, args.report)
     if args.html:
-        from .report import report
+        from codec_assist.report.html import report
 
         report([], args.html, encode=enc_report, analysis=analysis, arrays=arrays, plan=plan, plan_arrays=plan_arrays,
                analyze_options=_analyze_options(args), plan_options=_plan_options(args, args.codec))
@@ -394,7 +394,7 @@ def cmd_encode(args) -> int:
     if result.quality:
         text += f", PSNR-Y {result.quality.psnr_y:.2f} dB, SSIM-Y {result.quality.ssim_y:.4f}"
     if choices is not None:
-        from .tagging import describe_choices
+        from codec_assist.tags.tagging import describe_choices
 
         text += "\n" + describe_choices(choices)
     _emit(args, result, text)
@@ -402,14 +402,14 @@ def cmd_encode(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import schemas
-    from .pipeline import compare_run
-    from .safeio import check_output
-    from .schemas import RateControl
+    from codec_assist import schemas
+    from codec_assist.analysis.pipeline import compare_run
+    from codec_assist.media.safeio import check_output
+    from codec_assist.schemas import RateControl
 
     inp = Path(args.input)
     out = check_output(args.output, inp)
-    from .encode import parse_params
+    from codec_assist.encoding.x26x import parse_params
 
     if parse_params(args.params):
         raise CodecAssistError("compare runs both encoders with their defaults; --params is not supported here")
@@ -427,13 +427,13 @@ def cmd_compare(args) -> int:
         report.auto_preset = choices
         schemas.save(report, out)
         if args.html:  # while the encodes exist: the page counts their packets per shot
-            from .report import report as html_report
+            from codec_assist.report.html import report as html_report
 
             html_report([out], args.html, analysis=run.analysis, arrays=run.arrays, plan=run.plan,
                         plan_arrays=run.plan_arrays)
     extra = ""
     if choices is not None:
-        from .tagging import describe_choices
+        from codec_assist.tags.tagging import describe_choices
 
         extra = "\n" + describe_choices(choices)
     _emit(args, report, format_compare(report) + extra + f"\n-> {out}")
@@ -445,7 +445,7 @@ def _auto_preset(args, inp, analyze_options, plan_options):
     options; returns (analyze options, plan options, choices or None)."""
     if not getattr(args, "auto_preset", False):
         return analyze_options, plan_options, None
-    from .tagging import apply_auto_preset
+    from codec_assist.tags.tagging import apply_auto_preset
 
     return apply_auto_preset(args, inp, analyze_options, plan_options)
 
@@ -509,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.stderr.isatty():
         args.quiet = True  # progress bars only where a person watches a terminal
     _setup_warnings()
-    from . import media, safeio
+    import codec_assist.media.decode as media
+    import codec_assist.media.safeio as safeio
 
     safeio.OVERWRITE = args.overwrite
     media.LIMITS = media.Limits(max_pixels=args.max_pixels, max_duration=args.max_duration)

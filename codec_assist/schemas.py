@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import SchemaError
-from .framestore import FrameStack, FrameStore
-from .safeio import atomic_output, atomic_write_bytes
+from codec_assist.errors import SchemaError
+from codec_assist.framestore import FrameStack, FrameStore
+from codec_assist.media.safeio import atomic_output, atomic_write_bytes
 
 SCHEMA_VERSION = 1
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import CodecAssistError
+from codec_assist.errors import CodecAssistError
 
 
 def register(sub) -> None:
-    from .cli import FMT, add_analysis_knobs
-    from .semantic import DEFAULT_LAYERS, LAYERS
+    from codec_assist.cli import FMT, add_analysis_knobs
+    from codec_assist.semantic.stream import DEFAULT_LAYERS, LAYERS
 
     sem = sub.add_parser("semantic", help="semantic compression: a caption + facts per shot, tiny side layers",
                          formatter_class=FMT, description="Send what each shot is (caption, facts) plus "
@@ -61,7 +61,7 @@ def register(sub) -> None:
 
 
 def _layers(text: str) -> tuple[str, ...]:
-    from .semantic import check_layers
+    from codec_assist.semantic.stream import check_layers
 
     names = [n.strip() for n in text.split(",") if n.strip() and n.strip() != "none"]
     return check_layers(["scene", *names])
@@ -80,7 +80,7 @@ def format_layers(stats, container_bytes: int, total: int, pixels: int, duration
 
 def semantic_report(inp: Path, out: Path, blob: bytes, scene, info: dict):
     """What `semantic encode --report` writes: sizes per layer and the per-shot facts."""
-    from . import schemas
+    from codec_assist import schemas
 
     pixels = scene.width * scene.height * scene.frames
     return schemas.SemanticReport(
@@ -91,10 +91,10 @@ def semantic_report(inp: Path, out: Path, blob: bytes, scene, info: dict):
 
 
 def cmd_encode(args) -> int:
-    from . import schemas
-    from .cli import _analyze_options
-    from .safeio import atomic_write_bytes, check_output
-    from .semantic import SemanticOptions, encode_video
+    from codec_assist import schemas
+    from codec_assist.cli import _analyze_options
+    from codec_assist.media.safeio import atomic_write_bytes, check_output
+    from codec_assist.semantic.stream import SemanticOptions, encode_video
 
     inp, out = Path(args.input), Path(args.output)
     check_output(out, inp)
@@ -126,9 +126,9 @@ def cmd_encode(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from .generators import build_generator, write_video
-    from .safeio import check_output
-    from .semantic import read_file
+    from codec_assist.semantic.generators import build_generator, write_video
+    from codec_assist.media.safeio import check_output
+    from codec_assist.semantic.stream import read_file
 
     src, out = Path(args.stream), Path(args.output)
     check_output(out, src)
@@ -158,7 +158,7 @@ def cmd_decode(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .semantic import read_file
+    from codec_assist.semantic.stream import read_file
 
     stream = read_file(args.stream)
     s = stream.scene

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec_assist import figures as F
+import codec_assist.report.figures as F
 from codec_assist import schemas
-from codec_assist.pipeline import analyze, make_plan
-from codec_assist.report import report
+from codec_assist.analysis.pipeline import analyze, make_plan
+from codec_assist.report.html import report
 
 FACE = "190,60,160,240"  # jwpIntro's speaker, hand-labelled (samples/manifest.json)
 CHROMIUM = "/usr/bin/chromium"
@@ -271,10 +271,10 @@ def test_bad_inputs_one_line_no_file(bikes_analysis, tmp_path):
 @pytest.fixture(scope="module")
 def jwp_speech(sample, tmp_path_factory):
     """jwpIntro with the audio/text analyzers and a focus prompt; its tag report and semantic report, saved."""
-    from codec_assist.pipeline import AnalyzeOptions
-    from codec_assist.semantic import encode_video
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.semantic.stream import encode_video
     from codec_assist.semantic_cmd import semantic_report
-    from codec_assist.tagging import load_taxonomy, tag_analysis
+    from codec_assist.tags.tagging import load_taxonomy, tag_analysis
 
     path = sample("jwpIntro.mp4")
     analysis, arrays = analyze(path, AnalyzeOptions(analyzers=["shots", "faces", "speech", "audio"],
@@ -320,7 +320,7 @@ def test_report_shows_transcript_tags_semantic_and_focus(jwp_speech, tmp_path):
 
 
 def test_timeline_reads_the_transcript_and_audio(jwp_speech):
-    from codec_assist.report import audio_segments, transcript_keywords
+    from codec_assist.report.html import audio_segments, transcript_keywords
 
     _, analysis = jwp_speech
     segs = audio_segments(analysis)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import zstandard
 
-from .errors import SchemaError
+from codec_assist.errors import SchemaError
 
 MAGIC = b"CAsm"
 MAJOR = 1

@@ -28,9 +28,11 @@ import numpy as np
 from PIL import Image, features
 from pydantic import ValidationError
 
-from . import bitstream, media
-from .errors import CodecAssistError, SchemaError
-from .schemas import Analysis, LayerStat, SceneLayer, ShotFacts
+import codec_assist.semantic.bitstream as bitstream
+
+import codec_assist.media.decode as media
+from codec_assist.errors import CodecAssistError, SchemaError
+from codec_assist.schemas import Analysis, LayerStat, SceneLayer, ShotFacts
 
 LAYERS = ("scene", "palette", "thumbnail", "sketch")
 DEFAULT_LAYERS = ("scene", "palette", "thumbnail")
@@ -436,7 +438,7 @@ def build_layers(analysis: Analysis, arrays: dict[str, np.ndarray], keys: dict[i
              for s, m, p in zip(shots, mids, palettes)]
     captioner = "grammar"
     if options.captioner != "grammar":
-        from .models import image_captioner
+        from codec_assist.models import image_captioner
 
         caption = image_captioner(options.captioner)
         for f, m in zip(facts, mids):
@@ -476,7 +478,7 @@ def encode_video(path: str | Path, options: SemanticOptions | None = None, analy
                  ) -> tuple[bytes, SceneLayer, dict]:
     """Analyse a video (unless `analyzed` already holds its analysis) and build its semantic stream.
     Returns (stream, scene, info)."""
-    from .pipeline import analyze
+    from codec_assist.analysis.pipeline import analyze
 
     opt = options or SemanticOptions()
     t0 = time.perf_counter()

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable, Literal
 
-from .errors import CodecAssistError
+from codec_assist.errors import CodecAssistError
 
-ROOT = Path(__file__).resolve().parent.parent  # the folder holding codec_assist/, for local Ray workers
+ROOT = Path(__file__).resolve().parents[2]  # the folder holding codec_assist/, for local Ray workers
 
 
 def cores() -> int:

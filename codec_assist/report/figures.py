@@ -19,7 +19,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from .safeio import atomic_write_bytes
+from codec_assist.media.safeio import atomic_write_bytes
 
 DPI = 110
 QP_CMAP = "RdBu"  # low (negative offset, more bits) = red, high (fewer bits) = blue, 0 = white

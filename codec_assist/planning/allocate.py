@@ -31,11 +31,13 @@ from policies.keyframes import keyframes as keyframe_policy
 from policies.qp import block_areas, block_grid, neutralise, offsets_at, quantise, resample
 from policies.target_quality import PRIOR_SLOPE, next_step
 
-from . import media, roi
-from .encode import ENCODERS, encode
-from .errors import CodecAssistError, EncoderError
-from .metrics import QUALITY_METRICS, FrameScorer, sequence_quality
-from .schemas import (
+import codec_assist.media.decode as media
+
+import codec_assist.encoding.roi as roi
+from codec_assist.encoding.x26x import ENCODERS, encode
+from codec_assist.errors import CodecAssistError, EncoderError
+from codec_assist.evaluation.metrics import QUALITY_METRICS, FrameScorer, sequence_quality
+from codec_assist.schemas import (
     AllocationInfo,
     Analysis,
     EncodePlan,
@@ -348,7 +350,7 @@ def unit_quality(reference, encoded, units: Sequence[tuple[int, int]], metric: s
             if s is not None:
                 scores[k].append(s)
     finally:
-        from .metrics import _close_decoders
+        from codec_assist.evaluation.metrics import _close_decoders
 
         _close_decoders(ref_it, dis_it)
     return [float(np.mean(s)) if s else float("nan") for s in scores]
@@ -443,7 +445,7 @@ _RUNG = re.compile(r"^\s*(?:(\d+)x(\d+)|(\d+)p)\s*:\s*(\S+)\s*$")
 
 def parse_ladder(text: str) -> list[tuple[str, int | None, int, int]]:
     """'720p:1M,480p:500k' or '1280x720:1M' -> [(name, width or None, height, bits/s)]."""
-    from .cli import parse_rate
+    from codec_assist.cli import parse_rate
 
     rungs = []
     for item in filter(None, (t.strip() for t in (text or "").split(","))):
@@ -561,12 +563,12 @@ def _parse_events(text: str) -> list[int]:
 
 def run_encode(args) -> int:
     """`encode` with --allocate / --target-quality / --ladder / --events / --save-plan."""
-    from . import schemas
-    from .cli import _analyze_options, _emit, _plan_options
-    from .encode import check_request, parse_params
-    from .metrics import compare_videos
-    from .pipeline import analyze, make_plan
-    from .safeio import check_output
+    from codec_assist import schemas
+    from codec_assist.cli import _analyze_options, _emit, _plan_options
+    from codec_assist.encoding.x26x import check_request, parse_params
+    from codec_assist.evaluation.metrics import compare_videos
+    from codec_assist.analysis.pipeline import analyze, make_plan
+    from codec_assist.media.safeio import check_output
 
     inp = Path(args.input)
     modes = [m for m in ("allocate", "target_quality", "ladder") if getattr(args, m)]
@@ -583,7 +585,7 @@ def run_encode(args) -> int:
     info = media.probe(inp)
     bitrate = args.bitrate
     if args.size:
-        from .cli import parse_rate
+        from codec_assist.cli import parse_rate
 
         try:
             size_bytes = parse_rate(args.size)
@@ -636,7 +638,7 @@ def run_encode(args) -> int:
         if args.save_plan:
             schemas.save(plan, args.save_plan, plan_arrays)
         if args.html:  # the page: timeline, QP map, the plan's IDRs and the rungs' table
-            from .report import report as html_report
+            from codec_assist.report.html import report as html_report
 
             html_report([], args.html, ladder=report, analysis=analysis, arrays=arrays if analysis else None,
                         plan=plan, plan_arrays=plan_arrays, analyze_options=_analyze_options(args),
@@ -674,7 +676,7 @@ def run_encode(args) -> int:
     if args.report:
         schemas.save(enc_report, args.report)
     if args.html:  # the page shows the per-shot allocation: planned vs spent bits, target vs achieved quality
-        from .report import report
+        from codec_assist.report.html import report
 
         report([], args.html, encode=enc_report, analysis=analysis, arrays=arrays if analysis else None, plan=plan,
                plan_arrays=plan_arrays, analyze_options=_analyze_options(args),

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from .errors import CodecAssistError, SchemaError
-from .subtitles import vtt_time
-from .schemas import (
+from codec_assist.errors import CodecAssistError, SchemaError
+from codec_assist.media.subtitles import vtt_time
+from codec_assist.schemas import (
     Analysis,
     PresetChoice,
     PresetTable,
@@ -50,7 +50,7 @@ from .schemas import (
 
 log = logging.getLogger("codec_assist")
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_TAXONOMY = DATA / "taxonomy.yaml"
 DEFAULT_PRESETS = DATA / "presets.yaml"
 MAX_DATA_BYTES = 1 << 20  # a taxonomy or preset table is a few KB; refuse anything absurd before parsing
@@ -290,7 +290,7 @@ _PHRASES: dict[str, np.ndarray] = {}  # phrase -> MiniLM vector, kept for the pr
 def embed_phrases(phrases: list[str]) -> np.ndarray:
     """MiniLM vectors of `phrases`, embedding only the ones not seen before, in one batch (each call to the
     model costs ~0.1-0.5 s of overhead on 2 busy cores, whatever the batch)."""
-    from .models import embed_texts
+    from codec_assist.models import embed_texts
 
     new = [p for p in dict.fromkeys(phrases) if p not in _PHRASES]
     if new:
@@ -313,7 +313,7 @@ def topic_text(topic) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _topic_vectors(key: str, texts: tuple[str, ...]) -> np.ndarray:
-    from .models import embed_texts
+    from codec_assist.models import embed_texts
 
     return embed_texts(list(texts))
 
@@ -396,7 +396,7 @@ class ClipSpec:
 
 def clip_frames(path: str | Path, analysis: Analysis, per_shot: int = 2) -> dict[int, list[np.ndarray]]:
     """A few RGB frames per shot (evenly inside it) for CLIP, decoded at 256 px wide: shot index -> frames."""
-    from . import media
+    import codec_assist.media.decode as media
 
     wanted: dict[int, int] = {}
     for k, s in enumerate(analysis.shots):
@@ -420,7 +420,7 @@ def clip_similarities(spec: ClipSpec, space: TopicSpace, frames: dict[int, list[
     import cv2
     import torch
 
-    from . import models
+    from codec_assist import models
 
     clip = models.clip_model(spec.model, spec.pretrained, spec.checkpoint)
     if space.clip_text is None:
@@ -471,7 +471,7 @@ def tag_analysis(analysis: Analysis, arrays: dict[str, np.ndarray], taxonomy: Ta
 def tag_options(analysis_fps: float = TAG_FPS, proxy_width: int = 320, names: list[str] | None = None):
     import analyzers
 
-    from .pipeline import AnalyzeOptions
+    from codec_assist.analysis.pipeline import AnalyzeOptions
 
     names = [n for n in (names or TAG_ANALYZERS) if n in analyzers.ANALYZERS]
     return AnalyzeOptions(analyzers=names, analysis_fps=analysis_fps, proxy_width=proxy_width,
@@ -480,7 +480,7 @@ def tag_options(analysis_fps: float = TAG_FPS, proxy_width: int = 320, names: li
 
 def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=None, top: int = 5,
               clip: ClipSpec | None = None, progress: bool = False) -> TagReport:
-    from .pipeline import analyze
+    from codec_assist.analysis.pipeline import analyze
 
     t0 = time.perf_counter()
     taxonomy = taxonomy or load_taxonomy()
@@ -521,7 +521,7 @@ def auto_preset(path: str | Path, analyze_options, plan_options, *, taxonomy: Ta
 
 def explicit_plan_settings(args) -> frozenset[str]:
     """Plan settings the user set on the command line (differing from the defaults): the table keeps off them."""
-    from .pipeline import PlanOptions
+    from codec_assist.analysis.pipeline import PlanOptions
 
     d = PlanOptions()
     return frozenset(k for k in ("max_dqp", "strength", "min_gop", "max_gop")
@@ -594,7 +594,7 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpe
 
 # ----------------------------------------------------------------------------------------------- CLI
 def register(sub) -> None:
-    from .cli import FMT, add_analysis_knobs
+    from codec_assist.cli import FMT, add_analysis_knobs
 
     t = sub.add_parser(
         "tag", help="topic tags for a video (or a folder), with evidence; per-shot tags and WebVTT chapters",
@@ -631,7 +631,7 @@ def apply_auto_preset(args, inp, analyze_options, plan_options):
     """The CLI side of auto_preset: explicit flags are kept, the choices are printed to stderr."""
     import sys
 
-    from .encode import parse_params
+    from codec_assist.encoding.x26x import parse_params
 
     taxonomy = load_taxonomy(args.taxonomy)
     table = load_presets(args.preset_table, taxonomy)
@@ -646,7 +646,7 @@ def apply_auto_preset(args, inp, analyze_options, plan_options):
 
 
 def _tag_args(args):
-    from .cli import _analyze_options
+    from codec_assist.cli import _analyze_options
 
     if args.top < 1:
         raise CodecAssistError("--top must be at least 1")
@@ -666,8 +666,8 @@ def _tag_args(args):
 
 
 def cmd_tag(args) -> int:
-    from . import schemas
-    from .safeio import atomic_write_bytes, check_output
+    from codec_assist import schemas
+    from codec_assist.media.safeio import atomic_write_bytes, check_output
 
     inp = Path(args.input)
     taxonomy, clip, opts = _tag_args(args)
@@ -693,8 +693,8 @@ def cmd_tag(args) -> int:
 
 
 def _tag_folder(args, folder: Path, taxonomy: Taxonomy, clip: ClipSpec | None, opts) -> int:
-    from . import schemas
-    from .safeio import atomic_write_bytes, check_output
+    from codec_assist import schemas
+    from codec_assist.media.safeio import atomic_write_bytes, check_output
 
     if not args.summary:
         raise CodecAssistError(f"{folder} is a folder: give --summary summary.csv (and -o DIR for per-video reports)")

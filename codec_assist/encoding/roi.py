@@ -20,7 +20,7 @@ from functools import lru_cache
 import av
 import numpy as np
 
-from .errors import EncoderError
+from codec_assist.errors import EncoderError
 
 _FRAME_PTR_OFFSET = 2 * ctypes.sizeof(ctypes.c_void_p) + ctypes.sizeof(ctypes.c_void_p)  # header + vtable
 _QOFFSET_DEN = 256 * 51  # qoffset = dqp * 256 / (256 * 51): 1/256 QP resolution for 8-bit

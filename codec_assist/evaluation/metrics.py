@@ -47,9 +47,9 @@ import av
 import cv2
 import numpy as np
 
-from .errors import CodecAssistError, InputError
-from .media import _video_stream, iter_frames, luma, open_input, probe
-from .schemas import Quality, RoiBox
+from codec_assist.errors import CodecAssistError, InputError
+from codec_assist.media.decode import _video_stream, iter_frames, luma, open_input, probe
+from codec_assist.schemas import Quality, RoiBox
 
 PSNR_CAP = 100.0  # dB, returned for identical inputs
 _T_EPS = 1e-6  # seconds: a frame at exactly t1 (up to float error) is outside [t0, t1)

@@ -19,10 +19,12 @@ from tqdm import tqdm
 
 from policies.qp import offsets_at
 
-from . import media, roi
-from .errors import EncoderError, InputError
-from .safeio import atomic_output, check_output
-from .schemas import EncodePlan, EncodeResult, RateControl
+import codec_assist.media.decode as media
+
+import codec_assist.encoding.roi as roi
+from codec_assist.errors import EncoderError, InputError
+from codec_assist.media.safeio import atomic_output, check_output
+from codec_assist.schemas import EncodePlan, EncodeResult, RateControl
 
 log = logging.getLogger("codec_assist")
 
@@ -264,7 +266,7 @@ def encode(
             raise InputError(f"{media.display_path(input_path)}: no video frame could be decoded")
         stats.warn()
     seconds = time.perf_counter() - start
-    from .metrics import video_bitrate_kbps  # the one definition of bitrate
+    from codec_assist.evaluation.metrics import video_bitrate_kbps  # the one definition of bitrate
 
     return EncodeResult(
         output=media.display_path(out_path), codec=codec, preset=preset, rate=rate, assisted=assisted, frames=n,

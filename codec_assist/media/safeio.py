@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import CodecAssistError
+from codec_assist.errors import CodecAssistError
 
 
 OVERWRITE = False  # the CLI's --overwrite; library callers may pass overwrite= explicitly

@@ -27,11 +27,11 @@ from typing import Iterator
 import av
 import numpy as np
 
-from . import media
-from .engine import EngineOptions, run_tasks
-from .errors import EncoderError, InputError
-from .safeio import atomic_output, check_output
-from .schemas import EncodePlan, EncodeResult, RateControl
+import codec_assist.media.decode as media
+from codec_assist.scale.engine import EngineOptions, run_tasks
+from codec_assist.errors import EncoderError, InputError
+from codec_assist.media.safeio import atomic_output, check_output
+from codec_assist.schemas import EncodePlan, EncodeResult, RateControl
 
 log = logging.getLogger("codec_assist")
 
@@ -124,7 +124,7 @@ def _warnings_returned() -> Iterator[list[str]]:
 
 def _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params, start, end, threads,
                   two_pass) -> dict:
-    from .encode import encode
+    from codec_assist.encoding.x26x import encode
 
     rc = RateControl.model_validate(rate)
     kw = dict(codec=codec, rate=rc, preset=preset, plan=EncodePlan.model_validate(plan) if plan else None,
@@ -155,8 +155,8 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
     """
     from tqdm import tqdm
 
-    from .encode import CONTAINERS, check_request
-    from .metrics import video_bitrate_kbps
+    from codec_assist.encoding.x26x import CONTAINERS, check_request
+    from codec_assist.evaluation.metrics import video_bitrate_kbps
 
     engine = engine or EngineOptions()
     params = dict(params or {})
@@ -174,7 +174,7 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
             raise EncoderError(f"the plan covers {plan.frame_count} frames, the input has {len(stamps)}")
         shot_starts = plan.shot_starts
     elif shot_starts is None:
-        from .pipeline import AnalyzeOptions, analyze
+        from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 
         analysis, _ = analyze(input_path, AnalyzeOptions(analyzers=["shots"]))
         shot_starts = [s.start_frame for s in analysis.shots]
@@ -223,7 +223,7 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
 
 def add_chunk_knobs(sp) -> None:
     """`encode --chunked` and its engine options."""
-    from .engine import add_engine_knobs
+    from codec_assist.scale.engine import add_engine_knobs
 
     g = sp.add_argument_group("chunked encoding (long videos: shot chunks in parallel, joined losslessly)")
     g.add_argument("--chunked", action="store_true",
@@ -234,7 +234,7 @@ def add_chunk_knobs(sp) -> None:
 
 
 def encode_chunked_args(args, inp: Path, out: Path, rate: RateControl, params: dict, plan, plan_arrays) -> EncodeResult:
-    from .engine import engine_options
+    from codec_assist.scale.engine import engine_options
 
     if args.min_chunk <= 0:
         raise EncoderError(f"--min-chunk must be positive, got {args.min_chunk:g}")
@@ -267,7 +267,7 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
     the pts of the frame `delay` places earlier in display order, `delay` being the smallest that keeps
     dts <= pts for every packet (the encoders' reorder depth), so dts rise strictly and never pass pts.
     """
-    from .encode import _add_audio, _mux_audio
+    from codec_assist.encoding.x26x import _add_audio, _mux_audio
 
     n = len(stamps)
     step = (stamps[-1] - stamps[0]) // max(1, n - 1) or 1

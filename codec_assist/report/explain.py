@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CodecAssistError
-from .schemas import Analysis, Box, ExplainMoment, ExplainToken, Explanation, FusionQuery
+from codec_assist.errors import CodecAssistError
+from codec_assist.schemas import Analysis, Box, ExplainMoment, ExplainToken, Explanation, FusionQuery
 
 
 def register(sub) -> None:
-    from .cli import FMT
+    from codec_assist.cli import FMT
 
     p = sub.add_parser("explain", help="say why a moment or region of an analysed video matters",
                        formatter_class=FMT, description="Read an analysis and list, for a moment, its importance, "
@@ -115,7 +115,7 @@ def describe_token(t: ExplainToken, queries: list[FusionQuery]) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .cli import _load_analysis
+    from codec_assist.cli import _load_analysis
 
     (analysis, arrays), src = _load_analysis(args.analysis)
     if "importance/scalar" not in arrays:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
-from .engine import EngineOptions, add_engine_knobs, engine_options, run_tasks
-from .errors import CodecAssistError
-from .schemas import BatchItem, BatchManifest, BatchOutput
+from codec_assist import __version__
+from codec_assist.scale.engine import EngineOptions, add_engine_knobs, engine_options, run_tasks
+from codec_assist.errors import CodecAssistError
+from codec_assist.schemas import BatchItem, BatchManifest, BatchOutput
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
                   ".flv", ".wmv", ".3gp", ".ogv", ".y4m"}
@@ -39,9 +39,9 @@ LOCK = ".codec-assist-batch.lock"
 # ------------------------------------------------------------------------------------------- commands
 def _encode_options(args) -> dict:
     """JSON-able options of an encode item (also what the fingerprint is made of)."""
-    from .cli import _plan_options
-    from .encode import check_request, parse_params
-    from .schemas import RateControl
+    from codec_assist.cli import _plan_options
+    from codec_assist.encoding.x26x import check_request, parse_params
+    from codec_assist.schemas import RateControl
 
     rate = (RateControl(mode="abr", bitrate=args.bitrate) if args.bitrate
             else RateControl(mode="crf", crf=23.0 if args.crf is None else args.crf))
@@ -56,7 +56,7 @@ def _encode_options(args) -> dict:
 
 def _analysis_part(args) -> dict:
     import analyzers
-    from .cli import _analyze_options
+    from codec_assist.cli import _analyze_options
 
     opts = _analyze_options(args)
     unknown = [n for n in opts.analyzers if n not in analyzers.ANALYZERS]
@@ -66,9 +66,9 @@ def _analysis_part(args) -> dict:
 
 
 def _run_encode(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
-    from .encode import encode
-    from .pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
-    from .schemas import RateControl
+    from codec_assist.encoding.x26x import encode
+    from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+    from codec_assist.schemas import RateControl
 
     plan = plan_arrays = None
     if o["assist"]:
@@ -81,8 +81,8 @@ def _run_encode(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
 
 
 def _run_analyze(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
-    from . import schemas
-    from .pipeline import AnalyzeOptions, analyze
+    from codec_assist import schemas
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 
     analysis, arrays = analyze(inp, AnalyzeOptions(**o["analyze"]))
     schemas.save(analysis, outs[0], arrays)  # npz first, then the JSON: the JSON's presence means complete
@@ -245,7 +245,7 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
     """Run `command` over every video under `input_dir` into `output_dir`; return the final manifest."""
     from tqdm import tqdm
 
-    from . import schemas
+    from codec_assist import schemas
 
     engine = engine or EngineOptions()
     spec = COMMANDS[command]
@@ -320,7 +320,7 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
 
 # ------------------------------------------------------------------------------------------------ CLI
 def register(sub) -> None:
-    from .cli import FMT, add_analysis_knobs, add_codec_knobs, add_plan_knobs, parse_crf, parse_rate
+    from codec_assist.cli import FMT, add_analysis_knobs, add_codec_knobs, add_plan_knobs, parse_crf, parse_rate
 
     b = sub.add_parser(
         "batch", formatter_class=FMT,

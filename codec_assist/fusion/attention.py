@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .framestore import FrameStack, FrameStore
-from .models import TEXT_SPACE, ModelUnavailable, embed_cached
-from .schemas import Box, FocusPrompt, FusionQuery, RegionToken
+from codec_assist.framestore import FrameStack, FrameStore
+from codec_assist.models import TEXT_SPACE, ModelUnavailable, embed_cached
+from codec_assist.schemas import Box, FocusPrompt, FusionQuery, RegionToken
 
 log = logging.getLogger("codec_assist")
 

@@ -16,13 +16,13 @@ from analyzers.base import AnalysisContext, Analyzer, Skip
 from policies.keyframes import keyframes
 from policies.qp import block_grid, plan_offsets
 
-from . import media
-from .encode import encode
-from .errors import CodecAssistError
-from .fusion import DEFAULT_WEIGHTS, TEMPERATURE, fuse
-from .metrics import bd_rate, compare_videos
-from .models import ModelUnavailable
-from .schemas import (
+import codec_assist.media.decode as media
+from codec_assist.encoding.x26x import encode
+from codec_assist.errors import CodecAssistError
+from codec_assist.fusion.attention import DEFAULT_WEIGHTS, TEMPERATURE, fuse
+from codec_assist.evaluation.metrics import bd_rate, compare_videos
+from codec_assist.models import ModelUnavailable
+from codec_assist.schemas import (
     Analysis,
     AnalyzerRun,
     Codec,
@@ -166,7 +166,7 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
 def _audio_text_setup(path: str | Path, opt: AnalyzeOptions) -> tuple[list[str], dict]:
     """Analyzer names and options after the audio/text knobs: --no-asr drops speech; subtitles run (before
     speech, so their transcript wins) when a file is given or the container has a text subtitle stream."""
-    from .subtitles import text_subtitle_streams
+    from codec_assist.media.subtitles import text_subtitle_streams
 
     names = [n for n in opt.analyzers if opt.asr or n != "speech"]
     if "subtitles" not in names and (opt.subtitles or text_subtitle_streams(path)):

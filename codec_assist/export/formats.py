@@ -23,10 +23,10 @@ import numpy as np
 
 from policies.qp import block_areas, neutralise, offsets_at
 
-from .encode import zones_param
-from .errors import CodecAssistError
-from .safeio import atomic_write_bytes, check_output
-from .schemas import EncodePlan
+from codec_assist.encoding.x26x import zones_param
+from codec_assist.errors import CodecAssistError
+from codec_assist.media.safeio import atomic_write_bytes, check_output
+from codec_assist.schemas import EncodePlan
 
 FORMATS = ("x264-zones", "x265-zones", "svt-roi", "addroi", "qp-npy", "qp-csv", "keyframes", "qpfile",
            "force-key-frames")
@@ -145,7 +145,7 @@ def render(plan: EncodePlan, arrays: dict[str, np.ndarray], fmt: str) -> bytes:
 
 
 def register(sub) -> None:
-    from .cli import FMT
+    from codec_assist.cli import FMT
 
     p = sub.add_parser("export", help="write a plan's zones, ROI maps, QP arrays or keyframes for other encoders",
                        formatter_class=FMT, description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
@@ -156,7 +156,7 @@ def register(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import schemas
+    from codec_assist import schemas
 
     plan, arrays = schemas.load(EncodePlan, args.plan, need_arrays=("qp/frames", "qp/offsets"))
     schemas.validate_plan_arrays(plan, arrays, args.plan)

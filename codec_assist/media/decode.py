@@ -17,8 +17,8 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .errors import InputError
-from .schemas import AudioStreamInfo, VideoInfo
+from codec_assist.errors import InputError
+from codec_assist.schemas import AudioStreamInfo, VideoInfo
 
 # PyAV's default (None): FFmpeg logs stay in C. Routing them through Python can deadlock when a decoder with
 # busy worker threads is freed (e.g. stopping a decode early); encode.py captures warnings only while encoding.

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, schemas
-from .errors import CodecAssistError, InputError, SchemaError
-from .schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, LadderReport, SemanticReport,
+from codec_assist import __version__
+
+from codec_assist import schemas
+from codec_assist.errors import CodecAssistError, InputError, SchemaError
+from codec_assist.schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, LadderReport, SemanticReport,
                       TagReport, VideoInfo)
 
 log = logging.getLogger("codec_assist")
@@ -163,7 +165,7 @@ def video_path(src: Sources) -> Path | None:
 
 def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
     """Fill in an analysis and a plan where the inputs lack them (both are cheap next to an encode)."""
-    from .pipeline import PlanOptions, analyze, make_plan
+    from codec_assist.analysis.pipeline import PlanOptions, analyze, make_plan
 
     info = src.video
     if info is None and src.semantic is not None:
@@ -191,7 +193,7 @@ def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
 # ------------------------------------------------------------------------------------------------- moments
 def decode_frames(path: Path, wanted: dict[int, int]) -> dict[int, np.ndarray]:
     """{frame index: width} -> {frame index: RGB array at that width}, in one streaming pass."""
-    from . import media
+    import codec_assist.media.decode as media
 
     out: dict[int, np.ndarray] = {}
     if not wanted:
@@ -243,7 +245,7 @@ def allocation_of(src: Sources) -> AllocationInfo | None:
 
 def packet_bits(path: Path) -> np.ndarray:
     """Bits per frame in presentation order, from the container's packets (no decode)."""
-    from . import media
+    import codec_assist.media.decode as media
 
     with media.open_input(path) as c:
         vs = c.streams.video[0]
@@ -281,8 +283,8 @@ class Built:
 
 def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], list[dict]]:
     """All figures that the sources allow, plus the 'why' rows (time, frame, thumbnail, tokens)."""
-    from . import figures as F
-    from .explain import describe_token, explain
+    import codec_assist.report.figures as F
+    from codec_assist.report.explain import describe_token, explain
     from policies.qp import offsets_at
 
     built: list[Built] = []
@@ -445,7 +447,7 @@ def _zone_factors(plan: EncodePlan, shots: list[tuple[int, int]]) -> list[float 
 
 
 def _rd_panels(c: CompareReport):
-    from .figures import RdPanel
+    from codec_assist.report.figures import RdPanel
 
     def curve(side: str, metric):
         qs = [getattr(p, side).quality for p in c.points]
@@ -735,8 +737,8 @@ def render_html(src: Sources, built: list[Built], why: list[dict]) -> str:
 
 def write_report(src: Sources, output: str | Path, figures_dir: str | Path | None = None) -> dict:
     """Build the figures and the page in memory, then write the page (and figure files) atomically."""
-    from . import figures as F
-    from .safeio import atomic_write_bytes
+    import codec_assist.report.figures as F
+    from codec_assist.media.safeio import atomic_write_bytes
 
     built, why = build_figures(src, keep_figs=figures_dir is not None)
     page = render_html(src, built, why)
@@ -775,7 +777,7 @@ def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, an
 
 # ---------------------------------------------------------------------------------------------------- CLI
 def register(sub) -> None:
-    from .cli import FMT, add_analysis_knobs
+    from codec_assist.cli import FMT, add_analysis_knobs
 
     r = sub.add_parser("report", help="one self-contained HTML page: timeline, QP maps, bits per shot, RD curves",
                        formatter_class=FMT,
@@ -794,8 +796,8 @@ def register(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from .cli import _analyze_options
-    from .safeio import check_output
+    from codec_assist.cli import _analyze_options
+    from codec_assist.media.safeio import check_output
 
     inputs = [Path(p) / "analysis.json" if Path(p).is_dir() else Path(p) for p in args.inputs]
     out = check_output(args.output, *inputs, *(schemas.arrays_path(p) for p in inputs))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import av
 
-from .errors import InputError
-from .media import open_input
-from .schemas import Transcript
+from codec_assist.errors import InputError
+from codec_assist.media.decode import open_input
+from codec_assist.schemas import Transcript
 
 TEXT_SUBTITLE_CODECS = ("mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "text")
 MAX_BYTES = 20 * 1024 * 1024  # a subtitle file is text; anything this large is not one

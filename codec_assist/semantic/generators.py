@@ -26,10 +26,10 @@ from av.subtitles.subtitle import SubtitleSet
 from PIL import Image
 from tqdm import tqdm
 
-from .errors import CodecAssistError
-from .safeio import atomic_output
-from .schemas import ShotFacts
-from .semantic import COLOUR_NAMES, SemanticStream
+from codec_assist.errors import CodecAssistError
+from codec_assist.media.safeio import atomic_output
+from codec_assist.schemas import ShotFacts
+from codec_assist.semantic.stream import COLOUR_NAMES, SemanticStream
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -115,7 +115,7 @@ class DiffusionGenerator(Generator):
 
     def __init__(self, model: str, steps: int = 20, strength: float = 0.6, guidance: float = 7.5, seed: int = 0,
                  resolution: int | None = None):
-        from .models import diffusion_pipeline
+        from codec_assist.models import diffusion_pipeline
 
         self.pipe = diffusion_pipeline(model)
         self.steps, self.strength, self.guidance, self.seed = steps, strength, guidance, seed
@@ -163,7 +163,7 @@ class RetrievalGenerator(Generator):
     name = "retrieval"
 
     def __init__(self, folder: str | Path):
-        from .models import embed_texts
+        from codec_assist.models import embed_texts
 
         self.folder = Path(folder)
         if not self.folder.is_dir():
