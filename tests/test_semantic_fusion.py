@@ -16,7 +16,7 @@ import analyzers
 from analyzers.base import AnalysisContext, AnalyzerOutput
 import codec_assist.media.decode as media
 from codec_assist import schemas
-from codec_assist.cli import parse_focus
+from codec_assist.cli.common import parse_focus
 from codec_assist.fusion.attention import DEFAULT_WEIGHTS, attention, combine, frame_scalar, fuse
 from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 from codec_assist.schemas import Box, FocusPrompt, RegionToken

@@ -83,12 +83,12 @@ class PlanOptions(BaseModel):
     aq_strength: float = Field(1.0, gt=0, le=3)
 
 
-def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False
-            ) -> tuple[Analysis, dict[str, np.ndarray]]:
+def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False,
+            limits: media.Limits = media.DEFAULT_LIMITS) -> tuple[Analysis, dict[str, np.ndarray]]:
     """Decode once into the analysis proxy, run every analyzer, fuse into the importance map."""
     opt = options or AnalyzeOptions()
     t0 = time.perf_counter()
-    info = media.probe(path)
+    info = media.probe(path, limits)
     pw, ph = media.proxy_size(info.width, info.height, opt.proxy_width)
     gh, gw = max(1, ph // opt.grid_cell), max(1, pw // opt.grid_cell)
     step = max(1, round(info.fps / opt.analysis_fps))
@@ -107,7 +107,7 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
 
     n = 0
     bar = tqdm(total=info.frame_count, unit="f", desc="analyze", disable=not progress, leave=False)
-    for i, _frame, proxy in media.iter_proxy(path, (pw, ph), declared=info.frame_count):
+    for i, _frame, proxy in media.iter_proxy(path, (pw, ph), declared=info.frame_count, limits=limits):
         sampled = i in planned
         for u in list(live):
             if u.every_frame or sampled:
@@ -262,15 +262,16 @@ def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path,
 
 def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
                 preset: str = "medium", rois: Sequence[RoiBox] = (), analyze_options: AnalyzeOptions | None = None,
-                plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False) -> CompareRun:
+                plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False,
+                limits: media.Limits = media.DEFAULT_LIMITS) -> CompareRun:
     """`compare`, keeping the analysis and the plan."""
     workdir = Path(workdir)
-    info = media.probe(path)
+    info = media.probe(path, limits)
     if min(info.width, info.height) < 11:  # fail before encoding anything
         raise CodecAssistError(f"{info.path}: frames of {info.width}x{info.height} are too small to measure "
                                "(SSIM needs 11x11)")
     t0 = time.perf_counter()
-    analysis, arrays = analyze(path, analyze_options, progress=progress)
+    analysis, arrays = analyze(path, analyze_options, progress=progress, limits=limits)
     plan, plan_arrays = make_plan(analysis, arrays, (plan_options or PlanOptions()).model_copy(update={"codec": codec}))
     seconds_analysis = time.perf_counter() - t0
     imp_frames = arrays["importance/frames"]

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import math
@@ -28,7 +27,7 @@ import av
 import numpy as np
 
 import codec_assist.media.decode as media
-from codec_assist.scale.engine import EngineOptions, run_tasks
+from codec_assist.scale.engine import EngineOptions, run_tasks, warnings_returned
 from codec_assist.errors import EncoderError, InputError
 from codec_assist.media.safeio import atomic_output, check_output
 from codec_assist.schemas import EncodePlan, EncodeResult, RateControl
@@ -90,45 +89,25 @@ def _plan_slice(plan_arrays: dict[str, np.ndarray] | None, a: int, b: int) -> di
 
 def encode_chunk(input_path: str, output_path: str, codec: str, rate: dict, preset: str, plan: dict | None,
                  plan_arrays: dict | None, params: dict, start: int, end: int, threads: int,
-                 two_pass: bool = True) -> dict:
+                 two_pass: bool = True, limits: dict | None = None) -> dict:
     """The task: one chunk through the ordinary encoder. Small arguments in, a small result out.
 
     An ABR chunk is encoded in two passes: one pass over a few seconds misses the target by up to a third
     (bikes.mp4 at 300k, x264 veryfast: 192-319 kb/s per chunk), two passes land within a few percent."""
-    with _warnings_returned() as warnings:
+    with warnings_returned() as warnings:
         result = _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params,
-                               start, end, threads, two_pass)
+                               start, end, threads, two_pass, media.Limits.model_validate(limits or {}))
     return {**result, "warnings": warnings}
 
 
-@contextlib.contextmanager
-def _warnings_returned() -> Iterator[list[str]]:
-    """A chunk runs in a worker process, where nothing prints warnings the CLI's way ("codec-assist: warning:",
-    once per run): collect them there and return them with the result; the parent logs them."""
-    logger = logging.getLogger("codec_assist")
-    messages: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler, propagate = Keep(logging.WARNING), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
 def _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params, start, end, threads,
-                  two_pass) -> dict:
+                  two_pass, limits) -> dict:
     from codec_assist.encoding.x26x import encode
 
     rc = RateControl.model_validate(rate)
     kw = dict(codec=codec, rate=rc, preset=preset, plan=EncodePlan.model_validate(plan) if plan else None,
-              plan_arrays=plan_arrays, params=params, start_frame=start, end_frame=end, threads=threads)
+              plan_arrays=plan_arrays, params=params, start_frame=start, end_frame=end, threads=threads,
+              limits=limits)
     out = Path(output_path)
     seconds = 0.0
     if two_pass and rc.mode == "abr":
@@ -148,7 +127,8 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
                    plan_arrays: dict[str, np.ndarray] | None = None, params: dict[str, str] | None = None,
                    shot_starts: list[int] | None = None, allocation: dict[int, int] | None = None,
                    engine: EngineOptions | None = None, min_seconds: float = 2.0, max_seconds: float = 60.0,
-                   two_pass: bool = True, progress: bool = False) -> EncodeResult:
+                   two_pass: bool = True, progress: bool = False, overwrite: bool = False,
+                   limits: media.Limits = media.DEFAULT_LIMITS) -> EncodeResult:
     """Encode `input_path` in shot chunks in parallel and join them into `output_path` (see the module doc).
 
     Shot starts come from the plan, else `shot_starts`, else a shots-only analysis.
@@ -161,11 +141,13 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
     engine = engine or EngineOptions()
     params = dict(params or {})
     check_request(codec, rate, preset, params, assisted=plan is not None)
-    out = check_output(output_path, input_path)
+    if min_seconds <= 0:
+        raise EncoderError(f"--min-chunk must be positive, got {min_seconds:g}")
+    out = check_output(output_path, input_path, overwrite=overwrite)
     fmt = CONTAINERS.get(out.suffix.lower())
     if fmt is None:
         raise EncoderError(f"output {out}: unsupported container; use one of {', '.join(CONTAINERS)}")
-    info = media.probe(input_path)
+    info = media.probe(input_path, limits)
     stamps = media.frame_timestamps(input_path)
     if not stamps:
         raise InputError(f"{input_path}: its frames have no distinct timestamps; encode it without --chunked")
@@ -187,7 +169,7 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
         files = [work / f"chunk{i:05d}.mkv" for i in range(len(chunks))]
         plan_dump = plan.model_dump(by_alias=True) if plan is not None else None
         tasks = {i: (str(input_path), str(files[i]), codec, rates[i].model_dump(), preset, plan_dump,
-                     _plan_slice(plan_arrays, a, b), params, a, b, engine.threads(), two_pass)
+                     _plan_slice(plan_arrays, a, b), params, a, b, engine.threads(), two_pass, limits.model_dump())
                  for i, (a, b) in enumerate(chunks)}
         errors: dict[int, str] = {}
         bar = tqdm(total=len(chunks), unit="chunk", desc="chunks", disable=not progress, leave=False)
@@ -219,28 +201,6 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
         keyframes=media.keyframe_indices(out), bitrate_kbps=video_bitrate_kbps(out),
         seconds_encode=time.perf_counter() - t0,
     )
-
-
-def add_chunk_knobs(sp) -> None:
-    """`encode --chunked` and its engine options."""
-    from codec_assist.scale.engine import add_engine_knobs
-
-    g = sp.add_argument_group("chunked encoding (long videos: shot chunks in parallel, joined losslessly)")
-    g.add_argument("--chunked", action="store_true",
-                   help="split at shot cuts, encode the chunks in parallel (two-pass ABR per chunk), join them")
-    g.add_argument("--min-chunk", type=float, default=2.0, metavar="SECONDS",
-                   help="with --chunked: shortest chunk; consecutive shots are merged up to it")
-    add_engine_knobs(sp)
-
-
-def encode_chunked_args(args, inp: Path, out: Path, rate: RateControl, params: dict, plan, plan_arrays) -> EncodeResult:
-    from codec_assist.scale.engine import engine_options
-
-    if args.min_chunk <= 0:
-        raise EncoderError(f"--min-chunk must be positive, got {args.min_chunk:g}")
-    return encode_chunked(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan,
-                          plan_arrays=plan_arrays, params=params, engine=engine_options(args),
-                          min_seconds=args.min_chunk, progress=not args.quiet)
 
 
 # ----------------------------------------------------------------------------------------------- joining

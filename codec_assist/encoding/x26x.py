@@ -64,6 +64,20 @@ def zones_param(zones) -> str:
     return "/".join(parts)
 
 
+def plan_params(plan: EncodePlan | None, codec: str, zones: bool = True) -> dict[str, str]:
+    """The x264/x265 parameters a plan sets (the one place they are built): its own IDRs only (no scenecut,
+    keyint from the plan), its AQ, closed GOPs for x265 and, with `zones`, its per-shot zones."""
+    if plan is None:
+        return {}
+    p = {"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0", "aq-mode": str(plan.aq_mode),
+         "aq-strength": f"{plan.aq_strength:g}"}
+    if codec == "x265":
+        p["open-gop"] = "0"
+    if zones and plan.zones:
+        p["zones"] = zones_param(plan.zones)
+    return p
+
+
 def check_request(codec: str, rate: RateControl, preset: str, params: dict[str, str], assisted: bool) -> None:
     """Refuse what FFmpeg would silently ignore or what would silently switch the ROI off."""
     if codec not in ENCODERS:
@@ -105,7 +119,8 @@ def encode(
     threads: int = 0,
     rc_pass: int = 0,
     stats_file: str | Path | None = None,
-    overwrite: bool | None = None,
+    overwrite: bool = False,
+    limits: media.Limits = media.DEFAULT_LIMITS,
 ) -> EncodeResult:
     """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
 
@@ -115,13 +130,13 @@ def encode(
     with an IDR: one chunk of a chunked encode (codec_assist.chunked). `threads` caps the encoder and decoder
     threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
     `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
-    target by up to a third; two passes hit it). `overwrite` replaces an existing output (default: the CLI's
-    --overwrite); callers that re-encode their own output of this run pass True.
+    target by up to a third; two passes hit it). `overwrite` replaces an existing output; `limits` guard the
+    input (declared and decoded).
     """
     params = dict(params or {})
     assisted = plan is not None
     check_request(codec, rate, preset, params, assisted)
-    info = media.probe(input_path)
+    info = media.probe(input_path, limits)
     if size is not None:
         w, h = size
         if w < 16 or h < 16 or w % 2 or h % 2:
@@ -151,13 +166,7 @@ def encode(
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
     qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
     x_params = {"log-level": "error"} if codec == "x265" else {}
-    if plan is not None:
-        x_params.update({"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0",
-                         "aq-mode": str(plan.aq_mode), "aq-strength": f"{plan.aq_strength:g}"})
-        if codec == "x265":
-            x_params["open-gop"] = "0"
-        if plan.zones:
-            x_params["zones"] = zones_param(plan.zones)
+    x_params.update(plan_params(plan, codec))
     if threads and codec == "x265":
         x_params["pools"] = str(threads)  # libx265 does not read the codec context's thread count
     x_params.update(params)
@@ -218,7 +227,7 @@ def encode(
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             first = True
             last_pts = None
-            stats = media.DecodeStats(input_path, info.frame_count)
+            stats = media.DecodeStats(input_path, info.frame_count, limits)
             with _encoder_errors(codec):
                 for packet, frames in media.decode_packets(src, vin, stats, [vin, *audio_map]):
                     if frames is not None:

@@ -14,7 +14,6 @@ Formats (docs/EXPORT.md has an example command consuming each):
 """
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
@@ -144,29 +143,17 @@ def render(plan: EncodePlan, arrays: dict[str, np.ndarray], fmt: str) -> bytes:
     raise CodecAssistError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def register(sub) -> None:
-    from codec_assist.cli import FMT
-
-    p = sub.add_parser("export", help="write a plan's zones, ROI maps, QP arrays or keyframes for other encoders",
-                       formatter_class=FMT, description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    p.add_argument("plan", help="plan JSON (its .npz beside it)")
-    p.add_argument("--format", "-f", required=True, choices=FORMATS, help="what to write")
-    p.add_argument("-o", "--output", required=True, help="output file ('-' for stdout, text formats only)")
-    p.set_defaults(handler=cmd_export)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
+def export_plan(plan_path: str | Path, fmt: str, output: str | Path | None = None, *,
+                overwrite: bool = False) -> bytes:
+    """Read a plan file (its .npz beside it) and render it as `fmt` (one of FORMATS); with `output`, also
+    write the bytes there atomically. Returns the bytes."""
     from codec_assist import schemas
 
-    plan, arrays = schemas.load(EncodePlan, args.plan, need_arrays=("qp/frames", "qp/offsets"))
-    schemas.validate_plan_arrays(plan, arrays, args.plan)
-    data = render(plan, arrays, args.format)
-    if args.output == "-":
-        if args.format == "qp-npy":
-            raise CodecAssistError("qp-npy is binary; give an output file")
-        print(data.decode(), end="")
-        return 0
-    out = check_output(args.output, args.plan, schemas.arrays_path(args.plan))
-    atomic_write_bytes(out, data)
-    print(f"{args.format} -> {out} ({len(data)} bytes)")
-    return 0
+    if fmt not in FORMATS:
+        raise CodecAssistError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    plan, arrays = schemas.load_plan(plan_path)
+    data = render(plan, arrays, fmt)
+    if output is not None:
+        out = check_output(output, plan_path, schemas.arrays_path(plan_path), overwrite=overwrite)
+        atomic_write_bytes(out, data)
+    return data

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import av
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from codec_assist.errors import InputError
 from codec_assist.schemas import AudioStreamInfo, VideoInfo
@@ -28,17 +29,18 @@ logging.getLogger("libav").setLevel(logging.CRITICAL + 1)  # FFmpeg's words beco
 log = logging.getLogger("codec_assist")
 
 
-@dataclass
-class Limits:
-    """Guards against absurd inputs (declared or decoded), set from --max-pixels / --max-duration."""
+class Limits(BaseModel):
+    """Guards against absurd inputs, checked on what the container declares and on what is really decoded.
+    Passed explicitly to every probe and decode (and to batch and chunk workers)."""
 
-    max_pixels: int = 8192 * 8192
-    max_duration: float = 4 * 3600.0  # seconds
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_pixels: int = Field(8192 * 8192, gt=0)  # pixels per frame
+    max_duration: float = Field(4 * 3600.0, gt=0)  # seconds
 
 
-LIMITS = Limits()
+DEFAULT_LIMITS = Limits()
 TRIM_EVERY = 250  # frames between release_memory() calls in long decodes (a trim costs well under 1 ms)
-MAX_PIXELS = LIMITS.max_pixels  # the default, for callers that only need the number
+MAX_PIXELS = DEFAULT_LIMITS.max_pixels  # the default, for callers that only need the number
 STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "qoi_pipe",
                        "j2k_pipe", "pgm_pipe", "ppm_pipe", "svg_pipe", "jpegxl_pipe", "dds_pipe")
 
@@ -65,16 +67,16 @@ def display_path(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def check_size(width: int, height: int, path) -> None:
-    if width * height > LIMITS.max_pixels:
+def check_size(width: int, height: int, path, limits: Limits = DEFAULT_LIMITS) -> None:
+    if width * height > limits.max_pixels:
         raise InputError(f"{display_path(path)}: frame size {width}x{height} is too large "
-                         f"({width * height} pixels, over --max-pixels {LIMITS.max_pixels})")
+                         f"({width * height} pixels, over --max-pixels {limits.max_pixels})")
 
 
-def check_duration(seconds: float, path) -> None:
-    if seconds > LIMITS.max_duration:
+def check_duration(seconds: float, path, limits: Limits = DEFAULT_LIMITS) -> None:
+    if seconds > limits.max_duration:
         raise InputError(f"{display_path(path)}: duration {seconds:.1f} s is too long "
-                         f"(over --max-duration {LIMITS.max_duration:g} s)")
+                         f"(over --max-duration {limits.max_duration:g} s)")
 
 
 def open_input(path: str | Path) -> av.container.InputContainer:
@@ -119,8 +121,9 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
     return streams[0]
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Describe the video (and its audio streams) without decoding it."""
+def probe(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:
+    """Describe the video (and its audio streams) without decoding it; refuse it when it declares more than
+    `limits` allow."""
     p = Path(path)
     with open_input(p) as c:
         vs = _video_stream(c, p)
@@ -129,20 +132,20 @@ def probe(path: str | Path) -> VideoInfo:
         shown = display_path(p)
         if width <= 0 or height <= 0:
             raise InputError(f"{shown}: video stream has no frame size")
-        check_size(width, height, p)
+        check_size(width, height, p, limits)
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         if not rate or rate <= 0:
             raise InputError(f"{shown}: cannot determine the frame rate")
         fps = float(rate)
         tb = vs.time_base or Fraction(1, 90000)
         duration = float(vs.duration * tb) if vs.duration else (c.duration or 0) / av.time_base
-        check_duration(duration, p)  # before counting: a hostile index could make counting slow
+        check_duration(duration, p, limits)  # before counting: a hostile index could make counting slow
         frames = vs.frames or _count_frames(c, vs)
         if frames == 0:
             raise InputError(f"{shown}: video stream has no frames")
         if duration <= 0:
             duration = frames / fps
-        check_duration(duration, p)
+        check_duration(duration, p, limits)
         audio = [
             AudioStreamInfo(
                 index=a.index,
@@ -186,15 +189,16 @@ def _count_frames(c: av.container.InputContainer, vs) -> int:
 class DecodeStats:
     """What a streaming decode had to skip: corrupt packets, and frames the container promised but lacked."""
 
-    def __init__(self, path, declared: int = 0):
+    def __init__(self, path, declared: int = 0, limits: Limits = DEFAULT_LIMITS):
         self.path, self.declared, self.frames, self.corrupt = path, declared, 0, 0
+        self.limits = limits
 
     def check(self, frame: av.VideoFrame) -> None:
         """Guards on what is really decoded (headers can lie): the size and the time of every frame."""
         self.frames += 1
-        check_size(frame.width, frame.height, self.path)
+        check_size(frame.width, frame.height, self.path, self.limits)
         if frame.time is not None:
-            check_duration(frame.time, self.path)
+            check_duration(frame.time, self.path, self.limits)
 
     def warn(self) -> None:
         """One warning saying what was skipped, if anything (the output covers the rest)."""
@@ -225,7 +229,8 @@ def decode_packets(container, stream, stats: DecodeStats, streams=None) -> Itera
         yield packet, frames
 
 
-def iter_frames(path: str | Path, *, threads: int = 0, declared: int = 0) -> Iterator[av.VideoFrame]:
+def iter_frames(path: str | Path, *, threads: int = 0, declared: int = 0, limits: Limits = DEFAULT_LIMITS
+                ) -> Iterator[av.VideoFrame]:
     """Decode every video frame in presentation order, streaming. Corrupt packets are skipped with a warning."""
     p = Path(path)
     with open_input(p) as c:
@@ -233,7 +238,7 @@ def iter_frames(path: str | Path, *, threads: int = 0, declared: int = 0) -> Ite
         vs.thread_type = "AUTO"
         if threads:
             vs.codec_context.thread_count = threads
-        stats = DecodeStats(p, declared)
+        stats = DecodeStats(p, declared, limits)
         for _packet, frames in decode_packets(c, vs, stats):
             yield from frames
             if stats.frames % TRIM_EVERY < len(frames):
@@ -258,11 +263,11 @@ def proxy_size(width: int, height: int, target_width: int = 320) -> tuple[int, i
     return max(2, w - w % 2), h
 
 
-def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0
+def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0, limits: Limits = DEFAULT_LIMITS
                ) -> Iterator[tuple[int, av.VideoFrame, ProxyFrame]]:
     """Yield (index, source frame, proxy frame) for every frame. swscale does the downscale (cheap)."""
     w, h = size
-    for i, frame in enumerate(iter_frames(path, declared=declared)):
+    for i, frame in enumerate(iter_frames(path, declared=declared, limits=limits)):
         bgr = frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
         gray = (bgr[..., 0] * 0.114 + bgr[..., 1] * 0.587 + bgr[..., 2] * 0.299).astype(np.uint8)
         t = float(frame.time) if frame.time is not None else 0.0

@@ -10,20 +10,16 @@ from typing import Iterator
 from codec_assist.errors import CodecAssistError
 
 
-OVERWRITE = False  # the CLI's --overwrite; library callers may pass overwrite= explicitly
-
-
 def shown(path: str | Path) -> str:
     """A path as printable text, whatever bytes its name holds."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def check_output(output: str | Path, *inputs: str | Path, overwrite: bool | None = None) -> Path:
+def check_output(output: str | Path, *inputs: str | Path, overwrite: bool = False) -> Path:
     """Refuse an output path that is one of the inputs (by name, symlink or hard link), an existing file
     (unless overwriting), a directory, or under a path that cannot become a folder. Missing parent folders
     are created when the output is written (atomic_output), so a failed run leaves no empty folders."""
     out = Path(output)
-    overwrite = OVERWRITE if overwrite is None else overwrite
     for inp in inputs:
         inp = Path(inp)
         same = out.resolve() == inp.resolve()

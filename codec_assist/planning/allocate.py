@@ -15,10 +15,9 @@ policies.target_quality and policies.keyframes (events).
 """
 from __future__ import annotations
 
-import argparse
+import logging
 import os
 import re
-import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -34,7 +33,7 @@ from policies.target_quality import PRIOR_SLOPE, next_step
 import codec_assist.media.decode as media
 
 import codec_assist.encoding.roi as roi
-from codec_assist.encoding.x26x import ENCODERS, encode
+from codec_assist.encoding.x26x import ENCODERS, encode, plan_params
 from codec_assist.errors import CodecAssistError, EncoderError
 from codec_assist.evaluation.metrics import QUALITY_METRICS, FrameScorer, sequence_quality
 from codec_assist.schemas import (
@@ -47,7 +46,10 @@ from codec_assist.schemas import (
     RateControl,
     ShotAllocation,
     Zone,
+    parse_bitrate,
 )
+
+log = logging.getLogger("codec_assist")
 
 RATE_TOLERANCE = 0.025  # re-encode once when the total is further than this from the budget (goal: ±3 %)
 FINAL_TOLERANCE = 0.5  # target quality: re-encode when a shot lands further than this from its target
@@ -130,17 +132,6 @@ def _encoder(codec: str, preset: str, width: int, height: int, fps: float, crf: 
     return ctx
 
 
-def _plan_params(plan: EncodePlan | None, codec: str) -> dict[str, str]:
-    """The x264/x265 parameters encode.encode sets for a plan (probes must match the final encode)."""
-    if plan is None:
-        return {}
-    p = {"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0", "aq-mode": str(plan.aq_mode),
-         "aq-strength": f"{plan.aq_strength:g}"}
-    if codec == "x265":
-        p["open-gop"] = "0"
-    return p
-
-
 def encode_frames(frames: Sequence[av.VideoFrame], first_index: int, *, codec: str, preset: str, fps: float,
                   crf: float, plan: EncodePlan | None = None, plan_arrays: dict[str, np.ndarray] | None = None,
                   decode: bool = True) -> tuple[np.ndarray, list[av.VideoFrame]]:
@@ -148,7 +139,7 @@ def encode_frames(frames: Sequence[av.VideoFrame], first_index: int, *, codec: s
     (forced IDRs at the run's start and the plan's keyframes, the plan's ROI offsets); return the bits per
     frame and, if `decode`, the decoded frames."""
     w, h = frames[0].width, frames[0].height
-    enc = _encoder(codec, preset, w, h, fps, crf, _plan_params(plan, codec))
+    enc = _encoder(codec, preset, w, h, fps, crf, plan_params(plan, codec, zones=False))  # as the final encode
     keyset = set(plan.keyframes) if plan is not None else set()
     bits = np.zeros(len(frames), np.int64)
     packets = []
@@ -445,8 +436,6 @@ _RUNG = re.compile(r"^\s*(?:(\d+)x(\d+)|(\d+)p)\s*:\s*(\S+)\s*$")
 
 def parse_ladder(text: str) -> list[tuple[str, int | None, int, int]]:
     """'720p:1M,480p:500k' or '1280x720:1M' -> [(name, width or None, height, bits/s)]."""
-    from codec_assist.cli import parse_rate
-
     rungs = []
     for item in filter(None, (t.strip() for t in (text or "").split(","))):
         m = _RUNG.match(item)
@@ -455,8 +444,8 @@ def parse_ladder(text: str) -> list[tuple[str, int | None, int, int]]:
         width = int(m.group(1)) if m.group(1) else None
         height = int(m.group(2) or m.group(3))
         try:
-            rate = parse_rate(m.group(4))
-        except argparse.ArgumentTypeError as e:
+            rate = parse_bitrate(m.group(4))
+        except ValueError as e:
             raise CodecAssistError(f"ladder rung {item!r}: {e}") from None
         rungs.append((item.split(":")[0].strip(), width, height, rate))
     if not rungs:
@@ -469,6 +458,17 @@ def rung_size(src_w: int, src_h: int, width: int | None, height: int) -> tuple[i
     if width is None:
         width = round(src_w * height / src_h)
     return max(16, width - width % 2), max(16, height - height % 2)
+
+
+def warn_upscaled_rungs(rungs, src_w: int, src_h: int) -> None:
+    """Say so, once per rung, when a rung is larger than the source: it is upscaled, which spends bits on
+    interpolated detail."""
+    for name, rw, rh, _ in rungs:
+        w, h = rung_size(src_w, src_h, rw, rh)
+        if w > src_w or h > src_h:
+            log.warning("ladder rung %s is %dx%d, larger than the %dx%d source: it is upscaled (a rung at or below "
+                        "%dp keeps the source's detail without spending bits on interpolation)",
+                        name, w, h, src_w, src_h, src_h)
 
 
 def plan_for_size(plan: EncodePlan, arrays: dict[str, np.ndarray], width: int, height: int
@@ -491,6 +491,7 @@ def encode_ladder(input_path, outputs: Sequence[Path], rungs, *, codec: str, pre
     import tempfile
 
     info = media.probe(input_path)
+    warn_upscaled_rungs(rungs, info.width, info.height)
     out_rungs = []
     for (name, rw, rh, bitrate), out in zip(rungs, outputs):
         w, h = rung_size(info.width, info.height, rw, rh)
@@ -521,182 +522,3 @@ def ladder_outputs(output: str, stem: str, names: Sequence[str]) -> list[Path]:
         raise CodecAssistError(f"--ladder output {d} must be a folder or a pattern containing {{rung}}")
     d.mkdir(parents=True, exist_ok=True)
     return [d / f"{stem}.{n}.mp4" for n in names]
-
-
-# ---------------------------------------------------------------------------------------------- the CLI
-def add_encode_options(e) -> None:
-    """encode's options for allocation, target quality, ladders and event keyframes."""
-    g = e.add_argument_group("allocation, target quality, ladders (see docs/EXPORT.md)")
-    g.add_argument("--allocate", action="store_true",
-                   help="share the --bitrate (or --size) budget between shots by importance and complexity (zones)")
-    g.add_argument("--size", metavar="BYTES", help="total video size instead of --bitrate, e.g. 2M, 750k (bytes)")
-    g.add_argument("--alloc-strength", type=float, default=1.0,
-                   help="importance tilt: shot QP offset = -2 x strength x log2(weight / mean weight)")
-    g.add_argument("--max-shot-dqp", type=float, default=4.0, help="largest per-shot QP offset either way")
-    g.add_argument("--segment", type=float, default=0.0,
-                   help="cut shots longer than this many seconds into pieces for allocation (0: whole shots)")
-    g.add_argument("--target-quality", metavar="METRIC=VALUE",
-                   help="per-shot quality target, e.g. psnr=40, xpsnr=38, ssim=0.97, vmaf=93 (vmaf-torch, sampled)")
-    g.add_argument("--tolerance", type=float, default=None,
-                   help="target-quality probe tolerance (default 0.25 dB; 0.003 SSIM; 0.5 VMAF)")
-    g.add_argument("--max-probes", type=int, default=6, help="target-quality: most probe encodes per shot")
-    g.add_argument("--ladder", metavar="RUNG:RATE[,...]",
-                   help="encode renditions from one plan with identical IDRs, e.g. 720p:1M,480p:500k,240p:150k "
-                   "(-o is then a folder or a pattern with {rung})")
-    g.add_argument("--no-plain", action="store_true", help="--ladder: skip the plain per-rung encodes (IDR check)")
-    g.add_argument("--events", metavar="F[,F...]", default="",
-                   help="extra IDR candidates (frame numbers: speaker/topic changes...), kept within min/max GOP; "
-                   "the analysis's 'event:' tokens are added automatically")
-    g.add_argument("--save-plan", metavar="PATH", help="write the plan used (with zones and allocation) here")
-
-
-def wants(args) -> bool:
-    return bool(args.allocate or args.target_quality or args.ladder or args.events or args.size or args.save_plan)
-
-
-def _parse_events(text: str) -> list[int]:
-    try:
-        return sorted({int(t) for t in text.split(",") if t.strip()})
-    except ValueError:
-        raise CodecAssistError(f"--events {text!r}: expected frame numbers like 120,300") from None
-
-
-def run_encode(args) -> int:
-    """`encode` with --allocate / --target-quality / --ladder / --events / --save-plan."""
-    from codec_assist import schemas
-    from codec_assist.cli import _analyze_options, _emit, _plan_options
-    from codec_assist.encoding.x26x import check_request, parse_params
-    from codec_assist.evaluation.metrics import compare_videos
-    from codec_assist.analysis.pipeline import analyze, make_plan
-    from codec_assist.media.safeio import check_output
-
-    inp = Path(args.input)
-    modes = [m for m in ("allocate", "target_quality", "ladder") if getattr(args, m)]
-    if len(modes) > 1:
-        raise CodecAssistError(f"choose one of --allocate, --target-quality, --ladder (got {', '.join(modes)})")
-    if args.no_assist:
-        raise CodecAssistError("allocation, target quality, ladders and events need the analysis: drop --no-assist "
-                               "(use --max-dqp 0 for IDRs and zones without per-block offsets)")
-    if args.size and args.bitrate:
-        raise CodecAssistError("--size and --bitrate both set the budget; give one")
-    target = parse_target(args.target_quality) if args.target_quality else None
-    if target and (args.bitrate or args.crf is not None or args.size):
-        raise CodecAssistError("--target-quality chooses the CRF per shot; drop --bitrate/--crf/--size")
-    info = media.probe(inp)
-    bitrate = args.bitrate
-    if args.size:
-        from codec_assist.cli import parse_rate
-
-        try:
-            size_bytes = parse_rate(args.size)
-        except argparse.ArgumentTypeError as e:
-            raise CodecAssistError(str(e).replace("bitrate", "size")) from None
-        bitrate = int(size_bytes * 8 / (info.frame_count / info.fps))
-    rate = (RateControl(mode="abr", bitrate=bitrate) if bitrate
-            else RateControl(mode="crf", crf=23.0 if args.crf is None else args.crf))
-    if args.allocate and rate.mode != "abr":
-        raise CodecAssistError("--allocate shares a total budget: give --bitrate or --size")
-    params = parse_params(args.params)
-    check_request(args.codec, rate, args.preset, params, assisted=True)
-    if args.ladder:
-        rungs = parse_ladder(args.ladder)
-        outs = ladder_outputs(args.output, inp.stem, [r[0] for r in rungs])
-        for o in outs:
-            check_output(o, inp)
-    else:
-        out = check_output(args.output, inp)
-    for extra in (args.report, args.save_plan, args.html):
-        if extra:
-            check_output(extra, inp)
-
-    t = time.perf_counter()
-    if args.plan:
-        plan, plan_arrays = schemas.load(schemas.EncodePlan, args.plan, need_arrays=("qp/frames", "qp/offsets"))
-        schemas.validate_plan_arrays(plan, plan_arrays, args.plan)
-        analysis = None
-        arrays = {"importance/frames": np.zeros(1, np.int64), "importance/scalar": np.zeros(1, np.float32)}
-    else:
-        analysis, arrays = analyze(inp, _analyze_options(args), progress=not args.quiet)
-        plan, plan_arrays = make_plan(analysis, arrays, _plan_options(args, args.codec))
-    events = _parse_events(args.events) + (events_from_analysis(analysis) if analysis else [])
-    if events:
-        cuts = analysis.cut_frames if analysis else plan.shot_starts
-        plan = with_events(plan, cuts, events)
-    if args.allocate:
-        if args.plan and analysis is None:
-            raise CodecAssistError("--allocate needs the importance of each shot: run it without --plan")
-        plan = plan_budget(inp, plan, arrays, rate, strength=args.alloc_strength, max_dqp=args.max_shot_dqp,
-                           max_segment=args.segment)
-    seconds_analysis = time.perf_counter() - t
-
-    if args.ladder:
-        report = encode_ladder(inp, outs, rungs, codec=args.codec, preset=args.preset, plan=plan,
-                               plan_arrays=plan_arrays, params=params, plain=not args.no_plain,
-                               progress=not args.quiet)
-        if args.report:
-            schemas.save(report, args.report)
-        if args.save_plan:
-            schemas.save(plan, args.save_plan, plan_arrays)
-        if args.html:  # the page: timeline, QP map, the plan's IDRs and the rungs' table
-            from codec_assist.report.html import report as html_report
-
-            html_report([], args.html, ladder=report, analysis=analysis, arrays=arrays if analysis else None,
-                        plan=plan, plan_arrays=plan_arrays, analyze_options=_analyze_options(args),
-                        plan_options=_plan_options(args, args.codec))
-        lines = [f"{r.name} {r.width}x{r.height} {r.bitrate_kbps:.0f} kb/s IDR {r.keyframes}"
-                 + (f" (plain scenecut: {r.plain_keyframes})" if r.plain_keyframes is not None else "")
-                 + f" -> {r.output}" for r in report.rungs]
-        lines.append(f"IDRs identical in every rung: {report.aligned}"
-                     + (f"; plain encodes identical: {report.plain_aligned}" if report.plain_aligned is not None
-                        else ""))
-        _emit(args, report, "\n".join(lines))
-        return 0 if report.aligned else 1
-
-    if target:
-        metric, value = target
-        tol = args.tolerance if args.tolerance is not None else {"ssim": 0.003, "vmaf": 0.5}.get(metric, 0.25)
-        result = encode_target_quality(inp, out, metric=metric, target=value, codec=args.codec, preset=args.preset,
-                                       plan=plan, plan_arrays=plan_arrays, params=params, tol=tol,
-                                       max_probes=args.max_probes, max_segment=args.segment,
-                                       importance_arrays=arrays if analysis else None, progress=not args.quiet)
-        plan = plan.model_copy(update={"allocation": result.allocation})
-    elif args.allocate:
-        result = encode_budget(inp, out, rate=rate, codec=args.codec, preset=args.preset, plan=plan,
-                               plan_arrays=plan_arrays, params=params, progress=not args.quiet)
-        plan = plan.model_copy(update={"allocation": result.allocation})
-    else:
-        result = encode(inp, out, codec=args.codec, rate=rate, preset=args.preset, plan=plan,
-                        plan_arrays=plan_arrays, params=params, progress=not args.quiet)
-    result.seconds_analysis = seconds_analysis
-    if args.save_plan:
-        schemas.save(plan, args.save_plan, plan_arrays)
-    if args.report or args.html:
-        result.quality = compare_videos(inp, out, rois=args.roi)
-        enc_report = schemas.EncodeReport(input=info, result=result, plan=args.save_plan or args.plan)
-    if args.report:
-        schemas.save(enc_report, args.report)
-    if args.html:  # the page shows the per-shot allocation: planned vs spent bits, target vs achieved quality
-        from codec_assist.report.html import report
-
-        report([], args.html, encode=enc_report, analysis=analysis, arrays=arrays if analysis else None, plan=plan,
-               plan_arrays=plan_arrays, analyze_options=_analyze_options(args),
-               plan_options=_plan_options(args, args.codec))
-    text = (f"{out}: {result.frames} frames, {result.bitrate_kbps:.1f} kb/s, IDR at {result.keyframes}, "
-            f"{ENCODERS[args.codec]} {args.preset}")
-    if result.allocation:
-        a = result.allocation
-        rows = []
-        for x in a.shots:
-            row = f"  frames {x.start_frame:>5}-{x.end_frame - 1:<5} importance {x.importance:.2f}"
-            if a.mode == "budget":
-                row += (f" complexity {x.complexity / 1000:7.1f} kb/f  factor {x.bitrate_factor:5.3f} "
-                        f"(ΔQP {x.dqp:+.1f})  bits {x.bits / 8e3:8.1f} kB planned, {x.bits_actual / 8e3:8.1f} kB spent")
-            else:
-                row += (f" CRF {x.crf:5.2f}  {a.metric} {x.achieved:.3f} (probe {x.predicted:.3f}, "
-                        f"{len(x.probes)} probes, {x.status})")
-            rows.append(row)
-        text += "\n" + "\n".join(rows) + f"\n{a.message}"
-        if a.mode == "target-quality":
-            text += f"\nprobe encodes: {a.probe_encodes}, final encodes: {a.final_encodes}"
-    _emit(args, result, text)
-    return 0

@@ -7,29 +7,11 @@
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 import numpy as np
 
 from codec_assist.errors import CodecAssistError
 from codec_assist.schemas import Analysis, Box, ExplainMoment, ExplainToken, Explanation, FusionQuery
-
-
-def register(sub) -> None:
-    from codec_assist.cli import FMT
-
-    p = sub.add_parser("explain", help="say why a moment or region of an analysed video matters",
-                       formatter_class=FMT, description="Read an analysis and list, for a moment, its importance, "
-                       "its hottest region and the tokens (faces, text, ImageNet classes, CLIP patches, transcript) "
-                       "that contributed most, with the weight each added and the query that attended to it.")
-    p.add_argument("analysis", help="analysis folder or its analysis.json")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--frame", type=int, metavar="N", help="explain the analysed frame at or just before frame N")
-    which.add_argument("--time", type=float, metavar="T", help="explain the analysed frame at or just before T seconds")
-    which.add_argument("--top", type=int, default=3, metavar="K", help="explain the K most important moments")
-    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
-    p.set_defaults(handler=cmd_explain)
 
 
 def explain(analysis: Analysis, arrays: dict[str, np.ndarray], source: str = "", frame: int | None = None,
@@ -112,14 +94,3 @@ def attended_by(t: ExplainToken, queries: list[FusionQuery]) -> str:
 def describe_token(t: ExplainToken, queries: list[FusionQuery]) -> str:
     """One line per token, e.g. "imagenet 'mountain bike' 0.92 <- focus 'bicycle'" (the report's why-table)."""
     return f"{t.source} {t.label!r} {t.weight:.2f}{attended_by(t, queries)}"
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from codec_assist.cli import _load_analysis
-
-    (analysis, arrays), src = _load_analysis(args.analysis)
-    if "importance/scalar" not in arrays:
-        raise CodecAssistError(f"{src}: the arrays have no importance/scalar")
-    e = explain(analysis, arrays, str(src), frame=args.frame, time=args.time, top=args.top)
-    print(e.model_dump_json(indent=2, by_alias=True) if args.json else format_explanation(e))
-    return 0

@@ -10,13 +10,15 @@ options and unchanged input), redoes the rest, and deletes temporary files a kil
 `.*.chunks-*`). Outputs appear whole (written to a temp file, renamed) and only inside the output folder;
 a failed item leaves none, and one bad video fails alone with its error in the manifest.
 
-Adding a command (e.g. `tag`) is one entry in COMMANDS: output suffixes, the options from the CLI, the runner.
+Adding a command (e.g. `tag`) is one entry in COMMANDS: output suffixes and the runner; `batch_options` builds
+the JSON-able options (the limits included, so every worker enforces them).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from codec_assist import __version__
-from codec_assist.scale.engine import EngineOptions, add_engine_knobs, engine_options, run_tasks
+import codec_assist.media.decode as media
+from codec_assist.scale.engine import EngineOptions, run_tasks, warnings_returned
 from codec_assist.errors import CodecAssistError
 from codec_assist.schemas import BatchItem, BatchManifest, BatchOutput
 
@@ -35,34 +38,41 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpe
 MANIFEST = "manifest.json"
 LOCK = ".codec-assist-batch.lock"
 
+log = logging.getLogger("codec_assist")
+
 
 # ------------------------------------------------------------------------------------------- commands
-def _encode_options(args) -> dict:
-    """JSON-able options of an encode item (also what the fingerprint is made of)."""
-    from codec_assist.cli import _plan_options
-    from codec_assist.encoding.x26x import check_request, parse_params
+def batch_options(command: str, *, rate=None, codec: str = "x264", preset: str = "medium",
+                  params: dict[str, str] | None = None, assist: bool = True, analyze_options=None,
+                  plan_options=None, limits: media.Limits = media.DEFAULT_LIMITS) -> dict:
+    """The JSON-able options of every item of `command` (also what the fingerprint is made of), checked once
+    here rather than failing in every item."""
+    import analyzers
+    from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions
+    from codec_assist.encoding.x26x import check_request
     from codec_assist.schemas import RateControl
 
-    rate = (RateControl(mode="abr", bitrate=args.bitrate) if args.bitrate
-            else RateControl(mode="crf", crf=23.0 if args.crf is None else args.crf))
-    params = parse_params(args.params)
-    check_request(args.codec, rate, args.preset, params, assisted=not args.no_assist)  # fail once, not per item
-    options = {"rate": rate.model_dump(), "codec": args.codec, "preset": args.preset, "params": params,
-               "assist": not args.no_assist}
-    if not args.no_assist:  # a plain encode does not depend on the analysis knobs
-        options.update(_analysis_part(args), plan=_plan_options(args, args.codec).model_dump())
+    if command not in COMMANDS:
+        raise CodecAssistError(f"unknown batch command {command!r} (choose from {', '.join(COMMANDS)})")
+    options: dict[str, Any] = {"limits": limits.model_dump()}
+    if command == "encode":
+        rate = rate or RateControl(mode="crf", crf=23.0)
+        params = dict(params or {})
+        check_request(codec, rate, preset, params, assisted=assist)
+        options.update(rate=rate.model_dump(), codec=codec, preset=preset, params=params, assist=assist)
+        if not assist:  # a plain encode does not depend on the analysis knobs
+            return options
+        options["plan"] = (plan_options or PlanOptions()).model_copy(update={"codec": codec}).model_dump()
+    a = analyze_options or AnalyzeOptions()
+    unknown = [n for n in a.analyzers if n not in analyzers.ANALYZERS]
+    if unknown:
+        raise CodecAssistError(f"unknown analyzer {', '.join(unknown)} (valid: {', '.join(analyzers.ANALYZERS)})")
+    options["analyze"] = a.model_dump()
     return options
 
 
-def _analysis_part(args) -> dict:
-    import analyzers
-    from codec_assist.cli import _analyze_options
-
-    opts = _analyze_options(args)
-    unknown = [n for n in opts.analyzers if n not in analyzers.ANALYZERS]
-    if unknown:
-        raise CodecAssistError(f"unknown analyzer {', '.join(unknown)} (valid: {', '.join(analyzers.ANALYZERS)})")
-    return {"analyze": opts.model_dump()}
+def _limits(o: dict) -> media.Limits:
+    return media.Limits.model_validate(o.get("limits") or {})
 
 
 def _run_encode(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
@@ -71,11 +81,12 @@ def _run_encode(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
     from codec_assist.schemas import RateControl
 
     plan = plan_arrays = None
+    limits = _limits(o)
     if o["assist"]:
-        analysis, arrays = analyze(inp, AnalyzeOptions(**o["analyze"]))
+        analysis, arrays = analyze(inp, AnalyzeOptions(**o["analyze"]), limits=limits)
         plan, plan_arrays = make_plan(analysis, arrays, PlanOptions(**o["plan"]))
     r = encode(inp, outs[0], codec=o["codec"], rate=RateControl(**o["rate"]), preset=o["preset"], plan=plan,
-               plan_arrays=plan_arrays, params=o["params"], threads=threads,
+               plan_arrays=plan_arrays, params=o["params"], threads=threads, limits=limits,
                overwrite=True)  # OUT_DIR is the batch's: an item that is redone replaces its own stale output
     return {"frames": r.frames, "bitrate_kbps": round(r.bitrate_kbps, 2), "seconds_encode": round(r.seconds_encode, 3)}
 
@@ -84,21 +95,28 @@ def _run_analyze(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
     from codec_assist import schemas
     from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 
-    analysis, arrays = analyze(inp, AnalyzeOptions(**o["analyze"]))
+    analysis, arrays = analyze(inp, AnalyzeOptions(**o["analyze"]), limits=_limits(o))
     schemas.save(analysis, outs[0], arrays)  # npz first, then the JSON: the JSON's presence means complete
     return {"frames": analysis.video.frame_count, "shots": len(analysis.shots), "tokens": len(analysis.tokens)}
 
 
+ENCODE_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv")  # an encode keeps one of these; other inputs become .mp4
+
+
 @dataclass(frozen=True)
 class BatchCommand:
-    suffixes: tuple[str, ...]  # output files per input: <input's relative path without suffix> + each suffix
-    options: Callable[[Any], dict]  # parsed CLI args -> JSON-able options (validated once, before any task)
+    suffixes: Callable[[Path], tuple[str, ...]]  # input -> output suffixes (appended to its path sans suffix)
     run: Callable[[Path, list[Path], dict, int], dict]  # (input, outputs, options, threads) -> small summary
 
 
+def _encode_suffixes(rel: Path) -> tuple[str, ...]:
+    suffix = rel.suffix.lower()
+    return (suffix if suffix in ENCODE_CONTAINERS else ".mp4",)
+
+
 COMMANDS: dict[str, BatchCommand] = {
-    "encode": BatchCommand((".mp4",), _encode_options, _run_encode),
-    "analyze": BatchCommand((".analysis.json", ".analysis.npz"), _analysis_part, _run_analyze),
+    "encode": BatchCommand(_encode_suffixes, _run_encode),
+    "analyze": BatchCommand(lambda rel: (".analysis.json", ".analysis.npz"), _run_analyze),
 }
 
 
@@ -116,10 +134,11 @@ def run_item(command: str, input_path: str, output_paths: list[str], options: di
     t = time.perf_counter()
     outs = [Path(p) for p in output_paths]
     try:
-        summary = COMMANDS[command].run(Path(input_path), outs, options, threads)
+        with warnings_returned() as warnings:
+            summary = COMMANDS[command].run(Path(input_path), outs, options, threads)
         outputs = [{"path": str(p), "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in outs]
         return {"status": "done", "outputs": outputs, "summary": summary, "seconds": time.perf_counter() - t,
-                "error": ""}
+                "error": "", "warnings": warnings}
     except CodecAssistError as e:
         error = " ".join(str(e).split())
     except Exception as e:  # noqa: BLE001 - one bad video must not stop the batch
@@ -144,17 +163,17 @@ def discover(input_dir: Path, skip: Path | None = None) -> list[Path]:
     return sorted(found)
 
 
-def output_names(rels: list[Path], suffixes: tuple[str, ...]) -> dict[Path, list[Path]]:
+def output_names(rels: list[Path], suffixes: Callable[[Path], tuple[str, ...]]) -> dict[Path, list[Path]]:
     """Relative output paths per input: its path without the suffix + each output suffix; where two inputs
-    would share a name (a.mp4, a.mkv), both keep their suffix (a.mp4.mp4, a.mkv.mp4)."""
-    stems: dict[Path, int] = {}
-    for rel in rels:
-        stems[rel.with_suffix("")] = stems.get(rel.with_suffix(""), 0) + 1
-    out = {}
-    for rel in rels:
-        base = rel.with_suffix("") if stems[rel.with_suffix("")] == 1 else rel
-        out[rel] = [base.with_name(base.name + s) for s in suffixes]
-    return out
+    would share a name (a.avi, a.webm -> a.mp4), both keep their suffix (a.avi.mp4, a.webm.mp4)."""
+    plain = {rel: [rel.with_suffix("").with_name(rel.with_suffix("").name + s) for s in suffixes(rel)]
+             for rel in rels}
+    count: dict[Path, int] = {}
+    for names in plain.values():
+        for n in names:
+            count[n] = count.get(n, 0) + 1
+    return {rel: names if all(count[n] == 1 for n in names) else [rel.with_name(rel.name + s) for s in suffixes(rel)]
+            for rel, names in plain.items()}
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -171,6 +190,12 @@ def fingerprint(command: str, options: dict, input_path: Path) -> str:
     blob = json.dumps({"command": command, "options": options, "input": [st.st_size, st.st_mtime_ns],
                        "codec-assist": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _own_output(item: BatchItem | None, fp: str) -> bool:
+    """Whether an existing output is this batch's own: made by the same command, options and input (a stale
+    or tampered copy is redone and replaced; anything else needs --overwrite)."""
+    return item is not None and item.fingerprint == fp
 
 
 def verified(item: BatchItem | None, fp: str, out_dir: Path, expected: list[Path]) -> bool:
@@ -241,8 +266,10 @@ def _alive(pid: int) -> bool:
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, options: dict,
               engine: EngineOptions | None = None, manifest_path: str | Path | None = None,
-              progress: bool = False) -> BatchManifest:
-    """Run `command` over every video under `input_dir` into `output_dir`; return the final manifest."""
+              progress: bool = False, overwrite: bool = False) -> BatchManifest:
+    """Run `command` over every video under `input_dir` into `output_dir` with `options` (from
+    `batch_options`); return the final manifest. Outputs this batch did not make with these options (another
+    run's, with other options or of another input) are kept unless `overwrite`."""
     from tqdm import tqdm
 
     from codec_assist import schemas
@@ -267,6 +294,17 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
             previous = {i.input: i for i in old.items if old.command == command}
         rels = discover(src, skip=out)
         names = output_names(rels, spec.suffixes)
+        renamed = [f"{r.as_posix()} -> {names[r][0].as_posix()}" for r in rels
+                   if command == "encode" and names[r][0].suffix != r.suffix]
+        if renamed:
+            log.warning("%d input(s) in containers an encode does not write are encoded to MP4: %s%s",
+                        len(renamed), ", ".join(renamed[:3]), ", ..." if len(renamed) > 3 else "")
+        if not overwrite:  # an earlier run's output that this run would replace: only with --overwrite
+            kept = [out / n for r in rels for n in names[r] if (out / n).is_file()
+                    and not _own_output(previous.get(r.as_posix()), fingerprint(command, options, src / r))]
+            if kept:
+                raise CodecAssistError(f"{kept[0]} exists from an earlier run with other options or another "
+                                       f"input ({len(kept)} such output(s)); pass --overwrite to replace them")
         manifest = BatchManifest(command=command, input_dir=str(src), output_dir=str(out), options=options,
                                  engine=engine.engine if not engine.address else f"ray {engine.address}",
                                  workers=engine.workers)
@@ -301,6 +339,8 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
             if error is not None:  # the worker died for good, or the task raised what it should have caught
                 result = {"status": "failed", "outputs": [], "summary": {}, "seconds": 0.0, "error": error}
             item.status, item.error = result["status"], result["error"]
+            for message in result.get("warnings", []):
+                log.warning("%s", message)  # the CLI prints each distinct one once
             item.summary, item.seconds = result["summary"], round(result["seconds"], 3)
             item.outputs = [BatchOutput(path=Path(o["path"]).relative_to(out).as_posix(), sha256=o["sha256"],
                                         bytes=o["bytes"]) for o in result["outputs"]]
@@ -316,51 +356,3 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, command: str, optio
         manifest.seconds = time.perf_counter() - t0
         schemas.save(manifest, manifest_path)
     return manifest
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def register(sub) -> None:
-    from codec_assist.cli import FMT, add_analysis_knobs, add_codec_knobs, add_plan_knobs, parse_crf, parse_rate
-
-    b = sub.add_parser(
-        "batch", formatter_class=FMT,
-        help="run encode or analyze over every video in a folder, in parallel (local processes or Ray), resumable",
-        description="One task per video under INPUT_DIR (searched recursively), outputs under OUT_DIR at the same "
-        "relative paths, a manifest (OUT_DIR/manifest.json) with each item's status, outputs and sha256. "
-        "Re-running the same command skips verified items, redoes changed or failed ones, and cleans up what a "
-        "killed run left. A bad video fails alone (exit 2 at the end, its error in the manifest).")
-    b.add_argument("input_dir", help="folder of videos (searched recursively)")
-    b.add_argument("-o", "--output", required=True, help="output folder (created; outputs never go outside it)")
-    b.add_argument("--command", choices=list(COMMANDS), default="encode", help="what to do with each video")
-    b.add_argument("--manifest", help=f"manifest path (default OUT_DIR/{MANIFEST})")
-    b.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    rate = b.add_mutually_exclusive_group()
-    rate.add_argument("--bitrate", type=parse_rate, help="encode: target bitrate (ABR), e.g. 400k")
-    rate.add_argument("--crf", type=parse_crf, help="encode: constant rate factor (default 23 when no --bitrate)")
-    add_codec_knobs(b)
-    b.add_argument("--no-assist", action="store_true", help="encode: plain encode (no analysis, ROI or forced IDRs)")
-    add_analysis_knobs(b)
-    add_plan_knobs(b)
-    add_engine_knobs(b)
-    b.set_defaults(handler=cmd_batch)
-
-
-def cmd_batch(args) -> int:
-    engine = engine_options(args)
-    options = COMMANDS[args.command].options(args)
-    manifest = run_batch(args.input_dir, args.output, args.command, options, engine, args.manifest,
-                         progress=not args.quiet)
-    failed = [i for i in manifest.items if i.status != "done"]
-    where = args.manifest or str(Path(args.output) / MANIFEST)
-    if args.json:
-        print(manifest.model_dump_json(indent=2, by_alias=True))
-    else:
-        done = len(manifest.items) - len(failed)
-        print(f"{args.command}: {done} of {len(manifest.items)} done ({manifest.reused} verified from an earlier run), "
-              f"{len(failed)} failed, "
-              f"{manifest.seconds:.1f}s on {manifest.engine} x{manifest.workers} -> {where}")
-        for i in failed:
-            print(f"  failed: {i.input}: {i.error}")
-    if failed:
-        raise CodecAssistError(f"{len(failed)} of {len(manifest.items)} items failed; their errors are in {where}")
-    return 0

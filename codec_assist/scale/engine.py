@@ -12,11 +12,14 @@ function did not catch, or a worker that died more than `retries` times.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Literal
+from typing import Any, Callable, Hashable, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codec_assist.errors import CodecAssistError
 
@@ -42,14 +45,22 @@ def parse_memory(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class EngineOptions:
+class EngineOptions(BaseModel):
+    """Where parallel tasks (batch items, chunks) run: a local process pool or Ray."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
     engine: Literal["local", "ray"] = "local"
-    workers: int = 1  # tasks at once (for a Ray cluster: at most this many in flight)
+    workers: int = Field(1, ge=1)  # tasks at once (for a Ray cluster: at most this many in flight)
     address: str | None = None  # Ray cluster address ("auto", "ray://host:10001", "host:6379"); None: local Ray
-    cpus_per_task: float | None = None  # None: this machine's cores / workers (at least 1)
-    memory_per_task: int | None = None  # bytes; None: no limit
-    retries: int = 2  # re-runs of a task whose worker died
+    cpus_per_task: float | None = Field(None, gt=0)  # None: this machine's cores / workers (at least 1)
+    memory_per_task: int | None = Field(None, ge=64 * 1024 ** 2)  # bytes; None: no limit
+    retries: int = Field(2, ge=0)  # re-runs of a task whose worker died
+
+    @model_validator(mode="after")
+    def _address_means_ray(self) -> "EngineOptions":
+        if self.address and self.engine != "ray":
+            object.__setattr__(self, "engine", "ray")
+        return self
 
     def cpus(self) -> float:
         if self.cpus_per_task:
@@ -63,46 +74,28 @@ class EngineOptions:
         return max(1, int(self.cpus()))
 
 
-def add_engine_knobs(sp) -> None:
-    """The --engine/--address/--workers/... options, shared by `batch` and `encode --chunked`."""
-    g = sp.add_argument_group("engine (parallel tasks)")
-    g.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local: a process pool on this machine; ray: Ray tasks (local Ray unless --address)")
-    g.add_argument("--address", metavar="RAY_ADDRESS",
-                   help="Ray cluster to join, e.g. auto or ray://head:10001 (implies --engine ray); inputs and "
-                        "outputs must be on a filesystem every node sees at the same path")
-    g.add_argument("--workers", type=int, default=max(1, cores()),
-                   help="tasks run at once (on a cluster: at most this many in flight)")
-    g.add_argument("--cpus-per-task", type=float, metavar="N",
-                   help="CPUs reserved per task, and encoder threads per task (unset: cores / workers)")
-    g.add_argument("--memory-per-task", type=parse_memory_arg, metavar="SIZE",
-                   help="memory per task, e.g. 2G: a Ray scheduling reservation, a hard address-space limit "
-                        "for local workers (unset: no limit)")
-    g.add_argument("--retries", type=int, default=2, help="re-runs of a task whose worker died")
-
-
-def parse_memory_arg(text: str) -> int:
-    import argparse
-
-    try:
-        return parse_memory(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def engine_options(args) -> EngineOptions:
-    if args.workers < 1:
-        raise CodecAssistError(f"--workers must be at least 1, got {args.workers}")
-    if args.retries < 0:
-        raise CodecAssistError(f"--retries must be at least 0, got {args.retries}")
-    if args.cpus_per_task is not None and args.cpus_per_task <= 0:
-        raise CodecAssistError(f"--cpus-per-task must be positive, got {args.cpus_per_task:g}")
-    engine = "ray" if args.address else args.engine
-    return EngineOptions(engine=engine, workers=args.workers, address=args.address, cpus_per_task=args.cpus_per_task,
-                         memory_per_task=args.memory_per_task, retries=args.retries)
-
-
 # --------------------------------------------------------------------------------------------- in workers
+@contextlib.contextmanager
+def warnings_returned() -> Iterator[list[str]]:
+    """A task runs in a worker process, where nothing prints warnings the CLI's way ("codec-assist: warning:",
+    once per run): collect them there and return them with the result; the parent logs them."""
+    logger = logging.getLogger("codec_assist")
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler, propagate = Keep(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def limit_threads(threads: int, memory: int | None = None) -> None:
     """Cap the libraries that spawn their own thread pools (OpenCV, torch, BLAS/OpenMP) to `threads`."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -32,7 +32,7 @@ import codec_assist.semantic.bitstream as bitstream
 
 import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError, SchemaError
-from codec_assist.schemas import Analysis, LayerStat, SceneLayer, ShotFacts
+from codec_assist.schemas import Analysis, LayerStat, SceneLayer, SemanticReport, ShotFacts
 
 LAYERS = ("scene", "palette", "thumbnail", "sketch")
 DEFAULT_LAYERS = ("scene", "palette", "thumbnail")
@@ -474,15 +474,17 @@ def layer_stats(stored: dict[str, int], raw: dict[str, int], codecs: dict[str, s
 
 
 def encode_video(path: str | Path, options: SemanticOptions | None = None, analyze_options=None,
-                 progress: bool = False, analyzed: tuple[Analysis, dict[str, np.ndarray]] | None = None
-                 ) -> tuple[bytes, SceneLayer, dict]:
+                 progress: bool = False, analyzed: tuple[Analysis, dict[str, np.ndarray]] | None = None,
+                 limits=None) -> tuple[bytes, SceneLayer, dict]:
     """Analyse a video (unless `analyzed` already holds its analysis) and build its semantic stream.
     Returns (stream, scene, info)."""
+    import codec_assist.media.decode as media
     from codec_assist.analysis.pipeline import analyze
 
     opt = options or SemanticOptions()
     t0 = time.perf_counter()
-    analysis, arrays = analyzed or analyze(path, analyze_options, progress=progress)
+    analysis, arrays = analyzed or analyze(path, analyze_options, progress=progress,
+                                           limits=limits or media.DEFAULT_LIMITS)
     mids = [(s.start_frame + s.end_frame - 1) // 2 for s in analysis.shots]
     keys = keyframes_rgb(path, mids)
     missing = [m for m in mids if m not in keys]
@@ -502,3 +504,26 @@ def encode_video(path: str | Path, options: SemanticOptions | None = None, analy
         **extra,
     }
     return blob, scene, info
+
+
+def format_layers(stats, container_bytes: int, total: int, pixels: int, duration: float) -> str:
+    head = f"{'layer':<10} {'codec':<10} {'bytes':>7} {'kb/s':>8} {'bpp':>10}"
+    lines = [head, "-" * len(head)]
+    for s in stats:
+        lines.append(f"{s.name:<10} {s.codec:<10} {s.stored_bytes:>7} {s.kbps:>8.3f} {s.bpp:>10.6f}")
+    lines.append(f"{'container':<10} {'':<10} {container_bytes:>7} {container_bytes * 8 / duration / 1000:>8.3f} "
+                 f"{container_bytes * 8 / pixels:>10.6f}")
+    lines.append(f"{'total':<10} {'':<10} {total:>7} {total * 8 / duration / 1000:>8.3f} {total * 8 / pixels:>10.6f}")
+    return "\n".join(lines)
+
+
+def semantic_report(inp: Path, out: Path, blob: bytes, scene, info: dict):
+    """What `semantic encode --report` writes: sizes per layer and the per-shot facts."""
+    pixels = scene.width * scene.height * scene.frames
+    return SemanticReport(
+        input=str(inp), output=str(out), width=scene.width, height=scene.height, frames=scene.frames,
+        duration=info["duration"], total_bytes=len(blob), container_bytes=info["container_bytes"],
+        total_kbps=len(blob) * 8 / info["duration"] / 1000, total_bpp=len(blob) * 8 / pixels,
+        layers=info["layers"], shots=scene.shots, seconds=info["seconds"])
+
+

@@ -479,12 +479,14 @@ def tag_options(analysis_fps: float = TAG_FPS, proxy_width: int = 320, names: li
 
 
 def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=None, top: int = 5,
-              clip: ClipSpec | None = None, progress: bool = False) -> TagReport:
+              clip: ClipSpec | None = None, progress: bool = False, limits=None) -> TagReport:
+    import codec_assist.media.decode as media
     from codec_assist.analysis.pipeline import analyze
 
     t0 = time.perf_counter()
     taxonomy = taxonomy or load_taxonomy()
-    analysis, arrays = analyze(path, options or tag_options(), progress=progress)
+    analysis, arrays = analyze(path, options or tag_options(), progress=progress,
+                               limits=limits or media.DEFAULT_LIMITS)
     seconds_analysis = time.perf_counter() - t0
     sims, note = None, ""
     if clip is not None:
@@ -502,14 +504,15 @@ def tag_video(path: str | Path, taxonomy: Taxonomy | None = None, *, options=Non
 
 # ------------------------------------------------------------------------------------ presets (apply)
 def auto_preset(path: str | Path, analyze_options, plan_options, *, taxonomy: Taxonomy | None = None,
-                table: PresetTable | None = None, keep: frozenset[str] = frozenset(), progress: bool = False
-                ) -> tuple[object, object, list[PresetChoice], TagReport]:
-    """Tag the video, let the preset table choose settings, and return the updated (analyze, plan) options."""
+                table: PresetTable | None = None, keep: frozenset[str] = frozenset(), progress: bool = False,
+                limits=None) -> tuple[object, object, list[PresetChoice], TagReport]:
+    """Tag the video, let the preset table choose settings, and return the updated (analyze, plan) options.
+    Settings named in `keep` (the user set them) are left alone."""
     from policies.presets import choose, split
 
     taxonomy = taxonomy or load_taxonomy()
     table = table or load_presets(taxonomy=taxonomy)
-    report = tag_video(path, taxonomy, top=len(taxonomy.topics), progress=progress)
+    report = tag_video(path, taxonomy, top=len(taxonomy.topics), progress=progress, limits=limits)
     presets = {t.id: t.preset for t in taxonomy.topics}
     choices = choose([(t.id, t.score) for t in report.tags], presets, table, keep)
     plan_updates, weights = split(choices)
@@ -517,15 +520,6 @@ def auto_preset(path: str | Path, analyze_options, plan_options, *, taxonomy: Ta
     plan_options = plan_options.model_copy(update=plan_updates)
     report.tags = report.tags[:5]
     return analyze_options, plan_options, choices, report
-
-
-def explicit_plan_settings(args) -> frozenset[str]:
-    """Plan settings the user set on the command line (differing from the defaults): the table keeps off them."""
-    from codec_assist.analysis.pipeline import PlanOptions
-
-    d = PlanOptions()
-    return frozenset(k for k in ("max_dqp", "strength", "min_gop", "max_gop")
-                     if getattr(args, k, getattr(d, k)) != getattr(d, k))
 
 
 def describe_choices(choices: list[PresetChoice]) -> str:
@@ -592,150 +586,47 @@ def summary_csv(rows: list[dict[str, object]]) -> str:
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv"}
 
 
-# ----------------------------------------------------------------------------------------------- CLI
-def register(sub) -> None:
-    from codec_assist.cli import FMT, add_analysis_knobs
-
-    t = sub.add_parser(
-        "tag", help="topic tags for a video (or a folder), with evidence; per-shot tags and WebVTT chapters",
-        formatter_class=FMT,
-        description="Multi-label topic tags from a short-video taxonomy, each with a calibrated score and its "
-        "evidence (which modality, which words). The analysis evidence (ImageNet classes, transcript, audio "
-        "kind, on-screen text, faces, scene statistics) is matched to topic descriptions in a sentence-"
-        "embedding space; with CLIP weights, frames are matched too. Scores are a heuristic calibration: "
-        "read them as a ranking with a rough confidence.")
-    t.add_argument("input", help="video file, or a folder of videos (then --summary is required)")
-    t.add_argument("--taxonomy", help="taxonomy YAML/JSON (default: the shipped short-video taxonomy)")
-    t.add_argument("--top", type=int, default=5, help="tags to report, per video and per shot")
-    t.add_argument("-o", "--output", help="report JSON path (folder mode: a folder for one report per video)")
-    t.add_argument("--chapters", help="write WebVTT chapters (one cue per shot, with its tags) here")
-    t.add_argument("--summary", help="folder mode: summary CSV path (a JSON twin is written beside it)")
-    t.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_analysis_knobs(t)
-    t.set_defaults(handler=cmd_tag, analyzers=",".join(TAG_ANALYZERS), analysis_fps=TAG_FPS)
-    for name in ("encode", "compare"):  # the core commands take their tag-driven preset from here
-        if name in sub.choices:
-            add_auto_preset_knobs(sub.choices[name])
-
-
-def add_auto_preset_knobs(sp) -> None:
-    g = sp.add_argument_group("tag-driven preset (issue 5)")
-    g.add_argument("--auto-preset", action="store_true",
-                   help="tag the video first and let the preset table choose GOP limits, QP-offset bounds, "
-                   "AQ and analyzer weights (settings given explicitly on the command line win)")
-    g.add_argument("--preset-table", metavar="FILE", help="preset table YAML/JSON; unset: the shipped data/presets.yaml")
-    g.add_argument("--taxonomy", metavar="FILE", help="taxonomy for --auto-preset; unset: the shipped data/taxonomy.yaml")
-
-
-def apply_auto_preset(args, inp, analyze_options, plan_options):
-    """The CLI side of auto_preset: explicit flags are kept, the choices are printed to stderr."""
-    import sys
-
-    from codec_assist.encoding.x26x import parse_params
-
-    taxonomy = load_taxonomy(args.taxonomy)
-    table = load_presets(args.preset_table, taxonomy)
-    keep = explicit_plan_settings(args)
-    if "aq-strength" in parse_params(getattr(args, "params", "")):
-        keep |= {"aq_strength"}
-    a_opt, p_opt, choices, report = auto_preset(inp, analyze_options, plan_options, taxonomy=taxonomy,
-                                                table=table, keep=keep, progress=not args.quiet)
-    if not args.quiet:
-        print("tags: " + ", ".join(f"{t.name} {t.score:.2f}" for t in report.tags[:3]), file=sys.stderr)
-    return a_opt, p_opt, choices
-
-
-def _tag_args(args):
-    from codec_assist.cli import _analyze_options
-
-    if args.top < 1:
-        raise CodecAssistError("--top must be at least 1")
-    if (args.clip_pretrained or args.clip_checkpoint) and not args.clip_model:
-        raise CodecAssistError("--clip-pretrained/--clip-checkpoint need --clip-model")
-    taxonomy = load_taxonomy(args.taxonomy)
-    clip = ClipSpec(args.clip_model, args.clip_pretrained, args.clip_checkpoint) if args.clip_model else None
-    opts = _analyze_options(args).model_copy(update={"clip_model": None, "clip_pretrained": None,
-                                                      "clip_checkpoint": None,  # zero-shot below, per shot
-                                                      "analyzer_settings": TAG_ANALYZER_SETTINGS})
-    import analyzers
-
-    # The default list names analyzers other branches/extras add; run the ones installed here.
-    if args.analyzers == ",".join(TAG_ANALYZERS):
-        opts.analyzers = [n for n in opts.analyzers if n in analyzers.ANALYZERS]
-    return taxonomy, clip, opts
-
-
-def cmd_tag(args) -> int:
+def tag_folder(folder: str | Path, summary: str | Path, taxonomy: Taxonomy | None = None, *, options=None,
+               top: int = 5, clip: ClipSpec | None = None, outdir: str | Path | None = None,
+               overwrite: bool = False, limits=None, on_video=None) -> tuple[list[dict[str, object]], int]:
+    """Tag every video in `folder` (not recursive): a summary CSV (+ a JSON twin beside it) and, with
+    `outdir`, a report and WebVTT chapters per video. A video that cannot be tagged is a row with its error.
+    `on_video(i, n, path, report_or_None)` is called after each. Returns (summary rows, failed count)."""
     from codec_assist import schemas
     from codec_assist.media.safeio import atomic_write_bytes, check_output
 
-    inp = Path(args.input)
-    taxonomy, clip, opts = _tag_args(args)
-    if inp.is_dir():
-        return _tag_folder(args, inp, taxonomy, clip, opts)
-    if args.summary:
-        raise CodecAssistError("--summary is for a folder of videos; give -o for one video")
-    for out in (args.output, args.chapters):
-        if out:
-            check_output(out, inp)
-    if args.output and args.chapters and Path(args.output).resolve() == Path(args.chapters).resolve():
-        raise CodecAssistError("--chapters must differ from --output")
-    report = tag_video(inp, taxonomy, options=opts, top=args.top, clip=clip, progress=not args.quiet)
-    if args.output:
-        schemas.save(report, args.output)
-    if args.chapters:
-        atomic_write_bytes(args.chapters, chapters_vtt(report).encode())
-    text = format_report(report, args.top)
-    if args.output:
-        text += f"\n-> {args.output}"
-    print(report.model_dump_json(indent=2, by_alias=True) if args.json else text)
-    return 0
-
-
-def _tag_folder(args, folder: Path, taxonomy: Taxonomy, clip: ClipSpec | None, opts) -> int:
-    from codec_assist import schemas
-    from codec_assist.media.safeio import atomic_write_bytes, check_output
-
-    if not args.summary:
-        raise CodecAssistError(f"{folder} is a folder: give --summary summary.csv (and -o DIR for per-video reports)")
-    if args.chapters:
-        raise CodecAssistError("--chapters is for one video; in folder mode -o DIR gets a .vtt per video")
-    summary = check_output(args.summary)
+    folder = Path(folder)
+    taxonomy = taxonomy or load_taxonomy()
+    summary = check_output(summary, overwrite=overwrite)
     summary_json = summary.with_suffix(".json")
-    outdir = Path(args.output) if args.output else None
-    if outdir is not None:
-        if outdir.exists() and not outdir.is_dir():
-            raise CodecAssistError(f"output {outdir} exists and is not a folder")
-        outdir.mkdir(parents=True, exist_ok=True)
+    out = Path(outdir) if outdir is not None else None
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise CodecAssistError(f"output {out} exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
     videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
     if not videos:
         raise CodecAssistError(f"{folder}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
     rows, reports, failed = [], [], 0
     for i, v in enumerate(videos, 1):
         try:
-            report = tag_video(v, taxonomy, options=opts, top=args.top, clip=clip)
+            report = tag_video(v, taxonomy, options=options, top=top, clip=clip, limits=limits)
         except CodecAssistError as e:
             failed += 1
             rows.append(summary_row(v, None, str(e)))
             reports.append({"file": v.name, "error": str(e)})
+            if on_video:
+                on_video(i, len(videos), v, None)
             continue
         rows.append(summary_row(v, report))
         reports.append({"file": v.name, "report": report.model_dump(mode="json", by_alias=True)})
-        if outdir is not None:
-            schemas.save(report, outdir / f"{v.stem}.tags.json")
-            atomic_write_bytes(outdir / f"{v.stem}.chapters.vtt", chapters_vtt(report).encode())
-        if not args.quiet:
-            print(f"[{i}/{len(videos)}] {v.name}: " + ", ".join(f"{t.name} {t.score:.2f}" for t in report.tags[:3]),
-                  file=__import__("sys").stderr)
+        if out is not None:
+            schemas.save(report, out / f"{v.stem}.tags.json")
+            atomic_write_bytes(out / f"{v.stem}.chapters.vtt", chapters_vtt(report).encode())
+        if on_video:
+            on_video(i, len(videos), v, report)
     atomic_write_bytes(summary, summary_csv(rows).encode())
     atomic_write_bytes(summary_json, (json.dumps({"schema": "codec-assist/tag-summary", "version": 1,
                                                   "taxonomy": taxonomy.name, "videos": reports}, indent=2)
                                       + "\n").encode())
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(summary_csv(rows), end="")
-        print(f"-> {summary} and {summary_json}")
-    if failed:
-        raise CodecAssistError(f"{failed} of {len(videos)} videos could not be tagged (see {summary})")
-    return 0
+    return rows, failed
