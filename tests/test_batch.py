@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from codec_assist import schemas
-from codec_assist.scale.batch import fingerprint, output_names, sha256_file, verified
+from codec_assist.scale.batch import COMMANDS, fingerprint, output_names, sha256_file, verified
 from codec_assist.encoding.chunked import check_joined, chunk_rates, encode_chunked, parameter_sets, plan_chunks
 from codec_assist.encoding.x26x import encode
 from codec_assist.scale.engine import EngineOptions
@@ -195,10 +195,15 @@ def test_outputs_never_leave_the_output_folder(sample, tmp_path):
 
 
 def test_output_names_and_collisions():
-    names = output_names([Path("a.mp4"), Path("a.mkv"), Path("s/b.mov")], (".mp4",))
-    assert names[Path("a.mp4")] == [Path("a.mp4.mp4")] and names[Path("a.mkv")] == [Path("a.mkv.mp4")]
-    assert names[Path("s/b.mov")] == [Path("s/b.mp4")]
-    assert output_names([Path("x.mpg")], (".analysis.json", ".analysis.npz"))[Path("x.mpg")] == [
+    """An encode keeps the input's container where it can (issue 17: motion.mov stays .mov); inputs that would
+    share a name keep their suffix."""
+    encode_names = COMMANDS["encode"].suffixes
+    names = output_names([Path("a.mp4"), Path("a.mkv"), Path("s/b.mov"), Path("c.avi"), Path("c.webm")],
+                         encode_names)
+    assert names[Path("a.mp4")] == [Path("a.mp4")] and names[Path("a.mkv")] == [Path("a.mkv")]
+    assert names[Path("s/b.mov")] == [Path("s/b.mov")]
+    assert names[Path("c.avi")] == [Path("c.avi.mp4")] and names[Path("c.webm")] == [Path("c.webm.mp4")]
+    assert output_names([Path("x.mpg")], COMMANDS["analyze"].suffixes)[Path("x.mpg")] == [
         Path("x.analysis.json"), Path("x.analysis.npz")]
 
 
