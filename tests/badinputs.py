@@ -278,8 +278,6 @@ def _simple(**kw):
 
 
 VIDEO_CASES = [
-    _video_case("smaller_than_rung", "a 32x24 clip under a ladder whose top rung is 48p", _simple(width=32, height=24),
-                "ok", only=("encode --ladder",), per_command={"encode --ladder": ("warn", "upscaled")}),
     _video_case("missing", "path that does not exist", lambda d, fx: d / "nope.mp4", "error", "no such file"),
     _video_case("directory", "a folder given as the input", lambda d, fx: (d / "dir.mp4").mkdir(parents=True)
                 or d / "dir.mp4", "error", "directory"),
@@ -329,6 +327,8 @@ VIDEO_CASES = [
                 lambda d, fx: write_video(Path(d.as_posix() + "/" + "caf\udce9.mp4")), "ok"),
     _video_case("long_path", "a valid clip 40 folders deep (path > 1000 characters)",
                 lambda d, fx: _deep(d), "ok"),
+    _video_case("smaller_than_rung", "a 32x24 clip under a ladder whose top rung is 48p", _simple(width=32, height=24),
+                "ok", only=("encode --ladder",), per_command={"encode --ladder": ("warn", "upscaled")}),
 ]
 
 
