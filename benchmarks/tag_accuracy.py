@@ -70,7 +70,7 @@ def labelled_contradictions(tag_ids: list[str], facts: dict, has_audio: bool) ->
 def measured_contradictions(tags, taxonomy, facts: dict[str, float], parts) -> list[str]:
     """Tags whose conditions the clip's measured facts contradict (for a multi-shot clip: unless shots covering
     tagging.PART_MIN_SHARE of it meet them), re-checked from the facts, not read from the tagger's flags."""
-    from codec_assist.tagging import topic_verdict
+    from codec_assist.tags.tagging import topic_verdict
 
     topics = {t.id: t for t in taxonomy.topics}
     found = []
@@ -84,8 +84,9 @@ def measured_contradictions(tags, taxonomy, facts: dict[str, float], parts) -> l
 def tag_clip(path: Path, taxonomy, cache: Path | None):
     """(live tags best first, measured facts, per-shot (facts, share, name), has audio); the analysis is cached
     when `cache` is given."""
-    from codec_assist import schemas, tagging
-    from codec_assist.pipeline import analyze
+    import codec_assist.tags.tagging as tagging
+    from codec_assist import schemas
+    from codec_assist.analysis.pipeline import analyze
     from codec_assist.schemas import Analysis
 
     hit = cache / f"{path.name}.analysis.json" if cache else None
@@ -105,7 +106,7 @@ def tag_clip(path: Path, taxonomy, cache: Path | None):
 def evaluate(gt: dict[str, dict], media: Path, splits=("dev", "test"), cache: Path | None = None,
              taxonomy=None) -> dict:
     """Per clip and per split: top-1, top-3, contradictions. The function the perception benchmark calls."""
-    from codec_assist import tagging
+    import codec_assist.tags.tagging as tagging
 
     taxonomy = taxonomy or tagging.load_taxonomy()
     known = {t.id for t in taxonomy.topics}

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from codec_assist import tagging
+import codec_assist.tags.tagging as tagging
 from codec_assist.errors import SchemaError
-from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
 from codec_assist.schemas import PresetTable, TagReport
 from policies.presets import choose, split
 
@@ -92,7 +92,7 @@ def test_confident_only_where_evidence_is(analyses, taxonomy):
 def test_evidence_words_per_modality(analyses):
     """Words are matched as words; measurements stay numbers (issue 14): no scene, face or speech phrase is
     embedded any more, and the facts carry what those phrases said."""
-    from codec_assist.scene_facts import measure
+    from codec_assist.tags.scene_facts import measure
 
     a, arr = analyses["jwpIntro.mp4"]
     ev = tagging.collect_evidence(a, arr, 0, a.video.frame_count, whole_video=True)
@@ -142,7 +142,7 @@ def test_night_clip_keeps_its_night_tags_from_numbers(analyses, taxonomy):
 
 
 def test_conditions_are_numbers_not_words():
-    from codec_assist.scene_facts import judge, parse_condition
+    from codec_assist.tags.scene_facts import judge, parse_condition
 
     assert [str(c) for c in parse_condition("dark >= 0.45 or blue_tint > 0.4")] == ["dark >= 0.45", "blue_tint > 0.4"]
     v = judge(["brightness < 0.4"], [], {"brightness": 0.62})

@@ -1,9 +1,9 @@
 """Words a person would write (issue 14 part 7): articles by sound, one name per object, no repeats."""
 import pytest
 
-from codec_assist.semantic import compose_caption
+from codec_assist.semantic.stream import compose_caption
 from codec_assist.schemas import ShotFacts
-from codec_assist.wording import distinct, indefinite, join_and, one_name, with_article
+from codec_assist.semantic.wording import distinct, indefinite, join_and, one_name, with_article
 
 
 @pytest.mark.parametrize("noun, article", [
