@@ -1,4 +1,9 @@
-"""Scene statistics put into words: brightness, colour, detail and motion of the proxy, as region tokens.
+"""Scene statistics: brightness, colour, detail and motion of the proxy, as signals and as region tokens.
+
+The signals are what codec_assist/tags/scene_facts.py turns into numeric facts for topic conditions (issue 14):
+also camera motion (phase correlation of 128x72 thumbnails), the still share of the border ring (a static
+camera), flat fills and sensor grain (drawn/generated pictures); statistics ignore letterbox/pillarbox bars.
+The phrase tokens below are for the fusion's text queries; tags no longer match them as words.
 
 Cheap low-level cues that no model here gives directly: whether a scene is dark (night), its colours vivid
 and many-hued (animation often is) or muted, its detail dense, its camera static or moving. Each analysis
@@ -91,7 +96,6 @@ def cartoon_stats(bgr: np.ndarray, gray: np.ndarray, sat: np.ndarray) -> dict[st
     not count) whose luma varies by less than 1.5 grey levels: flat fills of cartoons and renders; camera
     footage carries sensor noise and texture. noise: median |luma - its 3x3 median| over pixels away from
     edges: grain of a camera sensor (compression removes some of it, rendering has none).
-    colour_count: distinct colours (4 bits per channel) per 1000 pixels: drawn palettes are small.
     """
     h, w = gray.shape
     bh, bw = h // 4 * 4, w // 4 * 4
@@ -103,10 +107,7 @@ def cartoon_stats(bgr: np.ndarray, gray: np.ndarray, sat: np.ndarray) -> dict[st
     edges = cv2.dilate(cv2.Canny(gray, 50, 150), np.ones((3, 3), np.uint8)) > 0
     resid = np.abs(gray.astype(np.int16) - cv2.medianBlur(gray, 3).astype(np.int16))[~edges]
     noise = float(np.mean(resid)) if resid.size else 0.0
-    q = (bgr >> 4).astype(np.int32)
-    codes = (q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]
-    colours = float(np.unique(codes).size * 1000.0 / codes.size)
-    return {"flat_fraction": flat, "noise": noise, "colour_count": colours}
+    return {"flat_fraction": flat, "noise": noise}
 
 
 def describe(s: dict[str, float]) -> dict[str, float]:
@@ -177,9 +178,6 @@ class SceneStats(Analyzer):
             # camera motion in % of the frame width per frame; still: share of the picture that did not change
             shifts = np.asarray(self._shifts, np.float64).reshape(-1, 2)
             s["camera_motion"] = 100.0 * float(np.median(np.hypot(*shifts.T))) if len(shifts) else float("nan")
-            # drift: the net shift over the interval per frame. A slow pan adds up; measurement jitter and
-            # people moving inside a fixed frame cancel out.
-            s["camera_drift"] = 100.0 * float(np.hypot(*shifts.sum(axis=0)) / len(shifts)) if len(shifts) else float("nan")
             s["still_fraction"] = float(np.median(self._still)) if self._still else float("nan")
             s["border_still"] = float(np.median(self._border)) if self._border else float("nan")
             self._diffs, self._shifts, self._still, self._border = [], [], [], []
@@ -194,7 +192,7 @@ class SceneStats(Analyzer):
             out.signals[key] = {f: self._stats[f][key] for f in frames}
         # The first analysis frame has no motion measured yet: borrow the next one's.
         if len(frames) > 1:
-            for key in ("motion", "camera_motion", "camera_drift", "still_fraction", "border_still"):
+            for key in ("motion", "camera_motion", "still_fraction", "border_still"):
                 if not np.isfinite(self._stats[frames[0]][key]):
                     self._stats[frames[0]][key] = self._stats[frames[1]][key]
         open_runs: dict[str, tuple[int, list[float]]] = {}  # phrase -> (first frame, strengths)
