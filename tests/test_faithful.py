@@ -349,7 +349,7 @@ def _plan_files(src: Path, d: Path, codec: str, capsys) -> Path:
 
 
 PATHS = ["assisted", "plan", "allocate", "target-quality"]
-FAST_SET = ["full601", "pq", "rotated", "sar", "vfr", "tracks"]
+FAST_SET = ["full601", "pq", "rotated", "tracks"]  # the rest of the corpus: marked slow
 
 
 def _assisted_paths(name, path, corpus, source_props, tmp_path, capsys):
@@ -383,7 +383,8 @@ def test_assisted_paths_keep_everything_rest(corpus, source_props, tmp_path, cap
     _assisted_paths(name, path, corpus, source_props, tmp_path, capsys)
 
 
-@pytest.mark.parametrize("name", ["full601", "pq", "rotated", "sar", "vfr", "tracks", "offset"])
+@pytest.mark.parametrize("name", ["full601", "pq", "rotated", "sar", "tracks",
+                                  *[pytest.param(n, marks=pytest.mark.slow) for n in ("vfr", "offset", "hlg")]])
 def test_every_ladder_rung_keeps_everything(corpus, source_props, tmp_path, capsys, name):
     """Each rung (a smaller storage size) keeps colour, HDR, rotation, tracks, timing and the display aspect
     (the sample aspect ratio is rescaled to the rung's size)."""
@@ -399,7 +400,8 @@ def test_every_ladder_rung_keeps_everything(corpus, source_props, tmp_path, caps
         check_same(source_props[name], p, codec, "mp4", ladder=True, what=f"ladder {r.name}")
 
 
-@pytest.mark.parametrize("name", ["full601", "pq", "rotated", "vfr", "tracks"])
+@pytest.mark.parametrize("name", ["pq", "rotated", "vfr", "tracks",
+                                  *[pytest.param(n, marks=pytest.mark.slow) for n in ("full601", "sar", "offset")]])
 def test_chunked_join_keeps_everything(corpus, source_props, tmp_path, name):
     """Two chunks (shots split at 0.3 s) encoded in worker processes and joined: the join carries the rest."""
     from codec_assist.chunked import encode_chunked
@@ -450,13 +452,13 @@ def test_full_range_output_looks_like_the_source_in_a_player(corpus, tmp_path, c
       Y-plane PSNR: the picture differs by the encoder's distortion, not by a level change;
     - PSNR on RGB is within 0.5 dB of the plain ffmpeg CLI encode's at the same encoder, CRF and preset (RGB also
       carries the chroma planes' distortion, so it sits below the Y-plane PSNR for any encoder, the ffmpeg CLI's
-      own encode included: x264 44.6 vs 50.2 dB here);
+      own encode included: x264 40.9 vs 45.3 dB here);
     - the same bitstream with its full-range flag cleared (the old behaviour) fails the first check by far."""
     src = corpus["full601"]
     out = tmp_path / f"full.{codec}.mp4"
-    run_cli("encode", src, "-o", out, "--no-assist", "--codec", codec, "--crf", "32", *ENC, capsys=capsys)
+    run_cli("encode", src, "-o", out, "--no-assist", "--codec", codec, "--crf", "38", *ENC, capsys=capsys)
     ref = tmp_path / f"ref.{codec}.mp4"
-    _ff("-i", src, "-c:v", f"lib{codec}", "-preset", "ultrafast", "-crf", "32",
+    _ff("-i", src, "-c:v", f"lib{codec}", "-preset", "ultrafast", "-crf", "38",
         *(["-x265-params", X265] if codec == "x265" else []), ref)
     w, h = 128, 96
     ys, yo = _raw(src).reshape(-1, w * h * 3 // 2)[:, : w * h], _raw(out).reshape(-1, w * h * 3 // 2)[:, : w * h]
