@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Encode with per-block QP offsets and IDRs on shot cuts (analysis runs first "
                        "unless --plan is given), or plainly with --no-assist.")
     e.add_argument("input", help="video file")
-    e.add_argument("-o", "--output", required=True, help="output video (.mp4, .mkv, .mov)")
+    e.add_argument("-o", "--output", required=True, help="output video (.mp4, .mkv, .mov); it keeps the source's "
+                   "colour (range, matrix, primaries, transfer, HDR10 metadata), rotation, aspect, timestamps, "
+                   "audio and subtitle tracks, chapters and metadata, or says in a warning what it had to change")
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--bitrate", type=parse_rate, help="target bitrate (ABR), e.g. 400k, 2M")
     rate.add_argument("--crf", type=parse_crf, help="constant rate factor (default 23 when no --bitrate)")
