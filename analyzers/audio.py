@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from codec_assist import media
-from codec_assist.media import ProxyFrame
+import codec_assist.media.decode as media
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import AudioSegment, SignalInfo
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip

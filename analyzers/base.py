@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from codec_assist.framestore import FrameStore
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import AudioSegment, RegionToken, Shot, SignalInfo, Transcript, VideoInfo
 
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifier, torch_threads
 from codec_assist.schemas import Box, RegionToken
 

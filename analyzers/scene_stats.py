@@ -21,7 +21,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import RegionToken
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput

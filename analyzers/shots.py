@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from codec_assist.errors import CodecAssistError
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Shot
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput

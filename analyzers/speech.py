@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from codec_assist import models
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import RegionToken, SignalInfo, Transcript, TranscriptSegment
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Transcript, TranscriptSegment
-from codec_assist.subtitles import read_container_subtitles, read_subtitle_file, text_subtitle_streams
+from codec_assist.media.subtitles import read_container_subtitles, read_subtitle_file, text_subtitle_streams
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip
 from .speech import score_segments, transcript_output

@@ -27,12 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
 
-from codec_assist.batch import COMMANDS, run_batch  # noqa: E402
-from codec_assist.chunked import check_joined, encode_chunked, plan_chunks  # noqa: E402
-from codec_assist.encode import encode  # noqa: E402
-from codec_assist.engine import EngineOptions, cores  # noqa: E402
-from codec_assist.metrics import compare_videos  # noqa: E402
-from codec_assist.pipeline import AnalyzeOptions, analyze  # noqa: E402
+from codec_assist.scale.batch import COMMANDS, run_batch  # noqa: E402
+from codec_assist.encoding.chunked import check_joined, encode_chunked, plan_chunks  # noqa: E402
+from codec_assist.encoding.x26x import encode  # noqa: E402
+from codec_assist.scale.engine import EngineOptions, cores  # noqa: E402
+from codec_assist.evaluation.metrics import compare_videos  # noqa: E402
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze  # noqa: E402
 from codec_assist.schemas import RateControl  # noqa: E402
 
 SAMPLES = ["bikes.mp4", "bigbuckbunny.mp4", "jwpIntro.mp4", "cityCC0.mpg"]

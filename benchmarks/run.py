@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "samples"))
 from compose import COMPOSED  # noqa: E402
 from fetch import fetch, manifest  # noqa: E402
 
-from codec_assist import media  # noqa: E402
-from codec_assist.metrics import parse_roi  # noqa: E402
-from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, compare  # noqa: E402
+import codec_assist.media.decode as media  # noqa: E402
+from codec_assist.evaluation.metrics import parse_roi  # noqa: E402
+from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, compare  # noqa: E402
 from codec_assist.errors import CodecAssistError  # noqa: E402
 from codec_assist.schemas import CompareReport, RateControl  # noqa: E402
 

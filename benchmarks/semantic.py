@@ -26,12 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codec_assist import bitstream, media  # noqa: E402
-from codec_assist.generators import LayersGenerator, write_video  # noqa: E402
-from codec_assist.metrics import psnr, ssim  # noqa: E402
+import codec_assist.semantic.bitstream as bitstream
+
+import codec_assist.media.decode as media  # noqa: E402
+from codec_assist.semantic.generators import LayersGenerator, write_video  # noqa: E402
+from codec_assist.evaluation.metrics import psnr, ssim  # noqa: E402
 from codec_assist.models import embed_texts  # noqa: E402
-from codec_assist.pipeline import AnalyzeOptions, analyze  # noqa: E402
-from codec_assist.semantic import (LAYERS, SemanticOptions, encode_video, keyframes_rgb,  # noqa: E402
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze  # noqa: E402
+from codec_assist.semantic.stream import (LAYERS, SemanticOptions, encode_video, keyframes_rgb,  # noqa: E402
                                    palette_of, read_stream, shot_facts)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from codec_assist.cli import main
 
 sys.exit(main())

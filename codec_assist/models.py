@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CodecAssistError
+from codec_assist.errors import CodecAssistError
 
 # Never reach for a hub at run time (no network here; CI neither). Set before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

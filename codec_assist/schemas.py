@@ -6,16 +6,17 @@ an `.npz` beside it with the same stem. Both are written atomically and validate
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SchemaError
-from .framestore import FrameStack, FrameStore
-from .safeio import atomic_output, atomic_write_bytes
+from codec_assist.errors import SchemaError
+from codec_assist.framestore import FrameStack, FrameStore
+from codec_assist.media.safeio import atomic_output, atomic_write_bytes
 
 SCHEMA_VERSION = 1
 
@@ -149,10 +150,41 @@ class Analysis(_Model):
 
 
 # ------------------------------------------------------------------------------------------------- plans
+def parse_bitrate(text: str | int | float, what: str = "bitrate") -> int:
+    """'400k', '1.5M', '800000', '2Mbps' -> bits (or bytes) per second as an int; a number passes through.
+    Raises ValueError with a message fit for one line."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)(?:bps|b/s)?\s*", str(text))
+        if not m:
+            raise ValueError(f"{what} {text!r} is not a number like 400k or 1.5M")
+        value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[m.group(2).lower()]
+    if not 1000 <= value <= 1e9:
+        raise ValueError(f"{what} {text!r} is out of range (1k to 1000M)")
+    return int(value)
+
+
 class RateControl(_Model):
+    """Rate control of one encode: ABR at a bitrate (bits/s; "400k" and "2M" are accepted) or CRF."""
+
     mode: Literal["abr", "crf"]
     bitrate: int | None = Field(default=None, gt=0)  # bits/s, for abr
     crf: float | None = Field(default=None, ge=0, le=51)
+
+    @field_validator("bitrate", mode="before")
+    @classmethod
+    def _bitrate_text(cls, v):
+        return None if v is None else parse_bitrate(v)
+
+    @classmethod
+    def of(cls, bitrate: str | int | None = None, crf: float | None = None) -> "RateControl":
+        """ABR when a bitrate is given, else CRF (23 when neither is)."""
+        if bitrate is not None and crf is not None:
+            raise ValueError("give a bitrate or a crf, not both")
+        if bitrate is not None:
+            return cls(mode="abr", bitrate=bitrate)
+        return cls(mode="crf", crf=23.0 if crf is None else crf)
 
     @model_validator(mode="after")
     def _consistent(self) -> "RateControl":
@@ -430,6 +462,26 @@ def validate_analysis_arrays(analysis: "Analysis", arrays: dict[str, np.ndarray]
         raise SchemaError(f"{where}: importance/grid must be finite numbers")
     if frames[-1] >= max(analysis.video.frame_count, 1):
         raise SchemaError(f"{where}: importance frame {frames[-1]} is beyond the last frame")
+
+
+def load_analysis(path: str | Path) -> tuple["Analysis", dict[str, np.ndarray], Path]:
+    """An analysis folder (or its analysis.json) -> (analysis, arrays, json path), validated."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "analysis.json"
+    elif p.suffix.lower() != ".json" and p.exists():
+        raise SchemaError(f"{p} is not an analysis (a folder or its analysis.json): run `codec-assist analyze` "
+                          f"on the video first")
+    analysis, arrays = load(Analysis, p, need_arrays=("importance/frames", "importance/grid"))
+    validate_analysis_arrays(analysis, arrays, str(p))
+    return analysis, arrays, p
+
+
+def load_plan(path: str | Path) -> tuple["EncodePlan", dict[str, np.ndarray]]:
+    """A plan JSON (its .npz beside it) -> (plan, arrays), validated."""
+    plan, arrays = load(EncodePlan, path, need_arrays=("qp/frames", "qp/offsets"))
+    validate_plan_arrays(plan, arrays, str(path))
+    return plan, arrays
 
 
 def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where: str = "plan") -> None:

@@ -14,9 +14,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports():
-    from codec_assist import bitstream
+    import codec_assist.semantic.bitstream as bitstream
     from codec_assist.errors import SchemaError
-    from codec_assist.semantic import read_stream
+    from codec_assist.semantic.stream import read_stream
 
 
 def fix_checksums(data: bytes) -> bytes:

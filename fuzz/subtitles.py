@@ -22,9 +22,9 @@ from harness import fuzz_main  # noqa: E402  (fuzz/harness.py, beside this file)
 
 import webvtt  # noqa: E402,F401  (third-party code is not instrumented)
 
-with atheris.instrument_imports(include=["codec_assist.subtitles"]):
+with atheris.instrument_imports(include=["codec_assist.media.subtitles"]):
     from codec_assist.errors import CodecAssistError
-    from codec_assist.subtitles import read_subtitle_file
+    from codec_assist.media.subtitles import read_subtitle_file
 
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-subtitles-"))
 DURATION = 30.0

@@ -26,8 +26,8 @@ from harness import fuzz_main  # noqa: E402  (fuzz/harness.py, beside this file)
 import yaml  # noqa: E402  (third-party code is not instrumented: coverage of our own code is the point)
 import pydantic  # noqa: E402,F401
 
-with atheris.instrument_imports(include=["codec_assist.tagging"]):
-    from codec_assist import tagging
+with atheris.instrument_imports(include=["codec_assist.tags.tagging"]):
+    import codec_assist.tags.tagging as tagging
     from codec_assist.errors import CodecAssistError
 
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-taxonomy-"))

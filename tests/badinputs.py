@@ -452,7 +452,7 @@ def _good_scene() -> dict:
 
 
 def _stream(d: Path, name: str, scene: bytes | dict | None = None, edit=None, fix_crc: bool = False) -> Path:
-    from codec_assist import bitstream
+    import codec_assist.semantic.bitstream as bitstream
 
     raw = scene if isinstance(scene, bytes) else json.dumps(scene or _good_scene()).encode()
     data = bytearray(bitstream.pack({"scene": raw, "palette": bytes([2, 2, 0]) + bytes(range(16))})[0])
@@ -488,7 +488,7 @@ def _sem_raw(name, what, data: bytes, expect):
 
 # Taxonomy and preset-table files (`tag --taxonomy`, `encode --auto-preset --preset-table`): YAML or JSON.
 def _shipped(which: str) -> str:
-    from codec_assist import tagging
+    import codec_assist.tags.tagging as tagging
     return (tagging.DEFAULT_TAXONOMY if which == "taxonomy" else tagging.DEFAULT_PRESETS).read_text()
 
 
@@ -778,7 +778,7 @@ def markdown() -> str:
 def make_fixtures(d: Path) -> Fixtures:
     """The good clip, its analysis and plan, made with the real pipeline."""
     from codec_assist import schemas
-    from codec_assist.pipeline import AnalyzeOptions, analyze, make_plan
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze, make_plan
 
     clip = write_video(d / "clip.mp4", frames=12)
     analysis, arrays = analyze(clip, AnalyzeOptions(analyzers=["shots", "saliency"]))

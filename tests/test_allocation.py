@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec_assist import media
-from codec_assist.allocate import allocation_units, encode_budget, plan_budget, unit_importance
+import codec_assist.media.decode as media
+from codec_assist.planning.allocate import allocation_units, encode_budget, plan_budget, unit_importance
 from codec_assist.cli import main
-from codec_assist.metrics import bd_rate, compare_videos, frame_importance_weights, parse_roi
-from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.evaluation.metrics import bd_rate, compare_videos, frame_importance_weights, parse_roi
+from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
 from codec_assist.schemas import RateControl
 from policies.allocation import allocate, crf_zone_factors, exact_shares, zones_string
 from policies.keyframes import keyframes

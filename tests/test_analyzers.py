@@ -13,9 +13,9 @@ from analyzers.base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_gri
 from analyzers.faces import HaarFaces
 from analyzers.saliency import ClassicalSaliency
 from analyzers.text import TextRegions, detect_text
-from codec_assist import media
+import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
-from codec_assist.media import ProxyFrame
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import VideoInfo
 
 BIKES_CUTS = [30, 76, 137, 187, 242]  # first frames of new shots (luma difference spikes exactly there)

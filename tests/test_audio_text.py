@@ -17,9 +17,9 @@ from analyzers.audio import k_weighted_power, pcm16k, windowed_lufs
 from analyzers.speech import salience, score_segments
 from codec_assist import schemas
 from codec_assist.cli import main as cli_main
-from codec_assist.pipeline import AnalyzeOptions, _audio_text_setup, analyze
+from codec_assist.analysis.pipeline import AnalyzeOptions, _audio_text_setup, analyze
 from codec_assist.schemas import TranscriptSegment
-from codec_assist.subtitles import SubtitleError, read_subtitle_file
+from codec_assist.media.subtitles import SubtitleError, read_subtitle_file
 
 
 def _rms_db(pcm, t0, t1):

@@ -14,12 +14,12 @@ import psutil
 import pytest
 
 from codec_assist import schemas
-from codec_assist.batch import fingerprint, output_names, sha256_file, verified
-from codec_assist.chunked import check_joined, chunk_rates, encode_chunked, parameter_sets, plan_chunks
-from codec_assist.encode import encode
-from codec_assist.engine import EngineOptions
-from codec_assist.media import keyframe_indices, probe
-from codec_assist.metrics import compare_videos
+from codec_assist.scale.batch import fingerprint, output_names, sha256_file, verified
+from codec_assist.encoding.chunked import check_joined, chunk_rates, encode_chunked, parameter_sets, plan_chunks
+from codec_assist.encoding.x26x import encode
+from codec_assist.scale.engine import EngineOptions
+from codec_assist.media.decode import keyframe_indices, probe
+from codec_assist.evaluation.metrics import compare_videos
 from codec_assist.schemas import BatchManifest, RateControl
 
 ROOT = Path(__file__).resolve().parent.parent

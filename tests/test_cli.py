@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from codec_assist.media import keyframe_indices
+from codec_assist.media.decode import keyframe_indices
 
 
 def run(*args, cwd=None):

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from codec_assist import roi
-from codec_assist.encode import encode, parse_params
+import codec_assist.encoding.roi as roi
+from codec_assist.encoding.x26x import encode, parse_params
 from codec_assist.errors import EncoderError
-from codec_assist.media import keyframe_indices, probe
-from codec_assist.metrics import compare_videos
+from codec_assist.media.decode import keyframe_indices, probe
+from codec_assist.evaluation.metrics import compare_videos
 from codec_assist.schemas import EncodePlan, RateControl, RoiBox
 from policies.keyframes import keyframes
 from policies.qp import block_grid

@@ -8,10 +8,12 @@ import av
 import numpy as np
 import pytest
 
-from codec_assist import media, schemas
+import codec_assist.media.decode as media
+
+from codec_assist import schemas
 from codec_assist.cli import main
-from codec_assist.export import SVT_MAX_SEGMENTS, render
-from codec_assist.pipeline import make_plan
+from codec_assist.export.formats import SVT_MAX_SEGMENTS, render
+from codec_assist.analysis.pipeline import make_plan
 from codec_assist.schemas import Analysis, ImportanceInfo, Shot, Zone
 
 FRAMES = 60  # bikes.mp4: cut at 30 -> two shots in the first 60 frames

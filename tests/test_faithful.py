@@ -404,8 +404,8 @@ def test_every_ladder_rung_keeps_everything(corpus, source_props, tmp_path, caps
                                   *[pytest.param(n, marks=pytest.mark.slow) for n in ("full601", "sar", "offset")]])
 def test_chunked_join_keeps_everything(corpus, source_props, tmp_path, name):
     """Two chunks (shots split at 0.3 s) encoded in worker processes and joined: the join carries the rest."""
-    from codec_assist.chunked import encode_chunked
-    from codec_assist.engine import EngineOptions
+    from codec_assist.encoding.chunked import encode_chunked
+    from codec_assist.scale.engine import EngineOptions
     from codec_assist.schemas import RateControl
 
     src = corpus[name]

@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from codec_assist import roi, schemas
+import codec_assist.encoding.roi as roi
+
+from codec_assist import schemas
 from codec_assist.errors import SchemaError
 from policies.keyframes import keyframes
 from policies.qp import block_areas, block_grid, importance_to_offsets, offsets_at, plan_offsets

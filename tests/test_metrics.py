@@ -7,9 +7,9 @@ import av
 import numpy as np
 import pytest
 
-from codec_assist import metrics as M
+import codec_assist.evaluation.metrics as M
 from codec_assist.errors import CodecAssistError
-from codec_assist.media import iter_frames, luma
+from codec_assist.media.decode import iter_frames, luma
 
 RNG_SEED = 1234
 N_FRAMES = 50  # frames of bikes.mp4 used for the encode tests (2 s at 25 fps, includes the cut at 1.2 s)

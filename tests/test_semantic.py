@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec_assist import bitstream
+import codec_assist.semantic.bitstream as bitstream
 from codec_assist.errors import CodecAssistError, SchemaError
-from codec_assist.generators import LayersGenerator, RetrievalGenerator, cover, webvtt, write_video
-from codec_assist.pipeline import AnalyzeOptions
-from codec_assist.semantic import LAYERS, SemanticOptions, encode_video, read_stream
+from codec_assist.semantic.generators import LayersGenerator, RetrievalGenerator, cover, webvtt, write_video
+from codec_assist.analysis.pipeline import AnalyzeOptions
+from codec_assist.semantic.stream import LAYERS, SemanticOptions, encode_video, read_stream
 
 FAST = AnalyzeOptions(proxy_width=160, analysis_fps=1.0)
 SAMPLES = ["bikes.mp4", "bigbuckbunny.mp4", "jwpIntro.mp4", "cityCC0.mpg"]
@@ -114,7 +114,7 @@ def test_facts_follow_the_analysis(streams):
 
 def test_caption_grammar_uses_whatever_tokens_exist():
     from codec_assist.schemas import ShotFacts
-    from codec_assist.semantic import compose_caption, make_tags
+    from codec_assist.semantic.stream import compose_caption, make_tags
 
     f = ShotFacts(start=0, end=10, caption="", people=2, objects=["bicycle", "umbrella"], text=["OPEN"],
                   speech=["hello there"], colours=["blue"], light="bright", layout=["face left"])
@@ -309,7 +309,7 @@ def _tiny_diffusers_pipeline(folder: Path) -> Path:
 
 
 def test_diffusion_generator_with_a_tiny_random_pipeline(streams, tmp_path):
-    from codec_assist.generators import DiffusionGenerator
+    from codec_assist.semantic.generators import DiffusionGenerator
     from codec_assist.models import ModelUnavailable, diffusion_pipeline
 
     with pytest.raises(ModelUnavailable, match="no such folder"):

@@ -14,10 +14,11 @@ import pytest
 
 import analyzers
 from analyzers.base import AnalysisContext, AnalyzerOutput
-from codec_assist import media, schemas
-from codec_assist.cli import parse_focus
-from codec_assist.fusion import DEFAULT_WEIGHTS, attention, combine, frame_scalar, fuse
-from codec_assist.pipeline import AnalyzeOptions, analyze
+import codec_assist.media.decode as media
+from codec_assist import schemas
+from codec_assist.cli.common import parse_focus
+from codec_assist.fusion.attention import DEFAULT_WEIGHTS, attention, combine, frame_scalar, fuse
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 from codec_assist.schemas import Box, FocusPrompt, RegionToken
 
 def drive(path, names: list[str], **options) -> tuple[AnalysisContext, dict[str, AnalyzerOutput], list[int]]:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from codec_assist import tagging
+import codec_assist.tags.tagging as tagging
 from codec_assist.errors import SchemaError
-from codec_assist.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
 from codec_assist.schemas import PresetTable, TagReport
 from policies.presets import choose, split
 

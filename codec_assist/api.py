@@ -1,0 +1,530 @@
+"""The public API: each function runs one job end to end from typed options and returns a typed report.
+
+The command line (codec_assist/cli/) is a thin shell over these functions; scripts and benchmarks call them
+directly. Every function that writes files takes `overwrite` (existing outputs are kept unless it is True) and
+every function that reads videos takes `limits` (absurd inputs are refused); neither is global state.
+Errors are CodecAssistError subclasses with one-line messages (see codec_assist.errors for the exit codes).
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from codec_assist import schemas
+from codec_assist.errors import CodecAssistError
+from codec_assist.options import (
+    DEFAULT_LIMITS,
+    AllocationOptions,
+    AnalyzeOptions,
+    EncodeOptions,
+    EngineOptions,
+    Limits,
+    PlanOptions,
+)
+from codec_assist.schemas import (
+    Analysis,
+    BatchManifest,
+    CompareReport,
+    EncodePlan,
+    EncodeReport,
+    Explanation,
+    LadderReport,
+    RateControl,
+    RoiBox,
+    SemanticReport,
+    TagReport,
+)
+
+log = logging.getLogger("codec_assist")
+
+Arrays = dict[str, np.ndarray]
+
+
+def _limits(limits: Limits | None) -> Limits:
+    return limits or DEFAULT_LIMITS
+
+
+# ------------------------------------------------------------------------------------------------ analyze
+def analyze(input: str | Path, options: AnalyzeOptions | None = None, *, output: str | Path | None = None,
+            limits: Limits | None = None, overwrite: bool = False, progress: bool = False
+            ) -> tuple[Analysis, Arrays]:
+    """Decode `input` once into a small proxy, run the analyzers, fuse their signals into the importance map.
+
+    Returns the analysis (shots, region tokens, transcript, per-analyzer timing) and its arrays (per analysed
+    frame: `importance/scalar` in [0, 1] and `importance/grid`, a coarse grid over the frame). With `output`
+    (a folder), also writes analysis.json + analysis.npz there (and transcript.vtt when there is speech).
+
+    >>> analysis, arrays = codec_assist.analyze("talk.mp4", AnalyzeOptions(focus=[FocusPrompt(text="slides")]))
+    """
+    from codec_assist.analysis.pipeline import analyze as run_analysis
+    from codec_assist.media.safeio import atomic_write_bytes, check_output, shown
+    from codec_assist.media.subtitles import to_webvtt
+
+    inp = Path(input)
+    out = Path(output) if output is not None else None
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise CodecAssistError(f"output {shown(out)} exists and is not a folder")
+        if inp.exists() and out.resolve() == inp.resolve():
+            raise CodecAssistError(f"output {shown(out)} is the input")
+        for name in ("analysis.json", "analysis.npz"):
+            check_output(out / name, inp, overwrite=overwrite)
+    analysis, arrays = run_analysis(inp, options, progress=progress, limits=_limits(limits))
+    if out is not None:
+        schemas.save(analysis, out / "analysis.json", arrays)
+        if analysis.transcript is not None:
+            atomic_write_bytes(out / "transcript.vtt", to_webvtt(analysis.transcript).encode())
+        else:
+            (out / "transcript.vtt").unlink(missing_ok=True)  # an earlier run's, not this analysis's
+    return analysis, arrays
+
+
+# --------------------------------------------------------------------------------------------------- plan
+def make_plan(analysis: Analysis | str | Path, arrays: Arrays | None = None, options: PlanOptions | None = None, *,
+              output: str | Path | None = None, overwrite: bool = False) -> tuple[EncodePlan, Arrays]:
+    """Turn an analysis (the pair `analyze` returns, or an analysis folder/JSON) into an encode plan: per-frame
+    QP-offset grids at the codec's block size (rate-neutral, clamped to ±max_dqp, smoothed in shots) and the
+    forced IDR frames. With `output` (a JSON path), also writes the plan + its .npz."""
+    from codec_assist.analysis.pipeline import make_plan as run_plan
+    from codec_assist.media.safeio import check_output
+
+    source = None
+    if not isinstance(analysis, Analysis):
+        analysis, arrays, source = schemas.load_analysis(analysis)
+    if arrays is None:
+        raise CodecAssistError("make_plan needs the analysis arrays (the second value analyze returns)")
+    if output is not None:
+        inputs = [source, schemas.arrays_path(source)] if source else []
+        check_output(output, *inputs, overwrite=overwrite)
+        check_output(schemas.arrays_path(output), *inputs, overwrite=overwrite)
+    plan, plan_arrays = run_plan(analysis, arrays, options, source=str(source) if source else "")
+    if output is not None:
+        schemas.save(plan, output, plan_arrays)
+    return plan, plan_arrays
+
+
+# ------------------------------------------------------------------------------------------------- encode
+def encode(input: str | Path, output: str | Path, options: EncodeOptions | None = None, *,
+           analyze_options: AnalyzeOptions | None = None, plan_options: PlanOptions | None = None,
+           limits: Limits | None = None, overwrite: bool = False, progress: bool = False,
+           report: str | Path | None = None, html: str | Path | None = None, rois: Sequence[RoiBox] = (),
+           **fields: Any) -> EncodeReport | LadderReport:
+    """Encode `input` to `output` with x264 or x265 through PyAV — the one encode orchestration.
+
+    Assisted by default: analyse (`analyze_options`), plan (`plan_options`: QP offsets, IDRs at cuts and
+    events), encode with per-block ROI offsets and forced IDRs. `EncodeOptions` (or its fields as keyword
+    arguments) choose plain (`assist=False`), a saved plan (`plan_file`), shot allocation or target quality
+    (`allocation`), a ladder of renditions (`ladder`; `output` is then a folder or a pattern with {rung}) or
+    parallel shot chunks (`chunked`). Rates: `bitrate` in bits/s ("400k", "2M" accepted), `crf`, or a total
+    `size` in bytes. With `report`/`html`, the output is measured against the input (PSNR/SSIM/XPSNR, `rois`)
+    and a JSON/HTML report is written.
+
+    Returns an EncodeReport (a LadderReport for ladders).
+
+    >>> import codec_assist as ca
+    >>> rep = ca.encode("in.mp4", "out.mp4", bitrate="400k")                       # assisted x264 medium
+    >>> rep = ca.encode("in.mp4", "plain.mp4", bitrate="400k", assist=False)       # the plain encode
+    >>> rep.result.bitrate_kbps, rep.result.keyframes
+    """
+    from codec_assist.encoding.x26x import check_request
+    import codec_assist.media.decode as media
+    from codec_assist.media.safeio import check_output
+
+    if options is None:
+        options = _model(EncodeOptions, fields)
+    elif fields:
+        options = _model(EncodeOptions, {**options.model_dump(), **fields})
+    o = options
+    limits = _limits(limits)
+    inp = Path(input)
+    info = media.probe(inp, limits)
+    rate = o.rate(info.frame_count / info.fps)
+    check_request(o.codec, rate, o.preset, o.params, assisted=o.assist)
+
+    # every output is checked before any work starts
+    plan_files = [o.plan_file, schemas.arrays_path(o.plan_file)] if o.plan_file else []
+    rungs = outs = None
+    if o.ladder:
+        from codec_assist.planning.allocate import ladder_outputs, parse_ladder
+
+        rungs = parse_ladder(o.ladder)
+        outs = ladder_outputs(str(output), inp.stem, [r[0] for r in rungs])
+        for path in outs:
+            check_output(path, inp, *plan_files, overwrite=overwrite)
+    else:
+        check_output(output, inp, *plan_files, overwrite=overwrite)
+    sides = [p for p in (report, html, o.save_plan) if p]
+    for p in sides:
+        check_output(p, inp, *plan_files, overwrite=overwrite)
+        if not o.ladder and Path(p).resolve() == Path(output).resolve():
+            raise CodecAssistError(f"{p} must differ from the output video")
+    if len({Path(p).resolve() for p in sides}) < len(sides):
+        raise CodecAssistError("--report, --html and --save-plan must be different files")
+
+    a_opt = analyze_options or AnalyzeOptions()
+    p_opt = (plan_options or PlanOptions()).model_copy(update={"codec": o.codec})
+    choices = None
+    analysis = arrays = plan = plan_arrays = None
+    t0 = time.perf_counter()
+    if o.plan_file:
+        plan, plan_arrays = schemas.load_plan(o.plan_file)
+    elif o.assist:
+        if o.auto_preset:
+            a_opt, p_opt, choices = _auto_preset(inp, a_opt, p_opt, o, plan_options, limits, progress)
+        analysis, arrays = analyze(inp, a_opt, limits=limits, progress=progress)
+        plan, plan_arrays = make_plan(analysis, arrays, p_opt)
+    if plan is not None:
+        plan = _with_events(plan, analysis, o.events)
+        if o.allocation.allocate:
+            if analysis is None:
+                raise CodecAssistError("--allocate needs the importance of each shot: run it without --plan")
+            from codec_assist.planning.allocate import plan_budget
+
+            a = o.allocation
+            plan = plan_budget(inp, plan, arrays, rate, strength=a.strength, max_dqp=a.max_shot_dqp,
+                               max_segment=a.segment)
+    seconds_analysis = time.perf_counter() - t0
+
+    if o.ladder:
+        from codec_assist.planning.allocate import encode_ladder
+
+        ladder = encode_ladder(inp, outs, rungs, codec=o.codec, preset=o.preset, plan=plan, plan_arrays=plan_arrays,
+                               params=o.params, plain=o.ladder_plain, progress=progress)
+        _save_side_outputs(ladder, report, o.save_plan, plan, plan_arrays)
+        if html:
+            from codec_assist.report.html import report as html_report
+
+            html_report([], html, ladder=ladder, analysis=analysis, arrays=arrays, plan=plan, plan_arrays=plan_arrays,
+                        analyze_options=a_opt, plan_options=p_opt)
+        return ladder
+
+    result = _encode_one(inp, Path(output), o, rate, plan, plan_arrays, arrays if analysis else None, limits,
+                         overwrite, progress)
+    if result.allocation is not None:
+        plan = plan.model_copy(update={"allocation": result.allocation})
+    result.seconds_analysis = seconds_analysis
+    enc_report = EncodeReport(input=info, result=result, plan=str(o.save_plan or o.plan_file or "") or None,
+                              auto_preset=choices)
+    if report or html:
+        from codec_assist.evaluation.metrics import compare_videos
+
+        result.quality = compare_videos(inp, output, rois=list(rois))
+    _save_side_outputs(enc_report if report else None, report, o.save_plan, plan, plan_arrays)
+    if html:
+        from codec_assist.report.html import report as html_report
+
+        html_report([], html, encode=enc_report, analysis=analysis, arrays=arrays, plan=plan, plan_arrays=plan_arrays,
+                    analyze_options=a_opt, plan_options=p_opt)
+    return enc_report
+
+
+def _encode_one(inp: Path, out: Path, o: EncodeOptions, rate: RateControl, plan, plan_arrays, importance,
+                limits: Limits, overwrite: bool, progress: bool):
+    """One output file: plain or planned, allocated, target-quality or chunked (the options say which)."""
+    a = o.allocation
+    common = dict(codec=o.codec, preset=o.preset, plan=plan, plan_arrays=plan_arrays, params=o.params,
+                  progress=progress)
+    if a.target_quality:
+        from codec_assist.planning.allocate import encode_target_quality, parse_target
+
+        metric, value = parse_target(a.target_quality)
+        tol = a.tolerance if a.tolerance is not None else {"ssim": 0.003, "vmaf": 0.5}.get(metric, 0.25)
+        return encode_target_quality(inp, out, metric=metric, target=value, tol=tol, max_probes=a.max_probes,
+                                     max_segment=a.segment, importance_arrays=importance, **common)
+    if a.allocate:
+        from codec_assist.planning.allocate import encode_budget
+
+        return encode_budget(inp, out, rate=rate, **common)
+    if o.chunked:
+        from codec_assist.encoding.chunked import encode_chunked
+
+        return encode_chunked(inp, out, rate=rate, engine=o.engine, min_seconds=o.min_chunk, overwrite=overwrite,
+                              limits=limits, **common)
+    from codec_assist.encoding.x26x import encode as x26x_encode
+
+    return x26x_encode(inp, out, rate=rate, overwrite=overwrite, limits=limits, **common)
+
+
+def _with_events(plan: EncodePlan, analysis: Analysis | None, events: Sequence[int]) -> EncodePlan:
+    """The plan's IDRs with the user's events and the analysis's 'event:' tokens added (within GOP limits)."""
+    from codec_assist.planning.allocate import events_from_analysis, with_events
+
+    found = sorted({*events, *(events_from_analysis(analysis) if analysis else [])})
+    if not found:
+        return plan
+    return with_events(plan, analysis.cut_frames if analysis else plan.shot_starts, found)
+
+
+def _save_side_outputs(model, report, save_plan, plan, plan_arrays) -> None:
+    if report and model is not None:
+        schemas.save(model, report)
+    if save_plan:
+        schemas.save(plan, save_plan, plan_arrays)
+
+
+def _auto_preset(inp: Path, a_opt: AnalyzeOptions, p_opt: PlanOptions, o: EncodeOptions,
+                 user_plan: PlanOptions | None, limits: Limits, progress: bool):
+    """Tag the input; the preset table adjusts plan settings the caller left at their defaults."""
+    from codec_assist.tags.tagging import auto_preset, load_presets, load_taxonomy
+
+    defaults = PlanOptions()
+    keep = frozenset(k for k in ("max_dqp", "strength", "min_gop", "max_gop")
+                     if user_plan is not None and getattr(user_plan, k) != getattr(defaults, k))
+    if "aq-strength" in o.params:
+        keep |= {"aq_strength"}
+    taxonomy = load_taxonomy(o.taxonomy)
+    table = load_presets(o.preset_table, taxonomy)
+    a_opt, p_opt, choices, tags = auto_preset(inp, a_opt, p_opt, taxonomy=taxonomy, table=table, keep=keep,
+                                              progress=progress, limits=limits)
+    log.info("tags: %s", ", ".join(f"{t.name} {t.score:.2f}" for t in tags.tags[:3]))
+    return a_opt, p_opt, choices
+
+
+# ------------------------------------------------------------------------------------------------ compare
+def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | Path | None = None,
+            codec: str = "x264", preset: str = "medium", rois: Sequence[RoiBox] = (),
+            analyze_options: AnalyzeOptions | None = None, plan_options: PlanOptions | None = None,
+            auto_preset: bool = False, keep: str | Path | None = None, html: str | Path | None = None,
+            limits: Limits | None = None, overwrite: bool = False, progress: bool = False) -> CompareReport:
+    """Plain vs assisted encodes of `input` at each bitrate (same encoder, preset and rate control), measured
+    against the source: bitrate, PSNR/SSIM (whole frame and in `rois`, boxes marked independently of the
+    importance map) and, with 3+ rates, BD-rates. `keep` keeps the encodes in that folder; `output` writes the
+    report JSON, `html` the report page."""
+    from codec_assist.analysis.pipeline import compare_run
+    from codec_assist.media.safeio import check_output
+
+    inp = Path(input)
+    limits = _limits(limits)
+    rates = [RateControl(mode="abr", bitrate=b) for b in sorted({schemas.parse_bitrate(b) for b in bitrates})]
+    if not rates:
+        raise CodecAssistError("compare needs at least one bitrate")
+    for p in (output, html):
+        if p:
+            check_output(p, inp, overwrite=overwrite)
+    if output and html and Path(output).resolve() == Path(html).resolve():
+        raise CodecAssistError("--html must differ from the report")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    a_opt = analyze_options or AnalyzeOptions()
+    p_opt = plan_options or PlanOptions()
+    choices = None
+    if auto_preset:
+        a_opt, p_opt, choices = _auto_preset(inp, a_opt, p_opt.model_copy(update={"codec": codec}),
+                                             EncodeOptions(codec=codec), plan_options, limits, progress)
+    with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
+        run = compare_run(inp, rates, keep or tmp, codec=codec, preset=preset, rois=rois, analyze_options=a_opt,
+                          plan_options=p_opt, progress=progress, keep=bool(keep or html), limits=limits)
+        run.report.auto_preset = choices
+        if output:
+            schemas.save(run.report, output)
+        if html:  # while the encodes exist: the page counts their packets per shot
+            from codec_assist.report.html import report as html_report
+
+            html_report([output] if output else [], html, compare=None if output else run.report,
+                        analysis=run.analysis, arrays=run.arrays, plan=run.plan, plan_arrays=run.plan_arrays)
+    return run.report
+
+
+# ---------------------------------------------------------------------------------------------------- tag
+def tag(input: str | Path, *, taxonomy: str | Path | None = None, top: int = 5,
+        analyze_options: AnalyzeOptions | None = None, clip_model: str | None = None,
+        clip_pretrained: str | None = None, clip_checkpoint: str | None = None, output: str | Path | None = None,
+        chapters: str | Path | None = None, limits: Limits | None = None, overwrite: bool = False,
+        progress: bool = False) -> TagReport:
+    """Topic tags for a short video from the shipped (or a given) taxonomy, each with a calibrated score and
+    its evidence, per video and per shot. `output` writes the report JSON, `chapters` WebVTT chapters.
+    With CLIP weights (`clip_model` + `clip_pretrained`/`clip_checkpoint`), frames are matched too."""
+    from codec_assist.media.safeio import atomic_write_bytes, check_output
+    from codec_assist.tags.tagging import ClipSpec, chapters_vtt, load_taxonomy, tag_video
+
+    inp = Path(input)
+    if top < 1:
+        raise CodecAssistError("--top must be at least 1")
+    if (clip_pretrained or clip_checkpoint) and not clip_model:
+        raise CodecAssistError("--clip-pretrained/--clip-checkpoint need --clip-model")
+    for p in (output, chapters):
+        if p:
+            check_output(p, inp, overwrite=overwrite)
+    if output and chapters and Path(output).resolve() == Path(chapters).resolve():
+        raise CodecAssistError("--chapters must differ from --output")
+    tax = load_taxonomy(taxonomy)
+    clip = ClipSpec(clip_model, clip_pretrained, clip_checkpoint) if clip_model else None
+    rep = tag_video(inp, tax, options=tag_analyze_options(analyze_options), top=top, clip=clip,
+                    progress=progress, limits=_limits(limits))
+    if output:
+        schemas.save(rep, output)
+    if chapters:
+        atomic_write_bytes(chapters, chapters_vtt(rep).encode())
+    return rep
+
+
+def tag_folder(folder: str | Path, summary: str | Path, *, taxonomy: str | Path | None = None, top: int = 5,
+               analyze_options: AnalyzeOptions | None = None, clip_model: str | None = None,
+               clip_pretrained: str | None = None, clip_checkpoint: str | None = None,
+               outdir: str | Path | None = None, limits: Limits | None = None, overwrite: bool = False,
+               on_video=None) -> tuple[list[dict], int]:
+    """`tag` for every video in a folder: a summary CSV (+ JSON twin) and, with `outdir`, a report and chapters
+    per video. Returns (summary rows, number of videos that failed)."""
+    from codec_assist.tags.tagging import ClipSpec, load_taxonomy, tag_folder as run_folder
+
+    if top < 1:
+        raise CodecAssistError("--top must be at least 1")
+    if (clip_pretrained or clip_checkpoint) and not clip_model:
+        raise CodecAssistError("--clip-pretrained/--clip-checkpoint need --clip-model")
+    clip = ClipSpec(clip_model, clip_pretrained, clip_checkpoint) if clip_model else None
+    return run_folder(folder, summary, load_taxonomy(taxonomy), options=tag_analyze_options(analyze_options),
+                      top=top, clip=clip, outdir=outdir, overwrite=overwrite, limits=_limits(limits),
+                      on_video=on_video)
+
+
+def tag_analyze_options(options: AnalyzeOptions | None) -> AnalyzeOptions:
+    """The analysis tagging runs: the caller's options (default: the tagging analyzers at the tagging frame
+    rate) with CLIP left to the per-shot zero-shot step and OCR run less often."""
+    from codec_assist.tags.tagging import TAG_ANALYZER_SETTINGS, tag_options
+
+    if options is None:
+        return tag_options()
+    return options.model_copy(update={"clip_model": None, "clip_pretrained": None, "clip_checkpoint": None,
+                                      "analyzer_settings": TAG_ANALYZER_SETTINGS})
+
+
+# ------------------------------------------------------------------------------------------------ explain
+def explain(analysis: str | Path | tuple[Analysis, Arrays], *, frame: int | None = None, time: float | None = None,
+            top: int = 3) -> Explanation:
+    """Why a moment matters: for the analysed frame at (or just before) `frame` or `time` seconds, or for the
+    `top` most important moments, the importance, the hottest region and the tokens (faces, text, objects,
+    transcript) that contributed most, with the query that attended to each."""
+    from codec_assist.report.explain import explain as run_explain
+
+    source = ""
+    if isinstance(analysis, tuple):
+        a, arrays = analysis
+    else:
+        a, arrays, path = schemas.load_analysis(analysis)
+        source = str(path)
+    if "importance/scalar" not in arrays:
+        raise CodecAssistError(f"{source or 'analysis'}: the arrays have no importance/scalar")
+    return run_explain(a, arrays, source, frame=frame, time=time, top=top)
+
+
+# ------------------------------------------------------------------------------------------------- report
+def write_report(inputs: Sequence[str | Path], output: str | Path, *, figures: str | Path | None = None,
+                 analyze_options: AnalyzeOptions | None = None, overwrite: bool = False) -> dict:
+    """One self-contained HTML page from any mix of analysis folders/JSON, plans, encode, compare, tag, ladder
+    and semantic reports (each recognised by its schema). `figures` also writes each figure as PNG and SVG.
+    Returns a summary (figures, key moments, warnings, bytes)."""
+    from codec_assist.media.safeio import check_output
+    from codec_assist.report.html import report
+
+    paths = [Path(p) / "analysis.json" if Path(p).is_dir() else Path(p) for p in inputs]
+    out = check_output(output, *paths, *(schemas.arrays_path(p) for p in paths), overwrite=overwrite)
+    return report(paths, out, figures_dir=figures, analyze_options=analyze_options)
+
+
+# ------------------------------------------------------------------------------------------------- export
+def export_plan(plan: str | Path, format: str, output: str | Path | None = None, *, overwrite: bool = False) -> bytes:
+    """A plan's decisions in a format another encoder reads (x264-zones, x265-zones, svt-roi, addroi, qp-npy,
+    qp-csv, keyframes, qpfile, force-key-frames; docs/EXPORT.md). Returns the bytes; `output` also writes them."""
+    from codec_assist.export.formats import export_plan as run_export
+
+    return run_export(plan, format, output, overwrite=overwrite)
+
+
+# ----------------------------------------------------------------------------------------------- semantic
+def semantic_encode(input: str | Path, output: str | Path, options=None, *,
+                    analyze_options: AnalyzeOptions | None = None, report: str | Path | None = None,
+                    limits: Limits | None = None, overwrite: bool = False, progress: bool = False) -> SemanticReport:
+    """Describe each shot of `input` (caption + facts) and pack it with the chosen side layers
+    (`SemanticOptions`) into a compact stream file (docs/BITSTREAM.md). Returns sizes per layer and the facts."""
+    from codec_assist.media.safeio import atomic_write_bytes, check_output
+    from codec_assist.semantic.stream import encode_video, semantic_report
+
+    inp, out = Path(input), Path(output)
+    check_output(out, inp, overwrite=overwrite)
+    if report:
+        check_output(report, inp, overwrite=overwrite)
+    blob, scene, info = encode_video(inp, options, analyze_options, progress=progress, limits=_limits(limits))
+    atomic_write_bytes(out, blob)
+    rep = semantic_report(inp, out, blob, scene, info)
+    if report:
+        schemas.save(rep, report)
+    return rep
+
+
+def semantic_decode(stream: str | Path, output: str | Path, *, generator: str = "layers", model: str | None = None,
+                    images: str | Path | None = None, steps: int = 20, strength: float = 0.6,
+                    vtt: str | Path | None = None, subtitle_track: bool = True, crf: float = 28,
+                    overwrite: bool = False, progress: bool = False) -> dict:
+    """Rebuild a video from a semantic stream with its original frame rate, frame count and shot timing; the
+    captions go into a mov_text track and a WebVTT file (`vtt`, default: the output with .vtt)."""
+    from codec_assist.media.safeio import check_output
+    from codec_assist.semantic.generators import build_generator, write_video
+    from codec_assist.semantic.stream import read_file
+
+    src, out = Path(stream), Path(output)
+    check_output(out, src, overwrite=overwrite)
+    if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise CodecAssistError(f"output {out} must be .mp4 (H.264 with a mov_text caption track)")
+    vtt_path = Path(vtt) if vtt else out.with_suffix(".vtt")
+    check_output(vtt_path, src, overwrite=overwrite)
+    if vtt_path.resolve() == out.resolve():
+        raise CodecAssistError("--vtt must differ from the output video")
+    if not 0 <= crf <= 51:
+        raise CodecAssistError("--crf must be 0..51")
+    if not 1 <= steps <= 1000 or not 0 < strength <= 1:
+        raise CodecAssistError("--steps must be 1..1000 and --strength in (0, 1]")
+    parsed = read_file(src)  # validates everything before any output is created
+    gen = build_generator(generator, model=model, folder=images, steps=steps, strength=strength)
+    written = write_video(parsed, gen, out, vtt=vtt_path, crf=crf, subtitles=subtitle_track, progress=progress)
+    written.update(generator=gen.name, vtt=str(vtt_path), shots=len(parsed.scene.shots))
+    return written
+
+
+# -------------------------------------------------------------------------------------------------- batch
+def batch(input_dir: str | Path, output_dir: str | Path, command: str = "encode",
+          options: EncodeOptions | None = None, *, analyze_options: AnalyzeOptions | None = None,
+          plan_options: PlanOptions | None = None, engine: EngineOptions | None = None,
+          manifest: str | Path | None = None, limits: Limits | None = None, overwrite: bool = False,
+          progress: bool = False) -> BatchManifest:
+    """Run `command` ("encode" or "analyze") over every video under `input_dir` (recursively) into
+    `output_dir`, in parallel on `engine` (a local process pool or Ray), resumably: verified items of an
+    earlier run are skipped. The limits reach every worker. Returns the manifest (also written as JSON)."""
+    from codec_assist.scale.batch import batch_options, run_batch
+
+    o = options or EncodeOptions()
+    if command == "encode" and (o.staged or o.chunked or o.auto_preset or o.plan_file):
+        raise CodecAssistError("batch encodes plain or assisted items; allocation, ladders, chunks, auto-preset "
+                               "and saved plans are per-video options of `encode`")
+    opts = batch_options(command, rate=o.rate() if command == "encode" else None, codec=o.codec, preset=o.preset,
+                         params=o.params, assist=o.assist, analyze_options=analyze_options,
+                         plan_options=plan_options, limits=_limits(limits))
+    return run_batch(input_dir, output_dir, command, opts, engine or EngineOptions(), manifest, progress=progress,
+                     overwrite=overwrite)
+
+
+# ---------------------------------------------------------------------------------------------- internals
+def _model(cls, values: dict):
+    """Build an options model from keyword arguments, turning a validation error into one line."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        raise CodecAssistError(validation_message(e)) from None
+
+
+def validation_message(e) -> str:
+    """A pydantic ValidationError as one line: the first problem, with the field it is about."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+__all__ = ["analyze", "make_plan", "encode", "compare", "tag", "tag_folder", "tag_analyze_options", "explain", "write_report",
+           "export_plan", "semantic_encode", "semantic_decode", "batch", "AllocationOptions", "validation_message"]

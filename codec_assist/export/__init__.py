@@ -1,0 +1,1 @@
+"""Side path: plans as files other encoders read (zones, SVT-AV1 ROI map, addroi, npy, CSV)."""

@@ -1,0 +1,325 @@
+"""Media I/O through PyAV: probe, streaming decode, the analysis proxy, audio PCM.
+
+Nothing here holds a whole video in memory: frames are decoded, used and dropped.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from codec_assist.errors import InputError
+from codec_assist.schemas import AudioStreamInfo, VideoInfo
+
+# PyAV's default (None): FFmpeg logs stay in C. Routing them through Python can deadlock when a decoder with
+# busy worker threads is freed (e.g. stopping a decode early); encode.py captures warnings only while encoding.
+av.logging.set_level(None)
+logging.getLogger("libav").setLevel(logging.CRITICAL + 1)  # FFmpeg's words become our one-line errors
+
+log = logging.getLogger("codec_assist")
+
+
+class Limits(BaseModel):
+    """Guards against absurd inputs, checked on what the container declares and on what is really decoded.
+    Passed explicitly to every probe and decode (and to batch and chunk workers)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_pixels: int = Field(8192 * 8192, gt=0)  # pixels per frame
+    max_duration: float = Field(4 * 3600.0, gt=0)  # seconds
+
+
+DEFAULT_LIMITS = Limits()
+TRIM_EVERY = 250  # frames between release_memory() calls in long decodes (a trim costs well under 1 ms)
+MAX_PIXELS = DEFAULT_LIMITS.max_pixels  # the default, for callers that only need the number
+STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "qoi_pipe",
+                       "j2k_pipe", "pgm_pipe", "ppm_pipe", "svg_pipe", "jpegxl_pipe", "dds_pipe")
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the OS. FFmpeg's and ONNX Runtime's worker threads free into per-thread glibc
+    arenas that otherwise stay resident and fragment, so RSS crept up with the input's duration (measured:
+    +20 MiB per 24 s of 360p with the OCR analyzer, flat with this called every few hundred frames)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def display_path(path: str | Path) -> str:
+    """A path as text that can always be printed and stored as JSON (non-UTF-8 bytes become \\xNN)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_size(width: int, height: int, path, limits: Limits = DEFAULT_LIMITS) -> None:
+    if width * height > limits.max_pixels:
+        raise InputError(f"{display_path(path)}: frame size {width}x{height} is too large "
+                         f"({width * height} pixels, over --max-pixels {limits.max_pixels})")
+
+
+def check_duration(seconds: float, path, limits: Limits = DEFAULT_LIMITS) -> None:
+    if seconds > limits.max_duration:
+        raise InputError(f"{display_path(path)}: duration {seconds:.1f} s is too long "
+                         f"(over --max-duration {limits.max_duration:g} s)")
+
+
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """Open a media file for reading, turning every failure into a one-line InputError."""
+    p = Path(path)
+    shown = display_path(p)
+    try:
+        if not p.exists():
+            raise InputError(f"{shown}: no such file")
+        if p.is_dir():
+            raise InputError(f"{shown}: is a directory, not a video file")
+        if p.stat().st_size == 0:
+            raise InputError(f"{shown}: empty file")
+        try:
+            str(p).encode("utf-8")
+            return av.open(str(p), mode="r")
+        except UnicodeEncodeError:  # a non-UTF-8 file name: hand FFmpeg the open file instead of the name
+            return av.open(open(p, "rb"), mode="r")
+    except av.error.EOFError:  # headers parsed, then nothing: FFmpeg gives up looking for the first frame
+        raise InputError(f"{shown}: no frames: the file ends before the first one (truncated or empty stream)") \
+            from None
+    except av.error.FFmpegError as e:
+        raise InputError(f"{shown}: not a readable media file ({_ff_reason(e)})") from None
+    except OSError as e:
+        raise InputError(f"{shown}: cannot open ({e.strerror or e})") from None
+
+
+def _ff_reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e).split(":")[0]
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    # Cover art in audio files shows up as a one-picture "video" stream: not a video.
+    video = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    streams = [s for s in video if s.codec_context is not None]
+    if video and not streams:
+        raise InputError(f"{display_path(path)}: its video stream has no frames (no codec parameters)")
+    if not streams:
+        raise InputError(f"{display_path(path)}: has no video stream")
+    if container.format.name in STILL_IMAGE_FORMATS:
+        raise InputError(f"{display_path(path)}: is a still image ({container.format.name}), not a video")
+    return streams[0]
+
+
+def probe(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:
+    """Describe the video (and its audio streams) without decoding it; refuse it when it declares more than
+    `limits` allow."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        cc = vs.codec_context
+        width, height = cc.width, cc.height
+        shown = display_path(p)
+        if width <= 0 or height <= 0:
+            raise InputError(f"{shown}: video stream has no frame size")
+        check_size(width, height, p, limits)
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        if not rate or rate <= 0:
+            raise InputError(f"{shown}: cannot determine the frame rate")
+        fps = float(rate)
+        tb = vs.time_base or Fraction(1, 90000)
+        duration = float(vs.duration * tb) if vs.duration else (c.duration or 0) / av.time_base
+        check_duration(duration, p, limits)  # before counting: a hostile index could make counting slow
+        frames = vs.frames or _count_frames(c, vs)
+        if frames == 0:
+            raise InputError(f"{shown}: video stream has no frames")
+        if duration <= 0:
+            duration = frames / fps
+        check_duration(duration, p, limits)
+        audio = [
+            AudioStreamInfo(
+                index=a.index,
+                codec=a.codec_context.name,
+                sample_rate=a.codec_context.sample_rate or 0,
+                channels=a.codec_context.channels or 0,
+                duration=float(a.duration * a.time_base) if a.duration and a.time_base else None,
+            )
+            for a in c.streams.audio
+            if a.codec_context is not None
+        ]
+        return VideoInfo(
+            path=shown,
+            container=c.format.name,
+            codec=cc.name,
+            width=width,
+            height=height,
+            fps=fps,
+            time_base=f"{tb.numerator}/{tb.denominator}",
+            frame_count=frames,
+            duration=duration,
+            pix_fmt=cc.pix_fmt or "unknown",
+            bit_rate=c.bit_rate or None,
+            audio=audio,
+        )
+
+
+def _count_frames(c: av.container.InputContainer, vs) -> int:
+    """Count video packets by demuxing (no decode) when the container does not say."""
+    n = 0
+    try:
+        for pkt in c.demux(vs):
+            if pkt.size:
+                n += 1
+    except av.error.FFmpegError:
+        pass
+    c.seek(0)
+    return n
+
+
+class DecodeStats:
+    """What a streaming decode had to skip: corrupt packets, and frames the container promised but lacked."""
+
+    def __init__(self, path, declared: int = 0, limits: Limits = DEFAULT_LIMITS):
+        self.path, self.declared, self.frames, self.corrupt = path, declared, 0, 0
+        self.limits = limits
+
+    def check(self, frame: av.VideoFrame) -> None:
+        """Guards on what is really decoded (headers can lie): the size and the time of every frame."""
+        self.frames += 1
+        check_size(frame.width, frame.height, self.path, self.limits)
+        if frame.time is not None:
+            check_duration(frame.time, self.path, self.limits)
+
+    def warn(self) -> None:
+        """One warning saying what was skipped, if anything (the output covers the rest)."""
+        shown = display_path(self.path)
+        if self.corrupt:
+            log.warning("%s: skipped %d corrupt packet(s); %d frames decoded", shown, self.corrupt, self.frames)
+        if self.frames and self.frames + self.corrupt < self.declared:  # more missing than the skipped packets
+            log.warning("%s: only %d of the %d frames the container declares could be read "
+                        "(truncated file?); using those", shown, self.frames, self.declared)
+
+
+def decode_packets(container, stream, stats: DecodeStats, streams=None) -> Iterator[tuple]:
+    """Demux and decode, skipping corrupt packets (counted in `stats`): yields (packet, frames of that packet).
+
+    With `streams`, packets of those other streams are passed through with frames=None.
+    """
+    for packet in container.demux(streams or [stream]):
+        if packet.stream is not stream:
+            yield packet, None
+            continue
+        try:
+            frames = packet.decode()
+        except (av.error.InvalidDataError, av.error.PatchWelcomeError, av.error.BugError):
+            stats.corrupt += 1
+            continue
+        for frame in frames:
+            stats.check(frame)
+        yield packet, frames
+
+
+def iter_frames(path: str | Path, *, threads: int = 0, declared: int = 0, limits: Limits = DEFAULT_LIMITS
+                ) -> Iterator[av.VideoFrame]:
+    """Decode every video frame in presentation order, streaming. Corrupt packets are skipped with a warning."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        vs.thread_type = "AUTO"
+        if threads:
+            vs.codec_context.thread_count = threads
+        stats = DecodeStats(p, declared, limits)
+        for _packet, frames in decode_packets(c, vs, stats):
+            yield from frames
+            if stats.frames % TRIM_EVERY < len(frames):
+                release_memory()
+        stats.warn()
+
+
+@dataclass
+class ProxyFrame:
+    """A frame of the analysis proxy: downscaled, in the source's frame numbering."""
+
+    index: int
+    time: float
+    bgr: np.ndarray  # (h, w, 3) uint8, the proxy size
+    gray: np.ndarray  # (h, w) uint8
+
+
+def proxy_size(width: int, height: int, target_width: int = 320) -> tuple[int, int]:
+    """Proxy frame size: `target_width` wide (never upscaled), even dimensions, aspect kept."""
+    w = min(target_width, width)
+    h = max(2, int(round(height * w / width / 2)) * 2)
+    return max(2, w - w % 2), h
+
+
+def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0, limits: Limits = DEFAULT_LIMITS
+               ) -> Iterator[tuple[int, av.VideoFrame, ProxyFrame]]:
+    """Yield (index, source frame, proxy frame) for every frame. swscale does the downscale (cheap)."""
+    w, h = size
+    for i, frame in enumerate(iter_frames(path, declared=declared, limits=limits)):
+        bgr = frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
+        gray = (bgr[..., 0] * 0.114 + bgr[..., 1] * 0.587 + bgr[..., 2] * 0.299).astype(np.uint8)
+        t = float(frame.time) if frame.time is not None else 0.0
+        yield i, frame, ProxyFrame(index=i, time=t, bgr=bgr, gray=gray)
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    """The Y plane of a decoded frame as (h, w) uint8 (8-bit formats; higher depths are scaled down)."""
+    if frame.format.name not in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"):
+        frame = frame.reformat(format="yuv420p")
+    plane = frame.planes[0]
+    arr = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return arr[:, : frame.width]
+
+
+def decode_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) -> np.ndarray | None:
+    """Decode one audio stream to mono float32 PCM at `sample_rate`; None when the file has no audio."""
+    p = Path(path)
+    with open_input(p) as c:
+        if len(c.streams.audio) <= stream:
+            return None
+        a = c.streams.audio[stream]
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in c.decode(a):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray()[0])
+        except av.error.InvalidDataError:
+            pass  # keep what decoded; a corrupt tail should not lose the rest
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray()[0])
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def frame_timestamps(path: str | Path) -> list[int] | None:
+    """Presentation timestamps of the video frames in order, from the packets (no decode), in the stream's
+    time base; None when some packet has no timestamp or two share one (the frames cannot be told apart)."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        stamps = [pkt.pts for pkt in c.demux(vs) if pkt.size]
+    if not stamps or any(s is None for s in stamps) or len(set(stamps)) != len(stamps):
+        return None
+    return sorted(stamps)
+
+
+def keyframe_indices(path: str | Path) -> list[int]:
+    """Frame numbers (presentation order) of the random-access (IDR) frames, read from packet flags."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        stamps = [(pkt.pts, pkt.is_keyframe) for pkt in c.demux(vs) if pkt.size and pkt.pts is not None]
+    stamps.sort()
+    return [i for i, (_, key) in enumerate(stamps) if key]

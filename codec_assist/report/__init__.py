@@ -1,0 +1,1 @@
+"""Side path: HTML reports, figures and `explain`."""

@@ -1,0 +1,1 @@
+"""Side path: the semantic codec (captions + side layers -> bitstream -> reconstruction)."""

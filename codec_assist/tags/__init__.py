@@ -1,0 +1,1 @@
+"""Side path: topic tags for short videos and the presets they choose."""
