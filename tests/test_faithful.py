@@ -424,9 +424,12 @@ def test_batch_keeps_everything_with_umask_permissions(corpus, source_props, tmp
                 "--workers", "2", capsys=capsys)
     finally:
         os.umask(old)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    outputs = {item["input"]: tmp_path / "out" / item["outputs"][0]["path"] for item in manifest["items"]}
     for name, src in corpus.items():
-        out = tmp_path / "out" / f"{src.stem}.mp4"  # batch writes mp4
-        check_same(source_props[name], props(out), "x264", "mp4", what=f"batch {name}", cross=src.suffix != ".mp4")
+        out = outputs[src.name]
+        check_same(source_props[name], props(out), "x264", out.suffix[1:], what=f"batch {name}",
+                   cross=src.suffix != out.suffix)
     for f in (tmp_path / "out").rglob("*"):
         if f.is_file():
             assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
