@@ -511,3 +511,34 @@ def test_outputs_get_umask_permissions(corpus, tmp_path, capsys, mask):
         assert stat.S_IMODE((tmp_path / "v.mkv").stat().st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+# ------------------------------------------------------------------------------------------ semantic decode
+def test_semantic_decode_says_how_its_pictures_are_encoded(corpus, tmp_path):
+    """`semantic decode` makes new pictures (RGB) and encodes them with swscale's BT.601 limited-range matrix: the
+    output says so (it said nothing before), and a player's RGB of it is the generator's picture."""
+    import av
+
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.semantic.generators import LayersGenerator, output_size, write_video
+    from codec_assist.semantic.stream import LAYERS, SemanticOptions, encode_video, read_stream
+
+    blob, _, _ = encode_video(corpus["bt709"], SemanticOptions(layers=LAYERS),
+                              AnalyzeOptions(analyzers=["shots", "saliency"], proxy_width=128, analysis_fps=5))
+    stream = read_stream(blob)
+    out = tmp_path / "rebuilt.mp4"
+    gen = LayersGenerator()
+    write_video(stream, gen, out, crf=10)
+    p = props(out)
+    assert (p["color_range"], p["color_space"]) == ("tv", "smpte170m")
+    assert bitstream_colour(out)[:2] == ("tv", "smpte170m")
+    w, h = output_size(stream)
+    want = gen.picture(0, stream.scene.shots[0], stream, (w, h))
+    shown = _raw(out, "rgb24").reshape(-1, h, w, 3)[0]
+    # 4:2:0 chroma of a saturated picture costs a few dB in RGB whatever the encoder; a wrong range costs more
+    wrong = tmp_path / "wrong.mp4"
+    _ff("-i", out, "-map", "0:v", "-c", "copy", "-bsf:v", "h264_metadata=video_full_range_flag=1", wrong)
+    shown_wrong = _raw(wrong, "rgb24").reshape(-1, h, w, 3)[0]
+    print(f"semantic decode: player RGB vs generator {_psnr(want, shown):.2f} dB (as full range: "
+          f"{_psnr(want, shown_wrong):.2f} dB)")
+    assert _psnr(want, shown) > 30 and _psnr(want, shown_wrong) < _psnr(want, shown) - 5
