@@ -1,6 +1,8 @@
 """Analyzers: one module per signal, each behind analyzers.base.Analyzer."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from codec_assist.errors import CodecAssistError
 
 from .audio import AudioSignals
@@ -15,14 +17,35 @@ from .speech import SpeechTranscript
 from .subtitles import Subtitles
 from .text import TextRegions
 
-ANALYZERS: dict[str, type[Analyzer]] = {
-    cls.name: cls for cls in (SceneDetectShots, TransNetV2Shots, ClassicalSaliency, HaarFaces, TextRegions,
-                              SpeechTranscript, AudioSignals, Subtitles, ImageNetRegions, ClipPatches)
-}
-ANALYZERS[SceneStats.name] = SceneStats  # issue 5: scene statistics in words, for tags
-# speech and audio skip cleanly (status "skipped") on a video without audio; subtitles join on their own
-# when a file is given or the container has a text subtitle stream (pipeline._audio_text_setup)
-DEFAULT = ["shots", "saliency", "faces", "text", "imagenet", "speech", "audio"]
+@dataclass(frozen=True)
+class Registration:
+    """An analyzer's entry: adding an analyzer is its module and one line here."""
+
+    cls: type[Analyzer]
+    weight: float | None = None  # default fusion weight of its region maps (None: it feeds no map)
+    default: bool = False  # runs unless --analyzers names another set
+    options: dict = field(default_factory=dict)  # default constructor options (a caller's options win)
+
+
+# Default order matters only for the order analyzers run in; speech and audio skip cleanly (status "skipped")
+# on a video without audio; subtitles join on their own when a file is given or the container has a text
+# subtitle stream (pipeline._audio_text_setup); scene_stats describes the scene in words, for tags.
+REGISTRY: dict[str, Registration] = {r.cls.name: r for r in (
+    Registration(SceneDetectShots, default=True),
+    Registration(TransNetV2Shots),
+    Registration(ClassicalSaliency, weight=0.5, default=True),
+    Registration(HaarFaces, weight=1.0, default=True),
+    Registration(TextRegions, weight=0.8, default=True),
+    Registration(ImageNetRegions, weight=0.0, default=True),  # its blobs count where a query attends to them
+    Registration(ClipPatches, weight=0.0),  # likewise
+    Registration(SpeechTranscript, default=True),
+    Registration(AudioSignals, default=True),
+    Registration(Subtitles),
+    Registration(SceneStats),
+)}
+ANALYZERS: dict[str, type[Analyzer]] = {name: r.cls for name, r in REGISTRY.items()}
+DEFAULT = [name for name, r in REGISTRY.items() if r.default]
+FUSION_WEIGHTS = {name: r.weight for name, r in REGISTRY.items() if r.weight is not None}
 
 
 def build(names: list[str], **options) -> list[Analyzer]:
@@ -37,7 +60,7 @@ def build(names: list[str], **options) -> list[Analyzer]:
     built = []
     for n in names:
         try:
-            built.append(ANALYZERS[n](**options.get(n, {})))
+            built.append(ANALYZERS[n](**{**REGISTRY[n].options, **options.get(n, {})}))
         except TypeError as e:  # a misspelt option: say which analyzer, in one line
             raise CodecAssistError(f"analyzer {n}: {e}") from None
     return built

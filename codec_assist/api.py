@@ -19,7 +19,6 @@ from codec_assist import schemas
 from codec_assist.errors import CodecAssistError
 from codec_assist.options import (
     DEFAULT_LIMITS,
-    AllocationOptions,
     AnalyzeOptions,
     EncodeOptions,
     EngineOptions,
@@ -507,24 +506,45 @@ def batch(input_dir: str | Path, output_dir: str | Path, command: str = "encode"
                      overwrite=overwrite)
 
 
+# ----------------------------------------------------------------------------------------------- evaluate
+def probe(input: str | Path, *, limits: Limits | None = None) -> schemas.VideoInfo:
+    """Describe a video without decoding it: size, frame rate, frame count, duration, pixel format, colour,
+    rotation, audio streams. Refuses inputs beyond `limits`."""
+    import codec_assist.media.decode as media
+
+    return media.probe(input, _limits(limits))
+
+
+def measure(reference: str | Path, encoded: str | Path, *, rois: Sequence[RoiBox] = (), every: int = 1
+            ) -> schemas.Quality:
+    """Quality of `encoded` against `reference`: bitrate, whole-frame PSNR-Y/SSIM-Y (every `every`-th frame)
+    and PSNR-Y inside each of `rois`."""
+    from codec_assist.evaluation.metrics import compare_videos
+
+    return compare_videos(reference, encoded, rois=list(rois), every=every)
+
+
+def bd_rate(rates_a: Sequence[float], quality_a: Sequence[float], rates_b: Sequence[float],
+            quality_b: Sequence[float]) -> float | None:
+    """Bjøntegaard delta rate of curve B versus A in percent (negative: B needs fewer bits for the same
+    quality); None when a curve has fewer than 3 points or the curves do not overlap."""
+    from codec_assist.evaluation.metrics import bd_rate as run_bd_rate
+
+    return run_bd_rate(rates_a, quality_a, rates_b, quality_b)
+
+
 # ---------------------------------------------------------------------------------------------- internals
 def _model(cls, values: dict):
     """Build an options model from keyword arguments, turning a validation error into one line."""
     from pydantic import ValidationError
 
+    from codec_assist.errors import options_error
+
     try:
         return cls(**values)
     except ValidationError as e:
-        raise CodecAssistError(validation_message(e)) from None
+        raise options_error(e) from None
 
 
-def validation_message(e) -> str:
-    """A pydantic ValidationError as one line: the first problem, with the field it is about."""
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
-
-
-__all__ = ["analyze", "make_plan", "encode", "compare", "tag", "tag_folder", "tag_analyze_options", "explain", "write_report",
-           "export_plan", "semantic_encode", "semantic_decode", "batch", "AllocationOptions", "validation_message"]
+__all__ = ["analyze", "make_plan", "encode", "compare", "tag", "tag_folder", "tag_analyze_options", "explain",
+           "write_report", "export_plan", "semantic_encode", "semantic_decode", "batch", "probe", "measure", "bd_rate"]

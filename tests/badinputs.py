@@ -327,6 +327,8 @@ VIDEO_CASES = [
                 lambda d, fx: write_video(Path(d.as_posix() + "/" + "caf\udce9.mp4")), "ok"),
     _video_case("long_path", "a valid clip 40 folders deep (path > 1000 characters)",
                 lambda d, fx: _deep(d), "ok"),
+    _video_case("smaller_than_rung", "a 32x24 clip under a ladder whose top rung is 48p", _simple(width=32, height=24),
+                "ok", only=("encode --ladder",), per_command={"encode --ladder": ("warn", "upscaled")}),
 ]
 
 
@@ -645,7 +647,17 @@ LATER_CASES = [
               "WEBVTT\n\n00:00.000 -> 00:01.000\nHi\n", suffix=".vtt"),
     _sub_case("vtt_tags", "WebVTT with markup, an arrow and HTML entities in the text", "ok", "",
               "WEBVTT\n\n00:00.000 --> 00:00.400\n<v Bob><b>Hi</b> --&gt; {\\i1}there &amp; back\n", suffix=".vtt"),
+    # command-line misuse (issue 17): each a one-line error or warning
+    Case("analysis_is_a_video", "analysis", "a video given where an analysis is expected (analyze not run yet)",
+         lambda d, fx: _write(d, "clip.mp4", fx.clip.read_bytes()), "error", "run `codec-assist analyze`",
+         only=("plan", "explain")),
+    Case("explain_time_past_end", "analysis", "`explain --time` past the end of the video", lambda d, fx:
+         _copy_artifact(fx.analysis, d / "late", "analysis.json"), "error", "s is outside the video",
+         args=("--time", "99"), only=("explain",)),
     # batch manifests in OUT_DIR
+    _man_case("manifest_other_options", "outputs of an earlier batch run with other options (fingerprints differ)",
+              "error", "--overwrite", edit=lambda r, f: {**r, "items": [{**i, "fingerprint": "0" * 64}
+                                                                       for i in r["items"]]}),
     _man_case("manifest_not_json", "manifest.json that is not JSON", "error", "not a codec-assist", text="{"),
     _man_case("manifest_deep", "100 000 nested JSON arrays", "error", "nested", text=DEEP_JSON),
     _man_case("manifest_wrong_schema", "a plan where the manifest should be", "error", "expected",
@@ -720,7 +732,8 @@ COMMANDS = [
     Command("encode --ladder", "video", lambda inp, out, fx: ["encode", inp, "-o", out / "lad", "--ladder",
                                                               "48p:100k,24p:50k", "--no-plain", "--preset",
                                                               "ultrafast", *FAST],
-            lambda out: [out / "lad" / "clip.48p.mp4", out / "lad" / "clip.24p.mp4"], cases=HEAVY),
+            lambda out: [out / "lad" / "clip.48p.mp4", out / "lad" / "clip.24p.mp4"],
+            cases=(*HEAVY, "smaller_than_rung")),
     Command("batch", "video", lambda inp, out, fx: ["batch", inp.parent, "-o", out / "b", "--command", "analyze",
                                                     "--workers", "1", *FAST],
             lambda out: [out / "b" / n for n in ("manifest.json", "clip.analysis.json", "clip.analysis.npz")],

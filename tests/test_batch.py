@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -14,7 +15,7 @@ import psutil
 import pytest
 
 from codec_assist import schemas
-from codec_assist.scale.batch import fingerprint, output_names, sha256_file, verified
+from codec_assist.scale.batch import COMMANDS, fingerprint, output_names, sha256_file, verified
 from codec_assist.encoding.chunked import check_joined, chunk_rates, encode_chunked, parameter_sets, plan_chunks
 from codec_assist.encoding.x26x import encode
 from codec_assist.scale.engine import EngineOptions
@@ -194,10 +195,15 @@ def test_outputs_never_leave_the_output_folder(sample, tmp_path):
 
 
 def test_output_names_and_collisions():
-    names = output_names([Path("a.mp4"), Path("a.mkv"), Path("s/b.mov")], (".mp4",))
-    assert names[Path("a.mp4")] == [Path("a.mp4.mp4")] and names[Path("a.mkv")] == [Path("a.mkv.mp4")]
-    assert names[Path("s/b.mov")] == [Path("s/b.mp4")]
-    assert output_names([Path("x.mpg")], (".analysis.json", ".analysis.npz"))[Path("x.mpg")] == [
+    """An encode keeps the input's container where it can (issue 17: motion.mov stays .mov); inputs that would
+    share a name keep their suffix."""
+    encode_names = COMMANDS["encode"].suffixes
+    names = output_names([Path("a.mp4"), Path("a.mkv"), Path("s/b.mov"), Path("c.avi"), Path("c.webm")],
+                         encode_names)
+    assert names[Path("a.mp4")] == [Path("a.mp4")] and names[Path("a.mkv")] == [Path("a.mkv")]
+    assert names[Path("s/b.mov")] == [Path("s/b.mov")]
+    assert names[Path("c.avi")] == [Path("c.avi.mp4")] and names[Path("c.webm")] == [Path("c.webm.mp4")]
+    assert output_names([Path("x.mpg")], COMMANDS["analyze"].suffixes)[Path("x.mpg")] == [
         Path("x.analysis.json"), Path("x.analysis.npz")]
 
 
@@ -280,3 +286,51 @@ def test_unreachable_ray_address_is_one_line_error(sample, tmp_path):
     r = batch(d, tmp_path / "out", *FAST, "--address", "127.0.0.1:1")
     assert r.returncode == 2 and "cannot reach the Ray cluster" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out" / "a.mp4").exists()
+
+
+# ------------------------------------------------------------------------ options reach every item (issue 17)
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_batch_max_duration_reaches_every_item(sample, tmp_path, engine):
+    """--max-duration is passed to each worker (no global set in the parent): a 10-s clip fails, a 5.8-s passes."""
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(sample("bikes.mp4"), d / "long.mp4")  # 10 s
+    shutil.copy(sample("jwpIntro.mp4"), d / "short.mp4")  # 5.8 s
+    r = batch(d, tmp_path / "out", *FAST, "--engine", engine, "--workers", "2", "--max-duration", "8")
+    assert r.returncode == 2, r.stderr
+    items = {i.input: i for i in manifest(tmp_path / "out").items}
+    assert items["long.mp4"].status == "failed" and "max-duration 8" in items["long.mp4"].error
+    assert items["short.mp4"].status == "done"
+
+
+def test_batch_keeps_containers_and_earlier_outputs(sample, tmp_path):
+    """An encode keeps a .mov a .mov (an .avi becomes .mp4, and says so once, with the CLI's prefix); a rerun
+    with another --bitrate keeps the earlier outputs unless --overwrite."""
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(sample("bikes.mp4"), d / "motion.mov")
+    with av.open(str(sample("jwpIntro.mp4"))) as src, av.open(str(d / "clip.avi"), "w") as dst:
+        vs = dst.add_stream("mpeg4", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 320, 240, "yuv420p"
+        for i, f in enumerate(src.decode(video=0)):
+            if i == 25:
+                break
+            g = f.reformat(320, 240, "yuv420p")
+            g.pts, g.time_base = i, Fraction(1, 25)
+            for p in vs.encode(g):
+                dst.mux(p)
+        for p in vs.encode():
+            dst.mux(p)
+    out = tmp_path / "out"
+    r = batch(d, out, *FAST, "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert (out / "motion.mov").is_file() and (out / "clip.mp4").is_file()
+    said = [ln for ln in r.stderr.splitlines() if "encoded to MP4" in ln]
+    assert len(said) == 1 and said[0].startswith("codec-assist: warning: ") and "clip.avi" in said[0], r.stderr
+    before = sha256_file(out / "motion.mov")
+    r = batch(d, out, "--no-assist", "--preset", "ultrafast", "--bitrate", "300k", "--workers", "1")
+    assert r.returncode == 2 and "--overwrite" in r.stderr, r.stderr
+    assert sha256_file(out / "motion.mov") == before
+    r = batch(d, out, "--no-assist", "--preset", "ultrafast", "--bitrate", "300k", "--workers", "1", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert sha256_file(out / "motion.mov") != before

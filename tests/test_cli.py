@@ -96,3 +96,45 @@ def test_analyze_plan_encode_chain(sample, tmp_path):
     (tmp_path / "plan.json").write_text("{not json")
     assert "plan" in _one_line_error(run("encode", src, "-o", tmp_path / "q.mp4", "--plan", tmp_path / "plan.json"))
     assert not (tmp_path / "q.mp4").exists()
+
+
+# ------------------------------------------------------------------- a command line that behaves like one
+def test_general_flags_work_before_and_after_the_command(sample, tmp_path):
+    """-q, --debug, --json and --overwrite are accepted wherever a user types them (issue 17)."""
+    src = sample("bikes.mp4")
+    out = tmp_path / "o.mp4"
+    common = ["encode", src, "-o", out, "--no-assist", "--preset", "ultrafast", "--bitrate", "200k"]
+    r = subprocess.run([sys.executable, "-m", "codec_assist", *map(str, common), "-q", "--debug", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["frames"] == 250
+    r = subprocess.run([sys.executable, "-m", "codec_assist", "--json", "--overwrite", *map(str, common)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and json.loads(r.stdout)["frames"] == 250, r.stderr
+    stream = tmp_path / "s.cas"
+    assert run("semantic", "encode", src, "-o", stream, "--analyzers", "shots").returncode == 0
+    (tmp_path / "d.mp4").write_bytes(b"old")
+    r = run("semantic", "decode", stream, "-o", tmp_path / "d.mp4", "--overwrite", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["frames"] == 250
+
+
+def test_help_says_only_what_helps():
+    """No "(default: None)", no internal notes; explain offers no output or input-limit flags it would ignore;
+    export lists one format per line."""
+    texts = {}
+    for cmd in (["encode"], ["compare"], ["tag"], ["batch"], ["explain"], ["export"], ["semantic", "decode"]):
+        r = subprocess.run([sys.executable, "-m", "codec_assist", *cmd, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        texts[" ".join(cmd)] = r.stdout
+    for name, text in texts.items():
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert "FACTS" not in text and "issue " not in text, name
+    assert "--overwrite" not in texts["explain"] and "--max-pixels" not in texts["explain"]
+    assert "\n- x264-zones" in texts["export"] and "\n- qp-npy" in texts["export"]
+    assert "--overwrite" in texts["semantic decode"]
+
+
+def test_explain_points_a_video_to_analyze(sample, tmp_path):
+    msg = _one_line_error(run("explain", sample("bikes.mp4")))
+    assert "run `codec-assist analyze`" in msg

@@ -6,7 +6,7 @@ import re
 
 from pydantic import ValidationError
 
-from codec_assist.errors import CodecAssistError
+from codec_assist.errors import CodecAssistError, options_error
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -228,11 +228,8 @@ def build(cls, flags: dict[str, str] | None = None, **values):
     try:
         return cls(**values)
     except ValidationError as e:
-        err = e.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else ""
-        flag = (flags or {}).get(field, "--" + field.replace("_", "-") if field else "")
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise CodecAssistError(f"{flag}: {msg}" if flag and not msg.startswith("-") else msg) from None
+        names = {f: (flags or {}).get(f, "--" + f.replace("_", "-")) for f in cls.model_fields}
+        raise options_error(e, names) from None
 
 
 def analyze_options(args):

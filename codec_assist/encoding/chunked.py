@@ -2,7 +2,7 @@
 
 1. Chunks are groups of consecutive shots, at least `min_seconds` long (so tiny shots don't make tiny chunks)
    and at most `max_seconds` (a long shot is split evenly), so every chunk but the first starts on a cut.
-2. Each chunk is encoded by `codec_assist.encode.encode` over its frame range (an IDR first, the plan's QP
+2. Each chunk is encoded by `codec_assist.encoding.x26x.encode` over its frame range (an IDR first, the plan's QP
    offsets and IDRs inside), with its own ABR target: the even target, or the frame-weighted mean of a
    per-shot allocation {shot index: bits/s}, in two passes (CRF: one). Encoder threads per chunk =
    cores / workers.

@@ -123,7 +123,7 @@ def encode(
     `size` (width, height) scales the video (ladder rungs); a plan must then be made for that size.
     The plan's zones (x264/x265 `zones`, per-shot bitrate factors) are passed to the encoder.
     `start_frame`/`end_frame` (end exclusive, source frame numbers) encode only that range, video only, starting
-    with an IDR: one chunk of a chunked encode (codec_assist.chunked). `threads` caps the encoder and decoder
+    with an IDR: one chunk of a chunked encode (codec_assist.encoding.chunked). `threads` caps the encoder and decoder
     threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
     `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
     target by up to a third; two passes hit it). `overwrite` replaces an existing output; `limits` guard the

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analyzers import FUSION_WEIGHTS
 from codec_assist.framestore import FrameStack, FrameStore
 from codec_assist.models import TEXT_SPACE, ModelUnavailable, embed_cached
 from codec_assist.schemas import Box, FocusPrompt, FusionQuery, RegionToken
@@ -36,7 +37,8 @@ log = logging.getLogger("codec_assist")
 METHOD = "cross-modal-attention"
 # Map weights (the OR above). "attention" weighs the query-relevance map; imagenet/clip maps are not priors by
 # default: a class the net guesses is not by itself a reason to spend bits; a query makes it one.
-DEFAULT_WEIGHTS = {"saliency": 0.5, "faces": 1.0, "text": 0.8, "imagenet": 0.0, "clip": 0.0, "attention": 1.0}
+# each analyzer's map weight comes with its registration (analyzers.REGISTRY); "attention" weighs the attended map
+DEFAULT_WEIGHTS = {**FUSION_WEIGHTS, "attention": 1.0}
 # Region priors: how much a token of this source weighs with no query (for the top-token ranking).
 PRIOR_SOURCES = ("faces", "text")
 QUERY_SOURCES = ("transcript", "subtitles", "keyphrase", "tag")  # box-None tokens that act as queries

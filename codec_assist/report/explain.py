@@ -24,6 +24,9 @@ def explain(analysis: Analysis, arrays: dict[str, np.ndarray], source: str = "",
         raise CodecAssistError(f"{source}: the analysis has no analysed frames")
     fps = analysis.video.fps
     if time is not None:
+        duration = analysis.video.frame_count / fps
+        if not 0 <= time < duration:
+            raise CodecAssistError(f"time {time:g} s is outside the video (0 to {duration:.2f} s)")
         frame = int(np.floor(time * fps + 1e-6))
     if frame is not None:
         if not 0 <= frame < analysis.video.frame_count:

@@ -1,7 +1,7 @@
 """`codec-assist batch`: one command over every video in a folder, in parallel, resumable.
 
 One task per video runs the Python API (analyze, or analyze + plan + encode) on the chosen engine (a local
-process pool, or Ray: local or a cluster; see codec_assist/engine.py and docs/SCALING.md). A manifest (JSON,
+process pool, or Ray: local or a cluster; see codec_assist/scale/engine.py and docs/SCALING.md). A manifest (JSON,
 schema `codec-assist/batch-manifest`) in the output folder records each item's status, outputs with their
 sha256, attempts and error; it is rewritten atomically after every item, so a killed batch leaves a valid one.
 

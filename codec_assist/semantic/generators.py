@@ -35,7 +35,7 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def output_size(stream: SemanticStream) -> tuple[int, int]:
-    """The original size, less an odd last row/column (4:2:0 needs even sizes, as in codec_assist.encode)."""
+    """The original size, less an odd last row/column (4:2:0 needs even sizes, as in codec_assist.encoding.x26x)."""
     s = stream.scene
     return s.width - s.width % 2, s.height - s.height % 2
 

@@ -1,6 +1,6 @@
 """Semantic compression: send what each shot *is* (a caption and structured facts) plus tiny side layers.
 
-encode_video(): analysis (codec_assist.pipeline) -> per shot facts (people, objects, on-screen text, speech,
+encode_video(): analysis (codec_assist.analysis.pipeline) -> per shot facts (people, objects, on-screen text, speech,
 colours, light, motion, layout) -> a caption composed from the facts by a small grammar ("who/what, doing what,
 where": template-based generation from structured data, which needs no weights) -> layers:
 
