@@ -520,8 +520,6 @@ def test_outputs_get_umask_permissions(corpus, tmp_path, capsys, mask):
 def test_semantic_decode_says_how_its_pictures_are_encoded(corpus, tmp_path):
     """`semantic decode` makes new pictures (RGB) and encodes them with swscale's BT.601 limited-range matrix: the
     output says so (it said nothing before), and a player's RGB of it is the generator's picture."""
-    import av
-
     from codec_assist.analysis.pipeline import AnalyzeOptions
     from codec_assist.semantic.generators import LayersGenerator, output_size, write_video
     from codec_assist.semantic.stream import LAYERS, SemanticOptions, encode_video, read_stream

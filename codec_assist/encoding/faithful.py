@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,7 +71,6 @@ class Look:
     sar: Fraction | None = None
     mastering: dict | None = None  # {"r": (x, y), "g": ..., "b": ..., "wp": ..., "min": cd/m2, "max": cd/m2}
     light: tuple[int, int] | None = None  # (MaxCLL, MaxFALL)
-    notes: list[str] = field(default_factory=list)
 
     @property
     def is_rgb(self) -> bool:
