@@ -226,7 +226,6 @@ def encode(
             if not ranged:
                 faithful.copy_container_info(src, dst)
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
-            first = True
             last_pts = None
             stats = media.DecodeStats(input_path, info.frame_count, limits)
             with _encoder_errors(codec):
@@ -255,7 +254,6 @@ def encode(
                                     roi.attach_qp_offsets(frame, grid, plan.block_size, qp_range)
                             for out in vout.encode(frame):
                                 dst.mux(out)
-                            first = False
                             n += 1
                             if n % media.TRIM_EVERY == 0:
                                 media.release_memory()
