@@ -7,7 +7,8 @@
    per-shot allocation {shot index: bits/s}, in two passes (CRF: one). Encoder threads per chunk =
    cores / workers.
 3. The chunks' packets are remuxed (stream copy) into one file with the source's frame timestamps rewritten
-   onto them, and the source's audio is copied in (re-encoded to AAC only where the container needs it).
+   onto them, and the source's audio and subtitle tracks, chapters, metadata and rotation are carried
+   (codec_assist.encoding.faithful: copied, or converted where the container needs it, with a warning).
 4. Before the output appears it is checked at packet level: frame count, timestamps equal to the source's,
    an IDR at every chunk start. `verify` also decodes it fully.
 """
@@ -227,7 +228,7 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
     the pts of the frame `delay` places earlier in display order, `delay` being the smallest that keeps
     dts <= pts for every packet (the encoders' reorder depth), so dts rise strictly and never pass pts.
     """
-    from codec_assist.encoding.x26x import _add_audio, _mux_audio
+    import codec_assist.encoding.faithful as faithful
 
     n = len(stamps)
     step = (stamps[-1] - stamps[0]) // max(1, n - 1) or 1
@@ -258,7 +259,12 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
         tb = vin.time_base or Fraction(1, 90000)
         vout = dst.add_stream_from_template(first.streams.video[0])
         vout.time_base = tb
-        audio_map = _add_audio(src, dst, fmt)
+        look = faithful.read_look(source)
+        if look.display_matrix:  # the chunks' colour and aspect come with the template; the rotation is set here
+            vout.set_display_matrix(look.display_matrix)
+        faithful.copy_stream_info(vin, vout)
+        faithful.copy_container_info(src, dst)
+        audio_map = faithful.add_streams(src, dst, fmt)
 
         def video() -> Iterator[tuple[float, int, av.Packet]]:
             g = 0
@@ -289,10 +295,9 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
             if kind == 0:
                 dst.mux(p)
             else:
-                _mux_audio(p, audio_map[p.stream], dst)
+                faithful.mux(p, audio_map[p.stream], dst)
         for target in audio_map.values():
-            if isinstance(target, tuple):  # flush a re-encoder
-                _mux_audio(None, target, dst)
+            faithful.mux(None, target, dst)  # flush a re-encoder
 
 
 def parameter_sets(extradata: bytes | None, codec: str) -> tuple[int, list[bytes]]:

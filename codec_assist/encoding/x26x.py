@@ -1,7 +1,8 @@
 """Encode through PyAV libx264 / libx265, plain or following an EncodePlan (ROI offsets + forced IDRs).
 
-Streams: the first video stream is re-encoded; audio streams are copied, or re-encoded to AAC when the
-output container cannot carry them. Other streams are dropped. The output appears only when complete.
+Streams: the first video stream is re-encoded; audio and subtitle tracks, chapters and metadata are carried,
+and the picture keeps its colour, HDR, aspect and rotation (codec_assist.encoding.faithful). The output appears only
+when complete.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from policies.qp import offsets_at
 
 import codec_assist.media.decode as media
 
+import codec_assist.encoding.faithful as faithful
 import codec_assist.encoding.roi as roi
 from codec_assist.errors import EncoderError, InputError
 from codec_assist.media.safeio import atomic_output, check_output
@@ -34,12 +36,6 @@ CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 EIGHT_BIT_420 = {"yuv420p", "yuvj420p"}
 TEN_BIT_420 = "yuv420p10le"
 PLAN_OWNED = {"keyint", "min-keyint", "scenecut", "aq-mode", "open-gop", "qp", "crf", "bitrate", "pass"}
-# Codecs each container takes without re-encoding the audio.
-AUDIO_COPY = {
-    "mp4": {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"},
-    "mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
-    "matroska": None,  # anything
-}
 
 
 def parse_params(text: str | None) -> dict[str, str]:
@@ -137,6 +133,7 @@ def encode(
     assisted = plan is not None
     check_request(codec, rate, preset, params, assisted)
     info = media.probe(input_path, limits)
+    src_w, src_h = info.width, info.height
     if size is not None:
         w, h = size
         if w < 16 or h < 16 or w % 2 or h % 2:
@@ -159,13 +156,13 @@ def encode(
     if info.width % 2 or info.height % 2:
         log.warning("%s is %dx%d; the output is %dx%d (4:2:0 needs even sizes: last column/row cropped)",
                     media.display_path(input_path), info.width, info.height, info.width & ~1, info.height & ~1)
-    out_fmt = output_pix_fmt(codec, info.pix_fmt)
-    if info.pix_fmt not in EIGHT_BIT_420 and info.pix_fmt != out_fmt:
-        log.warning("%s is %s; encoding to %s-bit 4:2:0 (%s)", media.display_path(input_path), info.pix_fmt,
-                    "10" if out_fmt == TEN_BIT_420 else "8", out_fmt)
+    look = faithful.read_look(input_path)
+    out_fmt = output_pix_fmt(codec, look.pix_fmt)
+    faithful.announce(look, codec, out_fmt, media.display_path(input_path))
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
     qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
     x_params = {"log-level": "error"} if codec == "x265" else {}
+    x_params.update(faithful.encoder_params(look, codec))  # HDR10 mastering display, light level
     x_params.update(plan_params(plan, codec))
     if threads and codec == "x265":
         x_params["pools"] = str(threads)  # libx265 does not read the codec context's thread count
@@ -216,6 +213,7 @@ def encode(
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
             vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, out_fmt
+            faithful.apply_look(vout, look, (src_w, src_h), (vout.width, vout.height))
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
             if threads:
@@ -224,8 +222,10 @@ def encode(
                 vout.bit_rate = int(rate.bitrate)
             vout.options = opts
             audio_map = {} if ranged else _add_audio(src, dst, fmt)  # chunks are video only
+            faithful.copy_stream_info(vin, vout)
+            if not ranged:
+                faithful.copy_container_info(src, dst)
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
-            first = True
             last_pts = None
             stats = media.DecodeStats(input_path, info.frame_count, limits)
             with _encoder_errors(codec):
@@ -240,9 +240,7 @@ def encode(
                                 continue
                             if index >= end:
                                 break
-                            if first:
-                                _carry_rotation(frame, vout)
-                            frame = _prepare(frame, info, out_fmt)
+                            frame = _prepare(frame, info, out_fmt, look)
                             if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                                 frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
                             last_pts = frame.pts
@@ -256,20 +254,18 @@ def encode(
                                     roi.attach_qp_offsets(frame, grid, plan.block_size, qp_range)
                             for out in vout.encode(frame):
                                 dst.mux(out)
-                            first = False
                             n += 1
                             if n % media.TRIM_EVERY == 0:
                                 media.release_memory()
                             bar.update()
-                        if index >= end - 1:
+                        if ranged and index >= end - 1:
                             break  # the range is done; the rest of the file is not decoded
                     elif packet.stream in audio_map and packet.dts is not None:
                         _mux_audio(packet, audio_map[packet.stream], dst)
                 for out in vout.encode(None):
                     dst.mux(out)
                 for target in audio_map.values():
-                    if isinstance(target, tuple):
-                        _mux_audio(None, target, dst)
+                    _mux_audio(None, target, dst)
             bar.close()
         if n == 0:
             raise InputError(f"{media.display_path(input_path)}: no video frame could be decoded")
@@ -364,14 +360,6 @@ def _encoder_errors(codec: str):
         raise EncoderError(f"{codec} failed: {getattr(e, 'strerror', None) or e}") from None
 
 
-def _carry_rotation(frame: av.VideoFrame, vout) -> None:
-    """Keep the source's display rotation (phone video): the pixels are encoded as stored, so the output
-    needs the same display matrix to show upright."""
-    angle = getattr(frame, "rotation", 0) or 0
-    if angle:
-        vout.set_display_rotation(angle)
-
-
 def output_pix_fmt(codec: str, source_pix_fmt: str) -> str:
     """What the encoder gets: 4:2:0, 10-bit for x265 (Main 10) when the source has more than 8 bits, else 8-bit
     (x264 here is an 8-bit build; 4:2:2 / 4:4:4 are subsampled, which every player decodes)."""
@@ -382,12 +370,12 @@ def output_pix_fmt(codec: str, source_pix_fmt: str) -> str:
     return TEN_BIT_420 if codec == "x265" and bits > 8 else "yuv420p"
 
 
-def _prepare(frame: av.VideoFrame, info, pix_fmt: str = "yuv420p") -> av.VideoFrame:
+def _prepare(frame: av.VideoFrame, info, pix_fmt: str = "yuv420p", look=None) -> av.VideoFrame:
     """The encoder takes 4:2:0 (`pix_fmt`) at the source size, with an odd last row/column cropped (4:2:0 needs
-    even sizes)."""
+    even sizes). Conversions keep the source's range and matrix (faithful.reformat)."""
     pts, tb = frame.pts, frame.time_base
     if frame.format.name != pix_fmt or frame.width != info.width or frame.height != info.height:
-        frame = frame.reformat(width=info.width, height=info.height, format=pix_fmt)
+        frame = faithful.reformat(frame, info.width, info.height, pix_fmt, look or faithful.Look())
     if frame.width % 2 or frame.height % 2:
         w, h = frame.width & ~1, frame.height & ~1
         dtype = np.uint16 if pix_fmt == TEN_BIT_420 else np.uint8
@@ -409,40 +397,9 @@ def _fill_plane(plane, data: np.ndarray) -> None:
 
 
 def _add_audio(src, dst, fmt: str) -> dict:
-    """Audio streams to carry: copied where the container allows, else re-encoded to AAC."""
-    mapping: dict = {}
-    for a in src.streams.audio:
-        if a.codec_context is None or not a.codec_context.sample_rate:
-            continue
-        allowed = AUDIO_COPY[fmt]
-        if allowed is None or a.codec_context.name in allowed:
-            mapping[a] = dst.add_stream_from_template(a)
-        else:
-            enc = dst.add_stream("aac", rate=a.codec_context.sample_rate)
-            enc.layout = a.codec_context.layout
-            mapping[a] = (enc, av.AudioResampler(format="fltp", layout=enc.layout, rate=enc.rate))
-    return mapping
+    """Audio and subtitle tracks to carry (faithful.add_streams: copied, or converted with a warning)."""
+    return faithful.add_streams(src, dst, fmt)
 
 
 def _mux_audio(packet, target, dst) -> None:
-    if not isinstance(target, tuple):
-        packet.stream = target
-        dst.mux(packet)
-        return
-    enc, resampler = target
-    frames = []
-    if packet is not None:
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            return
-    else:
-        frames = [None]
-    for frame in frames:
-        for rs in resampler.resample(frame):
-            rs.pts = None
-            for out in enc.encode(rs):
-                dst.mux(out)
-        if frame is None:
-            for out in enc.encode(None):
-                dst.mux(out)
+    faithful.mux(packet, target, dst)

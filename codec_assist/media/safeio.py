@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -53,15 +54,40 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
     # The temp name must be UTF-8 (FFmpeg opens it by name): a non-UTF-8 output name gets a generic prefix.
     name = path.name if shown(path.name) == path.name else "codec-assist"
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix or path.suffix + ".part", dir=parent)
-    os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.fchmod(fd, _created_mode(path))  # mkstemp makes 0600; an output gets what open() would give it
+        os.close(fd)
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux says it (os.umask can only set it: setting and
+    restoring it races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _created_mode(path: Path) -> int:
+    """The mode a plain open(path, "w") gives: an existing file's own mode when replacing it (--overwrite),
+    else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -257,6 +257,10 @@ def write_video(stream: SemanticStream, generator: Generator, output: str | Path
             vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
             vs.time_base = frame_tb
             vs.options = {"crf": f"{crf:g}", "preset": preset}
+            # the pictures are RGB made YUV by swscale's default, BT.601 limited range: say so (faithful.py)
+            from codec_assist.encoding.faithful import RANGE_LIMITED, SPC_SMPTE170M
+
+            vs.codec_context.color_range, vs.codec_context.colorspace = RANGE_LIMITED, SPC_SMPTE170M
             ss = None
             if subtitles:
                 ss = c.add_stream("mov_text")
