@@ -90,7 +90,7 @@ def test_build_default_set_and_unknown_name():
     built = analyzers.build(analyzers.DEFAULT)
     assert [a.name for a in built] == ["shots", "saliency", "faces", "text", "imagenet", "speech", "audio"]
     assert analyzers.build(["text"], text={"interval_s": 2.0})[0].interval_s == 2.0
-    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text, speech, audio, subtitles, imagenet"):
+    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text, imagenet, clip, speech, audio, subtitles"):
         analyzers.build(["shots", "ocr"])
     with pytest.raises(CodecAssistError, match="analyzer faces"):
         analyzers.build(["faces"], faces={"min_neighbours": 3})
