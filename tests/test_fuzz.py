@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -172,15 +173,22 @@ def test_random_qp_maps_encode_without_crash(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ atheris
+def _fuzz(harness: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run a harness as a grandchild of this process. libFuzzer's -rss_limit_mb reads the peak RSS from getrusage,
+    which Linux carries across fork+exec: a harness forked straight from a pytest process that has loaded models
+    starts "using" the parent's gigabytes and fails out-of-memory at its first input. Going through sh (which
+    forks it from its own small process) measures the harness alone."""
+    return subprocess.run(["sh", "-c", '"$@"; exit $?', "sh", sys.executable, str(ROOT / "fuzz" / harness), *args],
+                          capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_atheris_plan_loader_short_pass():
     """A bounded coverage-guided run in CI; fuzz/README.md has the long one (>= 10 000 runs)."""
-    r = subprocess.run([sys.executable, str(ROOT / "fuzz" / "plan_loader.py"), "-atheris_runs=300", "-seed=1"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = _fuzz("plan_loader.py", "-atheris_runs=300", "-seed=1", cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Done 300 " in r.stderr, r.stderr[-500:]
-    r = subprocess.run([sys.executable, str(ROOT / "fuzz" / "plan_loader.py"), "--random", "300", "1"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = _fuzz("plan_loader.py", "--random", "300", "1", cwd=ROOT)
     assert r.returncode == 0 and "no crash" in r.stdout, r.stderr[-3000:]
 
 
@@ -189,8 +197,9 @@ def test_atheris_plan_loader_short_pass():
 def test_atheris_short_pass(harness, runs, tmp_path):
     """The other harnesses, bounded for CI (fuzz/README.md has their >= 10 000-run results). Run from a temp
     folder so a crash file or a harness's corpus lands there, not in the checkout."""
-    r = subprocess.run([sys.executable, str(ROOT / "fuzz" / harness), f"-atheris_runs={runs}", "-seed=1"],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = _fuzz(harness, f"-atheris_runs={runs}", "-seed=1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"Done {runs} " in r.stderr, r.stderr[-500:]
+    # the RSS libFuzzer budgets against is the harness's own, not what this pytest process holds
+    start_rss = int(re.search(r"INITED .* rss: (\d+)Mb", r.stderr).group(1))
+    assert start_rss < 1024, r.stderr[-500:]
