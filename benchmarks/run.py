@@ -28,7 +28,9 @@ from fetch import fetch, manifest  # noqa: E402
 
 import codec_assist.media.decode as media  # noqa: E402
 from codec_assist.evaluation.metrics import parse_roi  # noqa: E402
-from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, compare  # noqa: E402
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze  # noqa: E402
+from codec_assist.planning.plan import PlanOptions  # noqa: E402
+from codec_assist.evaluation.compare import compare  # noqa: E402
 from codec_assist.errors import CodecAssistError  # noqa: E402
 from codec_assist.schemas import CompareReport, RateControl  # noqa: E402
 

@@ -34,7 +34,9 @@ from fetch import fetch, manifest  # noqa: E402
 
 import codec_assist.tags.tagging as tagging  # noqa: E402
 from codec_assist.evaluation.metrics import parse_roi  # noqa: E402
-from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, compare  # noqa: E402
+from codec_assist.analysis.pipeline import AnalyzeOptions  # noqa: E402
+from codec_assist.planning.plan import PlanOptions  # noqa: E402
+from codec_assist.evaluation.compare import compare  # noqa: E402
 from codec_assist.schemas import RateControl  # noqa: E402
 
 RATES_KBPS = {"jwpIntro.mp4": (150, 300, 600), "bikes.mp4": (200, 400, 800), "cityCC0.mpg": (300, 600, 1200),

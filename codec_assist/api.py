@@ -89,7 +89,7 @@ def make_plan(analysis: Analysis | str | Path, arrays: Arrays | None = None, opt
     """Turn an analysis (the pair `analyze` returns, or an analysis folder/JSON) into an encode plan: per-frame
     QP-offset grids at the codec's block size (rate-neutral, clamped to ±max_dqp, smoothed in shots) and the
     forced IDR frames. With `output` (a JSON path), also writes the plan + its .npz."""
-    from codec_assist.analysis.pipeline import make_plan as run_plan
+    from codec_assist.planning.plan import make_plan as run_plan
     from codec_assist.media.safeio import check_output
 
     source = None
@@ -190,7 +190,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     seconds_analysis = time.perf_counter() - t0
 
     if o.ladder:
-        from codec_assist.planning.allocate import encode_ladder
+        from codec_assist.encoding.allocated import encode_ladder
 
         ladder = encode_ladder(inp, outs, rungs, codec=o.codec, preset=o.preset, plan=plan, plan_arrays=plan_arrays,
                                params=o.params, plain=o.ladder_plain, progress=progress)
@@ -229,14 +229,15 @@ def _encode_one(inp: Path, out: Path, o: EncodeOptions, rate: RateControl, plan,
     common = dict(codec=o.codec, preset=o.preset, plan=plan, plan_arrays=plan_arrays, params=o.params,
                   progress=progress)
     if a.target_quality:
-        from codec_assist.planning.allocate import encode_target_quality, parse_target
+        from codec_assist.encoding.allocated import encode_target_quality
+        from codec_assist.planning.allocate import parse_target
 
         metric, value = parse_target(a.target_quality)
         tol = a.tolerance if a.tolerance is not None else {"ssim": 0.003, "vmaf": 0.5}.get(metric, 0.25)
         return encode_target_quality(inp, out, metric=metric, target=value, tol=tol, max_probes=a.max_probes,
                                      max_segment=a.segment, importance_arrays=importance, **common)
     if a.allocate:
-        from codec_assist.planning.allocate import encode_budget
+        from codec_assist.encoding.allocated import encode_budget
 
         return encode_budget(inp, out, rate=rate, **common)
     if o.chunked:
@@ -294,7 +295,7 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
     against the source: bitrate, PSNR/SSIM (whole frame and in `rois`, boxes marked independently of the
     importance map) and, with 3+ rates, BD-rates. `keep` keeps the encodes in that folder; `output` writes the
     report JSON, `html` the report page."""
-    from codec_assist.analysis.pipeline import compare_run
+    from codec_assist.evaluation.compare import compare_run
     from codec_assist.media.safeio import check_output
 
     inp = Path(input)

@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions
+from codec_assist.analysis.pipeline import AnalyzeOptions
+
+from codec_assist.planning.plan import PlanOptions
 from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import DEFAULT_LIMITS, Limits
 from codec_assist.scale.engine import EngineOptions

@@ -791,7 +791,8 @@ def markdown() -> str:
 def make_fixtures(d: Path) -> Fixtures:
     """The good clip, its analysis and plan, made with the real pipeline."""
     from codec_assist import schemas
-    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze, make_plan
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+    from codec_assist.planning.plan import make_plan
 
     clip = write_video(d / "clip.mp4", frames=12)
     analysis, arrays = analyze(clip, AnalyzeOptions(analyzers=["shots", "saliency"]))

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 import codec_assist.media.decode as media
-from codec_assist.planning.allocate import allocation_units, encode_budget, plan_budget, unit_importance
+from codec_assist.encoding.allocated import encode_budget
+from codec_assist.planning.allocate import allocation_units, plan_budget, unit_importance
 from codec_assist.cli import main
 from codec_assist.evaluation.metrics import bd_rate, compare_videos, frame_importance_weights, parse_roi
-from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+from codec_assist.planning.plan import PlanOptions, make_plan
 from codec_assist.schemas import RateControl
 from policies.allocation import allocate, crf_zone_factors, exact_shares, zones_string
 from policies.keyframes import keyframes

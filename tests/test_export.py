@@ -13,7 +13,7 @@ import codec_assist.media.decode as media
 from codec_assist import schemas
 from codec_assist.cli import main
 from codec_assist.export.formats import SVT_MAX_SEGMENTS, render
-from codec_assist.analysis.pipeline import make_plan
+from codec_assist.planning.plan import make_plan
 from codec_assist.schemas import Analysis, ImportanceInfo, Shot, Zone
 
 FRAMES = 60  # bikes.mp4: cut at 30 -> two shots in the first 60 frames

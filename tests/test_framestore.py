@@ -18,7 +18,8 @@ import pytest
 
 from codec_assist import schemas
 from codec_assist.framestore import SPILL_ENV, FrameStack, FrameStore, _Ram, stack
-from codec_assist.analysis.pipeline import AnalyzeOptions, analyze, make_plan
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+from codec_assist.planning.plan import make_plan
 from policies.qp import (block_areas, block_grid, importance_to_offsets, neutralise, plan_offsets, quantise,
                          resample, smooth_in_shots)
 

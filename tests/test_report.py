@@ -14,7 +14,8 @@ import pytest
 
 import codec_assist.report.figures as F
 from codec_assist import schemas
-from codec_assist.analysis.pipeline import analyze, make_plan
+from codec_assist.analysis.pipeline import analyze
+from codec_assist.planning.plan import make_plan
 from codec_assist.report.html import report
 
 FACE = "190,60,160,240"  # jwpIntro's speaker, hand-labelled (samples/manifest.json)

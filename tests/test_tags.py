@@ -9,7 +9,8 @@ import yaml
 
 import codec_assist.tags.tagging as tagging
 from codec_assist.errors import SchemaError
-from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+from codec_assist.planning.plan import PlanOptions, make_plan
 from codec_assist.schemas import PresetTable, TagReport
 from policies.presets import choose, split
 

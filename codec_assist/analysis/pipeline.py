@@ -1,11 +1,10 @@
-"""The spine: analyze (one decode, every analyzer) -> plan (policies) -> encode -> compare (evaluate)."""
+"""Analysis: decode the source once into a small proxy, run every selected analyzer on it (each isolated: one that
+fails is skipped with a warning), and fuse their signals into the importance map."""
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -13,33 +12,22 @@ from tqdm import tqdm
 
 import analyzers
 from analyzers.base import AnalysisContext, Analyzer, Skip
-from policies.keyframes import keyframes
-from policies.qp import block_grid, plan_offsets
 
 import codec_assist.media.decode as media
-from codec_assist.encoding.x26x import encode
 from codec_assist.errors import CodecAssistError
 from codec_assist.fusion.attention import DEFAULT_WEIGHTS, TEMPERATURE, fuse
-from codec_assist.evaluation.metrics import bd_rate, compare_videos
 from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import (
     Analysis,
     AnalyzerRun,
-    Codec,
-    CompareReport,
-    ComparePoint,
-    EncodePlan,
     FocusPrompt,
     ImportanceInfo,
-    RateControl,
-    RoiBox,
     Shot,
     SignalInfo,
 )
 
 log = logging.getLogger("codec_assist")
 
-BLOCK_SIZE = {"x264": 16, "x265": 32}  # x264 honours 16x16 MBs; x265 showed no effect below 32 px (FACTS)
 
 
 class AnalyzeOptions(BaseModel):
@@ -69,18 +57,6 @@ class AnalyzeOptions(BaseModel):
             options["clip"] = {"model": self.clip_model or "ViT-B-32", "pretrained": self.clip_pretrained,
                                "checkpoint": self.clip_checkpoint}
         return names, options
-
-
-class PlanOptions(BaseModel):
-    codec: Codec = "x264"
-    max_dqp: float = Field(6.0, ge=0, le=15)
-    strength: float = Field(2.0, gt=0)
-    time_constant: float = Field(0.5, ge=0)  # seconds, temporal smoothing of the offsets inside a shot
-    min_gop: float = Field(0.5, gt=0)  # seconds
-    max_gop: float = Field(10.0, gt=0)  # seconds
-    block_size: int | None = None  # default per codec
-    aq_mode: int = Field(1, ge=1, le=4)  # encoder adaptive quantisation (ROI needs it on); tag presets set these
-    aq_strength: float = Field(1.0, gt=0, le=3)
 
 
 def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False,
@@ -217,109 +193,4 @@ def _clip_shots(shots: list[Shot] | None, n: int) -> list[Shot]:
         src = by_start.get(a)
         out.append(Shot(start_frame=a, end_frame=b, cut_type="start" if a == 0 else src.cut_type,
                         confidence=src.confidence if src else 1.0))
-    return out
-
-
-def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOptions | None = None,
-              source: str = "") -> tuple[EncodePlan, dict[str, np.ndarray]]:
-    """Policies: importance -> rate-neutral QP offsets at the codec's block size; cuts -> forced IDRs."""
-    opt = options or PlanOptions()
-    v = analysis.video
-    block = opt.block_size or BLOCK_SIZE[opt.codec]
-    by, bx = block_grid(v.width, v.height, block)
-    fps = v.fps
-    min_gop = max(1, round(opt.min_gop * fps))
-    max_gop = max(min_gop, round(opt.max_gop * fps))
-    starts = [s.start_frame for s in analysis.shots]
-    frames = arrays["importance/frames"].astype(np.int64)
-    grid = arrays["importance/grid"].astype(np.float32)
-    offsets = plan_offsets(frames, grid, v.width, v.height, block, starts, fps, opt.max_dqp, opt.strength,
-                           opt.time_constant)
-    plan = EncodePlan(
-        codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=fps, block_size=block,
-        blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp,
-        keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
-        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode, aq_strength=opt.aq_strength, source=source,
-    )
-    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
-
-
-@dataclass
-class CompareRun:
-    """A compare report with the analysis and plan it made, so a report page needs no second analysis."""
-
-    report: CompareReport
-    analysis: Analysis
-    arrays: dict[str, np.ndarray]
-    plan: EncodePlan
-    plan_arrays: dict[str, np.ndarray]
-
-
-def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, **kwargs) -> CompareReport:
-    """Baseline (plain encoder, same preset and rate) against assisted, at each rate, in the same run."""
-    return compare_run(path, rates, workdir, **kwargs).report
-
-
-def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
-                preset: str = "medium", rois: Sequence[RoiBox] = (), analyze_options: AnalyzeOptions | None = None,
-                plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False,
-                limits: media.Limits = media.DEFAULT_LIMITS) -> CompareRun:
-    """`compare`, keeping the analysis and the plan."""
-    workdir = Path(workdir)
-    info = media.probe(path, limits)
-    if min(info.width, info.height) < 11:  # fail before encoding anything
-        raise CodecAssistError(f"{info.path}: frames of {info.width}x{info.height} are too small to measure "
-                               "(SSIM needs 11x11)")
-    t0 = time.perf_counter()
-    analysis, arrays = analyze(path, analyze_options, progress=progress, limits=limits)
-    plan, plan_arrays = make_plan(analysis, arrays, (plan_options or PlanOptions()).model_copy(update={"codec": codec}))
-    seconds_analysis = time.perf_counter() - t0
-    imp_frames = arrays["importance/frames"]
-    imp_grid = arrays["importance/grid"].astype(np.float32)
-
-    def weights(i: int) -> np.ndarray:
-        k = max(0, int(np.searchsorted(imp_frames, i, side="right")) - 1)
-        return imp_grid[k]
-
-    points = []
-    stem = Path(path).stem
-    for rate in rates:
-        tag = f"{stem}.{codec}.{rate.bitrate // 1000}k" if rate.mode == "abr" else f"{stem}.{codec}.crf{rate.crf:g}"
-        res = {}
-        for assisted in (False, True):
-            out = workdir / f"{tag}.{'assisted' if assisted else 'baseline'}.mp4"
-            r = encode(path, out, codec=codec, rate=rate, preset=preset, plan=plan if assisted else None,
-                       plan_arrays=plan_arrays if assisted else None, progress=progress)
-            r.quality = compare_videos(Path(path), out, rois=list(rois), weights=weights)
-            if not keep:
-                out.unlink(missing_ok=True)
-            res[assisted] = r
-        b, a = res[False].quality, res[True].quality
-        points.append(ComparePoint(
-            rate=rate, baseline=res[False], assisted=res[True],
-            bitrate_ratio=a.bitrate_kbps / b.bitrate_kbps, psnr_y_delta=a.psnr_y - b.psnr_y,
-            roi_psnr_y_delta={k: a.roi_psnr_y[k] - b.roi_psnr_y[k] for k in b.roi_psnr_y},
-        ))
-    report = CompareReport(
-        input=analysis.video, codec=codec, preset=preset, rois=list(rois), points=points,
-        bd_rate=_bd_rates(points), seconds_analysis=seconds_analysis,
-        speed_ratio=float(np.mean([(seconds_analysis + p.assisted.seconds_encode) / p.baseline.seconds_encode
-                                   for p in points])),
-    )
-    return CompareRun(report, analysis, arrays, plan, plan_arrays)
-
-
-def _bd_rates(points: list[ComparePoint]) -> dict[str, float | None]:
-    if len(points) < 3:
-        return {}
-    def curve(side: str, metric) -> tuple[list[float], list[float]]:
-        rs = [getattr(p, side).quality for p in points]
-        return [q.bitrate_kbps for q in rs], [metric(q) for q in rs]
-    metrics = {"psnr_y": lambda q: q.psnr_y, "ssim_y": lambda q: q.ssim_y}
-    for key in points[0].baseline.quality.roi_psnr_y:
-        metrics[f"roi_psnr_y[{key}]"] = lambda q, key=key: q.roi_psnr_y[key]
-    out = {}
-    for name, metric in metrics.items():
-        (rb, qb), (ra, qa) = curve("baseline", metric), curve("assisted", metric)
-        out[name] = bd_rate(rb, qb, ra, qa)
     return out

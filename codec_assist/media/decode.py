@@ -315,6 +315,15 @@ def frame_timestamps(path: str | Path) -> list[int] | None:
     return sorted(stamps)
 
 
+def packet_bits(path: str | Path) -> np.ndarray:
+    """Bits of each video frame of a file, in presentation order, from its packet sizes (no decode)."""
+    p = Path(path)
+    with open_input(p) as c:
+        vs = _video_stream(c, p)
+        sizes = sorted((pkt.pts, pkt.size) for pkt in c.demux(vs) if pkt.size and pkt.pts is not None)
+    return np.asarray([s * 8 for _, s in sizes], np.int64)
+
+
 def keyframe_indices(path: str | Path) -> list[int]:
     """Frame numbers (presentation order) of the random-access (IDR) frames, read from packet flags."""
     p = Path(path)

@@ -165,7 +165,8 @@ def video_path(src: Sources) -> Path | None:
 
 def complete(src: Sources, analyze_options=None, plan_options=None) -> None:
     """Fill in an analysis and a plan where the inputs lack them (both are cheap next to an encode)."""
-    from codec_assist.analysis.pipeline import PlanOptions, analyze, make_plan
+    from codec_assist.analysis.pipeline import analyze
+    from codec_assist.planning.plan import PlanOptions, make_plan
 
     info = src.video
     if info is None and src.semantic is not None:
@@ -241,16 +242,6 @@ def allocation_of(src: Sources) -> AllocationInfo | None:
     if src.encode is not None and src.encode.result.allocation is not None:
         return src.encode.result.allocation
     return src.plan.allocation if src.plan is not None else None
-
-
-def packet_bits(path: Path) -> np.ndarray:
-    """Bits per frame in presentation order, from the container's packets (no decode)."""
-    import codec_assist.media.decode as media
-
-    with media.open_input(path) as c:
-        vs = c.streams.video[0]
-        pk = sorted((p.pts, p.size) for p in c.demux(vs) if p.size and p.pts is not None)
-    return np.asarray([s * 8 for _, s in pk], np.float64)
 
 
 def shot_qp_stats(plan: EncodePlan, arrays: dict[str, np.ndarray], shots: list[tuple[int, int]]):
@@ -364,10 +355,12 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
              _shots_from_plan(src.plan) if src.plan is not None else [])
     encodes = _encodes(src)
     if shots and encodes:
+        from codec_assist.media.decode import packet_bits
+
         bits = {}
         for label, path in encodes.items():
             if Path(path).is_file():
-                bits[label] = packet_bits(Path(path))
+                bits[label] = packet_bits(Path(path)).astype(np.float64)
             else:
                 src.warnings.append(f"encoded file {path} is gone: not in the bits-per-shot figure")
         if bits:

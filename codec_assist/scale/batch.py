@@ -48,7 +48,8 @@ def batch_options(command: str, *, rate=None, codec: str = "x264", preset: str =
     """The JSON-able options of every item of `command` (also what the fingerprint is made of), checked once
     here rather than failing in every item."""
     import analyzers
-    from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.planning.plan import PlanOptions
     from codec_assist.encoding.x26x import check_request
     from codec_assist.schemas import RateControl
 
@@ -77,7 +78,8 @@ def _limits(o: dict) -> media.Limits:
 
 def _run_encode(inp: Path, outs: list[Path], o: dict, threads: int) -> dict:
     from codec_assist.encoding.x26x import encode
-    from codec_assist.analysis.pipeline import AnalyzeOptions, PlanOptions, analyze, make_plan
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+    from codec_assist.planning.plan import PlanOptions, make_plan
     from codec_assist.schemas import RateControl
 
     plan = plan_arrays = None

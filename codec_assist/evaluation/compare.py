@@ -1,0 +1,98 @@
+"""Compare: the plain encoder against the assisted encode at the same preset and rates, in one run, measured
+on the whole frame and on the ROI boxes, with BD-rates over >= 3 rates."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import codec_assist.media.decode as media
+from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+from codec_assist.encoding.x26x import encode
+from codec_assist.errors import CodecAssistError
+from codec_assist.evaluation.metrics import bd_rate, compare_videos
+from codec_assist.planning.plan import PlanOptions, make_plan
+from codec_assist.schemas import Analysis, Codec, CompareReport, ComparePoint, EncodePlan, RateControl, RoiBox
+
+@dataclass
+class CompareRun:
+    """A compare report with the analysis and plan it made, so a report page needs no second analysis."""
+
+    report: CompareReport
+    analysis: Analysis
+    arrays: dict[str, np.ndarray]
+    plan: EncodePlan
+    plan_arrays: dict[str, np.ndarray]
+
+
+def compare(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, **kwargs) -> CompareReport:
+    """Baseline (plain encoder, same preset and rate) against assisted, at each rate, in the same run."""
+    return compare_run(path, rates, workdir, **kwargs).report
+
+
+def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | Path, *, codec: Codec = "x264",
+                preset: str = "medium", rois: Sequence[RoiBox] = (), analyze_options: AnalyzeOptions | None = None,
+                plan_options: PlanOptions | None = None, progress: bool = False, keep: bool = False,
+                limits: media.Limits = media.DEFAULT_LIMITS) -> CompareRun:
+    """`compare`, keeping the analysis and the plan."""
+    workdir = Path(workdir)
+    info = media.probe(path, limits)
+    if min(info.width, info.height) < 11:  # fail before encoding anything
+        raise CodecAssistError(f"{info.path}: frames of {info.width}x{info.height} are too small to measure "
+                               "(SSIM needs 11x11)")
+    t0 = time.perf_counter()
+    analysis, arrays = analyze(path, analyze_options, progress=progress, limits=limits)
+    plan, plan_arrays = make_plan(analysis, arrays, (plan_options or PlanOptions()).model_copy(update={"codec": codec}))
+    seconds_analysis = time.perf_counter() - t0
+    imp_frames = arrays["importance/frames"]
+    imp_grid = arrays["importance/grid"].astype(np.float32)
+
+    def weights(i: int) -> np.ndarray:
+        k = max(0, int(np.searchsorted(imp_frames, i, side="right")) - 1)
+        return imp_grid[k]
+
+    points = []
+    stem = Path(path).stem
+    for rate in rates:
+        tag = f"{stem}.{codec}.{rate.bitrate // 1000}k" if rate.mode == "abr" else f"{stem}.{codec}.crf{rate.crf:g}"
+        res = {}
+        for assisted in (False, True):
+            out = workdir / f"{tag}.{'assisted' if assisted else 'baseline'}.mp4"
+            r = encode(path, out, codec=codec, rate=rate, preset=preset, plan=plan if assisted else None,
+                       plan_arrays=plan_arrays if assisted else None, progress=progress)
+            r.quality = compare_videos(Path(path), out, rois=list(rois), weights=weights)
+            if not keep:
+                out.unlink(missing_ok=True)
+            res[assisted] = r
+        b, a = res[False].quality, res[True].quality
+        points.append(ComparePoint(
+            rate=rate, baseline=res[False], assisted=res[True],
+            bitrate_ratio=a.bitrate_kbps / b.bitrate_kbps, psnr_y_delta=a.psnr_y - b.psnr_y,
+            roi_psnr_y_delta={k: a.roi_psnr_y[k] - b.roi_psnr_y[k] for k in b.roi_psnr_y},
+        ))
+    report = CompareReport(
+        input=analysis.video, codec=codec, preset=preset, rois=list(rois), points=points,
+        bd_rate=_bd_rates(points), seconds_analysis=seconds_analysis,
+        speed_ratio=float(np.mean([(seconds_analysis + p.assisted.seconds_encode) / p.baseline.seconds_encode
+                                   for p in points])),
+    )
+    return CompareRun(report, analysis, arrays, plan, plan_arrays)
+
+
+def _bd_rates(points: list[ComparePoint]) -> dict[str, float | None]:
+    if len(points) < 3:
+        return {}
+    def curve(side: str, metric) -> tuple[list[float], list[float]]:
+        rs = [getattr(p, side).quality for p in points]
+        return [q.bitrate_kbps for q in rs], [metric(q) for q in rs]
+    metrics = {"psnr_y": lambda q: q.psnr_y, "ssim_y": lambda q: q.ssim_y}
+    for key in points[0].baseline.quality.roi_psnr_y:
+        metrics[f"roi_psnr_y[{key}]"] = lambda q, key=key: q.roi_psnr_y[key]
+    out = {}
+    for name, metric in metrics.items():
+        (rb, qb), (ra, qa) = curve("baseline", metric), curve("assisted", metric)
+        out[name] = bd_rate(rb, qb, ra, qa)
+    return out
