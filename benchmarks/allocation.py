@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import codec_assist.media.decode as media  # noqa: E402
-from codec_assist.planning.allocate import encode_budget, encode_ladder, encode_target_quality, plan_budget  # noqa: E402
+from codec_assist.encoding.allocated import encode_budget, encode_ladder, encode_target_quality  # noqa: E402
+from codec_assist.planning.allocate import plan_budget  # noqa: E402
 from codec_assist.evaluation.metrics import bd_rate, compare_videos, frame_importance_weights, parse_roi  # noqa: E402
 from codec_assist.analysis.pipeline import AnalyzeOptions, analyze  # noqa: E402
 from codec_assist.planning.plan import PlanOptions, make_plan  # noqa: E402

@@ -16,23 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "samples"))
+sys.path.insert(0, str(ROOT / "samples"))  # the sample fetchers (samples/ holds scripts, not a package)
 
 from compose import COMPOSED  # noqa: E402
 from fetch import fetch, manifest  # noqa: E402
 
-import codec_assist.media.decode as media  # noqa: E402
-from codec_assist.evaluation.metrics import parse_roi  # noqa: E402
-from codec_assist.analysis.pipeline import AnalyzeOptions, analyze  # noqa: E402
-from codec_assist.planning.plan import PlanOptions  # noqa: E402
-from codec_assist.evaluation.compare import compare  # noqa: E402
-from codec_assist.errors import CodecAssistError  # noqa: E402
-from codec_assist.schemas import CompareReport, RateControl  # noqa: E402
+import codec_assist as ca  # noqa: E402
 
 RATES_KBPS = {
     "bikes.mp4": (200, 400, 800),
@@ -45,7 +38,7 @@ RATES_KBPS = {
 def analysis_speed(path: Path) -> dict:
     """Analysis alone, per analyzer, against the clip's duration."""
     t, cpu = time.perf_counter(), time.process_time()
-    a, _ = analyze(path, AnalyzeOptions())
+    a, _ = ca.analyze(path, ca.AnalyzeOptions())
     wall = time.perf_counter() - t
     return {"seconds": wall, "cpu_seconds": time.process_time() - cpu, "fps": a.video.frame_count / wall, "realtime_x": a.video.duration / wall,
             "duration": a.video.duration, "size": f"{a.video.width}x{a.video.height}",
@@ -89,7 +82,7 @@ def analyzer_table(speeds: dict[str, dict]) -> str:
     return "\n".join(lines + ([""] + said if said else []))
 
 
-def table(reports: list[tuple[str, str, CompareReport, dict]]) -> str:
+def table(reports: list[tuple[str, str, ca.CompareReport, dict]]) -> str:
     head = ["sample", "codec", "rate", "kb/s base", "kb/s asst", "ratio", "PSNR-Y base", "PSNR-Y asst",
             "SSIM-Y base", "SSIM-Y asst", "ROI PSNR base", "ROI PSNR asst", "enc s base", "enc s asst",
             "(analysis+asst)/plain"]
@@ -123,7 +116,7 @@ def main() -> int:
     ap.add_argument("--samples", nargs="*", default=list(RATES_KBPS))
     ap.add_argument("--codecs", nargs="*", default=["x264", "x265"])
     ap.add_argument("--preset", default="medium")
-    ap.add_argument("--max-dqp", type=float, default=PlanOptions().max_dqp)
+    ap.add_argument("--max-dqp", type=float, default=ca.PlanOptions().max_dqp)
     ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
     ap.add_argument("--tables-only", action="store_true", help="print the tables from the JSON of an earlier run")
     ap.add_argument("--analysis-only", action="store_true", help="only time the analysis, per analyzer (no encodes)")
@@ -151,20 +144,18 @@ def main() -> int:
         else:
             speed = analysis_speed(path)
             speed_file.write_text(json.dumps(speed, indent=2))
-        rois = [parse_roi(v) for v in entries[name].get("eval_rois", {}).values()]
+        rois = [ca.parse_roi(v) for v in entries[name].get("eval_rois", {}).values()]
         for codec in args.codecs:
             rep_file = out_dir / f"{Path(name).stem}.{codec}.json"
             if args.tables_only:
                 if not rep_file.exists():
                     continue
-                rep = CompareReport.model_validate_json(rep_file.read_text())
+                rep = ca.CompareReport.model_validate_json(rep_file.read_text())
             else:
-                rates = [RateControl(mode="abr", bitrate=k * 1000) for k in RATES_KBPS[name]]
                 try:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        rep = compare(path, rates, tmp, codec=codec, preset=args.preset, rois=rois,
-                                      plan_options=PlanOptions(codec=codec, max_dqp=args.max_dqp))
-                except CodecAssistError as e:
+                    rep = ca.compare(path, [k * 1000 for k in RATES_KBPS[name]], codec=codec, preset=args.preset,
+                                     rois=rois, plan_options=ca.PlanOptions(codec=codec, max_dqp=args.max_dqp))
+                except ca.CodecAssistError as e:
                     print(f"# {name} {codec}: skipped: {e}", file=sys.stderr)
                     continue
                 rep_file.write_text(rep.model_dump_json(indent=2, by_alias=True))

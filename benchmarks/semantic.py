@@ -15,7 +15,6 @@ bpp = bits / (width x height x frames) of the original; a row's bytes are the wh
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import codec_assist.semantic.bitstream as bitstream
 

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # hand-checked fact -> value -> topics that contradict it
 LABELLED_CONTRADICTIONS = {
