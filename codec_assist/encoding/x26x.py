@@ -144,14 +144,7 @@ def encode(
     if fmt is None:
         raise EncoderError(f"output {out_path}: unsupported container; use one of {', '.join(CONTAINERS)}")
     if plan is not None:
-        if plan.codec != codec:
-            raise EncoderError(f"the plan was made for {plan.codec}, not {codec}; make a plan with --codec {codec}")
-        if (plan.width, plan.height) != (info.width, info.height):
-            raise EncoderError(f"the plan is for {plan.width}x{plan.height} video, the input is {info.width}x{info.height}")
-        if plan_arrays is None:
-            raise EncoderError("the plan's arrays (qp/frames, qp/offsets) are missing")
-        if plan.zones and "zones" in params:
-            raise EncoderError("the plan has zones; remove zones from the encoder parameters")
+        _check_plan(plan, plan_arrays, codec, info, params)
 
     if info.width % 2 or info.height % 2:
         log.warning("%s is %dx%d; the output is %dx%d (4:2:0 needs even sizes: last column/row cropped)",
@@ -161,16 +154,7 @@ def encode(
     faithful.announce(look, codec, out_fmt, media.display_path(input_path))
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
     qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
-    x_params = {"log-level": "error"} if codec == "x265" else {}
-    x_params.update(faithful.encoder_params(look, codec))  # HDR10 mastering display, light level
-    x_params.update(plan_params(plan, codec))
-    if threads and codec == "x265":
-        x_params["pools"] = str(threads)  # libx265 does not read the codec context's thread count
-    x_params.update(params)
-    if rc_pass:
-        if rate.mode != "abr" or not stats_file or rc_pass not in (1, 2):
-            raise EncoderError("two-pass encoding needs an ABR rate, pass 1 or 2 and a stats file")
-        x_params.update({"pass": str(rc_pass), "stats": str(stats_file)})
+    opts = _encoder_options(codec, preset, rate, plan, params, look, threads, rc_pass, stats_file)
 
     ranged = start_frame > 0 or end_frame is not None
     end = info.frame_count if end_frame is None else end_frame
@@ -181,21 +165,6 @@ def encode(
         keyset.add(start_frame)  # a chunk starts with an IDR so that chunks concatenate
     qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None else []
     qp_offsets = plan_arrays["qp/offsets"] if plan is not None else None
-
-    def options(xp: dict[str, str]) -> dict[str, str]:
-        opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
-        if plan is not None:
-            opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
-        if rate.mode == "crf":
-            opts["crf"] = f"{rate.crf:g}"
-        return {k: v for k, v in opts.items() if v}
-
-    opts = options(x_params)
-    # the probe must not touch a two-pass stats file (pass 1 would write it, pass 2 read it)
-    probe_params = {k: v for k, v in x_params.items() if k not in ("pass", "stats")}
-    problem = _probe_options(codec, options(probe_params), rate, plan.block_size if plan is not None else None)
-    if problem:
-        raise EncoderError(f"{codec} refused an option: {problem}")
 
     start = time.perf_counter()
     n = 0
@@ -278,6 +247,48 @@ def encode(
         keyframes=media.keyframe_indices(out_path), bitrate_kbps=video_bitrate_kbps(out_path),
         seconds_encode=seconds,
     )
+
+
+def _check_plan(plan: EncodePlan, plan_arrays, codec: str, info, params: dict[str, str]) -> None:
+    """A plan fits this encode: same codec and frame size, its arrays present, zones not given twice."""
+    if plan.codec != codec:
+        raise EncoderError(f"the plan was made for {plan.codec}, not {codec}; make a plan with --codec {codec}")
+    if (plan.width, plan.height) != (info.width, info.height):
+        raise EncoderError(f"the plan is for {plan.width}x{plan.height} video, the input is {info.width}x{info.height}")
+    if plan_arrays is None:
+        raise EncoderError("the plan's arrays (qp/frames, qp/offsets) are missing")
+    if plan.zones and "zones" in params:
+        raise EncoderError("the plan has zones; remove zones from the encoder parameters")
+
+
+def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePlan | None, params: dict[str, str],
+                     look, threads: int, rc_pass: int, stats_file) -> dict[str, str]:
+    """The libx264/libx265 options of an encode, tried on a scratch encoder first (FFmpeg only logs a refusal)."""
+    x_params = {"log-level": "error"} if codec == "x265" else {}
+    x_params.update(faithful.encoder_params(look, codec))  # HDR10 mastering display, light level
+    x_params.update(plan_params(plan, codec))
+    if threads and codec == "x265":
+        x_params["pools"] = str(threads)  # libx265 does not read the codec context's thread count
+    x_params.update(params)
+    if rc_pass:
+        if rate.mode != "abr" or not stats_file or rc_pass not in (1, 2):
+            raise EncoderError("two-pass encoding needs an ABR rate, pass 1 or 2 and a stats file")
+        x_params.update({"pass": str(rc_pass), "stats": str(stats_file)})
+
+    def options(xp: dict[str, str]) -> dict[str, str]:
+        opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
+        if plan is not None:
+            opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
+        if rate.mode == "crf":
+            opts["crf"] = f"{rate.crf:g}"
+        return {k: v for k, v in opts.items() if v}
+
+    # the probe must not touch a two-pass stats file (pass 1 would write it, pass 2 read it)
+    probe_params = {k: v for k, v in x_params.items() if k not in ("pass", "stats")}
+    problem = _probe_options(codec, options(probe_params), rate, plan.block_size if plan is not None else None)
+    if problem:
+        raise EncoderError(f"{codec} refused an option: {problem}")
+    return options(x_params)
 
 
 def _probe_options(codec: str, opts: dict[str, str], rate: RateControl, block_size: int | None) -> str | None:
