@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Speed of the assisted encode against the plain encode (issue 16), cold processes, in one run.
+
+Per clip and codec (x264 / x265, preset medium, ABR at the clip's rate): the plain encode
+(`codec-assist encode --no-assist`) and the assisted encode (analysis + plan + encode, one process) each run
+as a fresh CLI subprocess, so interpreter start-up, imports and model loading are counted. The two alternate
+(plain, assisted, plain, assisted, ...) and each keeps its best of N wall times; the ratio is best / best. Each
+child's own peak RSS comes from os.wait4 (ru_maxrss). `analyze` alone is timed the same way (× real time =
+clip duration / wall). The assisted encode's own report (--json) says where its time went (per stage).
+
+    python benchmarks/speed.py                                  # the issue-16 clips, x264 + x265, best of 3
+    python benchmarks/speed.py --clips bigbuckbunny.mp4 --codecs x264 --repeat 2
+Results: a Markdown table on stdout and JSON in out/bench/speed.json (each run's wall, RSS and stages).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA = ROOT / "samples" / "media"
+
+# clip -> (ABR rate, what it stands for in issue 16's targets)
+CLIPS = {
+    "bigbuckbunny.mp4": ("1000k", "720p, music/effects"),
+    "jwpIntro.mp4": ("300k", "480p talking head with speech"),
+    "gradio_thanks.mp4": ("1500k", "1080p (analyze only)"),
+}
+ANALYZE_ONLY = {"gradio_thanks.mp4"}
+
+
+def run_child(argv: list[str], env: dict) -> dict:
+    """Run argv as a child; its wall seconds, own peak RSS (MiB), exit code, stdout and stderr tail."""
+    t = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    rc = os.waitstatus_to_exitcode(status)
+    if rc:
+        print(f"  ! {' '.join(argv[2:6])} exited {rc}: {stderr.strip()[-400:]}", file=sys.stderr)
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "rc": rc, "stdout": stdout,
+            "stderr": stderr.strip()[-2000:]}
+
+
+def duration(path: Path) -> tuple[float, str]:
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return float(c.duration or 0) / 1e6, f"{v.width}x{v.height}"
+
+
+def stages_of(stdout: str) -> dict | None:
+    """The per-stage seconds of an encode's --json output (EncodeResult.timing), if it has them."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    timing = data.get("timing")
+    return timing if isinstance(timing, dict) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", nargs="*", default=list(CLIPS))
+    ap.add_argument("--codecs", nargs="*", default=["x264", "x265"])
+    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the best wall time counts")
+    ap.add_argument("--label", default="", help="a name for this run in the JSON (e.g. before/after)")
+    ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "speed.json"))
+    args = ap.parse_args(argv)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cli = [sys.executable, "-m", "codec_assist", "-q"]
+    work = Path(tempfile.mkdtemp(prefix="speed-", dir=ROOT / "out" if (ROOT / "out").is_dir() else None))
+    rows = []
+    for name in args.clips:
+        clip = MEDIA / name
+        if not clip.exists():
+            print(f"# {name}: not in samples/media, skipped", file=sys.stderr)
+            continue
+        seconds, size = duration(clip)
+        rate = CLIPS.get(name, ("1000k", ""))[0]
+        cells: dict[str, list[dict]] = {}
+        jobs = {"analyze": cli + ["analyze", str(clip), "-o", str(work / "an"), "--overwrite", "--json"]}
+        if name not in ANALYZE_ONLY:
+            for codec in args.codecs:
+                common = ["--codec", codec, "--preset", args.preset, "--bitrate", rate, "--overwrite", "--json"]
+                jobs[f"{codec} plain"] = cli + ["encode", str(clip), "-o", str(work / f"plain_{codec}.mp4"),
+                                                "--no-assist", *common]
+                jobs[f"{codec} assisted"] = cli + ["encode", str(clip), "-o", str(work / f"asst_{codec}.mp4"),
+                                                   *common]
+        for k in range(args.repeat):  # interleaved: plain and assisted see the same machine load
+            for job, cmd in jobs.items():
+                r = run_child(cmd, env)
+                r["stages"] = stages_of(r.pop("stdout")) if "assisted" in job or "plain" in job else None
+                cells.setdefault(job, []).append(r)
+                print(f"{name} {job:<14} run {k + 1}: {r['wall_s']:6.2f}s  peak RSS {r['peak_rss_mib']:6.0f} MiB"
+                      f"  rc={r['rc']}", file=sys.stderr)
+        best = {job: min(runs, key=lambda r: r["wall_s"]) for job, runs in cells.items()}
+        row = {"clip": name, "size": size, "duration_s": seconds, "rate": rate, "runs": cells,
+               "best_wall_s": {job: b["wall_s"] for job, b in best.items()},
+               "peak_rss_mib": {job: max(r["peak_rss_mib"] for r in runs) for job, runs in cells.items()},
+               "analyze_realtime_x": seconds / best["analyze"]["wall_s"]}
+        for codec in args.codecs:
+            if f"{codec} plain" in best:
+                row[f"{codec}_ratio"] = best[f"{codec} assisted"]["wall_s"] / best[f"{codec} plain"]["wall_s"]
+                row[f"{codec}_assisted_stages"] = best[f"{codec} assisted"].get("stages")
+        rows.append(row)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"label": args.label, "preset": args.preset, "repeat": args.repeat,
+                               "python": sys.version.split()[0], "load_avg": os.getloadavg(), "rows": rows},
+                              indent=2))
+    print(table(rows, args.codecs, args.repeat))
+    return 0 if all(r["rc"] == 0 for row in rows for runs in row["runs"].values() for r in runs) else 1
+
+
+def table(rows: list[dict], codecs: list[str], repeat: int) -> str:
+    head = ["clip", "size", "clip s", "analyze s", "analyze × real time"]
+    for c in codecs:
+        head += [f"{c} plain s", f"{c} assisted s", f"{c} ratio"]
+    head += ["peak RSS plain / assisted MiB (x264)"]
+    lines = [f"best of {repeat}, cold CLI processes", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        b = r["best_wall_s"]
+        cells = [r["clip"], r["size"], f"{r['duration_s']:.1f}", f"{b['analyze']:.2f}", f"{r['analyze_realtime_x']:.2f}"]
+        for c in codecs:
+            if f"{c} plain" in b:
+                cells += [f"{b[f'{c} plain']:.2f}", f"{b[f'{c} assisted']:.2f}", f"{r[f'{c}_ratio']:.2f}×"]
+            else:
+                cells += ["–", "–", "–"]
+        rss = r["peak_rss_mib"]
+        cells.append(f"{rss['x264 plain']:.0f} / {rss['x264 assisted']:.0f}" if "x264 plain" in rss
+                     else f"analyze {rss['analyze']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    staged = [(r["clip"], c, r.get(f"{c}_assisted_stages")) for r in rows for c in codecs if r.get(f"{c}_assisted_stages")]
+    if staged:
+        lines += ["", "Where the assisted encode's time went (seconds, best run, from its report):", ""]
+        for clip, c, st in staged:
+            lines.append(f"- {clip} {c}: " + ", ".join(f"{k} {v:.2f}" for k, v in flatten(st).items()))
+    return "\n".join(lines)
+
+
+def flatten(st: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in st.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float)) and v is not None:
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
