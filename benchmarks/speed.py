@@ -60,14 +60,16 @@ def duration(path: Path) -> tuple[float, str]:
         return float(c.duration or 0) / 1e6, f"{v.width}x{v.height}"
 
 
-def stages_of(stdout: str) -> dict | None:
-    """The per-stage seconds of an encode's --json output (EncodeResult.timing), if it has them."""
+def stages_of(stdout: str) -> tuple[dict | None, float | None]:
+    """(per-stage seconds, in-process seconds) from a command's --json output: an encode's EncodeResult.timing,
+    an analysis's timing (version 2 files) and its `seconds` (the analysis inside the process)."""
     try:
         data = json.loads(stdout)
     except ValueError:
-        return None
+        return None, None
     timing = data.get("timing")
-    return timing if isinstance(timing, dict) else None
+    seconds = data.get("seconds", data.get("seconds_encode"))
+    return (timing if isinstance(timing, dict) else None), seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the best wall time counts")
     ap.add_argument("--label", default="", help="a name for this run in the JSON (e.g. before/after)")
+    ap.add_argument("--only", nargs="*", help="run only these jobs (analyze, 'x264 plain', 'x264 assisted', ...)")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "speed.json"))
     args = ap.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -99,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
                                                 "--no-assist", *common]
                 jobs[f"{codec} assisted"] = cli + ["encode", str(clip), "-o", str(work / f"asst_{codec}.mp4"),
                                                    *common]
+        if args.only:
+            jobs = {k: v for k, v in jobs.items() if k in args.only}
         for k in range(args.repeat):  # interleaved: plain and assisted see the same machine load
             for job, cmd in jobs.items():
                 r = run_child(cmd, env)
-                r["stages"] = stages_of(r.pop("stdout")) if "assisted" in job or "plain" in job else None
+                r["stages"], r["in_process_s"] = stages_of(r.pop("stdout"))
                 cells.setdefault(job, []).append(r)
                 print(f"{name} {job:<14} run {k + 1}: {r['wall_s']:6.2f}s  peak RSS {r['peak_rss_mib']:6.0f} MiB"
                       f"  rc={r['rc']}", file=sys.stderr)
@@ -110,9 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         row = {"clip": name, "size": size, "duration_s": seconds, "rate": rate, "runs": cells,
                "best_wall_s": {job: b["wall_s"] for job, b in best.items()},
                "peak_rss_mib": {job: max(r["peak_rss_mib"] for r in runs) for job, runs in cells.items()},
-               "analyze_realtime_x": seconds / best["analyze"]["wall_s"]}
+               "analyze_realtime_x": seconds / best["analyze"]["wall_s"] if "analyze" in best else None}
+        inproc = [r["in_process_s"] for r in cells.get("analyze", []) if r.get("in_process_s")]
+        if inproc:  # the analysis alone, inside the process (no interpreter start-up, imports before it)
+            row["analyze_in_process_s"] = min(inproc)
+            row["analyze_in_process_realtime_x"] = seconds / min(inproc)
+            row["analyze_stages"] = min((r for r in cells["analyze"] if r.get("in_process_s")),
+                                        key=lambda r: r["in_process_s"]).get("stages")
         for codec in args.codecs:
-            if f"{codec} plain" in best:
+            if f"{codec} plain" in best and f"{codec} assisted" in best:
                 row[f"{codec}_ratio"] = best[f"{codec} assisted"]["wall_s"] / best[f"{codec} plain"]["wall_s"]
                 row[f"{codec}_assisted_stages"] = best[f"{codec} assisted"].get("stages")
         rows.append(row)
@@ -126,24 +137,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows: list[dict], codecs: list[str], repeat: int) -> str:
-    head = ["clip", "size", "clip s", "analyze s", "analyze × real time"]
+    head = ["clip", "size", "clip s", "analyze s (cold process)", "× real time", "analysis in process s",
+            "× real time"]
     for c in codecs:
         head += [f"{c} plain s", f"{c} assisted s", f"{c} ratio"]
     head += ["peak RSS plain / assisted MiB (x264)"]
-    lines = [f"best of {repeat}, cold CLI processes", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"best of {repeat}, cold CLI processes; peak RSS: the largest of the runs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         b = r["best_wall_s"]
-        cells = [r["clip"], r["size"], f"{r['duration_s']:.1f}", f"{b['analyze']:.2f}", f"{r['analyze_realtime_x']:.2f}"]
+        cells = [r["clip"], r["size"], f"{r['duration_s']:.1f}"]
+        cells += [f"{b['analyze']:.2f}", f"{r['analyze_realtime_x']:.2f}"] if "analyze" in b else ["–", "–"]
+        cells += ([f"{r['analyze_in_process_s']:.2f}", f"{r['analyze_in_process_realtime_x']:.2f}"]
+                  if r.get("analyze_in_process_s") else ["–", "–"])
         for c in codecs:
-            if f"{c} plain" in b:
+            if f"{c}_ratio" in r:
                 cells += [f"{b[f'{c} plain']:.2f}", f"{b[f'{c} assisted']:.2f}", f"{r[f'{c}_ratio']:.2f}×"]
             else:
                 cells += ["–", "–", "–"]
         rss = r["peak_rss_mib"]
-        cells.append(f"{rss['x264 plain']:.0f} / {rss['x264 assisted']:.0f}" if "x264 plain" in rss
-                     else f"analyze {rss['analyze']:.0f}")
+        cells.append(f"{rss['x264 plain']:.0f} / {rss['x264 assisted']:.0f}" if "x264 assisted" in rss
+                     else f"analyze {rss['analyze']:.0f}" if "analyze" in rss else "–")
         lines.append("| " + " | ".join(cells) + " |")
     staged = [(r["clip"], c, r.get(f"{c}_assisted_stages")) for r in rows for c in codecs if r.get(f"{c}_assisted_stages")]
+    staged += [(r["clip"], "analyze", r["analyze_stages"]) for r in rows if r.get("analyze_stages")]
     if staged:
         lines += ["", "Where the assisted encode's time went (seconds, best run, from its report):", ""]
         for clip, c, st in staged:
