@@ -10,6 +10,7 @@ clip duration / wall). The assisted encode's own report (--json) says where its 
 
     python benchmarks/speed.py                                  # the issue-16 clips, x264 + x265, best of 3
     python benchmarks/speed.py --clips bigbuckbunny.mp4 --codecs x264 --repeat 2
+    python benchmarks/speed.py --tree before=/tmp/base   # and a checkout of an older commit, interleaved
 Results: a Markdown table on stdout and JSON in out/bench/speed.json (each run's wall, RSS and stages).
 """
 from __future__ import annotations
@@ -80,60 +81,80 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the best wall time counts")
     ap.add_argument("--label", default="", help="a name for this run in the JSON (e.g. before/after)")
     ap.add_argument("--only", nargs="*", help="run only these jobs (analyze, 'x264 plain', 'x264 assisted', ...)")
+    ap.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run the jobs with codec_assist from this source tree (e.g. a checkout of the commit "
+                    "before a change), interleaved with this one's, so before and after share the machine's load")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "speed.json"))
     args = ap.parse_args(argv)
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cli = [sys.executable, "-m", "codec_assist", "-q"]
+    trees = {"": ROOT, **{t.partition("=")[0]: Path(t.partition("=")[2]).resolve() for t in args.tree}}
     work = Path(tempfile.mkdtemp(prefix="speed-", dir=ROOT / "out" if (ROOT / "out").is_dir() else None))
-    rows = []
+    runs_by_tree = {label: [] for label in trees}
     for name in args.clips:
-        clip = MEDIA / name
-        if not clip.exists():
-            print(f"# {name}: not in samples/media, skipped", file=sys.stderr)
-            continue
-        seconds, size = duration(clip)
-        rate = CLIPS.get(name, ("1000k", ""))[0]
-        cells: dict[str, list[dict]] = {}
-        jobs = {"analyze": cli + ["analyze", str(clip), "-o", str(work / "an"), "--overwrite", "--json"]}
-        if name not in ANALYZE_ONLY:
-            for codec in args.codecs:
-                common = ["--codec", codec, "--preset", args.preset, "--bitrate", rate, "--overwrite", "--json"]
-                jobs[f"{codec} plain"] = cli + ["encode", str(clip), "-o", str(work / f"plain_{codec}.mp4"),
-                                                "--no-assist", *common]
-                jobs[f"{codec} assisted"] = cli + ["encode", str(clip), "-o", str(work / f"asst_{codec}.mp4"),
-                                                   *common]
-        if args.only:
-            jobs = {k: v for k, v in jobs.items() if k in args.only}
-        for k in range(args.repeat):  # interleaved: plain and assisted see the same machine load
-            for job, cmd in jobs.items():
-                r = run_child(cmd, env)
-                r["stages"], r["in_process_s"] = stages_of(r.pop("stdout"))
-                cells.setdefault(job, []).append(r)
-                print(f"{name} {job:<14} run {k + 1}: {r['wall_s']:6.2f}s  peak RSS {r['peak_rss_mib']:6.0f} MiB"
-                      f"  rc={r['rc']}", file=sys.stderr)
-        best = {job: min(runs, key=lambda r: r["wall_s"]) for job, runs in cells.items()}
-        row = {"clip": name, "size": size, "duration_s": seconds, "rate": rate, "runs": cells,
-               "best_wall_s": {job: b["wall_s"] for job, b in best.items()},
-               "peak_rss_mib": {job: max(r["peak_rss_mib"] for r in runs) for job, runs in cells.items()},
-               "analyze_realtime_x": seconds / best["analyze"]["wall_s"] if "analyze" in best else None}
-        inproc = [r["in_process_s"] for r in cells.get("analyze", []) if r.get("in_process_s")]
-        if inproc:  # the analysis alone, inside the process (no interpreter start-up, imports before it)
-            row["analyze_in_process_s"] = min(inproc)
-            row["analyze_in_process_realtime_x"] = seconds / min(inproc)
-            row["analyze_stages"] = min((r for r in cells["analyze"] if r.get("in_process_s")),
-                                        key=lambda r: r["in_process_s"]).get("stages")
-        for codec in args.codecs:
-            if f"{codec} plain" in best and f"{codec} assisted" in best:
-                row[f"{codec}_ratio"] = best[f"{codec} assisted"]["wall_s"] / best[f"{codec} plain"]["wall_s"]
-                row[f"{codec}_assisted_stages"] = best[f"{codec} assisted"].get("stages")
-        rows.append(row)
+        for label, row in run_clip_trees(name, args, trees, work).items():
+            if row is not None:
+                runs_by_tree[label].append(row)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"label": args.label, "preset": args.preset, "repeat": args.repeat,
-                               "python": sys.version.split()[0], "load_avg": os.getloadavg(), "rows": rows},
-                              indent=2))
-    print(table(rows, args.codecs, args.repeat))
-    return 0 if all(r["rc"] == 0 for row in rows for runs in row["runs"].values() for r in runs) else 1
+                               "python": sys.version.split()[0], "load_avg": os.getloadavg(),
+                               "trees": {k: str(v) for k, v in trees.items()},
+                               "rows": runs_by_tree[""], "rows_by_tree": runs_by_tree}, indent=2))
+    for label, rows in runs_by_tree.items():
+        print((f"## {label} ({trees[label]})\n" if len(trees) > 1 else "") + table(rows, args.codecs, args.repeat)
+              + "\n")
+    return 0 if all(r["rc"] == 0 for rows in runs_by_tree.values() for row in rows for runs in row["runs"].values()
+                    for r in runs) else 1
+
+
+def run_clip_trees(name: str, args, trees: dict[str, Path], work: Path) -> dict[str, dict | None]:
+    """Every job of one clip for every tree, interleaved (job by job, tree by tree, repeat by repeat)."""
+    clip = MEDIA / name
+    if not clip.exists():
+        print(f"# {name}: not in samples/media, skipped", file=sys.stderr)
+        return {label: None for label in trees}
+    seconds, size = duration(clip)
+    rate = CLIPS.get(name, ("1000k", ""))[0]
+    cli = [sys.executable, "-m", "codec_assist", "-q"]
+    jobs = {"analyze": cli + ["analyze", str(clip), "-o", str(work / "an"), "--overwrite", "--json"]}
+    if name not in ANALYZE_ONLY:
+        for codec in args.codecs:
+            common = ["--codec", codec, "--preset", args.preset, "--bitrate", rate, "--overwrite", "--json"]
+            jobs[f"{codec} plain"] = cli + ["encode", str(clip), "-o", str(work / f"plain_{codec}.mp4"),
+                                            "--no-assist", *common]
+            jobs[f"{codec} assisted"] = cli + ["encode", str(clip), "-o", str(work / f"asst_{codec}.mp4"), *common]
+    if args.only:
+        jobs = {k: v for k, v in jobs.items() if k in args.only}
+    cells: dict[str, dict[str, list[dict]]] = {label: {} for label in trees}
+    for k in range(args.repeat):  # interleaved: plain and assisted (and each tree) see the same machine load
+        for job, cmd in jobs.items():
+            for label, root in trees.items():
+                env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+                r = run_child(cmd, env)
+                r["stages"], r["in_process_s"] = stages_of(r.pop("stdout"))
+                cells[label].setdefault(job, []).append(r)
+                print(f"{name} {label:<7} {job:<14} run {k + 1}: {r['wall_s']:6.2f}s  peak RSS "
+                      f"{r['peak_rss_mib']:6.0f} MiB  rc={r['rc']}", file=sys.stderr)
+    return {label: summarise(name, size, seconds, rate, c, args.codecs) for label, c in cells.items()}
+
+
+def summarise(name: str, size: str, seconds: float, rate: str, cells: dict[str, list[dict]], codecs: list[str]
+              ) -> dict:
+    best = {job: min(runs, key=lambda r: r["wall_s"]) for job, runs in cells.items()}
+    row = {"clip": name, "size": size, "duration_s": seconds, "rate": rate, "runs": cells,
+           "best_wall_s": {job: b["wall_s"] for job, b in best.items()},
+           "peak_rss_mib": {job: max(r["peak_rss_mib"] for r in runs) for job, runs in cells.items()},
+           "analyze_realtime_x": seconds / best["analyze"]["wall_s"] if "analyze" in best else None}
+    inproc = [r["in_process_s"] for r in cells.get("analyze", []) if r.get("in_process_s")]
+    if inproc:  # the analysis alone, inside the process (no interpreter start-up, imports before it)
+        row["analyze_in_process_s"] = min(inproc)
+        row["analyze_in_process_realtime_x"] = seconds / min(inproc)
+        row["analyze_stages"] = min((r for r in cells["analyze"] if r.get("in_process_s")),
+                                    key=lambda r: r["in_process_s"]).get("stages")
+    for codec in codecs:
+        if f"{codec} plain" in best and f"{codec} assisted" in best:
+            row[f"{codec}_ratio"] = best[f"{codec} assisted"]["wall_s"] / best[f"{codec} plain"]["wall_s"]
+            row[f"{codec}_assisted_stages"] = best[f"{codec} assisted"].get("stages")
+    return row
 
 
 def table(rows: list[dict], codecs: list[str], repeat: int) -> str:
@@ -142,7 +163,8 @@ def table(rows: list[dict], codecs: list[str], repeat: int) -> str:
     for c in codecs:
         head += [f"{c} plain s", f"{c} assisted s", f"{c} ratio"]
     head += ["peak RSS plain / assisted MiB (x264)"]
-    lines = [f"best of {repeat}, cold CLI processes; peak RSS: the largest of the runs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"best of {repeat}, cold CLI processes; peak RSS: the largest of the runs", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         b = r["best_wall_s"]
         cells = [r["clip"], r["size"], f"{r['duration_s']:.1f}"]
