@@ -36,11 +36,12 @@ CLIPS = {
 ANALYZE_ONLY = {"gradio_thanks.mp4"}
 
 
-def run_child(argv: list[str], env: dict) -> dict:
+def run_child(argv: list[str], env: dict, cwd: Path = ROOT) -> dict:
     """Run argv as a child; its wall seconds, own peak RSS (MiB), exit code, stdout and stderr tail."""
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=env)
+        # cwd matters: `python -m` puts the current directory first on sys.path, before PYTHONPATH
+        p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd, env=env)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t
         out.seek(0)
@@ -129,7 +130,7 @@ def run_clip_trees(name: str, args, trees: dict[str, Path], work: Path) -> dict[
         for job, cmd in jobs.items():
             for label, root in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-                r = run_child(cmd, env)
+                r = run_child(cmd, env, root)
                 r["stages"], r["in_process_s"] = stages_of(r.pop("stdout"))
                 cells[label].setdefault(job, []).append(r)
                 print(f"{name} {label:<7} {job:<14} run {k + 1}: {r['wall_s']:6.2f}s  peak RSS "
