@@ -157,3 +157,13 @@ def test_the_cli_builds_only_the_command_it_runs():
     assert list(sub.choices) == ["encode"]
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert "semantic" in sub.choices and "batch" in sub.choices
+
+
+def test_batch_encodes_analyse_for_the_plan_too():
+    from codec_assist.scale.batch import batch_options
+
+    enc = batch_options("encode")["analyze"]
+    assert enc["for_plan"] is True and "asr" not in enc
+    assert AnalyzeOptions(**enc).model_fields_set >= {"for_plan"} and "asr" not in AnalyzeOptions(**enc).model_fields_set
+    assert batch_options("encode", analyze_options=AnalyzeOptions(asr=True))["analyze"]["asr"] is True
+    assert batch_options("analyze")["analyze"]["for_plan"] is False
