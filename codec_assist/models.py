@@ -370,3 +370,34 @@ def embed_cached(texts: list[str], space: str = TEXT_SPACE) -> np.ndarray:
     if not texts:
         return np.zeros((0, 384 if space == TEXT_SPACE else 0), np.float32)
     return np.stack([_EMBED_CACHE[(space, t)] for t in texts])
+
+
+def release_models() -> None:
+    """Drop every model this process loaded (and the audio and embedding caches) and hand the freed memory back
+    to the OS, so an encode that follows the analysis does not carry them: the assisted encode's peak RSS is
+    then the larger of the analysis's and the encoder's, not their sum. A later call loads them again."""
+    import gc
+    import sys
+
+    for loader in (text_encoder, whisper_model, vader, sentiment_pipeline, keyphrase_model, diffusion_pipeline,
+                   image_captioner, imagenet_classifier, clip_model):
+        loader.cache_clear()
+    _CLIP_SPACES.clear()
+    _EMBED_CACHE.clear()
+    # caches the analyzers keep at module level (only if those modules were imported: importing them here
+    # would cost what this function saves)
+    audio = sys.modules.get("analyzers.audio")
+    if audio is not None:
+        audio._pcm.cache_clear()
+        audio._aed.cache_clear()
+        audio._EVENTS.clear()
+    text = sys.modules.get("analyzers.text")
+    if text is not None:
+        text._ENGINE = None
+    blazeface = sys.modules.get("analyzers.blazeface")
+    if blazeface is not None:
+        blazeface._CACHE.clear()
+    gc.collect()
+    from codec_assist.media.decode import release_memory
+
+    release_memory()

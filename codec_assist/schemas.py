@@ -19,6 +19,9 @@ from codec_assist.framestore import FrameStack, FrameStore
 from codec_assist.media.safeio import atomic_output, atomic_write_bytes
 
 SCHEMA_VERSION = 1
+# Artifacts whose model gained fields since version 1 write this version and still read version 1 files (the new
+# fields are optional). Version 2: `timing` (StageSeconds, issue 16) on Analysis, EncodeResult, CompareReport.
+TIMED_VERSION = 2
 
 Codec = Literal["x264", "x265"]
 
@@ -104,6 +107,47 @@ class AnalyzerRun(_Model):
     message: str = ""
 
 
+class StageSeconds(_Model):
+    """Where a job's wall time went, in seconds (issue 16). The stages are timed in the main thread one after
+    another, so `wall` >= decode + sum(analyzers) + fusion + plan + release + encode + evaluation; `other` is the
+    rest (probing, option checks, writing outputs). Work in helper threads (Whisper beside the decode, x264's
+    own threads) shows only where the main thread waited for it."""
+
+    wall: float = Field(0.0, ge=0)
+    decode: float = Field(0.0, ge=0)  # demux + decode of the source (analysis pass and encode pass) + proxy downscale
+    analyzers: dict[str, float] = {}  # each analyzer's own time: model loading, its frames, its finish
+    fusion: float = Field(0.0, ge=0)  # cross-modal attention -> importance map (text embeddings included)
+    plan: float = Field(0.0, ge=0)  # importance -> QP offsets, IDRs (and shot allocation)
+    release: float = Field(0.0, ge=0)  # freeing the analysis models before the encode
+    encode: float = Field(0.0, ge=0)  # the encoder (x264/x265 calls, ROI side data, muxing)
+    evaluation: float = Field(0.0, ge=0)  # PSNR/SSIM/... of the output against the input
+    other: float = Field(0.0, ge=0)
+
+    def staged(self) -> float:
+        """The sum of the timed stages (not `other`)."""
+        return (self.decode + sum(self.analyzers.values()) + self.fusion + self.plan + self.release + self.encode
+                + self.evaluation)
+
+    def closed(self, wall: float) -> "StageSeconds":
+        """This with `wall` set and `other` = what the stages do not account for."""
+        return self.model_copy(update={"wall": wall, "other": max(0.0, wall - self.staged())})
+
+    def plus(self, other: "StageSeconds") -> "StageSeconds":
+        """Stage by stage sum (wall too): one job made of two timed parts."""
+        names = dict(self.analyzers)
+        for k, v in other.analyzers.items():
+            names[k] = names.get(k, 0.0) + v
+        fields = ("wall", "decode", "fusion", "plan", "release", "encode", "evaluation", "other")
+        return StageSeconds(analyzers=names, **{f: getattr(self, f) + getattr(other, f) for f in fields})
+
+    def describe(self) -> str:
+        """One line: 'decode 0.41s, shots 0.12s, ..., encode 3.02s (wall 4.10s)'; stages under 5 ms left out."""
+        parts = [("decode", self.decode), *self.analyzers.items(), ("fusion", self.fusion), ("plan", self.plan),
+                 ("release", self.release), ("encode", self.encode), ("evaluation", self.evaluation),
+                 ("other", self.other)]
+        return ", ".join(f"{k} {v:.2f}s" for k, v in parts if v >= 0.005) + f" (wall {self.wall:.2f}s)"
+
+
 class ImportanceInfo(_Model):
     """Describes the importance arrays in the npz.
 
@@ -127,8 +171,9 @@ class ImportanceInfo(_Model):
 
 class Analysis(_Model):
     kind: ClassVar[str] = "analysis"
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
     schema_: Literal["codec-assist/analysis"] = Field("codec-assist/analysis", alias="schema")
-    version: int = SCHEMA_VERSION
+    version: int = TIMED_VERSION
     video: VideoInfo
     proxy_width: int
     proxy_height: int
@@ -141,6 +186,7 @@ class Analysis(_Model):
     seconds: float = 0.0
     transcript: Transcript | None = None  # issue 3: ASR or subtitles (defined at the end of this module)
     audio_segments: list[AudioSegment] = []  # issue 3: speech / singing / music spans
+    timing: StageSeconds | None = None  # version 2: decode, each analyzer, fusion
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -418,12 +464,14 @@ class EncodeResult(_Model):
     seconds_encode: float
     quality: Quality | None = None
     allocation: "AllocationInfo | None" = None  # per-shot allocation / target quality (issue 9)
+    timing: StageSeconds | None = None  # version 2 (issue 16): where this encode's time went, per stage
 
 
 class EncodeReport(_Model):
     kind: ClassVar[str] = "encode-report"
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
     schema_: Literal["codec-assist/encode-report"] = Field("codec-assist/encode-report", alias="schema")
-    version: int = SCHEMA_VERSION
+    version: int = TIMED_VERSION
     input: VideoInfo
     result: EncodeResult
     plan: str | None = None
@@ -443,8 +491,9 @@ class ComparePoint(_Model):
 
 class CompareReport(_Model):
     kind: ClassVar[str] = "compare-report"
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
     schema_: Literal["codec-assist/compare-report"] = Field("codec-assist/compare-report", alias="schema")
-    version: int = SCHEMA_VERSION
+    version: int = TIMED_VERSION
     input: VideoInfo
     codec: Codec
     preset: str
@@ -454,6 +503,7 @@ class CompareReport(_Model):
     seconds_analysis: float
     speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
     auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
+    timing: StageSeconds | None = None  # version 2 (issue 16): the whole run per stage (every encode summed)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -758,8 +808,10 @@ def load(cls: type[M], path: str | Path, *, need_arrays: tuple[str, ...] = ()) -
     expected = cls.model_fields["schema_"].default if "schema_" in cls.model_fields else None
     if expected and raw.get("schema") != expected:
         raise SchemaError(f"{path}: expected a '{expected}' file, found schema {raw.get('schema')!r}")
-    if raw.get("version") != SCHEMA_VERSION:
-        raise SchemaError(f"{path}: {what} version {raw.get('version')!r} is not supported (this is {SCHEMA_VERSION})")
+    supported = getattr(cls, "versions", (SCHEMA_VERSION,))
+    if raw.get("version") not in supported:
+        raise SchemaError(f"{path}: {what} version {raw.get('version')!r} is not supported (this reads "
+                          f"{' and '.join(map(str, supported))})")
     try:
         model = cls.model_validate(raw)
     except ValidationError as e:

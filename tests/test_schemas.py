@@ -27,7 +27,7 @@ def test_analysis_roundtrip(tmp_path):
     arrays = {"importance/frames": np.array([0, 5]), "importance/grid": np.random.rand(2, 12, 16).astype(np.float16)}
     schemas.save(a, tmp_path / "analysis.json", arrays)
     raw = json.loads((tmp_path / "analysis.json").read_text())
-    assert raw["schema"] == "codec-assist/analysis" and raw["version"] == schemas.SCHEMA_VERSION
+    assert raw["schema"] == "codec-assist/analysis" and raw["version"] == schemas.TIMED_VERSION == schemas.Analysis.versions[-1]
     b, arr = schemas.load(Analysis, tmp_path / "analysis.json", need_arrays=("importance/grid",))
     assert b == a and np.array_equal(arr["importance/grid"], arrays["importance/grid"])
     assert b.cut_frames == [5]

@@ -17,6 +17,7 @@ import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
 from codec_assist.fusion.attention import DEFAULT_WEIGHTS, TEMPERATURE, fuse
 from codec_assist.models import ModelUnavailable
+from codec_assist.timing import Stopwatch
 from codec_assist.schemas import (
     Analysis,
     AnalyzerRun,
@@ -24,6 +25,7 @@ from codec_assist.schemas import (
     ImportanceInfo,
     Shot,
     SignalInfo,
+    StageSeconds,
 )
 
 log = logging.getLogger("codec_assist")
@@ -47,6 +49,9 @@ class AnalyzeOptions(BaseModel):
     clip_checkpoint: str | None = None
     # analyzer name -> constructor kwargs for the selected analyzers (e.g. tagging runs OCR less often)
     analyzer_settings: dict[str, dict] = {}
+    # True: this analysis only feeds an encode plan (an assisted encode or compare with no report page), so the
+    # analyzers whose output cannot change the plan are skipped, each with one line saying why (unused_analyzers)
+    for_plan: bool = False
 
     def analyzer_options(self) -> tuple[list[str], dict[str, dict]]:
         names = list(self.analyzers)
@@ -75,15 +80,23 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     names += [n for n in clip_names if n not in names]
     for k, v in clip_options.items():  # the knobs above (model, subtitles path) win over analyzer_settings
         unit_options[k] = {**v, **unit_options.get(k, {})}
-    units: list[Analyzer] = analyzers.build(names, **unit_options)
+    unused = unused_analyzers(opt, names, bool(info.audio))
+    for name, why in unused.items():
+        log.info("%s", why)
+    names = [n for n in names if n not in unused]
+    units: list[Analyzer] = analyzers.build(names, **{k: v for k, v in unit_options.items() if k in names})
     runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
+    runs.update({n: AnalyzerRun(name=n, seconds=0.0, frames_seen=0, status="skipped", message=why)
+                 for n, why in unused.items()})
     live = list(units)
     for u in units:
         _guarded(u, runs, live, lambda: u.start(ctx))
 
     n = 0
     bar = tqdm(total=info.frame_count, unit="f", desc="analyze", disable=not progress, leave=False)
-    for i, _frame, proxy in media.iter_proxy(path, (pw, ph), declared=info.frame_count, limits=limits):
+    decode = Stopwatch()
+    for i, _frame, proxy in decode.iterate(media.iter_proxy(path, (pw, ph), declared=info.frame_count,
+                                                             limits=limits)):
         sampled = i in planned
         for u in list(live):
             if u.every_frame or sampled:
@@ -119,8 +132,10 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     # subtitles (listed first) over ASR: a subtitle file is usually the better text
     transcript = next((o.transcript for o in outputs.values() if o.transcript is not None), None)
     audio_segments = [s for o in outputs.values() for s in o.audio_segments or []]
+    t_fuse = time.perf_counter()
     fused = fuse(maps, frames, (gh, gw), opt.weights, tokens=tokens, focus=opt.focus, temperature=opt.temperature,
                  signals={s.name: arrays[f"signal/{s.name}"] for s in signals})
+    t_fuse = time.perf_counter() - t_fuse
     arrays.update({
         "importance/frames": np.asarray(frames, np.int64),
         "importance/scalar": fused.scalar,
@@ -136,7 +151,35 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
         analyzers=list(runs.values()), seconds=time.perf_counter() - t0, transcript=transcript,
         audio_segments=audio_segments,
     )
+    timing = StageSeconds(decode=decode.seconds, fusion=t_fuse,
+                          analyzers={r.name: r.seconds for r in analysis.analyzers if r.seconds > 0 or r.status == "ok"})
+    analysis.timing = timing.closed(analysis.seconds)
     return analysis, arrays
+
+
+def unused_analyzers(opt: AnalyzeOptions, names: list[str], has_audio: bool = True) -> dict[str, str]:
+    """The selected analyzers that cannot change the plan of an analysis made only for a plan (`for_plan`), each
+    with the line that says so; {} otherwise.
+
+    - speech (Whisper): its transcript matters to a plan as queries, and without a --focus prompt those only
+      re-weigh ImageNet/OCR labels that happen to be said; it is also what a report page, tags, the semantic
+      stream and `analyze` show, which do not use for_plan. So it runs with a focus prompt, or when asked for by
+      name (asr=True given explicitly). The audio analyzer's speech/loudness moments still feed the plan.
+    - imagenet: fusion weight 0, so its class blobs count only where a query (a focus prompt, a transcript or
+      subtitle line) attends to them; with no query source left it runs for nothing.
+    """
+    if not opt.for_plan or opt.focus:
+        return {}
+    out = {}
+    if "speech" in names and has_audio and "asr" not in opt.model_fields_set:
+        out["speech"] = ("speech transcription skipped: nothing in this encode uses the transcript (no --focus "
+                         "prompt, no report page); the audio analyzer's speech and loudness moments still count "
+                         "(--asr runs Whisper anyway)")
+    queries = [n for n in names if n == "subtitles" or (n == "speech" and has_audio and n not in out)]
+    if "imagenet" in names and not queries and opt.weights.get("imagenet", 0.0) <= 0.0:
+        out["imagenet"] = ("ImageNet classes skipped: with fusion weight 0 they count only where a query (--focus, "
+                           "a transcript or subtitles) attends to them, and this encode has none")
+    return out
 
 
 def _audio_text_setup(path: str | Path, opt: AnalyzeOptions) -> tuple[list[str], dict]:

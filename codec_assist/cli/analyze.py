@@ -30,5 +30,6 @@ def run(args) -> int:
                      for r in analysis.analyzers)
     emit(args, analysis, f"{inp.name}: {len(analysis.shots)} shots (cuts at frames {analysis.cut_frames}), "
          f"{len(analysis.tokens)} region tokens, {len(analysis.analysis_frames)} analysed frames{extra} "
-         f"in {analysis.seconds:.2f}s [{runs}] -> {out / 'analysis.json'}")
+         f"in {analysis.seconds:.2f}s [{runs}] -> {out / 'analysis.json'}"
+         + (f"\ntime: {analysis.timing.describe()}" if analysis.timing else ""))
     return 0

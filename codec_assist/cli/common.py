@@ -174,7 +174,11 @@ def add_analysis_knobs(sp, analyzers_default: str | None = None, fps_default: fl
     g.add_argument("--asr-model", metavar="NAME_OR_PATH",
                    help="faster-whisper model for speech: a size or HF repo id already in the local cache, or a "
                    "CTranslate2 model folder (default: the bundled Whisper tiny.en)")
-    g.add_argument("--no-asr", action="store_true", help="no speech recognition (drops the speech analyzer)")
+    asr = g.add_mutually_exclusive_group()
+    asr.add_argument("--asr", action="store_true",
+                     help="always run speech recognition (an assisted encode skips Whisper when nothing it makes "
+                     "uses the transcript: no --focus prompt, no --html page)")
+    asr.add_argument("--no-asr", action="store_true", help="no speech recognition (drops the speech analyzer)")
 
 
 def add_plan_knobs(sp) -> None:
@@ -236,10 +240,12 @@ def analyze_options(args):
     from codec_assist.options import AnalyzeOptions
 
     names = [n.strip() for n in args.analyzers.split(",") if n.strip()]
+    # asr only when asked either way: left unset, an assisted encode may skip Whisper (unused_analyzers)
+    asr = {"asr": False} if args.no_asr else {"asr": True} if getattr(args, "asr", False) else {}
     return build(AnalyzeOptions, analyzers=names, proxy_width=args.proxy_width, analysis_fps=args.analysis_fps,
-                 subtitles=args.subtitles, asr_model=args.asr_model, asr=not args.no_asr, focus=args.focus,
+                 subtitles=args.subtitles, asr_model=args.asr_model, focus=args.focus,
                  clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
-                 clip_checkpoint=args.clip_checkpoint)
+                 clip_checkpoint=args.clip_checkpoint, **asr)
 
 
 def plan_options(args, codec: str | None = None):

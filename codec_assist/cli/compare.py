@@ -77,4 +77,6 @@ def format_compare(report) -> str:
             f"{k} {v:+.1f}%" if v is not None else f"{k} n/a" for k, v in report.bd_rate.items()))
     lines.append(f"analysis {report.seconds_analysis:.2f}s; (analysis + assisted encode) / plain encode = "
                  f"{report.speed_ratio:.2f}x (mean over rates)")
+    if report.timing is not None:
+        lines.append(f"time: {report.timing.describe()}")
     return "\n".join(lines)

@@ -128,6 +128,8 @@ def run(args) -> int:
             f"{result.rate.describe()}, analysis {result.seconds_analysis:.2f}s + encode {result.seconds_encode:.2f}s")
     if result.quality:
         text += f", PSNR-Y {result.quality.psnr_y:.2f} dB, SSIM-Y {result.quality.ssim_y:.4f}"
+    if result.timing is not None:
+        text += f"\ntime: {result.timing.describe()}"
     if result.allocation:
         text += "\n" + format_allocation(result.allocation)
     if rep.auto_preset is not None:

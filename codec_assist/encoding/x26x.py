@@ -26,7 +26,8 @@ import codec_assist.encoding.faithful as faithful
 import codec_assist.encoding.roi as roi
 from codec_assist.errors import EncoderError, InputError
 from codec_assist.media.safeio import atomic_output, check_output
-from codec_assist.schemas import EncodePlan, EncodeResult, RateControl
+from codec_assist.schemas import EncodePlan, EncodeResult, RateControl, StageSeconds
+from codec_assist.timing import Stopwatch
 
 log = logging.getLogger("codec_assist")
 
@@ -129,6 +130,7 @@ def encode(
     target by up to a third; two passes hit it). `overwrite` replaces an existing output; `limits` guard the
     input (declared and decoded).
     """
+    t_call = time.perf_counter()
     params = dict(params or {})
     assisted = plan is not None
     check_request(codec, rate, preset, params, assisted)
@@ -197,8 +199,9 @@ def encode(
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             last_pts = None
             stats = media.DecodeStats(input_path, info.frame_count, limits)
+            decode = Stopwatch()  # demux + decode inside the loop; the rest of the loop is the encoder's
             with _encoder_errors(codec):
-                for packet, frames in media.decode_packets(src, vin, stats, [vin, *audio_map]):
+                for packet, frames in decode.iterate(media.decode_packets(src, vin, stats, [vin, *audio_map])):
                     if frames is not None:
                         for frame in frames:
                             index = _frame_index(frame, index, stamps, input_path)
@@ -242,11 +245,14 @@ def encode(
     seconds = time.perf_counter() - start
     from codec_assist.evaluation.metrics import video_bitrate_kbps  # the one definition of bitrate
 
-    return EncodeResult(
+    result = EncodeResult(
         output=media.display_path(out_path), codec=codec, preset=preset, rate=rate, assisted=assisted, frames=n,
         keyframes=media.keyframe_indices(out_path), bitrate_kbps=video_bitrate_kbps(out_path),
         seconds_encode=seconds,
     )
+    result.timing = StageSeconds(decode=decode.seconds, encode=max(0.0, seconds - decode.seconds)).closed(
+        time.perf_counter() - t_call)
+    return result
 
 
 def _check_plan(plan: EncodePlan, plan_arrays, codec: str, info, params: dict[str, str]) -> None:

@@ -15,7 +15,17 @@ from codec_assist.encoding.x26x import encode
 from codec_assist.errors import CodecAssistError
 from codec_assist.evaluation.metrics import bd_rate, compare_videos
 from codec_assist.planning.plan import PlanOptions, make_plan
-from codec_assist.schemas import Analysis, Codec, CompareReport, ComparePoint, EncodePlan, RateControl, RoiBox
+from codec_assist.models import release_models
+from codec_assist.schemas import (
+    Analysis,
+    Codec,
+    CompareReport,
+    ComparePoint,
+    EncodePlan,
+    RateControl,
+    RoiBox,
+    StageSeconds,
+)
 
 @dataclass
 class CompareRun:
@@ -45,8 +55,14 @@ def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | P
                                "(SSIM needs 11x11)")
     t0 = time.perf_counter()
     analysis, arrays = analyze(path, analyze_options, progress=progress, limits=limits)
+    t_plan = time.perf_counter()
     plan, plan_arrays = make_plan(analysis, arrays, (plan_options or PlanOptions()).model_copy(update={"codec": codec}))
     seconds_analysis = time.perf_counter() - t0
+    stages = (analysis.timing or StageSeconds()).model_copy(update={"wall": 0.0, "other": 0.0})
+    stages.plan = time.perf_counter() - t_plan
+    t = time.perf_counter()
+    release_models()  # every model has done its work: the encodes and metrics run without them
+    stages.release = time.perf_counter() - t
     imp_frames = arrays["importance/frames"]
     imp_grid = arrays["importance/grid"].astype(np.float32)
 
@@ -63,7 +79,14 @@ def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | P
             out = workdir / f"{tag}.{'assisted' if assisted else 'baseline'}.mp4"
             r = encode(path, out, codec=codec, rate=rate, preset=preset, plan=plan if assisted else None,
                        plan_arrays=plan_arrays if assisted else None, progress=progress)
+            t = time.perf_counter()
             r.quality = compare_videos(Path(path), out, rois=list(rois), weights=weights)
+            if r.timing is not None:
+                r.timing = r.timing.model_copy(update={"evaluation": time.perf_counter() - t})
+                r.timing = r.timing.closed(r.timing.wall + r.timing.evaluation)
+                stages.decode += r.timing.decode
+                stages.encode += r.timing.encode
+                stages.evaluation += r.timing.evaluation
             if not keep:
                 out.unlink(missing_ok=True)
             res[assisted] = r
@@ -78,6 +101,7 @@ def compare_run(path: str | Path, rates: Sequence[RateControl], workdir: str | P
         bd_rate=_bd_rates(points), seconds_analysis=seconds_analysis,
         speed_ratio=float(np.mean([(seconds_analysis + p.assisted.seconds_encode) / p.baseline.seconds_encode
                                    for p in points])),
+        timing=stages.closed(time.perf_counter() - t0),
     )
     return CompareRun(report, analysis, arrays, plan, plan_arrays)
 

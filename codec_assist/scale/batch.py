@@ -68,7 +68,10 @@ def batch_options(command: str, *, rate=None, codec: str = "x264", preset: str =
     unknown = [n for n in a.analyzers if n not in analyzers.ANALYZERS]
     if unknown:
         raise CodecAssistError(f"unknown analyzer {', '.join(unknown)} (valid: {', '.join(analyzers.ANALYZERS)})")
-    options["analyze"] = a.model_dump()
+    if command == "encode" and "for_plan" not in a.model_fields_set:
+        a = a.model_copy(update={"for_plan": True})  # as `encode` does: skip what cannot change the plan
+    # asr only when the caller set it: left out, a for-plan analysis may skip Whisper (unused_analyzers)
+    options["analyze"] = a.model_dump(exclude=set() if "asr" in a.model_fields_set else {"asr"})
     return options
 
 
