@@ -8,7 +8,7 @@ from codec_assist.errors import CodecAssistError
 from .audio import AudioSignals
 from .base import Analyzer
 from .clip import ClipPatches
-from .faces import HaarFaces
+from .faces import BlazeFaces, HaarFaces
 from .imagenet import ImageNetRegions
 from .saliency import ClassicalSaliency
 from .scene_stats import SceneStats
@@ -34,7 +34,8 @@ REGISTRY: dict[str, Registration] = {r.cls.name: r for r in (
     Registration(SceneDetectShots, default=True),
     Registration(TransNetV2Shots),
     Registration(ClassicalSaliency, weight=0.5, default=True),
-    Registration(HaarFaces, weight=1.0, default=True),
+    Registration(BlazeFaces, weight=1.0, default=True),  # BlazeFace, tracked (issue 14)
+    Registration(HaarFaces, weight=1.0),  # the earlier default: OpenCV only, weaker on small/turned faces
     Registration(TextRegions, weight=0.8, default=True),
     Registration(ImageNetRegions, weight=0.0, default=True),  # its blobs count where a query attends to them
     Registration(ClipPatches, weight=0.0),  # likewise
