@@ -126,8 +126,9 @@ def boxes_at(tokens, frame: int, w: int, h: int, frames: Frames | None = None
     or of the tokens whose span covers `frame`."""
     if frames is not None:
         src = frames.source(frame)
-        return [(t.box.x * w, t.box.y * h, t.box.w * w, t.box.h * h) for t in tokens
-                if t.box is not None and t.frame_start == src]
+        if src is None:
+            return []
+        frame = src  # the tokens alive on that analysis frame (an analyzer may hold one token over several)
     return [(t.box.x * w, t.box.y * h, t.box.w * w, t.box.h * h) for t in tokens
             if t.box is not None and t.frame_start <= frame < t.frame_end]
 
