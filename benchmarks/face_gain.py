@@ -76,9 +76,12 @@ def face_psnr(quality, rois) -> float:
     return float(np.mean(vals))
 
 
-def run_clip(path: Path, gt: dict, work: Path) -> dict:
+def run_clip(path: Path, gt: dict, work: Path, add: tuple[str, ...] = ()) -> dict:
+    """`add`: analyzers run on top of the default set for the assisted encode (e.g. people)."""
+    import analyzers
     import codec_assist.api as ca
     from codec_assist import schemas
+    from codec_assist.options import AnalyzeOptions
 
     info = ca.probe(path)
     rois = face_rois(gt, info.fps, info.frame_count)
@@ -98,6 +101,8 @@ def run_clip(path: Path, gt: dict, work: Path) -> dict:
             elif mode == "assisted":
                 if i == 0:
                     kw["save_plan"] = plan_path
+                    if add:
+                        kw["analyze_options"] = AnalyzeOptions(analyzers=[*analyzers.DEFAULT, *add])
                 else:
                     kw["plan_file"] = plan_path
             else:
@@ -177,6 +182,7 @@ def main() -> int:
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--keep", help="keep the encodes and plans in this folder")
+    ap.add_argument("--add", nargs="*", default=[], help="analyzers added to the default set (e.g. people)")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "face_gain.json"))
     ap.add_argument("--rescore", help="re-score and re-print a JSON this script wrote (no encodes)")
     a = ap.parse_args()
@@ -190,7 +196,7 @@ def main() -> int:
         return 0
     corpus = json.loads(Path(a.gt).read_text())["clips"]
     splits = ("dev", "test") if a.split == "both" else (a.split,)
-    result = {"command": " ".join(sys.argv), "bpp": BPP, "clips": [], "summary": {}}
+    result = {"command": " ".join(sys.argv), "bpp": BPP, "added_analyzers": a.add, "clips": [], "summary": {}}
     with tempfile.TemporaryDirectory(prefix="face-gain-") as tmp:
         work = Path(a.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -199,7 +205,7 @@ def main() -> int:
             if not path.exists():
                 print(f"face_gain: {name} missing: run samples/fetch.py --corpus", file=sys.stderr)
                 continue
-            c = run_clip(path, corpus[name]["faces"], work)
+            c = run_clip(path, corpus[name]["faces"], work, tuple(a.add))
             c["split"] = corpus[name]["split"]
             result["clips"].append(c)
             print(f"face_gain: {name} min ratio {c['ratio_min']} ({c['seconds']} s)", file=sys.stderr)

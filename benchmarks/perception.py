@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 IOU = 0.3
 SPLITS = ("dev", "test")
+TALKING = {"talking_head", "interview"}
 
 
 def load_corpus(path: str | Path = ROOT / "samples" / "corpus.json") -> dict[str, dict]:
@@ -211,7 +212,8 @@ def evaluate(corpus: dict[str, dict], media: Path, splits=SPLITS, clips: list[st
         settings = {k: v for k, v in (analyzer_settings or {}).items() if k in names or k in cost}
         analysis, _ = ca.analyze(path, AnalyzeOptions(analyzers=names, asr=False, analyzer_settings=settings))
         v = analysis.video
-        row = {"clip": name, "split": g["split"], "size": f"{v.width}x{v.height}", "fps": round(v.fps, 2),
+        row = {"clip": name, "split": g["split"], "topics": g.get("topics", []), "size": f"{v.width}x{v.height}",
+               "fps": round(v.fps, 2),
                "frames": v.frame_count, "analysed": len(analysis.analysis_frames),
                "cuts": score_cuts(analysis.cut_frames, g.get("cuts", []), g.get("gradual")),
                "ms_per_frame": {r.name: round(1000 * r.seconds / max(1, r.frames_seen), 2) for r in analysis.analyzers},
@@ -278,6 +280,12 @@ def summarise(rows: list[dict], splits, faces, people: bool) -> dict:
                 s[f"{fa}_box_precision"] = _ratio(sum(x["tp"] for x in fr), sum(x["pred_boxes"] for x in fr))
                 s[f"{fa}_frame_recall_min"] = min((x["frames_found"] / x["gt_frames"] for x in fr if x["gt_frames"]),
                                                   default=None)
+                # the target: every talking head (topics talking_head / interview)
+                th = [x[fa] for x in r if TALKING & set(x.get("topics", [])) and x.get(fa, {}).get("gt_frames")]
+                if th:
+                    s[f"{fa}_talking_head_frame_recall_min"] = round(min(x["frames_found"] / x["gt_frames"] for x in th), 3)
+                    s[f"{fa}_talking_head_frames"] = (f"{sum(x['frames_found'] for x in th)}/"
+                                                      f"{sum(x['gt_frames'] for x in th)}")
             ff = [x[fa] for x in r if "fp_frames" in x.get(fa, {})]
             if ff:
                 s[f"{fa}_fp_frames"] = f"{sum(x['fp_frames'] for x in ff)}/{sum(x['analysed'] for x in ff)}"
@@ -361,9 +369,20 @@ def main() -> int:
     ap.add_argument("--settings", default="{}", help='analyzer options as JSON, e.g. \'{"faces": {"hold": 0}}\'')
     ap.add_argument("--tags", action="store_true", help="also tag accuracy (benchmarks/tag_accuracy.py; slow)")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "perception.json"))
+    ap.add_argument("--rescore", help="re-summarise and re-print a JSON this script wrote (no analysis)")
     a = ap.parse_args()
     splits = SPLITS if a.split == "both" else (a.split,)
     corpus = load_corpus(a.gt)
+    if a.rescore:
+        result = json.loads(Path(a.rescore).read_text())
+        for x in result["rows"]:
+            x.setdefault("topics", corpus.get(x["clip"], {}).get("topics", []))
+        result["summary"] = summarise(result["rows"], [s for s in SPLITS if s in result["summary"]], tuple(a.faces),
+                                      a.people)
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(result, indent=1))
+        print(markdown(result, tuple(a.faces), a.people))
+        return 0
     cost = tuple(a.faces) + (("people",) if a.people else ())
     result = evaluate(corpus, Path(a.media), splits, a.clips, tuple(a.faces), a.people, not a.no_text, cost,
                       json.loads(a.settings))
