@@ -249,6 +249,12 @@ def test_haar_faces_still_registered(clip, sample):
     ctx, out = run_clip(sample("jwpIntro.mp4"), analyzers.build(["faces_haar"]))
     hit = {t.frame_start for t in out["faces_haar"].tokens}
     assert len(hit) >= 0.8 * len(ctx.analysis_frames)
+    # chosen instead of the default, its faces are still the measured face facts of tags
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+    from codec_assist.tags.scene_facts import measure
+
+    a, arr = analyze(sample("jwpIntro.mp4"), AnalyzeOptions(analyzers=["faces_haar"], asr=False))
+    assert measure(a, arr, 0, a.video.frame_count)["face_share"] > 0.8
 
 
 # --------------------------------------------------------------------------------------------------- text
