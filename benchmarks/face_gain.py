@@ -76,8 +76,9 @@ def face_psnr(quality, rois) -> float:
     return float(np.mean(vals))
 
 
-def run_clip(path: Path, gt: dict, work: Path, add: tuple[str, ...] = ()) -> dict:
-    """`add`: analyzers run on top of the default set for the assisted encode (e.g. people)."""
+def run_clip(path: Path, gt: dict, work: Path, add: tuple[str, ...] = (), swap: dict[str, str] | None = None) -> dict:
+    """`add`: analyzers run on top of the default set for the assisted encode (e.g. people); `swap`: default
+    analyzers replaced by others (e.g. {"faces": "faces_haar"}, the previous default)."""
     import analyzers
     import codec_assist.api as ca
     from codec_assist import schemas
@@ -101,8 +102,9 @@ def run_clip(path: Path, gt: dict, work: Path, add: tuple[str, ...] = ()) -> dic
             elif mode == "assisted":
                 if i == 0:
                     kw["save_plan"] = plan_path
-                    if add:
-                        kw["analyze_options"] = AnalyzeOptions(analyzers=[*analyzers.DEFAULT, *add])
+                    if add or swap:
+                        names = [(swap or {}).get(n, n) for n in analyzers.DEFAULT]
+                        kw["analyze_options"] = AnalyzeOptions(analyzers=[*names, *add])
                 else:
                     kw["plan_file"] = plan_path
             else:
@@ -183,6 +185,7 @@ def main() -> int:
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--keep", help="keep the encodes and plans in this folder")
     ap.add_argument("--add", nargs="*", default=[], help="analyzers added to the default set (e.g. people)")
+    ap.add_argument("--swap", nargs="*", default=[], help="OLD=NEW: replace a default analyzer (faces=faces_haar)")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "face_gain.json"))
     ap.add_argument("--rescore", help="re-score and re-print a JSON this script wrote (no encodes)")
     a = ap.parse_args()
@@ -196,7 +199,7 @@ def main() -> int:
         return 0
     corpus = json.loads(Path(a.gt).read_text())["clips"]
     splits = ("dev", "test") if a.split == "both" else (a.split,)
-    result = {"command": " ".join(sys.argv), "bpp": BPP, "added_analyzers": a.add, "clips": [], "summary": {}}
+    result = {"command": " ".join(sys.argv), "bpp": BPP, "added_analyzers": a.add, "swapped": a.swap, "clips": [], "summary": {}}
     with tempfile.TemporaryDirectory(prefix="face-gain-") as tmp:
         work = Path(a.keep or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -205,7 +208,7 @@ def main() -> int:
             if not path.exists():
                 print(f"face_gain: {name} missing: run samples/fetch.py --corpus", file=sys.stderr)
                 continue
-            c = run_clip(path, corpus[name]["faces"], work, tuple(a.add))
+            c = run_clip(path, corpus[name]["faces"], work, tuple(a.add), dict(x.split("=", 1) for x in a.swap))
             c["split"] = corpus[name]["split"]
             result["clips"].append(c)
             print(f"face_gain: {name} min ratio {c['ratio_min']} ({c['seconds']} s)", file=sys.stderr)
