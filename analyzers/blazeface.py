@@ -56,7 +56,7 @@ def interpreter(path: Path, threads: int, install: str):
         try:
             from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
         except ImportError:
-            raise ModelUnavailable(f"no TFLite interpreter (ai-edge-litert) is installed: {install}") from None
+            raise ModelUnavailable("no TFLite interpreter is installed: pip install ai-edge-litert==2.3.0") from None
     if not path.is_file():
         raise ModelUnavailable(f"model {path.name} is missing from {path.parent}: {install}")
     it = Interpreter(model_path=str(path), num_threads=threads)

