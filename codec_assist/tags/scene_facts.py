@@ -56,6 +56,7 @@ FACTS: dict[str, Fact] = {
 }
 STATIC_BORDER = 0.9  # static_camera: share of the border ring unchanged (dev: static clips 0.95-1.0, moving <= 0.8)
 PERSON_SOURCES = {"people", "person", "pose"}  # analyzers that emit person/body regions (issue 14 part 5)
+FACE_SOURCES = ("faces", "faces_haar")  # the face analyzers: BlazeFace (default) and Haar
 
 _COND_RE = re.compile(r"([a-z][a-z_]*) *(<=|>=|<|>) *(-?[0-9]+(?:\.[0-9]+)?)")
 _OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
@@ -228,8 +229,8 @@ def measure(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: 
         put("text_area", np.mean([min(1.0, sum(t.box.w * t.box.h for t in ts)) for ts in text]) if text else 0.0)
         put("text_share", sum(1 for ts in text if ts) / n)
     persons = per_frame([t for t in analysis.tokens if t.source in PERSON_SOURCES and t.box is not None])
-    if _ran(analysis, "faces"):
-        faces = per_frame([t for t in analysis.tokens if t.source == "faces" and t.box is not None])
+    if any(_ran(analysis, name) for name in FACE_SOURCES):
+        faces = per_frame([t for t in analysis.tokens if t.source in FACE_SOURCES and t.box is not None])
         counts = np.array([len(ts) for ts in faces], np.float64) if faces else np.zeros(1)
         put("faces", counts.mean())
         put("face_share", float((counts > 0).mean()))

@@ -85,7 +85,7 @@ AUDIO_SIGNAL_PHRASES = {"speech": "speech, a person talking", "music": "music pl
 SKIP_SOURCES = {"shots", "transnetv2", "saliency"}  # structure and maps, not content words
 # Measurements are numbers, checked against the topics' conditions (scene_facts.py), never matched as sentences:
 # "bright well-lit scene" lands next to "night / low light" in MiniLM because both talk about light.
-MEASURED_SOURCES = {"scene_stats", "faces", "people", "person", "pose"}
+MEASURED_SOURCES = {"scene_stats", "faces", "faces_haar", "people", "person", "pose"}
 
 
 # -------------------------------------------------------------------------------------- taxonomy files
