@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 BPP = (0.025, 0.05, 0.1)  # bits per pixel per frame
 INSIDE, OUTSIDE = -5.0, 1.0
