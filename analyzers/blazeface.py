@@ -8,7 +8,10 @@ scores are sigmoid(logit), boxes are decoded from the SSD anchors, then non-maxi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +62,24 @@ def interpreter(path: Path, threads: int, install: str):
             raise ModelUnavailable("no TFLite interpreter is installed: pip install ai-edge-litert==2.3.0") from None
     if not path.is_file():
         raise ModelUnavailable(f"model {path.name} is missing from {path.parent}: {install}")
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
+    with _quiet_fd2():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on fd 2
+        it = Interpreter(model_path=str(path), num_threads=threads)
+        it.allocate_tensors()
     return it
+
+
+@contextlib.contextmanager
+def _quiet_fd2():
+    """Silence the C library's stderr while a model loads (a failure still raises in Python)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def anchors(spec: _Spec) -> np.ndarray:
