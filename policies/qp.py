@@ -47,16 +47,56 @@ def neutralise(offsets: np.ndarray, areas: np.ndarray, max_dqp: float, rounds: i
     return out
 
 
-def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: float,
-                          strength: float = 2.0) -> np.ndarray:
-    """One frame: importance grid already on the block grid, values in [0, 1] -> QP offsets.
+def whole_frame_cost_db(offsets: np.ndarray, areas: np.ndarray) -> float:
+    """Expected whole-frame PSNR loss (dB, >= 0) of a mean-zero offset map at the same mean QP.
 
-    offset = -strength * max_dqp * (importance - area-weighted mean), then clamped and re-centred.
-    A flat map gives all zeros; a block `1/strength` above the mean reaches the bound.
+    The MSE of a block goes as Qstep^2 = 2^(QP/3), so by Jensen any spread of offsets raises the frame's MSE
+    even when the mean offset is 0: 10 log10(mean_area 2^(offset/3)). PSNR punishes redistribution; this is the
+    bound the policy keeps, so a face cannot be paid for with the whole picture.
+    """
+    total = float(areas.sum())
+    return max(0.0, 10.0 * float(np.log10(float((areas * np.exp2(offsets / 3.0)).sum()) / total)))
+
+
+def roi_strength(importance: np.ndarray, threshold: float, strength: float) -> np.ndarray:
+    """Importance grid -> how strongly each cell is a region of interest, in [0, 1].
+
+    Only what stands above `threshold` counts (faces, text, a matched --focus): the saliency floor never reaches
+    it, so a clip with nothing of interest is left to the encoder's own AQ. A cell `1/strength` of the way
+    from the threshold to 1 is a full ROI.
     """
     imp = np.clip(importance, 0, 1).astype(np.float32)
-    mean = float((imp * areas).sum() / areas.sum())
-    return neutralise(-strength * max_dqp * (imp - mean), areas, max_dqp)
+    return np.clip(strength * (imp - threshold) / max(1e-6, 1.0 - threshold), 0.0, 1.0)
+
+
+def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: float, strength: float = 2.0,
+                          threshold: float = 0.5, max_cost_db: float = 0.25) -> np.ndarray:
+    """One frame: importance grid (any resolution covering the frame) -> QP offsets on the block grid of `areas`.
+
+    Cost-aware, not only rate-neutral: the regions of interest get down to -max_dqp, where the ROI is only the
+    part of the map above `threshold`; every other block pays the same small positive offset, so the area-
+    weighted mean stays 0 (the rate holds) while the spread, which is what costs whole-frame quality, stays as
+    small as the ROI allows. The ROI's depth is then scaled down until the expected whole-frame PSNR loss
+    (whole_frame_cost_db) is at most `max_cost_db`: a face filling half the frame gets a shallower offset than a
+    small one, because taking bits from everything else would cost more than it gives.
+    """
+    roi = resample(roi_strength(importance, threshold, strength), areas.shape)  # area fraction of each block
+    if float(roi.max()) <= 1e-3:
+        return np.zeros(areas.shape, np.float32)
+    rest = areas * (1.0 - roi)  # what each block has outside the ROI pays
+
+    def offsets(depth: float) -> np.ndarray:
+        gain = depth * roi
+        pay = float((areas * gain).sum()) / max(1e-6, float(rest.sum()))
+        return (-gain + pay * (1.0 - roi)).astype(np.float32)
+
+    lo, hi = 0.0, float(max_dqp)
+    if whole_frame_cost_db(offsets(hi), areas) > max_cost_db:
+        for _ in range(20):  # cost grows with depth: bisect the deepest ROI within the bound
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if whole_frame_cost_db(offsets(mid), areas) <= max_cost_db else (lo, mid)
+        hi = lo
+    return neutralise(offsets(hi), areas, max_dqp)
 
 
 def smooth_in_shots(frames: np.ndarray, offsets: np.ndarray, shot_starts: list[int], fps: float,
@@ -89,7 +129,7 @@ def quantise(offsets: np.ndarray, step: float = QP_STEP) -> np.ndarray:
 
 def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height: int, block: int,
                  shot_starts: list[int], fps: float, max_dqp: float, strength: float = 2.0,
-                 time_constant: float = 0.5) -> np.ndarray:
+                 time_constant: float = 0.5, threshold: float = 0.5, max_cost_db: float = 0.25) -> np.ndarray:
     """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets.
 
     `importance` is read frame by frame and the result is a FrameStack: the offsets live in a FrameStore,
@@ -100,7 +140,7 @@ def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height:
     areas = block_areas(width, height, block)
     out = FrameStore()
     for k, g in enumerate(importance):
-        out[k] = importance_to_offsets(resample(g, shape), areas, max_dqp, strength)
+        out[k] = importance_to_offsets(g, areas, max_dqp, strength, threshold, max_cost_db)
     smooth_in_shots(np.asarray(frames), out, shot_starts, fps, time_constant, inplace=True)
     for k in range(len(out)):
         out[k] = quantise(neutralise(out[k], areas, max_dqp))

@@ -4,7 +4,7 @@ import pytest
 
 from policies.keyframes import keyframes
 from policies.qp import (block_areas, block_grid, importance_to_offsets, offsets_at, plan_offsets,
-                         smooth_in_shots)
+                         smooth_in_shots, whole_frame_cost_db)
 
 
 def _mean(off, areas):
@@ -37,7 +37,7 @@ def test_face_blob_gets_negative_offset_rest_small_positive():
     imp = np.full(areas.shape, 0.1, np.float32)
     imp[5:15, 12:22] = 1.0  # ~8 % of the frame
     off = importance_to_offsets(imp, areas, 6.0)
-    assert off[5:15, 12:22].max() == pytest.approx(-6.0)
+    assert off[5:15, 12:22].max() < -5.5  # near the bound; the whole-frame cost bound trims it a little
     assert 0 < off[0, 0] < 1.0
     assert abs(_mean(off, areas)) < 0.05
 
@@ -45,6 +45,39 @@ def test_face_blob_gets_negative_offset_rest_small_positive():
 def test_flat_importance_gives_zero_offsets():
     areas = block_areas(320, 240, 16)
     assert np.allclose(importance_to_offsets(np.full(areas.shape, 0.7), areas, 6.0), 0)
+
+
+def test_saliency_floor_alone_moves_nothing():
+    """Below the ROI threshold (the saliency floor reaches 0.5 at most) the encoder's own AQ is left alone."""
+    rng = np.random.default_rng(2)
+    areas = block_areas(640, 360, 16)
+    assert np.allclose(importance_to_offsets(0.5 * rng.random(areas.shape), areas, 6.0, threshold=0.5), 0)
+
+
+def test_rest_of_frame_pays_one_small_uniform_offset():
+    areas = block_areas(640, 480, 16)
+    imp = np.full(areas.shape, 0.3, np.float32)
+    imp[2:6, 3:7] = 0.3 + np.linspace(0, 0.19, 16).reshape(4, 4)  # busy saliency, still below the threshold
+    imp[10:14, 20:24] = 1.0
+    off = importance_to_offsets(imp, areas, 6.0)
+    rest = np.ones(areas.shape, bool)
+    rest[10:14, 20:24] = False
+    assert np.ptp(off[rest]) == pytest.approx(0, abs=1e-4) and off[rest][0] > 0
+    assert off[10:14, 20:24].max() == pytest.approx(-6.0)
+
+
+@pytest.mark.parametrize("bound", [0.1, 0.25, 0.5])
+def test_whole_frame_cost_is_bounded_and_big_rois_get_shallower(bound):
+    areas = block_areas(352, 288, 16)
+    depths = []
+    for rows in (3, 9, 15):  # the ROI grows from ~17 % to ~83 % of the frame's height
+        imp = np.zeros(areas.shape, np.float32)
+        imp[:rows, 4:18] = 1.0
+        off = importance_to_offsets(imp, areas, 8.0, max_cost_db=bound)
+        assert whole_frame_cost_db(off, areas) <= bound + 0.02
+        assert abs(_mean(off, areas)) < 0.05
+        depths.append(-off[0, 10])
+    assert depths[0] > depths[1] > depths[2] > 0
 
 
 def test_smoothing_damps_flicker_and_resets_at_cuts():
