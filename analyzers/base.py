@@ -41,6 +41,9 @@ class AnalyzerOutput:
     signal_info: dict[str, SignalInfo] = field(default_factory=dict)
     transcript: Transcript | None = None  # speech (ASR) and subtitles analyzers
     audio_segments: list[AudioSegment] | None = None  # the audio analyzer
+    # grid name -> {frame index: (grid_h, grid_w) float32}: per-frame grids that are not importance and are not
+    # fused, stored as arrays["<name>/grid"] (saliency's "texture": what a block costs, read by the QP policy)
+    grids: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 class Skip(Exception):

@@ -142,7 +142,7 @@ class BlazeFaces(Analyzer):
     every_frame: ClassVar[bool] = False
     produces_map: ClassVar[bool] = True
 
-    def __init__(self, model: str = "full", min_score: float = 0.5, threads: int = 1, grow: float = 1.3,
+    def __init__(self, model: str = "full", min_score: float = 0.5, threads: int = 1, grow: float = 1.0,
                  max_gap: int = 2, hold: int = 1, track: bool = True):
         if model not in ("full", "short", "both"):
             raise TypeError(f"model must be full, short or both, not {model!r}")

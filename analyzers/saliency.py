@@ -10,6 +10,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from codec_assist.framestore import FrameStore
 from codec_assist.media.decode import ProxyFrame
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
@@ -52,7 +53,8 @@ class ClassicalSaliency(Analyzer):
         self._prev: np.ndarray | None = None
         self._motion_sum = np.zeros((ctx.proxy_h, ctx.proxy_w), np.float32)
         self._motion_frames = 0
-        self.out = AnalyzerOutput(signals={"motion": {}, "detail": {}, "frame_motion": {}})
+        self.out = AnalyzerOutput(signals={"motion": {}, "detail": {}, "frame_motion": {}},
+                                  grids={"texture": FrameStore()})
 
     def process(self, frame: ProxyFrame) -> None:
         gray = frame.gray
@@ -73,13 +75,16 @@ class ClassicalSaliency(Analyzer):
                             interpolation=cv2.INTER_AREA)
         gx = cv2.Sobel(frame.gray, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(frame.gray, cv2.CV_32F, 0, 1, ksize=3)
-        detail = cv2.resize(cv2.magnitude(gx, gy), self._grid, interpolation=cv2.INTER_AREA)
+        raw_detail = cv2.resize(cv2.magnitude(gx, gy), self._grid, interpolation=cv2.INTER_AREA)
         # A light blur on the grid: saliency is a blob, not single speckled cells.
         motion = cv2.GaussianBlur(motion, (3, 3), 0)
-        detail = cv2.GaussianBlur(detail, (3, 3), 0)
+        detail = cv2.GaussianBlur(raw_detail, (3, 3), 0)
         wm, wd, wc = self.weights
         combined = wm * normalise(motion, MOTION_FLOOR) + wd * normalise(detail, DETAIL_FLOOR) + wc * self._centre
         self.out.maps[frame.index] = np.clip(combined / max(float(combined.max()), 1e-6), 0, 1).astype(np.float32)
+        # unblurred, unnormalised gradient energy per cell: comparable across frames, a cheap stand-in for
+        # what a block costs to code (the QP policy takes the ROI's bits back where they are cheapest)
+        self.out.grids["texture"][frame.index] = (raw_detail / 255.0).astype(np.float32)
         self.out.signals["motion"][frame.index] = float(motion.mean()) / 255.0
         self.out.signals["detail"][frame.index] = float(detail.mean()) / 255.0
         self._motion_sum[:] = 0

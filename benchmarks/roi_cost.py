@@ -108,7 +108,9 @@ def roi_psnr(quality, rois) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def run_clip(path: Path, c: dict, work: Path, codec: str, plan_fields: dict, vmaf: bool) -> dict:
+def run_clip(path: Path, c: dict, work: Path, codec: str, plan_fields: dict, vmaf: bool,
+             cache: Path | None = None) -> dict:
+    """`cache`: a folder keeping the plain and aq3 rows (they do not depend on the plan) between runs."""
     import codec_assist as ca
     from codec_assist import schemas
 
@@ -121,6 +123,10 @@ def run_clip(path: Path, c: dict, work: Path, codec: str, plan_fields: dict, vma
     for i, kbps in enumerate(rates):
         row = {"target_kbps": kbps}
         for mode in MODES:
+            key = cache / f"{path.stem}.{codec}.{kbps}.{mode}.{'vmaf' if vmaf else 'novmaf'}.json" if cache else None
+            if key is not None and mode != "assisted" and key.exists():
+                row[mode] = json.loads(key.read_text())
+                continue
             dst = work / f"{path.stem}.{codec}.{kbps}.{mode}.mp4"
             kw: dict = {"bitrate": kbps * 1000, "codec": codec, "overwrite": True}
             if mode == "plain":
@@ -139,6 +145,9 @@ def run_clip(path: Path, c: dict, work: Path, codec: str, plan_fields: dict, vma
             if vmaf:
                 row[mode]["vmaf"] = round(vmaf_all_frames(path, dst), 3)
             dst.unlink(missing_ok=True)
+            if key is not None and mode != "assisted":
+                key.parent.mkdir(parents=True, exist_ok=True)
+                key.write_text(json.dumps(row[mode]))
         out["rates"].append(row)
     if plan_path.exists():
         plan, arrays = schemas.load_plan(plan_path)
@@ -196,6 +205,7 @@ def main() -> int:
     ap.add_argument("--plan", nargs="*", default=[], help="PlanOptions fields for the assisted encode, k=v")
     ap.add_argument("--no-vmaf", action="store_true", help="skip VMAF (every frame, ~0.05-0.8 s a frame)")
     ap.add_argument("--out")
+    ap.add_argument("--cache", help="keep the plain and aq3 measurements here and reuse them (tuning runs)")
     a = ap.parse_args()
     corpus = json.loads(Path(a.gt).read_text())["clips"]
     splits = ("dev", "test") if a.split == "both" else (a.split,)
@@ -209,7 +219,8 @@ def main() -> int:
             if not path.exists():
                 print(f"roi_cost: {name} missing: run samples/fetch.py --corpus", file=sys.stderr)
                 continue
-            c = run_clip(path, corpus[name], Path(tmp), a.codec, plan_fields, not a.no_vmaf)
+            c = run_clip(path, corpus[name], Path(tmp), a.codec, plan_fields, not a.no_vmaf,
+                         Path(a.cache) if a.cache else None)
             c.update(split=corpus[name]["split"], group=clip_group(corpus[name]))
             result["clips"].append(c)
             print(f"roi_cost: {name} {c['bd_rate']} ({c['seconds']} s)", file=sys.stderr)

@@ -70,25 +70,33 @@ def roi_strength(importance: np.ndarray, threshold: float, strength: float) -> n
 
 
 def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: float, strength: float = 2.0,
-                          threshold: float = 0.5, max_cost_db: float = 0.25) -> np.ndarray:
+                          threshold: float = 0.5, max_cost_db: float = 0.25, texture: np.ndarray | None = None,
+                          texture_gamma: float = 1.0) -> np.ndarray:
     """One frame: importance grid (any resolution covering the frame) -> QP offsets on the block grid of `areas`.
 
     Cost-aware, not only rate-neutral: the regions of interest get down to -max_dqp, where the ROI is only the
     part of the map above `threshold`; every other block pays the same small positive offset, so the area-
     weighted mean stays 0 (the rate holds) while the spread, which is what costs whole-frame quality, stays as
-    small as the ROI allows. The ROI's depth is then scaled down until the expected whole-frame PSNR loss
-    (whole_frame_cost_db) is at most `max_cost_db`: a face filling half the frame gets a shallower offset than a
-    small one, because taking bits from everything else would cost more than it gives.
+    small as the ROI allows. With a `texture` grid (gradient energy per cell, any resolution), that payment is
+    weighted by texture**texture_gamma: a busy block gives back more bits per QP and hides the loss (masking),
+    a flat one shows it, so the bits come back from where they cost a viewer, and PSNR, least.
+    The ROI's depth is then scaled down until the expected whole-frame PSNR loss (whole_frame_cost_db) is at
+    most `max_cost_db`: a face filling half the frame gets a shallower offset than a small one, because taking
+    bits from everything else would cost more than it gives.
     """
     roi = resample(roi_strength(importance, threshold, strength), areas.shape)  # area fraction of each block
     if float(roi.max()) <= 1e-3:
         return np.zeros(areas.shape, np.float32)
-    rest = areas * (1.0 - roi)  # what each block has outside the ROI pays
+    payer = 1.0 - roi  # what each block has outside the ROI pays
+    if texture is not None and texture_gamma > 0:
+        t = resample(np.asarray(texture, np.float32), areas.shape)
+        payer = payer * (np.maximum(t, 0.0) + 0.01) ** texture_gamma
+    rest = areas * payer
 
     def offsets(depth: float) -> np.ndarray:
         gain = depth * roi
         pay = float((areas * gain).sum()) / max(1e-6, float(rest.sum()))
-        return (-gain + pay * (1.0 - roi)).astype(np.float32)
+        return (-gain + pay * payer).astype(np.float32)
 
     lo, hi = 0.0, float(max_dqp)
     if whole_frame_cost_db(offsets(hi), areas) > max_cost_db:
@@ -129,7 +137,8 @@ def quantise(offsets: np.ndarray, step: float = QP_STEP) -> np.ndarray:
 
 def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height: int, block: int,
                  shot_starts: list[int], fps: float, max_dqp: float, strength: float = 2.0,
-                 time_constant: float = 0.5, threshold: float = 0.5, max_cost_db: float = 0.25) -> np.ndarray:
+                 time_constant: float = 0.5, threshold: float = 0.5, max_cost_db: float = 0.25,
+                 texture: np.ndarray | None = None, texture_gamma: float = 1.0) -> np.ndarray:
     """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets.
 
     `importance` is read frame by frame and the result is a FrameStack: the offsets live in a FrameStore,
@@ -140,7 +149,8 @@ def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height:
     areas = block_areas(width, height, block)
     out = FrameStore()
     for k, g in enumerate(importance):
-        out[k] = importance_to_offsets(g, areas, max_dqp, strength, threshold, max_cost_db)
+        out[k] = importance_to_offsets(g, areas, max_dqp, strength, threshold, max_cost_db,
+                                       None if texture is None else texture[k], texture_gamma)
     smooth_in_shots(np.asarray(frames), out, shot_starts, fps, time_constant, inplace=True)
     for k in range(len(out)):
         out[k] = quantise(neutralise(out[k], areas, max_dqp))

@@ -66,6 +66,19 @@ def test_rest_of_frame_pays_one_small_uniform_offset():
     assert off[10:14, 20:24].max() == pytest.approx(-6.0)
 
 
+def test_busy_blocks_pay_for_the_roi_flat_ones_little():
+    areas = block_areas(640, 480, 16)
+    imp = np.zeros(areas.shape, np.float32)
+    imp[10:14, 20:24] = 1.0
+    texture = np.full(areas.shape, 0.02, np.float32)
+    texture[:, :10] = 0.4  # a bookcase on the left, a flat wall elsewhere
+    off = importance_to_offsets(imp, areas, 6.0, texture=texture, texture_gamma=1.0)
+    assert off[0, 0] > 4 * off[0, 30] > 0  # the bookcase gives the bits back, the wall barely moves
+    assert abs(_mean(off, areas)) < 0.05 and off[10:14, 20:24].max() < -4
+    even = importance_to_offsets(imp, areas, 6.0, texture=texture, texture_gamma=0.0)
+    assert np.ptp(even[0]) == pytest.approx(0, abs=1e-4)
+
+
 @pytest.mark.parametrize("bound", [0.1, 0.25, 0.5])
 def test_whole_frame_cost_is_bounded_and_big_rois_get_shallower(bound):
     areas = block_areas(352, 288, 16)

@@ -136,6 +136,10 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     fused = fuse(maps, frames, (gh, gw), opt.weights, tokens=tokens, focus=opt.focus, temperature=opt.temperature,
                  signals={s.name: arrays[f"signal/{s.name}"] for s in signals})
     t_fuse = time.perf_counter() - t_fuse
+    for o in outputs.values():
+        for name, by_frame in o.grids.items() if frames else ():
+            empty = np.zeros((gh, gw), np.float32)
+            arrays[f"{name}/grid"] = np.stack([by_frame.get(f, empty) for f in frames]).astype(np.float16)
     arrays.update({
         "importance/frames": np.asarray(frames, np.int64),
         "importance/scalar": fused.scalar,

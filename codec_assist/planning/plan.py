@@ -19,6 +19,7 @@ class PlanOptions(BaseModel):
     strength: float = Field(2.0, gt=0)  # a cell 1/strength of the way from roi_threshold to 1 is a full ROI
     roi_threshold: float = Field(0.5, ge=0, lt=1)  # importance above this is a region of interest (faces, text)
     max_cost_db: float = Field(0.25, ge=0)  # bound on the expected whole-frame PSNR loss of the offsets, per frame
+    texture_gamma: float = Field(0.0, ge=-2, le=2)  # the ROI's bits come back from busy blocks (texture**gamma); 0: evenly
     time_constant: float = Field(0.5, ge=0)  # seconds, temporal smoothing of the offsets inside a shot
     min_gop: float = Field(0.5, gt=0)  # seconds
     max_gop: float = Field(10.0, gt=0)  # seconds
@@ -41,7 +42,8 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     frames = arrays["importance/frames"].astype(np.int64)
     grid = arrays["importance/grid"].astype(np.float32)
     offsets = plan_offsets(frames, grid, v.width, v.height, block, starts, fps, opt.max_dqp, opt.strength,
-                           opt.time_constant, opt.roi_threshold, opt.max_cost_db)
+                           opt.time_constant, opt.roi_threshold, opt.max_cost_db, arrays.get("texture/grid"),
+                           opt.texture_gamma)
     plan = EncodePlan(
         codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=fps, block_size=block,
         blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp,
