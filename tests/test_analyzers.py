@@ -128,6 +128,28 @@ def test_shots_city_one_cut_and_none_in_single_shots(clip):
         assert_contiguous(out["shots"], ctx.video.frame_count)
 
 
+def test_shots_white_slide_changes_are_cuts(sample):
+    """lecture.mp4: two slide changes on a white page (mean HSV change 3-5, under the content floor of 15) are
+    cuts at their exact frames, and the webcam inset's motion between them is not."""
+    ctx, out = run_clip(sample("lecture.mp4"), [shots_mod.SceneDetectShots()])
+    assert cut_frames(out["shots"]) == [90, 180]
+    assert_contiguous(out["shots"], ctx.video.frame_count)
+
+
+def test_shots_cross_fade_is_one_gradual_cut(sample):
+    """montage.mp4: the 24-frame cross-fade (frames 165-189) gives one gradual cut inside it; the hard cuts stay
+    exact and no extra cut appears (the second transition, 318-342, fades through black: a hard cut at 330)."""
+    ctx, out = run_clip(sample("montage.mp4"), [shots_mod.SceneDetectShots()])
+    found = cut_frames(out["shots"])
+    assert len(found) == 6 and [found[i] for i in (0, 1, 3, 4, 5)] == [50, 110, 230, 285, 330], found
+    assert 165 <= found[2] <= 189
+    types = {s.start_frame: s.cut_type for s in out["shots"].shots}
+    assert types[found[2]] == "gradual" and types[110] == "hard"
+    # without the dissolve test the fade is invisible to the frame-to-frame detector
+    _, plain = run_clip(sample("montage.mp4"), [shots_mod.SceneDetectShots(dissolves=False)])
+    assert cut_frames(plain["shots"]) == [50, 110, 230, 285, 330]
+
+
 def test_transnet_missing_torch_is_one_line_error(monkeypatch):
     monkeypatch.setattr(shots_mod, "_TRANSNET_MODEL", None)
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
