@@ -150,6 +150,28 @@ def test_shots_cross_fade_is_one_gradual_cut(sample):
     assert cut_frames(plain["shots"]) == [50, 110, 230, 285, 330]
 
 
+def test_dissolve_test_tells_a_cross_fade_from_a_pan_and_a_fade_in():
+    """Real photographs: a 1-s cross-fade between two of them is one cut in its middle; a pan across one photo
+    and a fade-in of one photo from dim are none."""
+    skd = pytest.importorskip("skimage.data")
+    a = cv2.cvtColor(cv2.resize(skd.astronaut(), (400, 300)), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    b = cv2.cvtColor(cv2.resize(skd.coffee(), (400, 300)), cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    def run(frames):
+        test = shots_mod.DissolveTest(fps=25.0)
+        for i, f in enumerate(frames):
+            test.push(i, np.clip(f, 0, 255).astype(np.uint8))
+        test.finish()
+        return test.cuts
+
+    fade = [a] * 20 + [(1 - t / 25) * a + t / 25 * b for t in range(25)] + [b] * 20
+    cuts = run(fade)
+    assert len(cuts) == 1 and 20 + 8 <= cuts[0] <= 20 + 17, cuts
+    wide = cv2.resize(a, (800, 300))
+    assert run([wide[:, 4 * i:4 * i + 400] for i in range(65)]) == []  # a pan: blends fail the middle frame
+    assert run([a * min(1.0, 0.3 + i / 30) for i in range(45)]) == []  # one picture brightening: same picture
+
+
 def test_transnet_missing_torch_is_one_line_error(monkeypatch):
     monkeypatch.setattr(shots_mod, "_TRANSNET_MODEL", None)
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
