@@ -20,15 +20,80 @@ from codec_assist.schemas import Shot
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
 
 
-def shots_from_cuts(cuts: dict[int, float], frame_count: int) -> list[Shot]:
-    """Turn {cut frame: confidence} into contiguous shots over [0, frame_count)."""
+def shots_from_cuts(cuts: dict[int, float], frame_count: int, gradual: frozenset[int] = frozenset()
+                    ) -> list[Shot]:
+    """Turn {cut frame: confidence} into contiguous shots over [0, frame_count); `gradual` marks the cuts
+    that are the middle of a cross-fade rather than a hard cut."""
     starts = sorted(c for c in cuts if 0 < c < frame_count)
     bounds = [0, *starts, frame_count]
     return [
-        Shot(start_frame=a, end_frame=b, cut_type="start" if a == 0 else "hard",
+        Shot(start_frame=a, end_frame=b, cut_type="start" if a == 0 else "gradual" if a in gradual else "hard",
              confidence=1.0 if a == 0 else float(np.clip(cuts[a], 0.0, 1.0)))
         for a, b in zip(bounds, bounds[1:])
     ]
+
+
+class DissolveTest:
+    """Cross-fades, which a frame-to-frame detector cannot see (each step changes little).
+
+    In a cross-fade every frame is a blend of the two shots, so frame t is close to the mean of frames t-k and
+    t+k while those two differ a lot, and the blend of both ends explains frame t better than either end alone
+    (scaled and offset). Camera motion fails the blend test (the mean of two shifted frames is a double image,
+    not the sharp middle frame); a fade-in or fade-out of one picture fails the both-ends test (one end, scaled,
+    explains the middle as well); a fade to or from a flat colour has a flat end and is left out.
+    Thresholds were read off the dev split: montage's cross-fade measures residual/difference 0.25-0.30 and
+    blend/one-end residual 0.66-0.78 over its middle; elsewhere on dev, windows under residual/difference 0.3
+    differ by 13 grey levels or less (slow pans), except bbb_trailer's fade-in from dim (blend/one-end 0.94-1.06)
+    and montage's fade through black (1.28-1.98, and flat ends).
+    """
+
+    width = 80  # grey thumbnails: a blend is a blend at any size, and 80 px keeps the test ~0.1 ms a frame
+
+    def __init__(self, fps: float, half_span_seconds: float = 0.25, min_difference: float = 20.0,
+                 max_residual_ratio: float = 0.3, max_one_end_ratio: float = 0.85, min_contrast: float = 16.0):
+        self.k = max(2, round(half_span_seconds * fps))
+        self.min_run = self.k // 2 + 1  # frames in a row that must look like a blend
+        self.min_difference = min_difference
+        self.max_residual_ratio = max_residual_ratio
+        self.max_one_end_ratio = max_one_end_ratio
+        self.min_contrast = min_contrast
+        self._window: list[np.ndarray] = []
+        self._run: list[int] = []
+        self.cuts: list[int] = []
+
+    def push(self, index: int, gray: np.ndarray) -> None:
+        h = max(2, round(gray.shape[0] * self.width / gray.shape[1]))
+        self._window.append(cv2.resize(gray, (self.width, h), interpolation=cv2.INTER_AREA).astype(np.float32))
+        if len(self._window) > 2 * self.k + 1:
+            self._window.pop(0)
+        if len(self._window) == 2 * self.k + 1:
+            self._step(index - self.k, self._is_blend(*self._window[::self.k]))
+
+    def _is_blend(self, a: np.ndarray, mid: np.ndarray, b: np.ndarray) -> bool:
+        difference = float(np.abs(a - b).mean())
+        if difference < self.min_difference or min(a.std(), b.std()) < self.min_contrast:
+            return False
+        blend = mid - (a + b) / 2
+        if float(np.abs(blend).mean()) > self.max_residual_ratio * difference or mid.std() < 1.0:
+            return False
+
+        def one_end(end: np.ndarray) -> float:
+            """RMS residual of the middle frame fitted as gain x end + offset."""
+            r = np.corrcoef(mid.ravel(), end.ravel())[0, 1]
+            return float(mid.std() * np.sqrt(max(0.0, 1.0 - r * r)))
+
+        return float(np.sqrt(np.mean(blend ** 2))) <= self.max_one_end_ratio * min(one_end(a), one_end(b))
+
+    def _step(self, centre: int, blend: bool) -> None:
+        if blend:
+            self._run.append(centre)
+            return
+        self.finish()
+
+    def finish(self) -> None:
+        if len(self._run) >= self.min_run:
+            self.cuts.append(self._run[len(self._run) // 2])  # the middle of the blend: half one shot, half the other
+        self._run = []
 
 
 @contextlib.contextmanager
@@ -57,10 +122,14 @@ def _no_ffmpeg_probe():
 
 
 class SceneDetectShots(Analyzer):
-    """PySceneDetect's AdaptiveDetector fed straight from the proxy (no second decode).
+    """PySceneDetect's AdaptiveDetector fed straight from the proxy (no second decode), with two more cues.
 
     The adaptive ratio (a frame's change over its neighbours' mean) keeps fast pans from firing,
-    which a fixed ContentDetector threshold does not.
+    which a fixed ContentDetector threshold does not. Its floor on the change itself (min_content_val) misses
+    a slide change on a still, mostly white picture (lecture.mp4: the mean HSV change is 3-5 where cuts are
+    40-90), so a second AdaptiveDetector on the edge map alone, with a far higher ratio, takes a still picture
+    whose lines all change at once (edge change 14-23 against neighbours below 1: ratio ~150; no other dev frame
+    with an edge change of 8 or more reaches a ratio of 13). Cross-fades come from DissolveTest.
     """
 
     name: ClassVar[str] = "shots"
@@ -68,10 +137,14 @@ class SceneDetectShots(Analyzer):
     produces_map: ClassVar[bool] = False
 
     def __init__(self, adaptive_threshold: float = 3.0, min_content_val: float = 15.0,
-                 min_scene_seconds: float = 0.6):
+                 min_scene_seconds: float = 0.6, still_edge_ratio: float = 30.0, still_min_edge_change: float = 8.0,
+                 dissolves: bool = True):
         self.adaptive_threshold = adaptive_threshold
         self.min_content_val = min_content_val
         self.min_scene_seconds = min_scene_seconds
+        self.still_edge_ratio = still_edge_ratio
+        self.still_min_edge_change = still_min_edge_change
+        self.dissolves = dissolves
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -79,26 +152,48 @@ class SceneDetectShots(Analyzer):
             from scenedetect.common import FrameTimecode
             from scenedetect.detectors import AdaptiveDetector
 
+        from scenedetect.detectors import ContentDetector
+
         self._timecode = FrameTimecode
         self._fps = float(ctx.video.fps)
-        self._detector = AdaptiveDetector(
-            adaptive_threshold=self.adaptive_threshold,
-            min_content_val=self.min_content_val,
-            # in frames: an int is compared exactly, a float would be seconds
-            min_scene_len=max(1, round(self.min_scene_seconds * self._fps)),
-        )
+        self._min_len = max(1, round(self.min_scene_seconds * self._fps))
+        # in frames: an int is compared exactly, a float would be seconds
+        self._detector = AdaptiveDetector(adaptive_threshold=self.adaptive_threshold,
+                                          min_content_val=self.min_content_val, min_scene_len=self._min_len)
+        self._still_detector = AdaptiveDetector(
+            adaptive_threshold=self.still_edge_ratio, min_content_val=self.still_min_edge_change,
+            min_scene_len=self._min_len, weights=ContentDetector.Components(0.0, 0.0, 0.0, 1.0))
+        self._dissolve = DissolveTest(self._fps) if self.dissolves else None
         self._cuts: dict[int, float] = {}
+        self._still_cuts: list[int] = []
         self._last = -1
 
     def process(self, frame: ProxyFrame) -> None:
         self._last = frame.index
-        for tc in self._detector.process_frame(self._timecode(frame.index, fps=self._fps), frame.bgr):
-            self._cuts[tc.frame_num] = 1.0
-        # the detector emits nothing from post_process; the last window_width frames cannot cut
+        tc = self._timecode(frame.index, fps=self._fps)
+        for cut in self._detector.process_frame(tc, frame.bgr):
+            self._cuts[cut.frame_num] = 1.0
+        for cut in self._still_detector.process_frame(tc, frame.bgr):
+            self._still_cuts.append(cut.frame_num)
+        if self._dissolve is not None:
+            self._dissolve.push(frame.index, frame.gray)
+        # the detectors emit nothing from post_process; the last window_width frames cannot cut
 
     def finish(self) -> AnalyzerOutput:
         frame_count = max(self.ctx.video.frame_count, self._last + 1)
-        return AnalyzerOutput(shots=shots_from_cuts(self._cuts, frame_count))
+        cuts = dict(self._cuts)
+        # the extra cues only add cuts the main detector has no cut near (one transition, one cut)
+        for frame in self._still_cuts:
+            if all(abs(frame - c) >= self._min_len for c in cuts):
+                cuts[frame] = 1.0
+        gradual = set()
+        if self._dissolve is not None:
+            self._dissolve.finish()
+            for frame in self._dissolve.cuts:
+                if all(abs(frame - c) >= self._min_len for c in cuts):
+                    cuts[frame] = 1.0
+                    gradual.add(frame)
+        return AnalyzerOutput(shots=shots_from_cuts(cuts, frame_count, frozenset(gradual)))
 
 
 _TRANSNET_MODEL = None  # loaded once per process: constructing it costs ~1-3 s

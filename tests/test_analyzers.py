@@ -128,6 +128,50 @@ def test_shots_city_one_cut_and_none_in_single_shots(clip):
         assert_contiguous(out["shots"], ctx.video.frame_count)
 
 
+def test_shots_white_slide_changes_are_cuts(sample):
+    """lecture.mp4: two slide changes on a white page (mean HSV change 3-5, under the content floor of 15) are
+    cuts at their exact frames, and the webcam inset's motion between them is not."""
+    ctx, out = run_clip(sample("lecture.mp4"), [shots_mod.SceneDetectShots()])
+    assert cut_frames(out["shots"]) == [90, 180]
+    assert_contiguous(out["shots"], ctx.video.frame_count)
+
+
+def test_shots_cross_fade_is_one_gradual_cut(sample):
+    """montage.mp4: the 24-frame cross-fade (frames 165-189) gives one gradual cut inside it; the hard cuts stay
+    exact and no extra cut appears (the second transition, 318-342, fades through black: a hard cut at 330)."""
+    ctx, out = run_clip(sample("montage.mp4"), [shots_mod.SceneDetectShots()])
+    found = cut_frames(out["shots"])
+    assert len(found) == 6 and [found[i] for i in (0, 1, 3, 4, 5)] == [50, 110, 230, 285, 330], found
+    assert 165 <= found[2] <= 189
+    types = {s.start_frame: s.cut_type for s in out["shots"].shots}
+    assert types[found[2]] == "gradual" and types[110] == "hard"
+    # without the dissolve test the fade is invisible to the frame-to-frame detector
+    _, plain = run_clip(sample("montage.mp4"), [shots_mod.SceneDetectShots(dissolves=False)])
+    assert cut_frames(plain["shots"]) == [50, 110, 230, 285, 330]
+
+
+def test_dissolve_test_tells_a_cross_fade_from_a_pan_and_a_fade_in():
+    """Real photographs: a 1-s cross-fade between two of them is one cut in its middle; a pan across one photo
+    and a fade-in of one photo from dim are none."""
+    skd = pytest.importorskip("skimage.data")
+    a = cv2.cvtColor(cv2.resize(skd.astronaut(), (400, 300)), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    b = cv2.cvtColor(cv2.resize(skd.coffee(), (400, 300)), cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    def run(frames):
+        test = shots_mod.DissolveTest(fps=25.0)
+        for i, f in enumerate(frames):
+            test.push(i, np.clip(f, 0, 255).astype(np.uint8))
+        test.finish()
+        return test.cuts
+
+    fade = [a] * 20 + [(1 - t / 25) * a + t / 25 * b for t in range(25)] + [b] * 20
+    cuts = run(fade)
+    assert len(cuts) == 1 and 20 + 8 <= cuts[0] <= 20 + 17, cuts
+    wide = cv2.resize(a, (800, 300))
+    assert run([wide[:, 4 * i:4 * i + 400] for i in range(65)]) == []  # a pan: blends fail the middle frame
+    assert run([a * min(1.0, 0.3 + i / 30) for i in range(45)]) == []  # one picture brightening: same picture
+
+
 def test_transnet_missing_torch_is_one_line_error(monkeypatch):
     monkeypatch.setattr(shots_mod, "_TRANSNET_MODEL", None)
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError

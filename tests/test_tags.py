@@ -157,6 +157,40 @@ def test_conditions_are_numbers_not_words():
         parse_condition("loudness > 3")
 
 
+def test_animation_likeness_keeps_a_margin_from_camera_footage():
+    """The dev split's camera footage: the most colourful live frame (jwpIntro's webcam) measures 52 colourfulness
+    with 3 hue bins, the least grainy (cap12's flat wall) 0.20 grain at 0.74 flat; the rendered films 62-73, the
+    title card 0.00 grain. Livelier or smoother camera footage than those must not read as animated."""
+    from codec_assist.tags.scene_facts import animation_likeness, graphics_likeness
+
+    def arrays(cf, hs, flat, noise):
+        return {"signal/colourfulness": np.array([cf], float), "signal/hue_spread": np.array([hs], float),
+                "signal/flat_fraction": np.array([flat], float), "signal/noise": np.array([noise], float)}
+
+    sel = np.ones(1, bool)
+    assert animation_likeness(arrays(55, 4, 0.2, 0.5), sel)[0] == 0  # a livelier webcam than jwpIntro's
+    assert animation_likeness(arrays(62, 4, 0.05, 1.5), sel)[0] == 1  # the trailer's many-hued rendered frames
+    assert animation_likeness(arrays(72, 2, 0.1, 0.8), sel)[0] == 1  # more vivid than any camera frame on dev
+    assert graphics_likeness(arrays(40, 2, 0.74, 0.10), sel)[0] == 0  # a smoother flat-walled webcam than cap12
+    assert graphics_likeness(arrays(10, 1, 0.97, 0.0), sel)[0] == 1  # a drawn title card
+
+
+def test_slideshow_needs_large_text_and_dashcam_a_camera(taxonomy):
+    from codec_assist.tags.scene_facts import judge
+
+    topics = {t.id: t for t in taxonomy.topics}
+    slideshow, dashcam = topics["slideshow"], topics["dashcam"]
+    lecture = {"static_camera": 1.0, "text_share": 1.0, "text_area": 0.18, "cuts_per_min": 12}
+    assert not judge(slideshow.requires, slideshow.excludes, lecture).ruled_out
+    # a fixed camera where OCR reads a small sign now and then, no cuts: not a slide deck
+    fixed_camera = {"static_camera": 1.0, "text_share": 0.5, "text_area": 0.01, "cuts_per_min": 0}
+    assert "text_area" in judge(slideshow.requires, slideshow.excludes, fixed_camera).ruled_out
+    moving_graphics = {"camera_motion": 0.8, "static_camera": 0.0, "animation": 0.0, "graphics": 0.9}
+    assert "graphics" in judge(dashcam.requires, dashcam.excludes, moving_graphics).ruled_out
+    road = {"camera_motion": 0.8, "static_camera": 0.0, "animation": 0.0, "graphics": 0.0}
+    assert not judge(dashcam.requires, dashcam.excludes, road).ruled_out
+
+
 @pytest.mark.parametrize("cond, message", [("brightness << 0.3", "should match pattern"),
                                            ("sunshine > 0.5", "unknown fact"),
                                            ("__import__('os') > 1", "should match pattern")])

@@ -149,12 +149,14 @@ def _ran(analysis: Analysis, name: str) -> bool:
 
 def graphics_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
     """Per analysed frame 0..1: drawn or generated pictures, mostly flat fills with no sensor grain at all
-    (dev: an animated end card 0.97 flat / 0.00 grain; a blurry webcam 0.74 / 0.23, rendered slides 0.23 / 0.04)."""
+    (dev: an animated end card 0.97 flat / 0.00 grain; a blurry webcam 0.74 / 0.23, rendered slides 0.23 / 0.04).
+    The grain ramp ends well below the least grainy camera footage on dev (cap12's webcam: 0.20 at its lowest):
+    it used to start counting at 0.15, so a smoother, flatter webcam than cap12 would have read as drawn."""
     flat, noise = arrays.get("signal/flat_fraction"), arrays.get("signal/noise")
     if flat is None or noise is None:
         return None
     flat, noise = np.asarray(flat, np.float64)[sel], np.asarray(noise, np.float64)[sel]
-    return np.minimum(np.clip((flat - 0.4) / 0.2, 0, 1), np.clip((0.15 - noise) / 0.1, 0, 1))
+    return np.minimum(np.clip((flat - 0.4) / 0.2, 0, 1), np.clip((0.08 - noise) / 0.05, 0, 1))
 
 
 def animation_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
@@ -169,8 +171,10 @@ def animation_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.nda
         return None
     ramp = lambda x, lo, hi: np.clip((x - lo) / (hi - lo), 0.0, 1.0)  # noqa: E731
     # rendered films: vivid and many-hued, or more vivid than camera footage gets (dev frames: bigbuckbunny
-    # 65-72 colourfulness / 4 hue bins, its trailer 60-62 / 4 and 71-72 / 2-3; live footage <= 52 / 3)
-    palette = np.maximum(np.minimum(ramp(cf, 52, 60), ramp(hs, 3.0, 4.0)), ramp(cf, 62, 70))
+    # 65-72 colourfulness / 4 hue bins, its trailer 62-63 / 4 and 71-73 / 2-3; live footage <= 52 / 3). The
+    # ramps start halfway between the two (they used to start at 52: the most colourful live dev frame, a
+    # webcam at a desk, sat on the threshold, so any livelier camera footage counted as animated).
+    palette = np.maximum(np.minimum(ramp(cf, 56, 61), ramp(hs, 3.0, 4.0)), ramp(cf, 64, 70))
     drawn = graphics_likeness(arrays, sel)
     return palette if drawn is None else np.maximum(palette, drawn)
 
