@@ -70,7 +70,7 @@ def roi_strength(importance: np.ndarray, threshold: float, strength: float) -> n
 
 
 def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: float, strength: float = 2.0,
-                          threshold: float = 0.5, max_cost_db: float = 0.25, texture: np.ndarray | None = None,
+                          threshold: float = 0.5, max_cost_db: float = 0.15, texture: np.ndarray | None = None,
                           texture_gamma: float = 1.0) -> np.ndarray:
     """One frame: importance grid (any resolution covering the frame) -> QP offsets on the block grid of `areas`.
 
@@ -137,7 +137,7 @@ def quantise(offsets: np.ndarray, step: float = QP_STEP) -> np.ndarray:
 
 def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height: int, block: int,
                  shot_starts: list[int], fps: float, max_dqp: float, strength: float = 2.0,
-                 time_constant: float = 0.5, threshold: float = 0.5, max_cost_db: float = 0.25,
+                 time_constant: float = 0.5, threshold: float = 0.5, max_cost_db: float = 0.15,
                  texture: np.ndarray | None = None, texture_gamma: float = 1.0) -> np.ndarray:
     """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets.
 

@@ -186,7 +186,14 @@ def add_plan_knobs(sp) -> None:
     g.add_argument("--max-dqp", type=float, default=6.0,
                    help="largest QP offset either way; small offsets keep the bitrate")
     g.add_argument("--strength", type=float, default=2.0,
-                   help="QP offset per unit of importance above the frame mean, in units of --max-dqp")
+                   help="how fast importance above --roi-threshold reaches --max-dqp (1/strength of the way to 1 "
+                   "is the full offset)")
+    g.add_argument("--roi-threshold", type=float, default=0.5,
+                   help="importance above this is a region of interest (faces, text, a matched --focus); the "
+                   "saliency floor stays below it, so a clip with none is left to the encoder's own AQ")
+    g.add_argument("--max-cost-db", type=float, default=0.15,
+                   help="bound on each frame's expected whole-frame PSNR loss from the offsets (dB): the ROI gets "
+                   "shallower when it is large, so it is not paid for with the whole picture")
     g.add_argument("--min-gop", type=float, default=0.5, help="minimum seconds between forced IDRs")
     g.add_argument("--max-gop", type=float, default=10.0, help="maximum seconds between IDRs")
 
@@ -252,7 +259,8 @@ def plan_options(args, codec: str | None = None):
     from codec_assist.options import PlanOptions
 
     return build(PlanOptions, codec=codec or getattr(args, "codec", "x264"), max_dqp=args.max_dqp,
-                 strength=args.strength, min_gop=args.min_gop, max_gop=args.max_gop)
+                 strength=args.strength, roi_threshold=args.roi_threshold, max_cost_db=args.max_cost_db,
+                 min_gop=args.min_gop, max_gop=args.max_gop)
 
 
 def engine_options(args):

@@ -18,7 +18,7 @@ class PlanOptions(BaseModel):
     max_dqp: float = Field(6.0, ge=0, le=15)
     strength: float = Field(2.0, gt=0)  # a cell 1/strength of the way from roi_threshold to 1 is a full ROI
     roi_threshold: float = Field(0.5, ge=0, lt=1)  # importance above this is a region of interest (faces, text)
-    max_cost_db: float = Field(0.25, ge=0)  # bound on the expected whole-frame PSNR loss of the offsets, per frame
+    max_cost_db: float = Field(0.15, ge=0)  # bound on the expected whole-frame PSNR loss of the offsets, per frame
     texture_gamma: float = Field(0.0, ge=-2, le=2)  # the ROI's bits come back from busy blocks (texture**gamma); 0: evenly
     time_constant: float = Field(0.5, ge=0)  # seconds, temporal smoothing of the offsets inside a shot
     min_gop: float = Field(0.5, gt=0)  # seconds
