@@ -37,7 +37,7 @@ def test_face_blob_gets_negative_offset_rest_small_positive():
     imp = np.full(areas.shape, 0.1, np.float32)
     imp[5:15, 12:22] = 1.0  # ~8 % of the frame
     off = importance_to_offsets(imp, areas, 6.0)
-    assert off[5:15, 12:22].max() < -5.5  # near the bound; the whole-frame cost bound trims it a little
+    assert off[5:15, 12:22].max() < -4  # the whole-frame cost bound (0.15 dB) trims it below -6
     assert 0 < off[0, 0] < 1.0
     assert abs(_mean(off, areas)) < 0.05
 
