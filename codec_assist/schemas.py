@@ -22,6 +22,9 @@ SCHEMA_VERSION = 1
 # Artifacts whose model gained fields since version 1 write this version and still read version 1 files (the new
 # fields are optional). Version 2: `timing` (StageSeconds, issue 16) on Analysis, EncodeResult, CompareReport.
 TIMED_VERSION = 2
+# Version 3 (issue 15): Quality gains xpsnr_y / vmaf / vmaf_frames (EncodeReport, CompareReport); CompareReport
+# gains its peer encodes (x264/x265 with their own tools on) and BD-rates per pair. Version 1 and 2 files still load.
+METRICS_VERSION = 3
 
 Codec = Literal["x264", "x265"]
 
@@ -449,6 +452,10 @@ class Quality(_Model):
     ssim_y: float
     roi_psnr_y: dict[str, float] = {}  # RoiBox.label() -> dB
     weighted_psnr_y: float | None = None  # importance-weighted; only comparable under the same weights
+    # version 3 (issue 15): metrics a viewer agrees with, measured on every frame in the same decode pass
+    xpsnr_y: float | None = None  # FFmpeg's xpsnr filter, Y, mean over all frames (dB)
+    vmaf: float | None = None  # vmaf-torch (vmaf_v0.6.1, motion on), whole frame, mean over the scored frames
+    vmaf_frames: int | None = None  # how many frames VMAF was averaged over (all, or every k-th)
 
 
 class EncodeResult(_Model):
@@ -469,9 +476,9 @@ class EncodeResult(_Model):
 
 class EncodeReport(_Model):
     kind: ClassVar[str] = "encode-report"
-    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION, METRICS_VERSION)
     schema_: Literal["codec-assist/encode-report"] = Field("codec-assist/encode-report", alias="schema")
-    version: int = TIMED_VERSION
+    version: int = METRICS_VERSION
     input: VideoInfo
     result: EncodeResult
     plan: str | None = None
@@ -491,9 +498,9 @@ class ComparePoint(_Model):
 
 class CompareReport(_Model):
     kind: ClassVar[str] = "compare-report"
-    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION, METRICS_VERSION)
     schema_: Literal["codec-assist/compare-report"] = Field("codec-assist/compare-report", alias="schema")
-    version: int = TIMED_VERSION
+    version: int = METRICS_VERSION
     input: VideoInfo
     codec: Codec
     preset: str
