@@ -320,15 +320,17 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
             codec: str = "x264", preset: str = "medium", rois: Sequence[RoiBox] = (),
             analyze_options: AnalyzeOptions | None = None, plan_options: PlanOptions | None = None,
             auto_preset: bool = False, keep: str | Path | None = None, html: str | Path | None = None,
-            vmaf_every: int = 1, limits: Limits | None = None, overwrite: bool = False,
-            progress: bool = False) -> CompareReport:
+            vmaf_every: int = 1, peer: bool = True, peer_aq_mode: int = 3, peer_tune: str | None = "auto",
+            limits: Limits | None = None, overwrite: bool = False, progress: bool = False) -> CompareReport:
     """Plain vs assisted encodes of `input` at each bitrate (same encoder, preset and rate control), measured
     against the source: bitrate, PSNR/SSIM/XPSNR and VMAF (whole frame), PSNR in `rois` (boxes marked
     independently of the importance map) and, with 3+ rates, BD-rates on each. `vmaf_every`: VMAF (vmaf-torch,
     motion on) on every frame (1, default), every k-th (k) or off (0) — it is the costly metric, ≈45 ms per
     352x288 frame and 0.25-0.8 s per 720p frame on 2 cores, for each encode. PSNR punishes any redistribution
-    of bits inside a frame (the encoder's own AQ too); VMAF is the viewer's proxy. `keep` keeps the encodes in
-    that folder; `output` writes the report JSON, `html` the report page."""
+    of bits inside a frame (the encoder's own AQ too); VMAF is the viewer's proxy. `peer` (default on) also
+    encodes the encoder with its own tools on — `peer_aq_mode` (3) and `peer_tune` ("auto": animation or film
+    from the analysis; "none"; or a tune name) — so the report has assisted vs plain, peer vs plain and assisted
+    vs peer. `keep` keeps the encodes in that folder; `output` writes the report JSON, `html` the report page."""
     from codec_assist.evaluation.compare import compare_run
     from codec_assist.media.safeio import check_output
 
@@ -339,6 +341,10 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
         raise CodecAssistError("compare needs at least one bitrate")
     if vmaf_every < 0:
         raise CodecAssistError(f"--vmaf-every must be >= 0 (0 = off), got {vmaf_every}")
+    if peer:
+        from codec_assist.evaluation.compare import check_peer
+
+        check_peer(codec, peer_aq_mode, peer_tune)
     for p in (output, html):
         if p:
             check_output(p, inp, overwrite=overwrite)
@@ -355,7 +361,7 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
     with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
         run = compare_run(inp, rates, keep or tmp, codec=codec, preset=preset, rois=rois, analyze_options=a_opt,
                           plan_options=p_opt, progress=progress, keep=bool(keep or html), vmaf_every=vmaf_every,
-                          limits=limits)
+                          peer=peer, peer_aq_mode=peer_aq_mode, peer_tune=peer_tune, limits=limits)
         run.report.auto_preset = choices
         if output:
             schemas.save(run.report, output)

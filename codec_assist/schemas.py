@@ -487,6 +487,17 @@ class EncodeReport(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class PeerSettings(_Model):
+    """The encoder with its own tools on, as careful users set it: compare's third encode (issue 15). Same
+    encoder, preset and rate as the plain one; `aq_mode` and `tune` are what differ."""
+    aq_mode: int = Field(ge=1, le=4)  # x264: 1 variance, 2 auto-variance, 3 auto-variance biased to dark scenes
+    tune: str | None = None  # the encoder's --tune, None = no tune
+    tune_reason: str = ""  # why this tune (chosen by the user, or from the analysis' animation fact)
+
+    def label(self) -> str:
+        return f"aq-mode={self.aq_mode}" + (f" tune={self.tune}" if self.tune else "")
+
+
 class ComparePoint(_Model):
     rate: RateControl
     baseline: EncodeResult
@@ -494,6 +505,7 @@ class ComparePoint(_Model):
     bitrate_ratio: float  # assisted / baseline
     psnr_y_delta: float  # assisted - baseline, dB
     roi_psnr_y_delta: dict[str, float] = {}
+    peer: EncodeResult | None = None  # version 3: the encoder with its own tools on (CompareReport.peer)
 
 
 class CompareReport(_Model):
@@ -507,6 +519,10 @@ class CompareReport(_Model):
     rois: list[RoiBox] = []
     points: list[ComparePoint]
     bd_rate: dict[str, float | None] = {}  # metric -> % bitrate change of assisted vs baseline at equal quality
+    # version 3 (issue 15): the peer encode and its BD-rates, metric -> %, like bd_rate
+    peer: PeerSettings | None = None
+    bd_rate_peer: dict[str, float | None] = {}  # peer vs baseline (plain)
+    bd_rate_vs_peer: dict[str, float | None] = {}  # assisted vs peer: negative = assisted beats the encoder's own tools
     seconds_analysis: float
     speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
     auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
