@@ -325,8 +325,8 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
     """Plain vs assisted encodes of `input` at each bitrate (same encoder, preset and rate control), measured
     against the source: bitrate, PSNR/SSIM/XPSNR and VMAF (whole frame), PSNR in `rois` (boxes marked
     independently of the importance map) and, with 3+ rates, BD-rates on each. `vmaf_every`: VMAF (vmaf-torch,
-    motion on) on every frame (1, default), every k-th (k) or off (0) — it is the costly metric, ≈45 ms per
-    352x288 frame and 0.25-0.8 s per 720p frame on 2 cores, for each encode. PSNR punishes any redistribution
+    motion on) on every frame (1, default), every k-th (k) or off (0) — it is the costly metric, ≈0.05-0.14 s per
+    352x288 frame and 0.25-1 s per 720p frame on 2 shared cores, for each encode. PSNR punishes any redistribution
     of bits inside a frame (the encoder's own AQ too); VMAF is the viewer's proxy. `peer` (default on) also
     encodes the encoder with its own tools on — `peer_aq_mode` (3) and `peer_tune` ("auto": animation or film
     from the analysis; "none"; or a tune name) — so the report has assisted vs plain, peer vs plain and assisted

@@ -36,8 +36,8 @@ def register(sub) -> None:
                    help="region (source pixels, optional seconds window) to measure PSNR in (repeatable)")
     c.add_argument("--vmaf-every", type=int, default=1, metavar="K",
                    help="whole-frame VMAF on every frame (1, default), every K-th frame (motion still from all) or "
-                   "off (0). It is the costly metric: about 45 ms per 352x288 frame, 0.1 s at 640x360 and "
-                   "0.25-0.8 s at 1280x720 on 2 cores, for each encode measured")
+                   "off (0). It is the costly metric: per frame of each encode measured, about 0.05-0.14 s at "
+                   "352x288, 0.1-0.4 s at 640x360 and 0.25-1 s at 1280x720 on 2 shared cores (idle to busy)")
     c.add_argument("--no-peer", dest="peer", action="store_false",
                    help="skip the peer encode (the encoder with its own tools on)")
     c.add_argument("--peer-aq-mode", type=int, default=3, metavar="N",

@@ -5,7 +5,8 @@ Metrics, all in the same decode pass: PSNR-Y and SSIM-Y, XPSNR-Y (FFmpeg's xpsnr
 motion on every frame (vmaf-torch; the viewer's proxy) and PSNR in each ROI box. PSNR punishes any
 redistribution of bits inside a frame — x264/x265's own adaptive quantisation as much as ours — while VMAF and
 XPSNR model the masking a viewer has, so read whole-frame PSNR beside VMAF, not alone. VMAF is the costly one
-(≈45 ms per 352x288 frame, 0.25-0.8 s per 720p frame on 2 cores, per encode measured): `vmaf_every` thins it
+(per frame of each encode measured, 2 shared cores: ≈0.05-0.14 s at 352x288, 0.1-0.4 s at 640x360, 0.25-1 s at
+720p, idle to busy; XPSNR and PSNR+SSIM cost 5-25 ms): `vmaf_every` thins it
 (k = every k-th frame, motion still from all) or switches it off (0).
 
 Peers (issue 15): the same run also encodes the encoder with its own tools on, as careful users set it —

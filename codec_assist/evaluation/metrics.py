@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -269,7 +270,7 @@ def compare_videos(
     out of weighted PSNR. `xpsnr`: also XPSNR-Y (:class:`XpsnrMeter`, every frame: its temporal term needs
     neighbours; roughly doubles the cost of PSNR+SSIM). `vmaf_every` > 0: also whole-video VMAF with motion
     (:class:`VmafMeter`) on frames 0, k, 2k, ...; 1 = every frame, the viewer's proxy, and by far the
-    costliest metric (≈45 ms per 352x288 frame, 0.25-0.8 s per 720p frame on 2 cores); 0 = off.
+    costliest metric (≈0.05-0.14 s per 352x288 frame, 0.25-1 s per 720p frame on 2 shared cores); 0 = off.
     Raises CodecAssistError when the frame counts or sizes differ. See the module docstring for definitions.
     """
     if every < 1:
@@ -611,16 +612,19 @@ class VmafMeter:
     when the sequence ends (motion2 needs the next frame). With ``every = k`` ADM/VIF (the costly part) run on
     frames 0, k, 2k, ... only; motion still comes from all frames.
 
-    Cost (2 shared cores, vmaf-torch on CPU): see docs/BENCHMARKS.md "VMAF cost" — about 45 ms per 352x288
-    frame, 0.1 s at 640x360, 0.25-0.8 s at 1280x720.
+    `threads`: torch threads while this meter computes (restored after each call). 1 by default: on these 2
+    shared cores two OpenMP threads ran 2-4x *slower* than one whenever other work was running (their
+    spin-waits fight for the cores), and only slightly faster on an idle machine. Cost: docs/BENCHMARKS.md,
+    "VMAF cost".
     """
 
-    def __init__(self, every: int = 1, batch_pixels: int = VMAF_BATCH_PIXELS):
+    def __init__(self, every: int = 1, batch_pixels: int = VMAF_BATCH_PIXELS, threads: int = 1):
         if every < 1:
             raise CodecAssistError(f"vmaf every must be >= 1, got {every}")
         self.torch, VMAF = _vmaf_torch()
         self.every = every
         self.batch_pixels = batch_pixels
+        self.threads = max(1, threads)
         self._model = VMAF(temporal_pooling=False, enable_motion=True, clip_score=True).eval()
         self._n = 0
         self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
@@ -650,7 +654,7 @@ class VmafMeter:
         torch = self.torch
         from vmaf_torch.utils import fast_gaussian_blur, vmaf_pad
 
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             ref = torch.from_numpy(np.stack([r for _, r, _ in self._pending]).astype(np.float32))[:, None]
             motion = self._model.motion
             k = (motion.kernel_size - 1) // 2
@@ -682,10 +686,19 @@ class VmafMeter:
         nxt = np.append(sad[1:], np.inf)  # the last frame has no next one: it keeps SAD(i, i-1)
         motion2 = np.minimum(sad, nxt)
         motion2[0] = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             m2 = torch.from_numpy(motion2[self._scored].astype(np.float32))[:, None]
             out = self._model.predict(torch.cat(self._adm), m2, torch.cat(self._vif))
         return out.flatten().double().numpy()
+
+    @contextmanager
+    def _threads(self):
+        previous = self.torch.get_num_threads()
+        self.torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            self.torch.set_num_threads(previous)
 
     def mean(self) -> float | None:
         s = self.scores()
