@@ -108,6 +108,14 @@ def table(reports: list[tuple[str, str, ca.CompareReport, dict]]) -> str:
         lines.append(f"| {name} | {codec} | {rep.seconds_analysis:.2f} | {speed.get('realtime_x', 0):.1f} | "
                      f"{rep.speed_ratio:.2f} | {fmt(bd.get('psnr_y'))} | {fmt(bd.get('ssim_y'))} | {fmt(roi)} | "
                      f"{speed.get('per_analyzer', {})} |")
+    # issue 15: the viewer's metrics and the peer (the encoder's own aq-mode=3 + tune), BD-rate % per pair
+    lines += ["", "| sample | codec | peer | metric | assisted vs plain | peer vs plain | assisted vs peer |",
+              "|---|---|---|---|---|---|---|"]
+    for name, codec, rep, _ in reports:
+        for metric in rep.bd_rate:
+            lines.append(f"| {name} | {codec} | {rep.peer.label() if rep.peer else '–'} | {metric} | "
+                         f"{fmt(rep.bd_rate.get(metric))} | {fmt(rep.bd_rate_peer.get(metric))} | "
+                         f"{fmt(rep.bd_rate_vs_peer.get(metric))} |")
     return "\n".join(lines)
 
 
@@ -118,6 +126,7 @@ def main() -> int:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--max-dqp", type=float, default=ca.PlanOptions().max_dqp)
     ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
+    ap.add_argument("--vmaf-every", type=int, default=1, help="VMAF on every K-th frame (1 = all, 0 = off)")
     ap.add_argument("--tables-only", action="store_true", help="print the tables from the JSON of an earlier run")
     ap.add_argument("--analysis-only", action="store_true", help="only time the analysis, per analyzer (no encodes)")
     args = ap.parse_args()
@@ -154,7 +163,8 @@ def main() -> int:
             else:
                 try:
                     rep = ca.compare(path, [k * 1000 for k in RATES_KBPS[name]], codec=codec, preset=args.preset,
-                                     rois=rois, plan_options=ca.PlanOptions(codec=codec, max_dqp=args.max_dqp))
+                                     rois=rois, plan_options=ca.PlanOptions(codec=codec, max_dqp=args.max_dqp),
+                                     vmaf_every=args.vmaf_every)
                 except ca.CodecAssistError as e:
                     print(f"# {name} {codec}: skipped: {e}", file=sys.stderr)
                     continue

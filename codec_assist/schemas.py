@@ -22,6 +22,9 @@ SCHEMA_VERSION = 1
 # Artifacts whose model gained fields since version 1 write this version and still read version 1 files (the new
 # fields are optional). Version 2: `timing` (StageSeconds, issue 16) on Analysis, EncodeResult, CompareReport.
 TIMED_VERSION = 2
+# Version 3 (issue 15): Quality gains xpsnr_y / vmaf / vmaf_frames (EncodeReport, CompareReport); CompareReport
+# gains its peer encodes (x264/x265 with their own tools on) and BD-rates per pair. Version 1 and 2 files still load.
+METRICS_VERSION = 3
 
 Codec = Literal["x264", "x265"]
 
@@ -449,6 +452,10 @@ class Quality(_Model):
     ssim_y: float
     roi_psnr_y: dict[str, float] = {}  # RoiBox.label() -> dB
     weighted_psnr_y: float | None = None  # importance-weighted; only comparable under the same weights
+    # version 3 (issue 15): metrics a viewer agrees with, measured on every frame in the same decode pass
+    xpsnr_y: float | None = None  # FFmpeg's xpsnr filter, Y, mean over all frames (dB)
+    vmaf: float | None = None  # vmaf-torch (vmaf_v0.6.1, motion on), whole frame, mean over the scored frames
+    vmaf_frames: int | None = None  # how many frames VMAF was averaged over (all, or every k-th)
 
 
 class EncodeResult(_Model):
@@ -469,15 +476,26 @@ class EncodeResult(_Model):
 
 class EncodeReport(_Model):
     kind: ClassVar[str] = "encode-report"
-    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION, METRICS_VERSION)
     schema_: Literal["codec-assist/encode-report"] = Field("codec-assist/encode-report", alias="schema")
-    version: int = TIMED_VERSION
+    version: int = METRICS_VERSION
     input: VideoInfo
     result: EncodeResult
     plan: str | None = None
     auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PeerSettings(_Model):
+    """The encoder with its own tools on, as careful users set it: compare's third encode (issue 15). Same
+    encoder, preset and rate as the plain one; `aq_mode` and `tune` are what differ."""
+    aq_mode: int = Field(ge=1, le=4)  # x264: 1 variance, 2 auto-variance, 3 auto-variance biased to dark scenes
+    tune: str | None = None  # the encoder's --tune, None = no tune
+    tune_reason: str = ""  # why this tune (chosen by the user, or from the analysis' animation fact)
+
+    def label(self) -> str:
+        return f"aq-mode={self.aq_mode}" + (f" tune={self.tune}" if self.tune else "")
 
 
 class ComparePoint(_Model):
@@ -487,19 +505,24 @@ class ComparePoint(_Model):
     bitrate_ratio: float  # assisted / baseline
     psnr_y_delta: float  # assisted - baseline, dB
     roi_psnr_y_delta: dict[str, float] = {}
+    peer: EncodeResult | None = None  # version 3: the encoder with its own tools on (CompareReport.peer)
 
 
 class CompareReport(_Model):
     kind: ClassVar[str] = "compare-report"
-    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION)
+    versions: ClassVar[tuple[int, ...]] = (1, TIMED_VERSION, METRICS_VERSION)
     schema_: Literal["codec-assist/compare-report"] = Field("codec-assist/compare-report", alias="schema")
-    version: int = TIMED_VERSION
+    version: int = METRICS_VERSION
     input: VideoInfo
     codec: Codec
     preset: str
     rois: list[RoiBox] = []
     points: list[ComparePoint]
     bd_rate: dict[str, float | None] = {}  # metric -> % bitrate change of assisted vs baseline at equal quality
+    # version 3 (issue 15): the peer encode and its BD-rates, metric -> %, like bd_rate
+    peer: PeerSettings | None = None
+    bd_rate_peer: dict[str, float | None] = {}  # peer vs baseline (plain)
+    bd_rate_vs_peer: dict[str, float | None] = {}  # assisted vs peer: negative = assisted beats the encoder's own tools
     seconds_analysis: float
     speed_ratio: float  # mean over the rates of (analysis + assisted encode) / plain encode wall time
     auto_preset: list[PresetChoice] | None = None  # tag-driven settings (issue 5), when --auto-preset was used

@@ -29,10 +29,12 @@ def test_api_drives_the_whole_job(sample, tmp_path):
     assert not plain.result.assisted and probe(tmp_path / "b.mp4").frame_count == probe(src).frame_count
 
     cmp = ca.compare(src, ["150k", "300k", "600k"], codec="x264", preset="veryfast", rois=[ca.parse_roi(FACE)],
-                     analyze_options=QUICK, output=tmp_path / "cmp.json")
+                     analyze_options=QUICK, output=tmp_path / "cmp.json", vmaf_every=10)
     key = next(iter(cmp.points[0].roi_psnr_y_delta))
     assert all(p.roi_psnr_y_delta[key] > 0.5 for p in cmp.points), "the face must get better at the same rate"
     assert cmp.bd_rate[f"roi_psnr_y[{key}]"] < -10
+    assert cmp.peer is not None and all(p.peer.quality.vmaf is not None for p in cmp.points)
+    assert set(cmp.bd_rate_vs_peer) == set(cmp.bd_rate) >= {"psnr_y", "ssim_y", "xpsnr_y", "vmaf"}
 
     tags = ca.tag(src, top=3)
     assert tags.tags[0].name and tags.tags[0].evidence

@@ -138,3 +138,78 @@ def test_help_says_only_what_helps():
 def test_explain_points_a_video_to_analyze(sample, tmp_path):
     msg = _one_line_error(run("explain", sample("bikes.mp4")))
     assert "run `codec-assist analyze`" in msg
+
+
+# ------------------------------------------------------------------- compare: VMAF, XPSNR and peers (issue 15)
+def _x264_settings(path) -> str:
+    """x264 writes its options into an SEI of the stream: 'x264 - core ... options: ... aq=3:1.00 ...'."""
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\0", start)].decode("ascii", "replace")
+
+
+@pytest.fixture(scope="module")
+def short_clip(sample, tmp_path_factory):
+    """The first 30 frames of carphone.mp4 (176x144 talking head), near-lossless, so VMAF stays cheap."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path_factory.mktemp("short") / "carphone30.mp4"
+    with av.open(str(sample("carphone.mp4"))) as src, av.open(str(path), "w") as dst:
+        vs = src.streams.video[0]
+        vs.codec_context.thread_count = 1
+        out = dst.add_stream("libx264", rate=25)
+        out.width, out.height, out.pix_fmt = 176, 144, "yuv420p"
+        out.options = {"preset": "ultrafast", "qp": "0"}
+        for i, f in enumerate(src.decode(vs)):
+            if i == 30:
+                break
+            f.pict_type = av.video.frame.PictureType.NONE
+            f.pts, f.time_base = i, Fraction(1, 25)  # the source is 29.97 fps: new timestamps for 25
+            for pkt in out.encode(f):
+                dst.mux(pkt)
+        for pkt in out.encode():
+            dst.mux(pkt)
+    return path
+
+
+def test_compare_measures_vmaf_and_runs_the_peer(short_clip, tmp_path):
+    """compare: plain, assisted and the peer (x264 aq-mode=3, tune film) at each rate, every metric measured,
+    BD-rates of the three pairs on each metric; the peer's options reached the encoder."""
+    out, keep = tmp_path / "cmp.json", tmp_path / "keep"
+    face = "60,20,64,80"
+    r = run("compare", short_clip, "--bitrate", "40k,80k,160k", "--preset", "veryfast", "--analyzers",
+            "shots,saliency", "--roi", face, "--keep", keep, "-o", out)
+    assert r.returncode == 0, r.stderr
+    for text in ("peer (aq-mode=3 tune=film)", "assisted vs peer", "peer vs plain", "VMAF", "XPSNR",
+                 "PSNR punishes"):
+        assert text in r.stdout
+    rep = json.loads(out.read_text())
+    assert rep["version"] == 3
+    assert rep["peer"]["aq_mode"] == 3 and rep["peer"]["tune"] == "film" and rep["peer"]["tune_reason"]
+    metrics = {"psnr_y", "ssim_y", "xpsnr_y", "vmaf", f"roi_psnr_y[{face}]"}
+    for key in ("bd_rate", "bd_rate_peer", "bd_rate_vs_peer"):
+        assert set(rep[key]) == metrics, key
+    vmaf = {side: [p[side]["quality"]["vmaf"] for p in rep["points"]] for side in ("baseline", "assisted", "peer")}
+    for side, values in vmaf.items():
+        assert all(0 < v <= 100 for v in values) and values == sorted(values), (side, values)  # rises with rate
+    for p in rep["points"]:
+        for side in ("baseline", "assisted", "peer"):
+            q = p[side]["quality"]
+            assert q["vmaf_frames"] == q["frames"] == 30 and q["xpsnr_y"] > 15
+    # what each encoder was actually given, read back from the streams
+    sei = {side: _x264_settings(next(keep.glob(f"*.80k.{side}.mp4"))) for side in ("baseline", "assisted", "peer")}
+    assert " aq=3:" in sei["peer"] and " deblock=1:-1:-1" in sei["peer"]  # aq-mode 3 and tune film
+    assert " aq=1:" in sei["baseline"] and " deblock=1:0:0" in sei["baseline"]  # veryfast's defaults
+    assert " aq=1:" in sei["assisted"]
+
+
+def test_compare_refuses_bad_peer_and_vmaf_options(short_clip, tmp_path):
+    out = tmp_path / "cmp.json"
+    for args, words in ((["--peer-aq-mode", "5"], "peer aq-mode 5"), (["--peer-tune", "cartoon"], "unknown x264 tune"),
+                        (["--codec", "x265", "--peer-tune", "film"], "unknown x265 tune"),
+                        (["--vmaf-every", "-1"], "vmaf-every")):
+        msg = _one_line_error(run("compare", short_clip, "--bitrate", "40k", "-o", out, *args))
+        assert words in msg
+        assert not out.exists()

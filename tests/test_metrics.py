@@ -305,3 +305,46 @@ def test_compare_size_mismatch_and_bad_inputs(clips, sample, tmp_path):
         M.compare_videos(clips["ref"], clips["crf38"], weights=lambda i: -np.ones((2, 2)))
     with pytest.raises(CodecAssistError, match="no such file"):
         M.compare_videos(clips["ref"], tmp_path / "missing.mp4")
+
+
+# ------------------------------------------------------------------ XPSNR and whole-video VMAF (issue 15)
+def test_vmaf_and_xpsnr_track_quality(clips):
+    """Whole-frame VMAF (motion on, every frame) and XPSNR in the same pass as PSNR: near 100 / capped for the
+    source itself, high for CRF 18, much lower for CRF 38 (a heavy degradation)."""
+    same = M.compare_videos(clips["ref"], clips["ref"], xpsnr=True, vmaf_every=5)
+    assert same.xpsnr_y == M.PSNR_CAP and same.vmaf_frames == N_FRAMES // 5
+    assert same.vmaf == pytest.approx(100.0, abs=1.0)
+    hi = M.compare_videos(clips["ref"], clips["crf18"], xpsnr=True, vmaf_every=1)
+    lo = M.compare_videos(clips["ref"], clips["crf38"], xpsnr=True, vmaf_every=1)
+    assert hi.vmaf_frames == lo.vmaf_frames == N_FRAMES
+    assert hi.vmaf > 90 and lo.vmaf < hi.vmaf - 20
+    assert 20 < lo.xpsnr_y < hi.xpsnr_y < 60 and hi.xpsnr_y > lo.xpsnr_y + 5  # FFmpeg reads ~8 dB below PSNR here
+    # off by default: the other callers of compare_videos pay nothing for them
+    plain = M.compare_videos(clips["ref"], clips["crf38"])
+    assert plain.vmaf is None and plain.xpsnr_y is None and plain.vmaf_frames is None
+    assert plain.psnr_y == lo.psnr_y  # the same pass gives the same PSNR
+    with pytest.raises(CodecAssistError, match="vmaf_every"):
+        M.compare_videos(clips["ref"], clips["crf38"], vmaf_every=-1)
+
+
+def test_vmaf_meter_batches_are_invisible(clips):
+    """VMAF's motion feature needs the previous and next frame: streaming in batches of any size gives
+    vmaf-torch's own one-shot result on the whole sequence; `every` scores a subset with the same motion."""
+    import torch
+    from vmaf_torch import VMAF
+
+    refs = [luma(f).copy() for _, f in zip(range(12), iter_frames(clips["ref"]))]
+    dist = [luma(f).copy() for _, f in zip(range(12), iter_frames(clips["crf38"]))]
+    model = VMAF(temporal_pooling=False, enable_motion=True, clip_score=True).eval()
+    with torch.no_grad():
+        whole = model(*(torch.from_numpy(np.stack(x).astype(np.float32))[:, None] for x in (refs, dist)))
+    whole = whole.flatten().numpy()
+    for batch_pixels in (1, 5 * 640 * 272, 1 << 30):  # one frame, 5 frames (uneven), all at once
+        meter = M.VmafMeter(batch_pixels=batch_pixels)
+        for a, b in zip(refs, dist):
+            meter.add(a, b)
+        assert np.allclose(meter.scores(), whole, atol=0.01)
+    meter = M.VmafMeter(every=4)
+    for a, b in zip(refs, dist):
+        meter.add(a, b)
+    assert meter.frames == 3 and np.allclose(meter.scores(), whole[::4], atol=0.01)

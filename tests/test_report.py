@@ -114,9 +114,13 @@ def test_compare_html_opens_offline_in_chromium(sample, jwp_analysis, tmp_path):
     """compare --html on a real talking-head clip; then `report` joins it with the analysis; both in Chromium."""
     out, page = tmp_path / "cmp.json", tmp_path / "cmp.html"
     r = run("compare", sample("jwpIntro.mp4"), "--bitrate", "100k,200k,400k", "--preset", "ultrafast",
-            "--roi", FACE, "-o", out, "--html", page)
+            "--roi", FACE, "-o", out, "--html", page, "--vmaf-every", "30")  # VMAF on every 30th frame: a short test
     assert r.returncode == 0, r.stderr
     text = page.read_text()
+    # issue 15: every metric, the peer encode and BD-rates of the three pairs, with the PSNR-vs-VMAF note
+    for words in ("VMAF", "XPSNR-Y", "peer (aq-mode=3 tune=film)", "assisted vs peer", "peer vs plain",
+                  "PSNR punishes any redistribution"):
+        assert words in text, words
     for title in ("Importance timeline", "QP offsets on sampled frames", "Bits and QP per shot",
                   "Rate–distortion curves", "Why: the most important moments"):
         assert title in text
@@ -224,7 +228,16 @@ def test_figures_are_labelled(bikes_analysis, tmp_path):
     fig = F.rd_curves([F.RdPanel("Whole frame", "PSNR-Y (dB)", ([100, 200, 400], [35, 38, 41]),
                                  ([105, 210, 410], [35.5, 38.4, 41.2]), -3.2)])
     _labelled(fig)
-    assert any("BD-rate -3.2 %" in t.get_text() for t in fig.axes[0].texts)
+    assert any("BD-rate assisted vs plain -3.2 %" in t.get_text() for t in fig.axes[0].texts)
+    # with the peer (issue 15): a third curve and the BD-rates of all three pairs, one panel per metric
+    peer = ([98, 205, 400], [34.6, 37.9, 40.8])
+    fig = F.rd_curves([F.RdPanel(title, "q", ([100, 200, 400], [35, 38, 41]), ([105, 210, 410], [35.5, 38.4, 41.2]),
+                                 -3.2, peer=peer, peer_label="peer (aq-mode=3 tune=film)", bd_rate_peer=4.0,
+                                 bd_rate_vs_peer=-7.1) for title in ("PSNR-Y", "SSIM-Y", "XPSNR-Y", "VMAF")])
+    _labelled(fig)
+    shown = fig.axes  # 2 rows of 3, the 2 empty cells removed
+    assert len(shown) == 4 and all(len(ax.get_lines()) == 3 for ax in shown)
+    assert any("assisted vs peer -7.1 %" in t.get_text() for t in shown[3].texts)
 
 
 # ---------------------------------------------------------------------------------------------- failures

@@ -77,3 +77,46 @@ def test_missing_or_corrupt_arrays(tmp_path):
 def test_shot_must_be_nonempty():
     with pytest.raises(ValueError):
         Shot(start_frame=5, end_frame=5)
+
+
+def _compare_report(**kw):
+    from codec_assist.schemas import ComparePoint, CompareReport, EncodeResult, Quality, RateControl
+
+    def result(assisted, kbps):
+        return EncodeResult(output="o.mp4", codec="x264", preset="medium", rate=RateControl(mode="abr", bitrate=100_000),
+                            assisted=assisted, frames=10, keyframes=[0], bitrate_kbps=kbps, seconds_encode=1.0,
+                            quality=Quality(frames=10, bitrate_kbps=kbps, psnr_y=35.0, ssim_y=0.95, **kw.get("q", {})))
+
+    point = ComparePoint(rate=RateControl(mode="abr", bitrate=100_000), baseline=result(False, 100.0),
+                         assisted=result(True, 101.0), bitrate_ratio=1.01, psnr_y_delta=0.0,
+                         **({"peer": result(False, 99.0)} if "peer" in kw else {}))
+    return CompareReport(input=_video(), codec="x264", preset="medium", points=[point], seconds_analysis=1.0,
+                         speed_ratio=1.2, **({"peer": kw["peer"]} if "peer" in kw else {}))
+
+
+def test_compare_report_v3_and_older_versions_load(tmp_path):
+    """Version 3 (issue 15) adds VMAF/XPSNR to Quality and the peer encode; version 1 and 2 files still load."""
+    from codec_assist.schemas import CompareReport, PeerSettings
+
+    new = _compare_report(q={"vmaf": 91.5, "vmaf_frames": 10, "xpsnr_y": 33.0},
+                          peer=PeerSettings(aq_mode=3, tune="film", tune_reason="asked for"))
+    schemas.save(new, tmp_path / "v3.json")
+    raw = json.loads((tmp_path / "v3.json").read_text())
+    assert raw["version"] == 3 == CompareReport.versions[-1]
+    back, _ = schemas.load(CompareReport, tmp_path / "v3.json")
+    assert back == new and back.points[0].peer.quality.bitrate_kbps == 99.0 and back.peer.label() == "aq-mode=3 tune=film"
+
+    old = json.loads(_compare_report().model_dump_json(by_alias=True))
+    for version in (1, 2):  # what earlier releases wrote: no vmaf/xpsnr fields, no peer, no timing in version 1
+        for p in old["points"]:
+            for side in ("baseline", "assisted"):
+                for key in ("vmaf", "vmaf_frames", "xpsnr_y"):
+                    p[side]["quality"].pop(key)
+            p.pop("peer")
+        for key in ("peer", "bd_rate_peer", "bd_rate_vs_peer") + (("timing",) if version == 1 else ()):
+            old.pop(key, None)
+        old["version"] = version
+        (tmp_path / f"v{version}.json").write_text(json.dumps(old))
+        rep, _ = schemas.load(CompareReport, tmp_path / f"v{version}.json")
+        assert rep.version == version and rep.peer is None and rep.points[0].baseline.quality.vmaf is None
+        old = json.loads(_compare_report().model_dump_json(by_alias=True))

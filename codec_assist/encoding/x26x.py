@@ -36,6 +36,9 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 EIGHT_BIT_420 = {"yuv420p", "yuvj420p"}
 TEN_BIT_420 = "yuv420p10le"
+# x264/x265 `--tune` values of this build (an unknown tune is refused by the encoder; checked here first)
+TUNES = {"x264": ("film", "animation", "grain", "stillimage", "psnr", "ssim", "fastdecode", "zerolatency"),
+         "x265": ("animation", "grain", "psnr", "ssim", "fastdecode", "zerolatency")}
 PLAN_OWNED = {"keyint", "min-keyint", "scenecut", "aq-mode", "open-gop", "qp", "crf", "bitrate", "pass"}
 
 
@@ -75,12 +78,15 @@ def plan_params(plan: EncodePlan | None, codec: str, zones: bool = True) -> dict
     return p
 
 
-def check_request(codec: str, rate: RateControl, preset: str, params: dict[str, str], assisted: bool) -> None:
+def check_request(codec: str, rate: RateControl, preset: str, params: dict[str, str], assisted: bool,
+                  tune: str | None = None) -> None:
     """Refuse what FFmpeg would silently ignore or what would silently switch the ROI off."""
     if codec not in ENCODERS:
         raise EncoderError(f"unknown codec {codec!r}; choose one of {', '.join(ENCODERS)}")
     if preset not in PRESETS:
         raise EncoderError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if tune is not None and tune not in TUNES[codec]:
+        raise EncoderError(f"unknown {codec} tune {tune!r}; choose one of {', '.join(TUNES[codec])}")
     if assisted:
         if params.get("aq-mode") == "0" or params.get("no-aq") == "1":
             raise EncoderError("aq-mode=0 disables ROI encoding in x264/x265; keep adaptive quantisation on")
@@ -109,6 +115,7 @@ def encode(
     plan: EncodePlan | None = None,
     plan_arrays: dict[str, np.ndarray] | None = None,
     params: dict[str, str] | None = None,
+    tune: str | None = None,
     progress: bool = False,
     size: tuple[int, int] | None = None,
     start_frame: int = 0,
@@ -122,7 +129,8 @@ def encode(
     """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
 
     `size` (width, height) scales the video (ladder rungs); a plan must then be made for that size.
-    The plan's zones (x264/x265 `zones`, per-shot bitrate factors) are passed to the encoder.
+    The plan's zones (x264/x265 `zones`, per-shot bitrate factors) are passed to the encoder. `tune` is the
+    encoder's `--tune` (one of TUNES[codec]), applied before `params` as the x264/x265 command lines do.
     `start_frame`/`end_frame` (end exclusive, source frame numbers) encode only that range, video only, starting
     with an IDR: one chunk of a chunked encode (codec_assist.encoding.chunked). `threads` caps the encoder and decoder
     threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
@@ -133,7 +141,7 @@ def encode(
     t_call = time.perf_counter()
     params = dict(params or {})
     assisted = plan is not None
-    check_request(codec, rate, preset, params, assisted)
+    check_request(codec, rate, preset, params, assisted, tune)
     info = media.probe(input_path, limits)
     src_w, src_h = info.width, info.height
     if size is not None:
@@ -156,7 +164,7 @@ def encode(
     faithful.announce(look, codec, out_fmt, media.display_path(input_path))
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
     qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
-    opts = _encoder_options(codec, preset, rate, plan, params, look, threads, rc_pass, stats_file)
+    opts = _encoder_options(codec, preset, rate, plan, params, look, threads, rc_pass, stats_file, tune)
 
     ranged = start_frame > 0 or end_frame is not None
     end = info.frame_count if end_frame is None else end_frame
@@ -268,7 +276,7 @@ def _check_plan(plan: EncodePlan, plan_arrays, codec: str, info, params: dict[st
 
 
 def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePlan | None, params: dict[str, str],
-                     look, threads: int, rc_pass: int, stats_file) -> dict[str, str]:
+                     look, threads: int, rc_pass: int, stats_file, tune: str | None = None) -> dict[str, str]:
     """The libx264/libx265 options of an encode, tried on a scratch encoder first (FFmpeg only logs a refusal)."""
     x_params = {"log-level": "error"} if codec == "x265" else {}
     x_params.update(faithful.encoder_params(look, codec))  # HDR10 mastering display, light level
@@ -282,7 +290,7 @@ def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePla
         x_params.update({"pass": str(rc_pass), "stats": str(stats_file)})
 
     def options(xp: dict[str, str]) -> dict[str, str]:
-        opts = {"preset": preset, f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
+        opts = {"preset": preset, "tune": tune or "", f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
         if plan is not None:
             opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
         if rate.mode == "crf":

@@ -40,6 +40,8 @@ from __future__ import annotations
 import math
 import re
 import sys
+from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -257,16 +259,24 @@ def compare_videos(
     rois: Sequence[RoiBox] = (),
     weights: Callable[[int], np.ndarray | None] | None = None,
     every: int = 1,
+    xpsnr: bool = False,
+    vmaf_every: int = 0,
     progress: bool = False,
 ) -> Quality:
     """Score `distorted` against `reference` on the Y plane, decoding both in lockstep (streaming).
 
-    Only frames whose index is a multiple of `every` are scored (all are decoded). `weights(i)` may return a
-    per-pixel or coarse-grid importance map for frame i, or None to leave that frame out of weighted PSNR.
+    Only frames whose index is a multiple of `every` get PSNR/SSIM/ROI/weighted scores (all are decoded).
+    `weights(i)` may return a per-pixel or coarse-grid importance map for frame i, or None to leave that frame
+    out of weighted PSNR. `xpsnr`: also XPSNR-Y (:class:`XpsnrMeter`, every frame: its temporal term needs
+    neighbours; roughly doubles the cost of PSNR+SSIM). `vmaf_every` > 0: also whole-video VMAF with motion
+    (:class:`VmafMeter`) on frames 0, k, 2k, ...; 1 = every frame, the viewer's proxy, and by far the
+    costliest metric (≈0.05-0.14 s per 352x288 frame, 0.25-1 s per 720p frame on 2 shared cores); 0 = off.
     Raises CodecAssistError when the frame counts or sizes differ. See the module docstring for definitions.
     """
     if every < 1:
         raise CodecAssistError(f"every must be >= 1, got {every}")
+    if vmaf_every < 0:
+        raise CodecAssistError(f"vmaf_every must be >= 0 (0 = off), got {vmaf_every}")
     reference, distorted = Path(reference), Path(distorted)
     ref_info = probe(reference)
     if min(ref_info.width, ref_info.height) < 11:
@@ -295,6 +305,9 @@ def compare_videos(
     t_first = 0.0
     fps: float | None = None
     ws: SsimWorkspace | None = None
+    xpsnr_meter = XpsnrMeter(ref_info.fps) if xpsnr else None
+    vmaf_meter = VmafMeter(vmaf_every) if vmaf_every else None
+    xpsnr_sum = 0.0
     ref_it = iter_frames(reference)
     dis_it = iter_frames(distorted)
     i = -1
@@ -317,11 +330,17 @@ def compare_videos(
                 t_first = float(fr.time) if fr.time is not None else 0.0
             if bar is not None:
                 bar.update(1)
-            if i % every:
+            if i % every and vmaf_meter is None and xpsnr_meter is None:
                 continue
             a, b = luma(fr), luma(fd)
             if a.shape != b.shape and a.shape[0] - b.shape[0] in (0, 1) and a.shape[1] - b.shape[1] in (0, 1):
                 a = a[: b.shape[0], : b.shape[1]]  # the encoder cropped an odd row/column (4:2:0 needs even)
+            if xpsnr_meter is not None:
+                xpsnr_sum += xpsnr_meter(a, b)  # every frame: its temporal term needs the neighbours
+            if vmaf_meter is not None:
+                vmaf_meter.add(a, b)  # every frame: motion needs the neighbours
+            if i % every:
+                continue
             if ws is None or ws.shape != a.shape:
                 ws = SsimWorkspace(a.shape)
             psnr_sum += psnr_from_mse(mse(a, b))
@@ -357,6 +376,7 @@ def compare_videos(
             bar.close()
     if n == 0:
         raise CodecAssistError(f"{reference}: no frames to compare")
+    vmaf_scores = vmaf_meter.scores() if vmaf_meter is not None else None
     return Quality(
         frames=n,
         bitrate_kbps=bitrate,
@@ -364,6 +384,9 @@ def compare_videos(
         ssim_y=ssim_sum / n,
         roi_psnr_y={k: roi_sum[k] / roi_n[k] for k in labels if roi_n[k]},
         weighted_psnr_y=psnr_from_mse(w_num / w_den) if w_den > 0 else None,
+        xpsnr_y=xpsnr_sum / (i + 1) if xpsnr_meter is not None else None,
+        vmaf=float(vmaf_scores.mean()) if vmaf_scores is not None and vmaf_scores.size else None,
+        vmaf_frames=int(vmaf_scores.size) if vmaf_scores is not None else None,
     )
 
 
@@ -509,6 +532,183 @@ def bd_psnr(
     return _bd_integral_mean(lra, qa, lrb, qb)  # quality as a function of log10 rate
 
 
+# ------------------------------------------------------- whole-video XPSNR and VMAF, fed in display order
+def require_vmaf() -> None:
+    """Fail early, in one line, when VMAF was asked for and vmaf-torch is not installed."""
+    _vmaf_torch()
+
+
+def _vmaf_torch():
+    try:
+        import torch
+        from vmaf_torch import VMAF
+    except ImportError:
+        raise CodecAssistError("VMAF needs the optional vmaf-torch package (pip install 'codec-assist[vmaf]'); "
+                               "or switch VMAF off (compare --vmaf-every 0)") from None
+    return torch, VMAF
+
+
+class XpsnrMeter:
+    """FFmpeg's ``xpsnr`` filter (Y component, ``lavfi.xpsnr.xpsnr.y``) inside PyAV's FFmpeg, one pair at a time.
+
+    XPSNR (Helmrich et al., ITU-T P.1206 family) weights the squared error by each block's spatial and temporal
+    activity, so busy areas count less, as a viewer's masking does. Its temporal term looks at the previous
+    frame(s) of the reference: feed every pair of one sequence, in display order, to one meter. The frame rate
+    matters (above 32 fps the filter uses a second-order temporal difference), so pass the source's.
+    """
+
+    def __init__(self, fps: float = 25.0):
+        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        self._graph = None
+        self._size: tuple[int, int] | None = None
+        self._n = 0
+
+    def _build(self, w: int, h: int) -> None:
+        g = av.filter.Graph()
+        rate = self.fps
+        args = (f"video_size={w}x{h}:pix_fmt=yuv420p:time_base={rate.denominator}/{rate.numerator}"
+                f":frame_rate={rate.numerator}/{rate.denominator}:pixel_aspect=1/1")
+        self._src = [g.add("buffer", args) for _ in range(2)]
+        x = g.add("xpsnr")
+        self._sink = g.add("buffersink")
+        self._src[0].link_to(x, 0, 0)
+        self._src[1].link_to(x, 0, 1)
+        x.link_to(self._sink)
+        g.configure()
+        self._graph, self._size = g, (w, h)
+
+    def __call__(self, ref_y: np.ndarray, dist_y: np.ndarray) -> float:
+        """XPSNR-Y in dB of the next pair of Y planes (uint8, same shape; an odd last row/column is dropped, as
+        4:2:0 needs even sizes). Chroma is fed flat: the Y score does not look at it."""
+        if ref_y.shape != dist_y.shape:
+            raise CodecAssistError(f"xpsnr: planes {ref_y.shape} and {dist_y.shape} differ")
+        h, w = ref_y.shape[0] & ~1, ref_y.shape[1] & ~1
+        if self._graph is None:
+            self._build(w, h)
+        elif self._size != (w, h):
+            raise CodecAssistError(f"xpsnr: frame size changed from {self._size[0]}x{self._size[1]} to {w}x{h}")
+        for src, y in zip(self._src, (ref_y, dist_y)):
+            buf = np.full((h * 3 // 2, w), 128, np.uint8)
+            buf[:h] = y[:h, :w]
+            f = av.VideoFrame.from_ndarray(buf, format="yuv420p")
+            f.pts = self._n
+            src.push(f)
+        self._n += 1
+        value = float(self._sink.pull().metadata["lavfi.xpsnr.xpsnr.y"])
+        return min(PSNR_CAP, value) if math.isfinite(value) else PSNR_CAP
+
+
+VMAF_BATCH_PIXELS = 1 << 20  # pixels per vmaf-torch call: 10 frames at 352x288, 1 at 720p (larger 720p batches ran slower)
+
+
+class VmafMeter:
+    """Whole-video VMAF (vmaf-torch 1.1: the vmaf_v0.6.1 model, scores clipped to [0, 100] as libvmaf's model
+    file asks), with the motion feature on, fed Y planes of every frame pair in display order.
+
+    VMAF's motion feature (motion2) of frame i is min(SAD(i, i-1), SAD(i, i+1)) of the blurred *reference*
+    (0 on the first frame; the last frame takes SAD(i, i-1)), as in libvmaf's motion.c. vmaf-torch computes it
+    within one batch only, so a batch boundary would read as a first/last frame: this meter computes motion itself
+    across batches, carrying the previous blurred frame, and the ADM and VIF features per batch, and predicts
+    when the sequence ends (motion2 needs the next frame). With ``every = k`` ADM/VIF (the costly part) run on
+    frames 0, k, 2k, ... only; motion still comes from all frames.
+
+    `threads`: torch threads while this meter computes (restored after each call). 1 by default: on these 2
+    shared cores two OpenMP threads ran 2-4x *slower* than one whenever other work was running (their
+    spin-waits fight for the cores), and only slightly faster on an idle machine. Cost: docs/BENCHMARKS.md,
+    "VMAF cost".
+    """
+
+    def __init__(self, every: int = 1, batch_pixels: int = VMAF_BATCH_PIXELS, threads: int = 1):
+        if every < 1:
+            raise CodecAssistError(f"vmaf every must be >= 1, got {every}")
+        self.torch, VMAF = _vmaf_torch()
+        self.every = every
+        self.batch_pixels = batch_pixels
+        self.threads = max(1, threads)
+        self._model = VMAF(temporal_pooling=False, enable_motion=True, clip_score=True).eval()
+        self._n = 0
+        self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._prev_blur = None
+        self._sad: list[float] = []  # SAD(i, i-1) of the blurred reference, 0 for frame 0
+        self._scored: list[int] = []
+        self._adm: list = []
+        self._vif: list = []
+        self._shape: tuple[int, int] | None = None
+
+    def add(self, ref_y: np.ndarray, dist_y: np.ndarray) -> None:
+        """The next pair's Y planes (uint8, same shape)."""
+        if ref_y.shape != dist_y.shape:
+            raise CodecAssistError(f"vmaf: planes {ref_y.shape} and {dist_y.shape} differ")
+        if self._shape is None:
+            self._shape = ref_y.shape
+        elif ref_y.shape != self._shape:
+            raise CodecAssistError(f"vmaf: frame size changed from {self._shape} to {ref_y.shape}")
+        self._pending.append((self._n, ref_y, dist_y))
+        self._n += 1
+        if len(self._pending) * ref_y.size >= self.batch_pixels:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        torch = self.torch
+        from vmaf_torch.utils import fast_gaussian_blur, vmaf_pad
+
+        with torch.no_grad(), self._threads():
+            ref = torch.from_numpy(np.stack([r for _, r, _ in self._pending]).astype(np.float32))[:, None]
+            motion = self._model.motion
+            k = (motion.kernel_size - 1) // 2
+            blur = fast_gaussian_blur(vmaf_pad(ref, [k] * 4), weight=motion.blur_win)
+            prev = blur[-1:].clone()
+            if self._prev_blur is not None:
+                blur = torch.cat([self._prev_blur, blur])
+                sad = torch.mean(torch.abs(blur[1:] - blur[:-1]), dim=(-1, -2)).flatten().tolist()
+            else:
+                sad = [0.0] + torch.mean(torch.abs(blur[1:] - blur[:-1]), dim=(-1, -2)).flatten().tolist()
+            self._sad.extend(sad)
+            self._prev_blur = prev
+            pick = [j for j, (i, _, _) in enumerate(self._pending) if i % self.every == 0]
+            if pick:
+                r = ref[pick]
+                d = torch.from_numpy(np.stack([self._pending[j][2] for j in pick]).astype(np.float32))[:, None]
+                self._adm.append(self._model.compute_adm_score(r, d))
+                self._vif.append(self._model.compute_vif_features(r, d))
+                self._scored.extend(self._pending[j][0] for j in pick)
+        self._pending.clear()
+
+    def scores(self) -> np.ndarray:
+        """Per-frame VMAF of the scored frames (0, every, 2*every, ...), after the last pair was added."""
+        self._flush()
+        if not self._scored:
+            return np.zeros(0)
+        torch = self.torch
+        sad = np.asarray(self._sad, np.float64)
+        nxt = np.append(sad[1:], np.inf)  # the last frame has no next one: it keeps SAD(i, i-1)
+        motion2 = np.minimum(sad, nxt)
+        motion2[0] = 0.0
+        with torch.no_grad(), self._threads():
+            m2 = torch.from_numpy(motion2[self._scored].astype(np.float32))[:, None]
+            out = self._model.predict(torch.cat(self._adm), m2, torch.cat(self._vif))
+        return out.flatten().double().numpy()
+
+    @contextmanager
+    def _threads(self):
+        previous = self.torch.get_num_threads()
+        self.torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            self.torch.set_num_threads(previous)
+
+    def mean(self) -> float | None:
+        s = self.scores()
+        return float(s.mean()) if s.size else None
+
+    @property
+    def frames(self) -> int:
+        return len(self._scored) + sum(1 for i, _, _ in self._pending if i % self.every == 0)
+
+
 # ------------------------------------------------------------- per-frame scores of frame sequences (issue 9)
 QUALITY_METRICS = ("psnr", "ssim", "xpsnr", "vmaf")
 
@@ -520,9 +720,10 @@ class FrameScorer:
     - xpsnr: FFmpeg's ``xpsnr`` filter (Y component, ``lavfi.xpsnr.xpsnr.y``), run inside PyAV's FFmpeg.
       XPSNR weights by spatial and temporal activity, so it looks at the previous frame: use one scorer per
       sequence.
-    - vmaf: vmaf-torch (optional ``vmaf`` extra; no libvmaf here), only every ``vmaf_every``-th pair
-      (≈0.8 s per 720p frame on 2 cores); the other calls return None. The motion feature is off (sampled
-      frames have no neighbour), which reads lower than libvmaf on moving content; not cross-checked.
+    - vmaf: vmaf-torch (optional ``vmaf`` extra; no libvmaf here), only every ``vmaf_every``-th pair; the
+      other calls return None. The motion feature is off (a pair is scored when it arrives, with no next frame),
+      which reads lower than libvmaf on moving content: good for comparing probes of one shot (target quality),
+      not for reports — whole-video VMAF with motion is :class:`VmafMeter` (``compare_videos(vmaf_every=1)``).
     A sequence's score is the mean of the per-frame scores that are not None.
     """
 
@@ -533,7 +734,7 @@ class FrameScorer:
         self.vmaf_every = max(1, vmaf_every)
         self._n = 0
         self._ws: SsimWorkspace | None = None
-        self._graph = None
+        self._xpsnr: XpsnrMeter | None = None
         self._vmaf = None
 
     def __call__(self, ref: av.VideoFrame, dist: av.VideoFrame) -> float | None:
@@ -549,43 +750,15 @@ class FrameScorer:
                 self._ws = SsimWorkspace(a.shape)
             return self._ws(a, b)
         if self.metric == "xpsnr":
-            return self._xpsnr(ref, dist, i)
+            if self._xpsnr is None:
+                self._xpsnr = XpsnrMeter()
+            return self._xpsnr(a, b)
         if i % self.vmaf_every:
             return None
         return self._vmaf_score(a, b)
 
-    def _xpsnr(self, ref: av.VideoFrame, dist: av.VideoFrame, i: int) -> float:
-        w, h = dist.width, dist.height
-        if self._graph is None:
-            from fractions import Fraction
-
-            g = av.filter.Graph()
-            tb = Fraction(1, 25)
-            self._src = [g.add_buffer(width=w, height=h, format="yuv420p", time_base=tb) for _ in range(2)]
-            x = g.add("xpsnr")
-            self._sink = g.add("buffersink")
-            self._src[0].link_to(x, 0, 0)
-            self._src[1].link_to(x, 0, 1)
-            x.link_to(self._sink)
-            g.configure()
-            self._graph = g
-        for src, f in zip(self._src, (ref, dist)):
-            if f.format.name != "yuv420p" or (f.width, f.height) != (w, h):
-                f = f.reformat(width=w, height=h, format="yuv420p")  # odd source sizes: same crop as the encoder
-            else:
-                f = av.VideoFrame.from_ndarray(f.to_ndarray(), format="yuv420p")  # fresh timestamps
-            f.pts = i
-            src.push(f)
-        out = self._sink.pull()
-        value = float(out.metadata["lavfi.xpsnr.xpsnr.y"])
-        return min(PSNR_CAP, value) if math.isfinite(value) else PSNR_CAP
-
     def _vmaf_score(self, a: np.ndarray, b: np.ndarray) -> float:
-        try:
-            import torch
-            from vmaf_torch import VMAF
-        except ImportError:
-            raise CodecAssistError("VMAF needs the optional vmaf-torch package (pip install vmaf-torch)") from None
+        torch, VMAF = _vmaf_torch()
         if self._vmaf is None:
             self._vmaf = VMAF(enable_motion=False)  # sampled frames: no neighbour to measure motion against
             self._vmaf.eval()

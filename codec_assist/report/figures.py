@@ -320,29 +320,46 @@ class RdPanel:
     ylabel: str
     baseline: tuple[list[float], list[float]]  # (kb/s, quality)
     assisted: tuple[list[float], list[float]]
-    bd_rate: float | None = None
+    bd_rate: float | None = None  # assisted vs baseline
+    peer: tuple[list[float], list[float]] | None = None  # the encoder with its own tools on (compare's peer)
+    peer_label: str = "peer"
+    bd_rate_peer: float | None = None  # peer vs baseline
+    bd_rate_vs_peer: float | None = None  # assisted vs peer
 
 
 @_styled
 def rd_curves(panels: Sequence[RdPanel], subtitle: str = "") -> Figure:
+    """One panel per metric: the plain, assisted and (when given) peer encodes' quality against bitrate, with
+    their BD-rates in a box. Up to three panels a row."""
     n = max(1, len(panels))
-    fig = _figure(min(4.6 * n, 14), 4.0)
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig = _figure(4.6 * cols, 4.0 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.remove()  # an empty grid cell
     for ax, p in zip(axes, panels):
-        for (rates, q), label, style in ((p.baseline, "baseline (plain encoder)", "o--"),
-                                         (p.assisted, "assisted (codec-assist)", "s-")):
+        curves = [(p.baseline, "plain encoder", "o--"), (p.assisted, "assisted (codec-assist)", "s-")]
+        if p.peer is not None:
+            curves.append((p.peer, p.peer_label, "^:"))
+        for (rates, q), label, style in curves:
             order = np.argsort(rates)
-            ax.plot(np.asarray(rates)[order], np.asarray(q)[order], style, lw=1.6, ms=6, label=label)
+            ax.plot(np.asarray(rates)[order], np.asarray(q, dtype=float)[order], style, lw=1.6, ms=6, label=label)
         ax.set_xlabel("bitrate (kb/s)")
         ax.set_ylabel(p.ylabel)
         ax.set_title(p.title)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-        text = "BD-rate: n/a (needs 3+ rates)" if p.bd_rate is None else f"BD-rate {p.bd_rate:+.1f} %"
+        ax.legend(loc="lower right", fontsize=8)
+        fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
+        text = f"BD-rate assisted vs plain {fmt(p.bd_rate)}"
+        if p.peer is not None:
+            text += f"\npeer vs plain {fmt(p.bd_rate_peer)}\nassisted vs peer {fmt(p.bd_rate_vs_peer)}"
+        text += "\n(negative = fewer bits for the same quality)"
         colour = "0.9" if p.bd_rate is None else ("#c7e9c0" if p.bd_rate < 0 else "#fdd0a2")
-        ax.text(0.03, 0.96, text + "\n(negative = fewer bits\nfor the same quality)", transform=ax.transAxes,
-                va="top", fontsize=9, bbox={"boxstyle": "round", "fc": colour, "ec": "0.5"})
-    fig.suptitle("Rate–distortion: baseline vs assisted" + (f" — {subtitle}" if subtitle else ""))
+        ax.text(0.03, 0.96, text, transform=ax.transAxes, va="top", fontsize=8,
+                bbox={"boxstyle": "round", "fc": colour, "ec": "0.5"})
+    fig.suptitle("Rate–distortion: plain vs assisted" + (" vs peer" if any(p.peer for p in panels) else "")
+                 + (f" — {subtitle}" if subtitle else ""))
     return fig
 
 

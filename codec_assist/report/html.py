@@ -393,8 +393,9 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
 
     if src.compare is not None and src.compare.points:
         add("rd_curves", "Rate–distortion curves",
-            "Quality against bitrate for the plain encoder and codec-assist, whole frame and inside each ROI "
-            "(an independent, hand-given region). BD-rate: bitrate change at equal quality.",
+            "Quality against bitrate for the plain encoder, codec-assist and the peer (the encoder with its own "
+            "tools on) on each metric, whole frame and inside each ROI (an independent, hand-given region). "
+            "BD-rate: bitrate change at equal quality. " + METRIC_NOTE,
             F.rd_curves(_rd_panels(src.compare), f"{src.compare.codec} {src.compare.preset}"))
 
     layers = src.layers or ({x.name: x.stored_bytes for x in src.semantic.layers} if src.semantic else None)
@@ -439,6 +440,17 @@ def _zone_factors(plan: EncodePlan, shots: list[tuple[int, int]]) -> list[float 
     return out
 
 
+WHOLE_FRAME_METRICS = (("psnr_y", "PSNR-Y", "PSNR-Y (dB)"), ("ssim_y", "SSIM-Y", "SSIM-Y"),
+                       ("xpsnr_y", "XPSNR-Y", "XPSNR-Y (dB)"), ("vmaf", "VMAF", "VMAF (vmaf-torch, motion on)"))
+METRIC_NOTE = ("PSNR punishes any redistribution of bits inside a frame — x264/x265's own adaptive quantisation "
+               "as much as codec-assist's — while VMAF, the viewer's proxy, and XPSNR weigh errors by what masks "
+               "them: read them side by side.")
+
+
+def _measured(c: CompareReport, name: str) -> bool:
+    return all(getattr(getattr(p, side).quality, name) is not None for p in c.points for side in ("baseline", "assisted"))
+
+
 def _rd_panels(c: CompareReport):
     from codec_assist.report.figures import RdPanel
 
@@ -446,12 +458,19 @@ def _rd_panels(c: CompareReport):
         qs = [getattr(p, side).quality for p in c.points]
         return [q.bitrate_kbps for q in qs], [metric(q) for q in qs]
 
-    panels = [RdPanel("Whole frame", "PSNR-Y (dB)", curve("baseline", lambda q: q.psnr_y),
-                      curve("assisted", lambda q: q.psnr_y), c.bd_rate.get("psnr_y"))]
+    has_peer = c.peer is not None and all(p.peer is not None for p in c.points)
+
+    def panel(title: str, ylabel: str, key: str, metric) -> RdPanel:
+        return RdPanel(title, ylabel, curve("baseline", metric), curve("assisted", metric), c.bd_rate.get(key),
+                       peer=curve("peer", metric) if has_peer else None,
+                       peer_label=f"peer ({c.peer.label()})" if has_peer else "peer",
+                       bd_rate_peer=c.bd_rate_peer.get(key), bd_rate_vs_peer=c.bd_rate_vs_peer.get(key))
+
+    panels = [panel(f"Whole frame {label}", ylabel, name, lambda q, n=name: getattr(q, n))
+              for name, label, ylabel in WHOLE_FRAME_METRICS if _measured(c, name)]
     for key in c.points[0].baseline.quality.roi_psnr_y:
-        panels.append(RdPanel(f"ROI {key}", "PSNR-Y in ROI (dB)",
-                              curve("baseline", lambda q, k=key: q.roi_psnr_y[k]),
-                              curve("assisted", lambda q, k=key: q.roi_psnr_y[k]), c.bd_rate.get(f"roi_psnr_y[{key}]")))
+        panels.append(panel(f"ROI {key}", "PSNR-Y in ROI (dB)", f"roi_psnr_y[{key}]",
+                            lambda q, k=key: q.roi_psnr_y.get(k, float("nan"))))
     return panels
 
 
@@ -525,21 +544,33 @@ def _metrics(src: Sources) -> str:
     if src.compare is not None:
         c = src.compare
         rois = list(c.points[0].baseline.quality.roi_psnr_y) if c.points else []
-        head = ["target", "kb/s base", "kb/s asst", "ratio", "PSNR-Y base", "PSNR-Y asst", "Δ dB",
-                "SSIM-Y base", "SSIM-Y asst"] + [f"ROI {k} Δ dB" for k in rois]
+        shown = [(n, label) for n, label, _ in WHOLE_FRAME_METRICS if _measured(c, n)]
+        head = ["target", "encode", "kb/s"] + [label for _, label in shown] + [f"ROI {k} PSNR-Y" for k in rois]
         rows = []
         for p in c.points:
-            b, a = p.baseline.quality, p.assisted.quality
-            rows.append([p.rate.describe(), f"{b.bitrate_kbps:.1f}", f"{a.bitrate_kbps:.1f}", f"{p.bitrate_ratio:.3f}",
-                         f"{b.psnr_y:.2f}", f"{a.psnr_y:.2f}", f"{p.psnr_y_delta:+.2f}", f"{b.ssim_y:.4f}",
-                         f"{a.ssim_y:.4f}"] + [f"{p.roi_psnr_y_delta[k]:+.2f}" for k in rois])
-        parts.append(f"<p>{_e(c.codec)} preset {_e(c.preset)}, baseline = the same encoder and rate, unassisted, "
-                     "same run.</p>")
-        parts.append(_table(head, rows, set(range(1, len(head)))))
+            sides = [("plain", p.baseline), ("assisted", p.assisted)]
+            if p.peer is not None and c.peer is not None:
+                sides.append((f"peer ({c.peer.label()})", p.peer))
+            for k, (name, r) in enumerate(sides):
+                q = r.quality
+                cell = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
+                rows.append([p.rate.describe() if k == 0 else "", name, f"{q.bitrate_kbps:.1f}"]
+                            + [cell(getattr(q, n), ".4f" if n == "ssim_y" else ".2f") for n, _ in shown]
+                            + [cell(q.roi_psnr_y.get(key), ".2f") for key in rois])
+        peer = (f" Peer = the same encoder with its own tools on: {_e(c.peer.label())} ({_e(c.peer.tune_reason)})."
+                if c.peer is not None else "")
+        parts.append(f"<p>{_e(c.codec)} preset {_e(c.preset)}, baseline (plain) = the same encoder and rate, "
+                     f"unassisted, same run.{peer}</p>")
+        parts.append(_table(head, rows, set(range(2, len(head)))))
         if c.bd_rate:
-            parts.append(_table(["BD-rate metric", "assisted vs baseline"],
-                                [[k, f"{v:+.1f} %" if v is not None else "n/a"] for k, v in c.bd_rate.items()], {1}))
-            parts.append("<p class='muted'>Negative BD-rate = fewer bits for the same quality.</p>")
+            pairs = [("assisted vs plain", c.bd_rate)]
+            if c.peer is not None:
+                pairs += [("peer vs plain", c.bd_rate_peer), ("assisted vs peer", c.bd_rate_vs_peer)]
+            parts.append(_table(["BD-rate metric"] + [n for n, _ in pairs],
+                                [[k] + [f"{d[k]:+.1f} %" if d.get(k) is not None else "n/a" for _, d in pairs]
+                                 for k in c.bd_rate], set(range(1, len(pairs) + 1))))
+            parts.append("<p class='muted'>Negative BD-rate = fewer bits for the same quality. "
+                         f"{_e(METRIC_NOTE)}</p>")
         parts.append(f"<p>Analysis {c.seconds_analysis:.2f} s; (analysis + assisted encode) / plain encode = "
                      f"{c.speed_ratio:.2f}× wall time (mean over rates).</p>")
     return "".join(parts) or "<p class='muted'>No encode measured: give an encode or compare report.</p>"
