@@ -471,6 +471,7 @@ class HullRung(_Model):
     encodes: int  # 1, or 2 when a refinement pass corrected the CRFs
     keyframes: list[int]
     shots: list[HullShotChoice]
+    message: str = ""  # what the user must know (a budget outside what the probed CRFs can spend)
 
 
 class HullLadderReport(_Model):

@@ -180,8 +180,9 @@ def _points_at(shot: HullShot, height: int, scale: float = 1.0) -> tuple[list[Hu
 
 def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: float, fps: float, *,
                 importance_weight: float = 0.0, scales: dict[int, list[float]] | None = None, only: int | None = None
-                ) -> tuple[int, list[HullShotChoice], float, float, dict[int, float]]:
-    """The rung's resolution and per-shot CRFs: (height, choices, predicted VMAF, slope, VMAF per height).
+                ) -> tuple[int, list[HullShotChoice], float, float, dict[int, float], str]:
+    """The rung's resolution and per-shot CRFs: (height, choices, predicted VMAF, slope, VMAF per height,
+    message: empty, or why the budget cannot be met with the probed CRFs).
     `scales[h][k]` multiplies shot k's probe bits at height h (the refinement's full/probe ratio)."""
     frames = [s.end_frame - s.start_frame for s in shots]
     importance = [s.importance for s in shots]
@@ -193,6 +194,13 @@ def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: 
     by_height = {h: r.quality for h, (_, r) in results.items()}
     h = best_height(by_height)
     pts, r = results[h]
+    message = ""
+    if r.bits < budget_bits * (1 - RATE_TOLERANCE):
+        message = (f"the budget is above what CRF {min(p.crf for p in shots[0].probes):g} spends at {h}p "
+                   f"({r.bits / budget_bits * 100:.0f} % of it): widen the CRF grid (--hull-crfs) to spend it")
+    elif not r.feasible:
+        message = (f"the budget is below what CRF {max(p.crf for p in shots[0].probes):g} spends at {h}p "
+                   f"({r.bits / budget_bits * 100:.0f} % of it): widen the CRF grid or add a lower resolution")
     choices = []
     for shot, (probes, b, _), c in zip(shots, pts, r.shots):
         lo, hi = probes[c.lo], probes[c.hi]
@@ -200,7 +208,7 @@ def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: 
         seconds = (shot.end_frame - shot.start_frame) / fps
         choices.append(HullShotChoice(start_frame=shot.start_frame, end_frame=shot.end_frame,
                                       crf=round(crf, 2), probe_kbps=c.bits / seconds / 1000, vmaf=c.quality))
-    return h, choices, r.quality, r.slope, by_height
+    return h, choices, r.quality, r.slope, by_height, message
 
 
 # ------------------------------------------------------------------------------------------------ encoding
@@ -302,19 +310,19 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         if fmt is None:
             raise EncoderError(f"output {out}: unsupported container; use one of {', '.join(CONTAINERS)}")
         budget = rate * duration
-        h, choices, q, slope, by_h = choose_rung(shots, heights, budget, info.fps,
-                                                 importance_weight=importance_weight)
+        h, choices, q, slope, by_h, message = choose_rung(shots, heights, budget, info.fps,
+                                                          importance_weight=importance_weight)
         size = rung_size(info.width, info.height, None, h)
         bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset, engine=engine, stamps=stamps,
                            fmt=fmt)
         encodes = 1
-        if abs(sum(bits) / budget - 1) > RATE_TOLERANCE:
+        if abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message:
             # the full preset spends differently from the probes, shot by shot: scale each shot's probe
             # bits by what its full encode spent against the prediction, choose again, encode again
             ratio = [b / max(1.0, c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps)
                      for b, c in zip(bits, choices)]
-            h, choices, q, slope, _ = choose_rung(shots, heights, budget, info.fps, only=h,
-                                                  importance_weight=importance_weight, scales={h: ratio})
+            h, choices, q, slope, _, message = choose_rung(shots, heights, budget, info.fps, only=h,
+                                                           importance_weight=importance_weight, scales={h: ratio})
             retry = out.with_name(f".{out.stem}.refine{out.suffix}")
             bits = encode_rung(inp, retry, choices, size, codec=codec, preset=preset, engine=engine,
                                stamps=stamps, fmt=fmt)
@@ -326,7 +334,9 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         rungs.append(HullRung(name=out.stem.rsplit(".", 1)[-1], width=size[0], height=size[1], budget=rate,
                               output=str(out), bitrate_kbps=kbps, error=kbps * 1000 / rate - 1,
                               predicted_vmaf=q, predicted_vmaf_by_height=by_h, slope=slope, encodes=encodes,
-                              keyframes=media.keyframe_indices(out), shots=choices))
+                              keyframes=media.keyframe_indices(out), shots=choices, message=message))
+        if message:
+            log.warning("rung %s: %s", rungs[-1].name, message)
     starts = [s.start_frame for s in shots]
     aligned = all(set(starts) <= set(r.keyframes) for r in rungs)
     return HullLadderReport(

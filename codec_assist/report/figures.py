@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -391,6 +392,8 @@ def hull_figure(report) -> Figure:
             ax.annotate(f"{r.height}p crf {c.crf:g}", (c.probe_kbps, c.vmaf), fontsize=6, xytext=(3, -8),
                         textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log minor labels overlap
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_title(f"shot {k}: frames {shot.start_frame}-{shot.end_frame - 1} "
                      f"({(shot.end_frame - shot.start_frame) / fps:.1f}s)", fontsize=9)
         ax.set_xlabel("kb/s (probe)")
