@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark for issue 19: the per-shot convex-hull ladder (`encode --ladder auto:RATES`) vs fixed ladders.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/hull.py --clips montage.mp4 --json out/bench/hull_montage.json
+    PYTHONPATH=. .venv/bin/python benchmarks/hull.py --clips montage.mp4 megamind.avi --agreement montage.mp4 \
+        --speedup montage.mp4 --json out/bench/hull.json
     PYTHONPATH=. .venv/bin/python benchmarks/hull.py --tables-only --json out/bench/hull_montage.json
 
 Per clip, in one run: the hull ladder at the clip's rates (probes at --probe-preset, rungs at --preset, each
@@ -11,8 +12,8 @@ log-bits, full encodes) until the file is within 2 % of the rung's rate. Quality
 (vmaf-torch, motion off, every --vmaf-every-th frame) of each file decoded and upscaled bicubically to the
 source size, against the source. BD-rate over the rungs (hull vs each fixed ladder: negative = the hull
 needs fewer bits for the same VMAF), each rung's bitrate error, probe CPU-seconds per second of video.
---speedup also reruns the probes (fresh cache) on 2 local workers and reports the wall-time ratio to 1.
---agreement also probes every shot at the source height with --preset and compares (Spearman) with the
+--speedup CLIP also reruns the probes (fresh cache) on 2 local workers and reports the wall-time ratio to 1.
+--agreement CLIP also probes every shot at the source height with --preset and compares (Spearman) with the
 probe preset's points.
 """
 from __future__ import annotations
@@ -38,10 +39,11 @@ from codec_assist.options import EncodeOptions, EngineOptions, HullOptions  # no
 from codec_assist.schemas import RateControl  # noqa: E402
 
 # clip: (split, rates kb/s highest first)
-CLIPS = {"montage.mp4": ("dev", (600, 300, 150, 75)),
-         "bbb_trailer.mp4": ("dev", (1600, 800, 400, 200)),
-         "megamind.avi": ("test", (1200, 600, 300, 150))}
-CRFS = [16.0, 21.0, 26.0, 31.0, 36.0, 41.0, 46.0]
+CLIPS = {"montage.mp4": ("dev", (450, 225, 110, 55)),
+         "bbb_trailer.mp4": ("dev", (1200, 600, 300, 150)),
+         "megamind.avi": ("test", (900, 450, 225, 110))}
+CRFS = [19.0, 25.0, 31.0, 37.0, 43.0, 49.0]  # six probe CRFs: the CPU is shared, the probes are the cost
+SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and on 2 workers
 
 
 def vmaf_of(source: Path, encoded: Path, every: int) -> float:
@@ -126,16 +128,16 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     res["bd_rate_vs_crf"] = bd_rate(*curve("crf"), *curve("hull"))
     res["bd_rate_crf_vs_abr"] = bd_rate(*curve("abr"), *curve("crf"))
     units = [(s.start_frame, s.end_frame) for s in rep.shots]
-    if args.speedup:
+    if name in args.speedup:
         timing = {}
         for workers in (1, 2):
-            _, st = run_probes(src, units, rep.heights, CRFS, codec="x264", preset=args.probe_preset,
+            _, st = run_probes(src, units, rep.heights, SPEED_CRFS, codec="x264", preset=args.probe_preset,
                                engine=EngineOptions(workers=workers), cache_dir=tmp / f"speed-{name}-{workers}",
                                vmaf_every=args.probe_vmaf_every, max_frames=250)
             timing[workers] = st["wall"]
         res["probe_wall_1_worker"], res["probe_wall_2_workers"] = timing[1], timing[2]
         res["speedup_2_workers"] = timing[1] / timing[2]
-    if args.agreement:
+    if name in args.agreement:
         from scipy.stats import spearmanr
 
         h = rep.heights[0]
@@ -181,10 +183,11 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=list(CLIPS))
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--probe-preset", default="veryfast")
-    ap.add_argument("--vmaf-every", type=int, default=3, help="final files: VMAF on every n-th frame")
-    ap.add_argument("--probe-vmaf-every", type=int, default=5)
-    ap.add_argument("--speedup", action="store_true")
-    ap.add_argument("--agreement", action="store_true")
+    ap.add_argument("--vmaf-every", type=int, default=5, help="final files: VMAF on every n-th frame")
+    ap.add_argument("--probe-vmaf-every", type=int, default=10)
+    ap.add_argument("--speedup", nargs="*", default=[], metavar="CLIP", help="measure the speed-up on these clips")
+    ap.add_argument("--agreement", nargs="*", default=[], metavar="CLIP",
+                    help="compare probe-preset and full-preset probes on these clips")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "hull.json"))
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args()

@@ -150,7 +150,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
 
     if is_auto_ladder(o.ladder):
         return hull_ladder(inp, output, o, analyze_options=analyze_options, limits=limits, overwrite=overwrite,
-                           progress=progress, report=report)
+                           progress=progress, report=report, html=html)
 
     # every output is checked before any work starts
     plan_files = [o.plan_file, schemas.arrays_path(o.plan_file)] if o.plan_file else []
@@ -250,12 +250,13 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
 
 def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOptions, *,
                 analyze_options: AnalyzeOptions | None = None, limits: Limits | None = None,
-                overwrite: bool = False, progress: bool = False, report: str | Path | None = None
-                ) -> schemas.HullLadderReport:
+                overwrite: bool = False, progress: bool = False, report: str | Path | None = None,
+                html: str | Path | None = None) -> schemas.HullLadderReport:
     """`encode --ladder auto[:RATE,...]`: per-shot probes (resolution x CRF, VMAF at display size), per-shot
     convex hulls, each rung's CRF per shot at equal slope, one playable file per rung in `output_dir`
     (codec_assist.encoding.hull). Beside the rungs: STEM.hull.json (the report: probes, hulls, choices),
-    STEM.hull.csv (the map) and STEM.hull.png (the hulls). Shots come from a shots-only analysis, or from the
+    STEM.hull.csv (the map) and STEM.hull.png (the hulls); `report` another copy of the JSON, `html` the HTML
+    report (the map and the hull figure). Shots come from a shots-only analysis, or from the
     full analysis (`analyze_options`) when `options.hull.importance_weight` > 0, which then weighs each shot
     by its mean importance."""
     import codec_assist.media.decode as media
@@ -272,7 +273,7 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
             ".mp4", ".mkv", ".mov"):
         raise CodecAssistError(f"--ladder auto writes a folder of rungs: -o {out_dir} must be a folder")
     side = {k: out_dir / f"{inp.stem}.hull.{k}" for k in ("json", "csv", "png")}
-    for p in [*side.values(), *([report] if report else [])]:
+    for p in [*side.values(), *([report] if report else []), *([html] if html else [])]:
         check_output(p, inp, overwrite=overwrite)
     outputs = [out_dir / f"{inp.stem}.{r // 1000}k.mp4" for r in rates] if rates else None
     for p in outputs or []:
@@ -302,6 +303,10 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
     atomic_write_bytes(side["png"], png_bytes(hull_figure(rep)))
     if report:
         schemas.save(rep, report)
+    if html:
+        from codec_assist.report.html import report as html_report
+
+        html_report([], html, hull=rep)
     return rep
 
 
