@@ -148,3 +148,24 @@ def test_auto_ladder_refuses_a_file_output_and_bad_rates(two_shots, tmp_path):
     with pytest.raises(CodecAssistError, match="auto ladder rate"):
         ca.encode(two_shots, tmp_path / "d", ladder="auto:fast")
     assert not any(tmp_path.iterdir())
+
+
+def test_rung_with_crfs_that_change_back_decodes_every_shot(two_shots, tmp_path):
+    """Chunks at CRF 30, 20, 30: the third chunk's parameter sets equal the header's but not the second's, so
+    they must go in-band again (before the fix it decoded with the second's initial QP: ~10 dB, no error)."""
+    import codec_assist.media.decode as media
+    from codec_assist.encoding.hull import encode_rung
+    from codec_assist.evaluation.metrics import luma, psnr
+    from codec_assist.scale.engine import EngineOptions
+    from codec_assist.schemas import HullShotChoice
+
+    spans, crfs = [(0, 40), (40, 75), (75, 110)], [30.0, 20.0, 30.0]
+    choices = [HullShotChoice(start_frame=a, end_frame=b, crf=c, probe_kbps=0, vmaf=0)
+               for (a, b), c in zip(spans, crfs)]
+    out = tmp_path / "rung.mp4"
+    encode_rung(two_shots, out, choices, (640, 360), codec="x264", preset="ultrafast", engine=EngineOptions(),
+                stamps=media.frame_timestamps(two_shots), fmt="mp4")
+    scores = [psnr(luma(r), luma(d)) for r, d in zip(media.iter_frames(two_shots), media.iter_frames(out))]
+    assert len(scores) == 110
+    for a, b in spans:
+        assert min(scores[a:b]) > 28, (a, b, min(scores[a:b]))

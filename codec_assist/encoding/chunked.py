@@ -240,17 +240,21 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
     # Pass 1 (demux only): the reorder delay over the whole stream, and each chunk's parameter sets. The file's
     # header carries the first chunk's; a chunk whose sets differ (x264's two-pass PPS has its own initial QP)
     # gets them in-band, in front of its IDR, where a decoder takes them up (as in a broadcast stream).
-    delay, g, extradata, inband = 0, 0, None, {}
+    # The sets a decoder holds are the last ones it was given, so a chunk whose sets differ from the chunk
+    # before it gets them in-band, even when they equal the header's (CRF chunks: 26, 20, 26 -> the third
+    # needs the header's sets again, or it decodes with the second's initial QP).
+    delay, g, extradata, active, inband = 0, 0, None, None, {}
     for c, (f, (a, b)) in enumerate(zip(files, chunks)):
         _, rank, ex = _chunk_packets(f, b - a)
         if extradata is None:
             extradata = ex
             size, _ = parameter_sets(*ex)
-        elif ex != extradata:
+        elif ex != active:
             size_c, nals = parameter_sets(*ex)
             if size_c != size:
                 raise EncoderError(f"{f.name}: NAL length size {size_c} differs from the first chunk's {size}")
             inband[c] = b"".join(len(n).to_bytes(size, "big") + n for n in nals)
+        active = ex
         for j, k in enumerate(rank):
             delay = max(delay, (g + j) - (a + k))
         g += b - a
