@@ -39,10 +39,10 @@ from codec_assist.options import EncodeOptions, EngineOptions, HullOptions  # no
 from codec_assist.schemas import RateControl  # noqa: E402
 
 # clip: (split, rates kb/s highest first)
-CLIPS = {"montage.mp4": ("dev", (450, 225, 110, 55)),
-         "bbb_trailer.mp4": ("dev", (1200, 600, 300, 150)),
-         "megamind.avi": ("test", (900, 450, 225, 110))}
-CRFS = [19.0, 25.0, 31.0, 37.0, 43.0, 49.0]  # six probe CRFs: the CPU is shared, the probes are the cost
+CLIPS = {"montage.mp4": ("dev", (400, 200, 100)),
+         "bbb_trailer.mp4": ("dev", (1200, 600, 300)),
+         "megamind.avi": ("test", (800, 400, 200))}
+CRFS = [19.0, 26.0, 33.0, 40.0, 47.0]  # five probe CRFs: the CPU is shared (load 10-12), the probes are the cost
 SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and on 2 workers
 
 
@@ -91,9 +91,9 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     info = media.probe(src)
     duration = info.frame_count / info.fps
     out = tmp / name.split(".")[0]
-    cache = tmp / f"cache-{name}"
+    cache = (Path(args.cache) if args.cache else tmp) / f"cache-{name}"
     hull_opts = HullOptions(probe_preset=args.probe_preset, crfs=CRFS, vmaf_every=args.probe_vmaf_every,
-                            cache_dir=cache)
+                            max_probe_frames=args.probe_frames, cache_dir=cache)
     opts = EncodeOptions(ladder="auto:" + ",".join(f"{r}k" for r in rates), preset=args.preset, hull=hull_opts,
                          engine=EngineOptions(workers=1))
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def run_clip(name: str, args, tmp: Path) -> dict:
         for workers in (1, 2):
             _, st = run_probes(src, units, rep.heights, SPEED_CRFS, codec="x264", preset=args.probe_preset,
                                engine=EngineOptions(workers=workers), cache_dir=tmp / f"speed-{name}-{workers}",
-                               vmaf_every=args.probe_vmaf_every, max_frames=250)
+                               vmaf_every=args.probe_vmaf_every, max_frames=args.probe_frames)
             timing[workers] = st["wall"]
         res["probe_wall_1_worker"], res["probe_wall_2_workers"] = timing[1], timing[2]
         res["speedup_2_workers"] = timing[1] / timing[2]
@@ -142,7 +142,7 @@ def run_clip(name: str, args, tmp: Path) -> dict:
 
         h = rep.heights[0]
         full, _ = run_probes(src, units, [h], CRFS, codec="x264", preset=args.preset, engine=EngineOptions(),
-                             cache_dir=cache, vmaf_every=args.probe_vmaf_every, max_frames=250)
+                             cache_dir=cache, vmaf_every=args.probe_vmaf_every, max_frames=args.probe_frames)
         fast = [[p for p in s.probes if p.height == h] for s in rep.shots]
         fb = [p.bits for s in fast for p in s]
         mb = [p.bits for s in full for p in s]
@@ -183,12 +183,14 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=list(CLIPS))
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--probe-preset", default="veryfast")
-    ap.add_argument("--vmaf-every", type=int, default=5, help="final files: VMAF on every n-th frame")
-    ap.add_argument("--probe-vmaf-every", type=int, default=10)
+    ap.add_argument("--vmaf-every", type=int, default=10, help="final files: VMAF on every n-th frame")
+    ap.add_argument("--probe-vmaf-every", type=int, default=15)
+    ap.add_argument("--probe-frames", type=int, default=75, help="probe each shot on its first N frames")
     ap.add_argument("--speedup", nargs="*", default=[], metavar="CLIP", help="measure the speed-up on these clips")
     ap.add_argument("--agreement", nargs="*", default=[], metavar="CLIP",
                     help="compare probe-preset and full-preset probes on these clips")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "hull.json"))
+    ap.add_argument("--cache", help="keep the probe cache here (default: a temporary folder)")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args()
     path = Path(args.json)

@@ -84,14 +84,12 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
     out = []
     for crf in crfs:
         bits, decoded = encode_frames(scaled, start, codec=codec, preset=preset, fps=info.fps, crf=crf)
-        scorer = FrameScorer("vmaf", vmaf_every)
+        scorer = FrameScorer("vmaf", 1)
         scores = []
-        for r, d in zip(refs, decoded):
+        for r, d in list(zip(refs, decoded))[::vmaf_every]:  # only the scored frames are scaled
             if (d.width, d.height) != (sw, sh):  # shown at the source size, as a player scales it
                 d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
-            s = scorer(r, d)
-            if s is not None:
-                scores.append(s)
+            scores.append(scorer(r, d))
         out.append({"crf": crf, "bits": int(round(bits.sum() * scale)), "vmaf": float(np.mean(scores))})
     return {"probes": out, "cpu": time.process_time() - cpu0, "frames": len(refs)}
 
