@@ -268,6 +268,9 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
     limits = _limits(limits)
     inp = Path(input)
     rates = parse_auto_ladder(o.ladder or "auto")
+    if o.bitrate is not None or o.crf is not None or o.size is not None:
+        raise CodecAssistError("--ladder auto chooses each rung's CRF per shot from the rung rates "
+                               "(auto:1M,500k): drop --bitrate/--crf/--size")
     out_dir = Path(output_dir)
     if "{rung}" in str(out_dir) or (out_dir.exists() and not out_dir.is_dir()) or out_dir.suffix.lower() in (
             ".mp4", ".mkv", ".mov"):
