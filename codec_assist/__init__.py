@@ -23,15 +23,16 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **{name: "codec_assist.api" for name in (
         "analyze", "make_plan", "encode", "compare", "tag", "tag_folder", "explain", "write_report", "export_plan",
-        "semantic_encode", "semantic_decode", "batch", "probe", "measure", "bd_rate")},
+        "semantic_encode", "semantic_decode", "batch", "probe", "measure", "bd_rate", "hull_ladder")},
     **{name: "codec_assist.options" for name in (
-        "AnalyzeOptions", "PlanOptions", "EncodeOptions", "AllocationOptions", "EngineOptions", "Limits")},
+        "AnalyzeOptions", "PlanOptions", "EncodeOptions", "AllocationOptions", "HullOptions", "EngineOptions",
+        "Limits")},
     "SemanticOptions": "codec_assist.semantic.stream",
     "parse_roi": "codec_assist.evaluation.metrics",
     **{name: "codec_assist.schemas" for name in (
         "Analysis", "EncodePlan", "EncodeReport", "EncodeResult", "CompareReport", "LadderReport", "TagReport",
         "Explanation", "SemanticReport", "BatchManifest", "RateControl", "RoiBox", "FocusPrompt", "VideoInfo",
-        "Quality")},
+        "Quality", "HullLadderReport")},
     **{name: "codec_assist.errors" for name in ("CodecAssistError", "InputError", "SchemaError", "EncoderError")},
 }
 
@@ -39,14 +40,14 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
     from codec_assist.api import (analyze, batch, bd_rate, compare, encode, explain, export_plan,  # noqa: F401
-                                  make_plan, measure, probe, semantic_decode, semantic_encode, tag, tag_folder,
+                                  hull_ladder, make_plan, measure, probe, semantic_decode, semantic_encode, tag, tag_folder,
                                   write_report)
     from codec_assist.errors import CodecAssistError, EncoderError, InputError, SchemaError  # noqa: F401
     from codec_assist.evaluation.metrics import parse_roi  # noqa: F401
     from codec_assist.options import (AllocationOptions, AnalyzeOptions, EncodeOptions, EngineOptions,  # noqa: F401
-                                      Limits, PlanOptions)
+                                      HullOptions, Limits, PlanOptions)
     from codec_assist.schemas import (Analysis, BatchManifest, CompareReport, EncodePlan, EncodeReport,  # noqa: F401
-                                      EncodeResult, Explanation, FocusPrompt, LadderReport, Quality, RateControl,
+                                      EncodeResult, Explanation, FocusPrompt, HullLadderReport, LadderReport, Quality, RateControl,
                                       RoiBox, SemanticReport, TagReport, VideoInfo)
     from codec_assist.semantic.stream import SemanticOptions  # noqa: F401
 

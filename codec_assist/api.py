@@ -146,6 +146,11 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     info = media.probe(inp, limits)
     rate = o.rate(info.frame_count / info.fps)
     check_request(o.codec, rate, o.preset, o.params, assisted=o.assist)
+    from codec_assist.planning.allocate import is_auto_ladder
+
+    if is_auto_ladder(o.ladder):
+        return hull_ladder(inp, output, o, analyze_options=analyze_options, limits=limits, overwrite=overwrite,
+                           progress=progress, report=report, html=html)
 
     # every output is checked before any work starts
     plan_files = [o.plan_file, schemas.arrays_path(o.plan_file)] if o.plan_file else []
@@ -241,6 +246,71 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
         html_report([], html, encode=enc_report, analysis=analysis, arrays=arrays, plan=plan, plan_arrays=plan_arrays,
                     analyze_options=a_opt, plan_options=p_opt)
     return enc_report
+
+
+def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOptions, *,
+                analyze_options: AnalyzeOptions | None = None, limits: Limits | None = None,
+                overwrite: bool = False, progress: bool = False, report: str | Path | None = None,
+                html: str | Path | None = None) -> schemas.HullLadderReport:
+    """`encode --ladder auto[:RATE,...]`: per-shot probes (resolution x CRF, VMAF at display size), per-shot
+    convex hulls, each rung's CRF per shot at equal slope, one playable file per rung in `output_dir`
+    (codec_assist.encoding.hull). Beside the rungs: STEM.hull.json (the report: probes, hulls, choices),
+    STEM.hull.csv (the map) and STEM.hull.png (the hulls); `report` another copy of the JSON, `html` the HTML
+    report (the map and the hull figure). Shots come from a shots-only analysis, or from the
+    full analysis (`analyze_options`) when `options.hull.importance_weight` > 0, which then weighs each shot
+    by its mean importance."""
+    import codec_assist.media.decode as media
+    from codec_assist.encoding.hull import encode_hull_ladder, map_csv
+    from codec_assist.media.safeio import atomic_write_bytes, check_output
+    from codec_assist.planning.allocate import allocation_units, parse_auto_ladder, unit_importance
+
+    o, h = options, options.hull
+    limits = _limits(limits)
+    inp = Path(input)
+    rates = parse_auto_ladder(o.ladder or "auto")
+    if o.bitrate is not None or o.crf is not None or o.size is not None:
+        raise CodecAssistError("--ladder auto chooses each rung's CRF per shot from the rung rates "
+                               "(auto:1M,500k): drop --bitrate/--crf/--size")
+    out_dir = Path(output_dir)
+    if "{rung}" in str(out_dir) or (out_dir.exists() and not out_dir.is_dir()) or out_dir.suffix.lower() in (
+            ".mp4", ".mkv", ".mov"):
+        raise CodecAssistError(f"--ladder auto writes a folder of rungs: -o {out_dir} must be a folder")
+    side = {k: out_dir / f"{inp.stem}.hull.{k}" for k in ("json", "csv", "png")}
+    for p in [*side.values(), *([report] if report else []), *([html] if html else [])]:
+        check_output(p, inp, overwrite=overwrite)
+    outputs = [out_dir / f"{inp.stem}.{r // 1000}k.mp4" for r in rates] if rates else None
+    for p in outputs or []:
+        check_output(p, inp, overwrite=overwrite)
+    media.probe(inp, limits)
+    weigh = h.importance_weight > 0
+    a_opt = for_plan(analyze_options or AnalyzeOptions(), page=False) if weigh else AnalyzeOptions(
+        analyzers=["shots"])
+    analysis, arrays = analyze(inp, a_opt, limits=limits, progress=progress)
+    starts = [s.start_frame for s in analysis.shots]
+    importance = None
+    if weigh:
+        if "importance/frames" not in arrays:
+            raise CodecAssistError("--hull-importance needs the importance map: keep the analysis's analyzers")
+        units = allocation_units(starts, analysis.video.frame_count, analysis.video.fps)
+        importance = unit_importance(units, arrays).tolist()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rep = encode_hull_ladder(inp, outputs, out_dir, rates, starts, codec=o.codec, preset=o.preset,
+                             probe_preset=h.probe_preset, crfs=h.crfs, heights=h.heights, importance=importance,
+                             importance_weight=h.importance_weight, engine=o.engine,
+                             cache_dir=h.cache_dir or out_dir / ".hull-probes", vmaf_every=h.vmaf_every,
+                             max_probe_frames=h.max_probe_frames, overwrite=overwrite, progress=progress)
+    schemas.save(rep, side["json"])
+    atomic_write_bytes(side["csv"], map_csv(rep).encode())
+    from codec_assist.report.figures import hull_figure, png_bytes
+
+    atomic_write_bytes(side["png"], png_bytes(hull_figure(rep)))
+    if report:
+        schemas.save(rep, report)
+    if html:
+        from codec_assist.report.html import report as html_report
+
+        html_report([], html, hull=rep)
+    return rep
 
 
 def _encode_one(inp: Path, out: Path, o: EncodeOptions, rate: RateControl, plan, plan_arrays, importance,

@@ -22,7 +22,7 @@ from codec_assist.schemas import Codec, RateControl, parse_bitrate
 from codec_assist.encoding.x26x import PRESETS
 Preset = Literal[PRESETS]  # x264/x265 preset names
 
-__all__ = ["AnalyzeOptions", "PlanOptions", "EncodeOptions", "AllocationOptions", "EngineOptions", "Limits",
+__all__ = ["AnalyzeOptions", "PlanOptions", "EncodeOptions", "AllocationOptions", "HullOptions", "EngineOptions", "Limits",
            "DEFAULT_LIMITS", "PRESETS"]
 
 
@@ -44,6 +44,36 @@ class AllocationOptions(BaseModel):
         if self.allocate and self.target_quality:
             raise ValueError("choose one of allocate and target_quality")
         return self
+
+
+class HullOptions(BaseModel):
+    """`--ladder auto`: the per-shot convex-hull ladder (codec_assist.encoding.hull)."""
+
+    model_config = ConfigDict(extra="forbid")
+    probe_preset: Preset = "veryfast"  # probes' x264/x265 preset (the rungs use the encode's preset)
+    crfs: list[float] = [18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0]  # probe CRF grid
+    heights: list[int] | None = None  # probe resolutions; None: the source height and standard heights below
+    importance_weight: float = Field(0.0, ge=0)  # > 0: shots that matter take higher points (runs the analysis)
+    vmaf_every: int = Field(5, ge=1)  # probes score every n-th frame with VMAF
+    max_probe_frames: int = Field(250, ge=1)  # a longer shot is probed on its first frames
+    cache_dir: Path | None = None  # probe results kept here (None: OUTDIR/.hull-probes)
+
+    @field_validator("crfs", mode="before")
+    @classmethod
+    def _crf_text(cls, v):
+        if isinstance(v, str):
+            try:
+                return [float(x) for x in v.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(f"CRF list {v!r}: expected numbers like 20,26,32") from None
+        return v
+
+    @field_validator("crfs")
+    @classmethod
+    def _crf_range(cls, v):
+        if len(set(v)) < 2 or not all(0 <= c <= 51 for c in v):
+            raise ValueError("give at least two distinct CRFs between 0 and 51")
+        return sorted(set(v))
 
 
 class EncodeOptions(BaseModel):
@@ -68,6 +98,7 @@ class EncodeOptions(BaseModel):
     allocation: AllocationOptions = AllocationOptions()
     ladder: str | None = None  # renditions from one plan, "720p:1M,480p:500k" (the output is a folder or {rung})
     ladder_plain: bool = True  # with a ladder: also a plain encode per rung to show its own IDRs
+    hull: HullOptions = HullOptions()  # with ladder="auto[:RATE,...]": the per-shot convex-hull ladder
     chunked: bool = False  # split at shot cuts, encode chunks in parallel on `engine`, join losslessly
     min_chunk: float = Field(2.0, gt=0)  # seconds, shortest chunk of a chunked encode
     engine: EngineOptions = EngineOptions()

@@ -429,6 +429,79 @@ class LadderReport(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# ------------------------------------------------------------------------------ convex-hull ladder (issue 19)
+class HullProbe(_Model):
+    """One probe encode of one shot: resolution x CRF, its bits and its VMAF at display resolution."""
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    crf: float
+    bits: int = Field(ge=0)
+    kbps: float
+    vmaf: float
+
+
+class HullShot(_Model):
+    start_frame: int = Field(ge=0)
+    end_frame: int  # exclusive
+    importance: float = 0.0
+    probes: list[HullProbe]
+    hull: dict[int, list[int]] = {}  # height -> indices into probes on that resolution's upper convex hull
+
+
+class HullShotChoice(_Model):
+    """A rung's decision for one shot, and what the final encode did with it."""
+
+    start_frame: int
+    end_frame: int
+    crf: float
+    probe_kbps: float  # predicted from the probes (interpolated on the hull)
+    vmaf: float  # predicted VMAF from the probes
+    kbps: float | None = None  # the full encode's bitrate over this shot
+
+
+class HullRung(_Model):
+    name: str
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    budget: int = Field(gt=0)  # bits/s
+    output: str
+    bitrate_kbps: float  # of the rung's file (video)
+    error: float  # bitrate_kbps / budget - 1
+    predicted_vmaf: float
+    predicted_vmaf_by_height: dict[int, float]  # the equal-slope choice's VMAF at each candidate resolution
+    slope: float
+    encodes: int  # 1, or 2 when a refinement pass corrected the CRFs
+    keyframes: list[int]
+    shots: list[HullShotChoice]
+    message: str = ""  # what the user must know (a budget outside what the probed CRFs can spend)
+
+
+class HullLadderReport(_Model):
+    """`encode --ladder auto`: per-shot probes, hulls, each rung's per-shot CRF at its resolution, the files."""
+
+    kind: ClassVar[str] = "hull-ladder"
+    schema_: Literal["codec-assist/hull-ladder"] = Field("codec-assist/hull-ladder", alias="schema")
+    version: int = SCHEMA_VERSION
+    input: VideoInfo
+    codec: Codec
+    preset: str
+    probe_preset: str
+    crfs: list[float]
+    heights: list[int]
+    importance_weight: float
+    shots: list[HullShot]
+    rungs: list[HullRung]
+    aligned: bool  # every rung has an IDR at every shot start
+    probe_encodes: int  # run in this call (the rest came from the cache)
+    probe_cached: int
+    probe_cpu_seconds: float  # CPU time of the probe tasks run in this call (encode + decode + VMAF)
+    probe_wall_seconds: float
+    encode_wall_seconds: float
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
 # ----------------------------------------------------------------------------------------------- reports
 class RoiBox(_Model):
     """A region of interest for evaluation, in source pixels, optionally limited to a time span."""

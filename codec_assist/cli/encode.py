@@ -64,7 +64,23 @@ def register(sub) -> None:
     g.add_argument("--max-probes", type=int, default=6, help="target-quality: most probe encodes per shot")
     g.add_argument("--ladder", metavar="RUNG:RATE[,...]",
                    help="encode renditions from one plan with identical IDRs, e.g. 720p:1M,480p:500k,240p:150k "
-                   "(-o is then a folder or a pattern with {rung})")
+                   "(-o is then a folder or a pattern with {rung}); auto[:RATE,...] (e.g. auto:1M,500k,250k): "
+                   "the per-shot convex-hull ladder, each rung's resolution and per-shot CRF chosen from probes "
+                   "(-o a folder; rates default to four from the probes)")
+    h = e.add_argument_group("convex-hull ladder (--ladder auto[:RATE,...]; see docs/BENCHMARKS.md)")
+    h.add_argument("--probe-preset", default="veryfast",
+                   help="--ladder auto: preset of the per-shot probe encodes (the rungs use --preset)")
+    h.add_argument("--hull-crfs", default="18,22,26,30,34,38,42", metavar="CRF,CRF,...",
+                   help="--ladder auto: probe CRF grid")
+    h.add_argument("--hull-heights", type=_heights, metavar="H,H,...",
+                   help="--ladder auto: probe resolutions (default: the source height and 1080/720/540/360/240 "
+                        "below it)")
+    h.add_argument("--hull-importance", type=float, default=0.0, metavar="WEIGHT",
+                   help="--ladder auto: > 0 runs the full analysis and lets shots that matter take higher points")
+    h.add_argument("--hull-vmaf-every", type=int, default=5, metavar="N",
+                   help="--ladder auto: probes score every N-th frame with VMAF")
+    h.add_argument("--hull-cache", metavar="DIR",
+                   help="--ladder auto: probe results are cached here (default OUT/.hull-probes); reruns reuse them")
     g.add_argument("--no-plain", action="store_true", help="--ladder: skip the plain per-rung encodes (IDR check)")
     g.add_argument("--events", type=parse_events, default=[], metavar="F[,F...]",
                    help="extra IDR candidates (frame numbers: speaker/topic changes...), kept within min/max GOP; "
@@ -89,16 +105,31 @@ def add_auto_preset_knobs(sp) -> None:
     g.add_argument("--taxonomy", metavar="FILE", help="taxonomy for --auto-preset (default: the shipped one)")
 
 
+def _heights(text: str) -> list[int]:
+    import argparse
+
+    try:
+        return [int(x.strip().rstrip("p")) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"heights {text!r}: expected numbers like 720,360") from None
+
+
 def encode_options(args):
-    from codec_assist.options import AllocationOptions, EncodeOptions
+    from codec_assist.options import AllocationOptions, EncodeOptions, HullOptions
 
     allocation = build(AllocationOptions, {"strength": "--alloc-strength", "target_quality": "--target-quality"},
                        allocate=args.allocate, strength=args.alloc_strength, max_shot_dqp=args.max_shot_dqp,
                        segment=args.segment, target_quality=args.target_quality, tolerance=args.tolerance,
                        max_probes=args.max_probes)
+    hull = build(HullOptions, {"probe_preset": "--probe-preset", "crfs": "--hull-crfs", "heights": "--hull-heights",
+                               "importance_weight": "--hull-importance", "vmaf_every": "--hull-vmaf-every",
+                               "cache_dir": "--hull-cache"},
+                 probe_preset=args.probe_preset, crfs=args.hull_crfs, heights=args.hull_heights,
+                 importance_weight=args.hull_importance, vmaf_every=args.hull_vmaf_every, cache_dir=args.hull_cache)
     return build(EncodeOptions, FLAGS, codec=args.codec, preset=args.preset, bitrate=args.bitrate, crf=args.crf,
                  size=args.size, params=args.params, assist=not args.no_assist, plan_file=args.plan,
                  events=args.events, allocation=allocation, ladder=args.ladder, ladder_plain=not args.no_plain,
+                 hull=hull,
                  chunked=args.chunked, min_chunk=args.min_chunk,
                  engine=engine_options(args),
                  auto_preset=args.auto_preset, preset_table=args.preset_table, taxonomy=args.taxonomy,
@@ -108,12 +139,20 @@ def encode_options(args):
 def run(args) -> int:
     from codec_assist import api
     from codec_assist.encoding.x26x import ENCODERS
-    from codec_assist.schemas import LadderReport
+    from codec_assist.schemas import HullLadderReport, LadderReport
 
     options = encode_options(args)
     rep = api.encode(args.input, args.output, options, analyze_options=analyze_options(args),
                      plan_options=plan_options(args), limits=limits(args), overwrite=args.overwrite,
                      progress=not args.quiet, report=args.report, html=args.html, rois=args.roi)
+    if isinstance(rep, HullLadderReport):
+        lines = [f"{r.name} {r.width}x{r.height} {r.bitrate_kbps:.0f} kb/s (budget {r.budget / 1000:g}, "
+                 f"{r.error * 100:+.1f} %), predicted VMAF {r.predicted_vmaf:.1f}, CRF per shot "
+                 f"{[c.crf for c in r.shots]} -> {r.output}" for r in rep.rungs]
+        lines.append(f"{len(rep.shots)} shots; probes: {rep.probe_encodes} run ({rep.probe_cpu_seconds:.0f} CPU-s), "
+                     f"{rep.probe_cached} cached; IDRs at every shot start in every rung: {rep.aligned}")
+        emit(args, rep, "\n".join(lines))
+        return 0 if rep.aligned else 1
     if isinstance(rep, LadderReport):
         lines = [f"{r.name} {r.width}x{r.height} {r.bitrate_kbps:.0f} kb/s IDR {r.keyframes}"
                  + (f" (plain scenecut: {r.plain_keyframes})" if r.plain_keyframes is not None else "")

@@ -90,25 +90,26 @@ def _plan_slice(plan_arrays: dict[str, np.ndarray] | None, a: int, b: int) -> di
 
 def encode_chunk(input_path: str, output_path: str, codec: str, rate: dict, preset: str, plan: dict | None,
                  plan_arrays: dict | None, params: dict, start: int, end: int, threads: int,
-                 two_pass: bool = True, limits: dict | None = None) -> dict:
-    """The task: one chunk through the ordinary encoder. Small arguments in, a small result out.
+                 two_pass: bool = True, limits: dict | None = None, size: tuple[int, int] | None = None) -> dict:
+    """The task: one chunk through the ordinary encoder. Small arguments in, a small result out. `size`
+    scales the chunk (a rung of a convex-hull ladder, codec_assist.encoding.hull).
 
     An ABR chunk is encoded in two passes: one pass over a few seconds misses the target by up to a third
     (bikes.mp4 at 300k, x264 veryfast: 192-319 kb/s per chunk), two passes land within a few percent."""
     with warnings_returned() as warnings:
         result = _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params,
-                               start, end, threads, two_pass, media.Limits.model_validate(limits or {}))
+                               start, end, threads, two_pass, media.Limits.model_validate(limits or {}), size)
     return {**result, "warnings": warnings}
 
 
 def _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params, start, end, threads,
-                  two_pass, limits) -> dict:
+                  two_pass, limits, size=None) -> dict:
     from codec_assist.encoding.x26x import encode
 
     rc = RateControl.model_validate(rate)
     kw = dict(codec=codec, rate=rc, preset=preset, plan=EncodePlan.model_validate(plan) if plan else None,
               plan_arrays=plan_arrays, params=params, start_frame=start, end_frame=end, threads=threads,
-              limits=limits)
+              limits=limits, size=tuple(size) if size else None)
     out = Path(output_path)
     seconds = 0.0
     if two_pass and rc.mode == "abr":
@@ -239,17 +240,21 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
     # Pass 1 (demux only): the reorder delay over the whole stream, and each chunk's parameter sets. The file's
     # header carries the first chunk's; a chunk whose sets differ (x264's two-pass PPS has its own initial QP)
     # gets them in-band, in front of its IDR, where a decoder takes them up (as in a broadcast stream).
-    delay, g, extradata, inband = 0, 0, None, {}
+    # The sets a decoder holds are the last ones it was given, so a chunk whose sets differ from the chunk
+    # before it gets them in-band, even when they equal the header's (CRF chunks: 26, 20, 26 -> the third
+    # needs the header's sets again, or it decodes with the second's initial QP).
+    delay, g, extradata, active, inband = 0, 0, None, None, {}
     for c, (f, (a, b)) in enumerate(zip(files, chunks)):
         _, rank, ex = _chunk_packets(f, b - a)
         if extradata is None:
             extradata = ex
             size, _ = parameter_sets(*ex)
-        elif ex != extradata:
+        elif ex != active:
             size_c, nals = parameter_sets(*ex)
             if size_c != size:
                 raise EncoderError(f"{f.name}: NAL length size {size_c} differs from the first chunk's {size}")
             inband[c] = b"".join(len(n).to_bytes(size, "big") + n for n in nals)
+        active = ex
         for j, k in enumerate(rank):
             delay = max(delay, (g + j) - (a + k))
         g += b - a

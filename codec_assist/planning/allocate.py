@@ -152,6 +152,29 @@ def parse_ladder(text: str) -> list[tuple[str, int | None, int, int]]:
     return rungs
 
 
+def parse_auto_ladder(text: str) -> list[int] | None:
+    """'auto' -> None (rates chosen from the probes); 'auto:1M,500k,250k' -> [bits/s, ...] highest first;
+    anything not starting with 'auto' -> CodecAssistError (a fixed ladder is parse_ladder's)."""
+    head, _, rest = (text or "").strip().partition(":")
+    if head.strip().lower() != "auto":
+        raise CodecAssistError(f"ladder {text!r} is not an auto ladder")
+    if not rest.strip():
+        return None
+    rates = []
+    for item in filter(None, (t.strip() for t in rest.split(","))):
+        try:
+            rates.append(parse_bitrate(item))
+        except ValueError as e:
+            raise CodecAssistError(f"auto ladder rate {item!r}: {e}") from None
+    if len(set(rates)) != len(rates):
+        raise CodecAssistError(f"auto ladder {text!r}: two rungs have the same rate")
+    return sorted(rates, reverse=True)
+
+
+def is_auto_ladder(text: str | None) -> bool:
+    return bool(text) and text.strip().lower().split(":")[0].strip() == "auto"
+
+
 def rung_size(src_w: int, src_h: int, width: int | None, height: int) -> tuple[int, int]:
     """Even output size; a bare height keeps the source's aspect."""
     if width is None:

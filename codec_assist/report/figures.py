@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
@@ -380,4 +381,45 @@ def layer_sizes(sizes: Mapping[str, int], title: str = "Semantic bitstream: size
     ax.set_title(f"{title} — total {total / 1024:.2f} KiB")
     ax.margins(x=0.3)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+# -------------------------------------------------------------------------------- convex hulls (issue 19)
+@_styled
+def hull_figure(report) -> Figure:
+    """Per shot: the probes (kb/s, VMAF) per resolution, each resolution's upper convex hull, and where every
+    rung of the ladder landed (its prediction from the probes). `report` is a HullLadderReport."""
+    shots = report.shots
+    cols = min(4, max(1, len(shots)))
+    rows = -(-len(shots) // cols)
+    fig = _figure(3.4 * cols, 2.8 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fps = report.input.fps
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, max(1, len(report.heights))))
+    for k, (ax, shot) in enumerate(zip(axes, shots)):
+        for colour, h in zip(colours, report.heights):
+            pts = [p for p in shot.probes if p.height == h]
+            ax.plot([p.kbps for p in pts], [p.vmaf for p in pts], "o", ms=3, color=colour, alpha=0.5)
+            hull = [shot.probes[i] for i in shot.hull.get(h, [])]
+            ax.plot([p.kbps for p in hull], [p.vmaf for p in hull], "-", lw=1.3, color=colour,
+                    label=f"{h}p" if k == 0 else None)
+        for r in report.rungs:
+            c = r.shots[k]
+            ax.plot([c.probe_kbps], [c.vmaf], "*", ms=9, color="#d62728", mec="k", mew=0.4)
+            ax.annotate(f"{r.height}p crf {c.crf:g}", (c.probe_kbps, c.vmaf), fontsize=6, xytext=(3, -8),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log minor labels overlap
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_title(f"shot {k}: frames {shot.start_frame}-{shot.end_frame - 1} "
+                     f"({(shot.end_frame - shot.start_frame) / fps:.1f}s)", fontsize=9)
+        ax.set_xlabel("kb/s (probe)")
+        ax.set_ylabel("VMAF at display size")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(shots):]:
+        ax.set_visible(False)
+    if len(shots):
+        axes[0].legend(loc="lower right", fontsize=7)
+    fig.suptitle(f"Per-shot rate–quality hulls ({report.codec} {report.probe_preset} probes); "
+                 "stars: each rung's choice")
     return fig

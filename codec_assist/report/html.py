@@ -26,7 +26,8 @@ from codec_assist import __version__
 
 from codec_assist import schemas
 from codec_assist.errors import CodecAssistError, InputError, SchemaError
-from codec_assist.schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, LadderReport, SemanticReport,
+from codec_assist.schemas import (AllocationInfo, Analysis, CompareReport, EncodePlan, EncodeReport, HullLadderReport,
+                                  LadderReport, SemanticReport,
                       TagReport, VideoInfo)
 
 log = logging.getLogger("codec_assist")
@@ -39,8 +40,9 @@ KINDS: dict[str, type] = {
     "codec-assist/tags": TagReport,
     "codec-assist/semantic-report": SemanticReport,
     "codec-assist/ladder-report": LadderReport,
+    "codec-assist/hull-ladder": HullLadderReport,
 }
-WHAT = "analysis, plan, encode/compare/ladder report, tag report or semantic report"
+WHAT = "analysis, plan, encode/compare/ladder/hull-ladder report, tag report or semantic report"
 NEED_ARRAYS = {
     Analysis: ("importance/frames", "importance/scalar", "importance/grid"),
     EncodePlan: ("qp/frames", "qp/offsets"),
@@ -90,6 +92,7 @@ class Sources:
     tags: TagReport | None = None
     semantic: SemanticReport | None = None
     ladder: LadderReport | None = None
+    hull: HullLadderReport | None = None
     layers: dict[str, int] | None = None  # semantic bitstream: layer -> bytes (else from `semantic`)
     inputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -97,7 +100,7 @@ class Sources:
 
     @property
     def video(self) -> VideoInfo | None:
-        for thing in (self.analysis, self.encode, self.compare, self.tags, self.ladder):
+        for thing in (self.analysis, self.encode, self.compare, self.tags, self.ladder, self.hull):
             if thing is not None:
                 return thing.video if isinstance(thing, Analysis) else thing.input
         return None
@@ -120,6 +123,8 @@ def gather(paths: list[str | Path]) -> Sources:
             src.semantic = model
         elif isinstance(model, LadderReport):
             src.ladder = model
+        elif isinstance(model, HullLadderReport):
+            src.hull = model
         else:
             src.compare = model
     return src
@@ -398,6 +403,12 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
             "BD-rate: bitrate change at equal quality. " + METRIC_NOTE,
             F.rd_curves(_rd_panels(src.compare), f"{src.compare.codec} {src.compare.preset}"))
 
+    if src.hull is not None:
+        add("hull", "Per-shot convex hulls",
+            "Each shot's probes (kb/s, VMAF at display size) per resolution and their upper convex hulls; the "
+            "stars are where each rung of the ladder placed the shot (equal slope across shots).",
+            F.hull_figure(src.hull))
+
     layers = src.layers or ({x.name: x.stored_bytes for x in src.semantic.layers} if src.semantic else None)
     if layers:
         add("layer_sizes", "Semantic bitstream layers",
@@ -538,6 +549,8 @@ def _metrics(src: Sources) -> str:
         parts.append(f"<p>IDR frames in the output: {_e(r.keyframes)}</p>")
     if src.ladder is not None:
         parts.append(_ladder(src.ladder))
+    if src.hull is not None:
+        parts.append(_hull(src.hull))
     alloc = allocation_of(src)
     if alloc is not None:
         parts.append(_allocation(alloc, src.video.fps if src.video else 0.0))
@@ -594,6 +607,17 @@ def _ladder(r: LadderReport) -> str:
                     else "; plain scenecut encodes put IDRs at different frames in different rungs")
     return (f"<h3>Ladder ({_e(r.codec)} {_e(r.preset)}), plan IDRs at {_e(r.plan_keyframes)}</h3>"
             + _table(head, rows, {2, 3, 4}) + f"<p>{_e(verdict)}.</p>")
+
+
+def _hull(r: HullLadderReport) -> str:
+    """The convex-hull ladder's map: per rung its resolution, and per shot the CRF it chose."""
+    head = ["rung", "size", "budget kb/s", "kb/s", "error", "predicted VMAF"] + [
+        f"shot {k} CRF" for k in range(len(r.shots))]
+    rows = [[g.name, f"{g.width}×{g.height}", f"{g.budget / 1000:.0f}", f"{g.bitrate_kbps:.1f}",
+             f"{g.error * 100:+.1f} %", f"{g.predicted_vmaf:.1f}"] + [f"{c.crf:g}" for c in g.shots] for g in r.rungs]
+    return (f"<h3>Convex-hull ladder ({_e(r.codec)} {_e(r.preset)}, probes {_e(r.probe_preset)}: "
+            f"{r.probe_encodes} run, {r.probe_cached} cached, {r.probe_cpu_seconds:.0f} CPU-s)</h3>"
+            + _table(head, rows, {2, 3, 5}) + f"<p>IDR at every shot start in every rung: {r.aligned}.</p>")
 
 
 def _allocation(alloc: AllocationInfo, fps: float) -> str:
@@ -787,7 +811,7 @@ def write_report(src: Sources, output: str | Path, figures_dir: str | Path | Non
 
 def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, analysis=None, arrays=None,
            plan=None, plan_arrays=None, encode=None, compare=None, tags=None, semantic=None, layers=None,
-           ladder=None, analyze_options=None, plan_options=None) -> dict:
+           ladder=None, hull=None, analyze_options=None, plan_options=None) -> dict:
     """Library entry point: artifacts on disk and/or in memory -> report.html. Returns a summary dict."""
     src = gather(list(inputs))
     if analysis is not None:
@@ -799,6 +823,7 @@ def report(inputs: list[str | Path], output: str | Path, *, figures_dir=None, an
     src.tags = tags or src.tags
     src.semantic = semantic or src.semantic
     src.ladder = ladder or src.ladder
+    src.hull = hull or src.hull
     src.layers = layers
     follow_links(src)
     complete(src, analyze_options, plan_options)

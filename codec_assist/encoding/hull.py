@@ -1,0 +1,361 @@
+"""Convex-hull ladder (`encode --ladder auto[:RATE,...]`): per-shot probes, equal-slope choice, rung encodes.
+
+1. Probes: every shot x resolution (the source height and the standard heights below it) x CRF grid is
+   encoded in memory (codec_assist.encoding.probes.encode_frames) at a probe preset, decoded, upscaled to the
+   source size as a player would (bicubic) and scored with VMAF (vmaf-torch, every `vmaf_every`-th frame,
+   motion off) against the source. One task per (shot, resolution) on the engine (local processes or Ray);
+   each probe's result is cached on disk under a key of the clip's sha256, shot, size, CRF, codec and preset,
+   so a rerun (or another rung set) skips what was measured.
+2. Per rung, for each candidate resolution the equal-slope choice (policies.hull.choose) over the shots' hulls
+   at that resolution predicts the VMAF at the rung's budget; the rung takes the best resolution.
+3. Output (a): one resolution per rung, a CRF per shot, each shot encoded as its own chunk (IDR first,
+   scenecut off so the rungs' IDRs are identical) and the chunks joined losslessly into one playable file
+   (codec_assist.encoding.chunked). Why not (b), per-shot resolution segments behind an HLS manifest: a
+   player switches resolution only between renditions, a file whose frame size changes mid-stream is not an
+   ordinary MP4 track, and the probes on our clips choose one resolution for every shot of a rung at most
+   budgets anyway — a rung at one resolution keeps the output one file per rung that any player and every
+   tool here (evaluation, check_joined) reads. The resolution is still chosen from the hulls, per rung.
+4. Rate: CRF encodes at the full preset spend differently from the probes; when a rung lands more than
+   RATE_TOLERANCE off its budget, each shot's probe bits are scaled by its measured full/probe ratio, the
+   choice is made again and the rung re-encoded once (the result says how far it landed).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from policies.hull import best_height, candidate_heights, choose, crf_between, upper_hull
+
+import codec_assist.media.decode as media
+from codec_assist.encoding.chunked import check_joined, encode_chunk, join
+from codec_assist.errors import CodecAssistError, EncoderError
+from codec_assist.media.safeio import atomic_write_bytes
+from codec_assist.planning.allocate import rung_size
+from codec_assist.scale.engine import EngineOptions, run_tasks
+from codec_assist.schemas import HullLadderReport, HullProbe, HullRung, HullShot, HullShotChoice
+
+log = logging.getLogger("codec_assist")
+
+RATE_TOLERANCE = 0.025  # refine a rung once when it lands further than this from its budget (goal ±3 %)
+DEFAULT_CRFS = (18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0)
+# scenecut off inside a shot: an IDR only at shot starts (and every keyint frames), the same in every rung
+RUNG_PARAMS = {"scenecut": "0"}
+
+
+# -------------------------------------------------------------------------------------------------- probes
+def probe_key(sha: str, codec: str, preset: str, start: int, end: int, width: int, height: int, crf: float,
+              vmaf_every: int, max_frames: int) -> str:
+    return f"{sha[:20]}-{codec}-{preset}-f{start}-{end}-{width}x{height}-crf{crf:g}-v{vmaf_every}-m{max_frames}"
+
+
+def probe_shot(input_path: str, start: int, end: int, width: int, height: int, crfs: list[float], codec: str,
+               preset: str, vmaf_every: int, max_frames: int, threads: int) -> dict:
+    """The task: one shot at one size, every CRF. Returns {"probes": [{crf, bits, vmaf}], "cpu": seconds,
+    "frames": n}. Long shots are probed on their first `max_frames` frames (bits are scaled to the shot)."""
+    import torch
+
+    from codec_assist.encoding.probes import encode_frames, even_frame
+    from codec_assist.evaluation.metrics import FrameScorer
+
+    torch.set_num_threads(max(1, threads))
+    cpu0 = time.process_time()
+    info = media.probe(input_path)
+    sw, sh = info.width & ~1, info.height & ~1
+    refs, scaled = [], []
+    for n, frame in enumerate(media.iter_frames(input_path)):
+        if n >= end or len(refs) >= max_frames:
+            break
+        if n >= start:
+            refs.append(even_frame(frame, sw, sh))
+            scaled.append(frame.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC")
+                          if (width, height) != (sw, sh) else refs[-1])
+    if not refs:
+        raise EncoderError(f"shot {start}-{end - 1}: no frames decoded")
+    scale = (end - start) / len(refs)
+    out = []
+    for crf in crfs:
+        bits, decoded = encode_frames(scaled, start, codec=codec, preset=preset, fps=info.fps, crf=crf)
+        scorer = FrameScorer("vmaf", 1)
+        scores = []
+        for r, d in list(zip(refs, decoded))[::vmaf_every]:  # only the scored frames are scaled
+            if (d.width, d.height) != (sw, sh):  # shown at the source size, as a player scales it
+                d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
+            scores.append(scorer(r, d))
+        out.append({"crf": crf, "bits": int(round(bits.sum() * scale)), "vmaf": float(np.mean(scores))})
+    return {"probes": out, "cpu": time.process_time() - cpu0, "frames": len(refs)}
+
+
+def run_probes(input_path: Path, units: Sequence[tuple[int, int]], heights: Sequence[int], crfs: Sequence[float],
+               *, codec: str, preset: str, engine: EngineOptions, cache_dir: Path | None, vmaf_every: int,
+               max_frames: int, progress: bool = False) -> tuple[list[list[HullProbe]], dict]:
+    """Probe points of every shot (all sizes, all CRFs), from the cache where present. Returns them per shot
+    and {"encodes", "cached", "cpu", "wall"} for what ran in this call."""
+    from tqdm import tqdm
+
+    from codec_assist.scale.batch import sha256_file
+
+    info = media.probe(input_path)
+    sha = sha256_file(input_path)
+    sizes = {h: rung_size(info.width, info.height, None, h) for h in heights}
+    fps = info.fps
+    found: dict[tuple[int, int, float], dict] = {}
+    tasks: dict[tuple[int, int], tuple] = {}
+    for k, (s, e) in enumerate(units):
+        for h in heights:
+            w, hh = sizes[h]
+            missing = []
+            for crf in crfs:
+                key = probe_key(sha, codec, preset, s, e, w, hh, crf, vmaf_every, max_frames)
+                f = cache_dir / f"{key}.json" if cache_dir else None
+                if f is not None and f.is_file():
+                    try:
+                        found[(k, h, crf)] = json.loads(f.read_text())
+                        continue
+                    except (OSError, json.JSONDecodeError):
+                        pass  # a damaged cache entry is measured again
+                missing.append(crf)
+            if missing:
+                tasks[(k, h)] = (str(input_path), s, e, w, hh, missing, codec, preset, vmaf_every, max_frames,
+                                 engine.threads())
+    cached = len(found)
+    stats = {"encodes": 0, "cached": cached, "cpu": 0.0, "wall": 0.0}
+    errors: dict = {}
+    bar = tqdm(total=len(tasks), unit="probe set", desc="hull probes", disable=not progress, leave=False)
+
+    def done(key, result, error):
+        bar.update()
+        if error:
+            errors[key] = error
+            return
+        k, h = key
+        s, e = units[k]
+        w, hh = sizes[h]
+        stats["cpu"] += result["cpu"]
+        for p in result["probes"]:
+            found[(k, h, p["crf"])] = p
+            stats["encodes"] += 1
+            if cache_dir is not None:
+                key_s = probe_key(sha, codec, preset, s, e, w, hh, p["crf"], vmaf_every, max_frames)
+                atomic_write_bytes(cache_dir / f"{key_s}.json", json.dumps(p).encode())
+
+    t0 = time.perf_counter()
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    run_tasks(probe_shot, tasks, engine, done)
+    bar.close()
+    stats["wall"] = time.perf_counter() - t0
+    if errors:
+        (k, h), msg = min(errors.items())
+        raise EncoderError(f"probe of shot {units[k][0]}-{units[k][1] - 1} at {h}p failed: {msg}")
+    out = []
+    for k, (s, e) in enumerate(units):
+        seconds = (e - s) / fps
+        shot = []
+        for h in heights:
+            w, hh = sizes[h]
+            for crf in crfs:
+                p = found[(k, h, crf)]
+                shot.append(HullProbe(height=hh, width=w, crf=crf, bits=p["bits"], kbps=p["bits"] / seconds / 1000,
+                                      vmaf=p["vmaf"]))
+        out.append(shot)
+    return out, stats
+
+
+# ----------------------------------------------------------------------------------------------- choosing
+def _points_at(shot: HullShot, height: int, scale: float = 1.0) -> tuple[list[HullProbe], np.ndarray, np.ndarray]:
+    probes = [p for p in shot.probes if p.height == height]
+    return probes, np.asarray([p.bits * scale for p in probes], float), np.asarray([p.vmaf for p in probes], float)
+
+
+def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: float, fps: float, *,
+                importance_weight: float = 0.0, scales: dict[int, list[float]] | None = None, only: int | None = None
+                ) -> tuple[int, list[HullShotChoice], float, float, dict[int, float], str]:
+    """The rung's resolution and per-shot CRFs: (height, choices, predicted VMAF, slope, VMAF per height,
+    message: empty, or why the budget cannot be met with the probed CRFs).
+    `scales[h][k]` multiplies shot k's probe bits at height h (the refinement's full/probe ratio)."""
+    frames = [s.end_frame - s.start_frame for s in shots]
+    importance = [s.importance for s in shots]
+    results = {}
+    for h in ([only] if only is not None else heights):
+        pts = [_points_at(s, h, (scales or {}).get(h, [1.0] * len(shots))[k]) for k, s in enumerate(shots)]
+        results[h] = (pts, choose([(b, q) for _, b, q in pts], frames, budget_bits, importance=importance,
+                                  importance_weight=importance_weight))
+    by_height = {h: r.quality for h, (_, r) in results.items()}
+    h = best_height(by_height)
+    pts, r = results[h]
+    message = ""
+    if r.bits < budget_bits * (1 - RATE_TOLERANCE):
+        message = (f"the budget is above what CRF {min(p.crf for p in shots[0].probes):g} spends at {h}p "
+                   f"({r.bits / budget_bits * 100:.0f} % of it): widen the CRF grid (--hull-crfs) to spend it")
+    elif not r.feasible:
+        message = (f"the budget is below what CRF {max(p.crf for p in shots[0].probes):g} spends at {h}p "
+                   f"({r.bits / budget_bits * 100:.0f} % of it): widen the CRF grid or add a lower resolution")
+    choices = []
+    for shot, (probes, b, _), c in zip(shots, pts, r.shots):
+        lo, hi = probes[c.lo], probes[c.hi]
+        crf = crf_between(lo.crf, hi.crf, b[c.lo], b[c.hi], c.bits) if c.lo != c.hi else lo.crf
+        seconds = (shot.end_frame - shot.start_frame) / fps
+        choices.append(HullShotChoice(start_frame=shot.start_frame, end_frame=shot.end_frame,
+                                      crf=round(crf, 2), probe_kbps=c.bits / seconds / 1000, vmaf=c.quality))
+    return h, choices, r.quality, r.slope, by_height, message
+
+
+# ------------------------------------------------------------------------------------------------ encoding
+def encode_rung(input_path: Path, output: Path, choices: Sequence[HullShotChoice], size: tuple[int, int], *,
+                codec: str, preset: str, engine: EngineOptions, stamps: list[int], fmt: str) -> list[int]:
+    """Each shot at its CRF as its own chunk, joined into `output` (written atomically, checked: frame count,
+    timestamps, an IDR at every shot start). Returns the bits spent on each shot."""
+    from codec_assist.media.safeio import atomic_output
+
+    chunks = [(c.start_frame, c.end_frame) for c in choices]
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.shots-", dir=output.parent))
+    try:
+        files = [work / f"shot{i:05d}.mkv" for i in range(len(chunks))]
+        tasks = {i: (str(input_path), str(files[i]), codec, {"mode": "crf", "crf": c.crf}, preset, None, None,
+                     dict(RUNG_PARAMS), c.start_frame, c.end_frame, engine.threads(), False, None, size)
+                 for i, c in enumerate(choices)}
+        errors: dict[int, str] = {}
+
+        def done(key, result, error):
+            if error:
+                errors[key] = error
+
+        run_tasks(encode_chunk, tasks, engine, done)
+        if errors:
+            first = min(errors)
+            raise EncoderError(f"shot {chunks[first][0]}-{chunks[first][1] - 1} failed: {errors[first]}")
+        with atomic_output(output) as tmp:
+            join(files, chunks, input_path, tmp, fmt, stamps)
+            problems = check_joined(tmp, input_path, [a for a, _ in chunks], decode=False)
+            if problems:
+                raise EncoderError(f"the joined shots do not match the input: {problems[0]}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    bits = media.packet_bits(output)
+    return [int(bits[a:b].sum()) for a, b in chunks]
+
+
+def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, output_dir: Path,
+                       rates: Sequence[int] | None, shot_starts: Sequence[int], *, codec: str = "x264",
+                       preset: str = "medium", probe_preset: str = "veryfast", crfs: Sequence[float] = DEFAULT_CRFS,
+                       heights: Sequence[int] | None = None, importance: Sequence[float] | None = None,
+                       importance_weight: float = 0.0, engine: EngineOptions | None = None,
+                       cache_dir: Path | None = None, vmaf_every: int = 5, max_probe_frames: int = 250,
+                       overwrite: bool = False, progress: bool = False) -> HullLadderReport:
+    """Probe, choose and encode every rung (see the module doc). `rates` in bits/s, highest first; None: four
+    rungs from the rate of the source-size CRF-26 probes down by halves. `outputs` (one per rate, or None to
+    name them DIR/STEM.RATE.mp4 once the rates are known)."""
+    from tqdm import tqdm
+
+    from policies.hull import default_rates
+
+    from codec_assist.encoding.x26x import CONTAINERS
+    from codec_assist.media.safeio import check_output
+    from codec_assist.planning.allocate import allocation_units
+
+    inp = Path(input_path)
+    engine = engine or EngineOptions()
+    info = media.probe(inp)
+    stamps = media.frame_timestamps(inp)
+    if not stamps:
+        raise CodecAssistError(f"{inp}: its frames have no distinct timestamps; a hull ladder needs them")
+    n = len(stamps)
+    units = allocation_units(shot_starts, n, info.fps)
+    heights = sorted(set(heights or candidate_heights(info.height)), reverse=True)
+    if any(h > (info.height & ~1) for h in heights):
+        raise CodecAssistError(f"hull heights {heights} include one above the source's {info.height}p")
+    crfs = sorted({float(c) for c in crfs})
+    if len(crfs) < 2:
+        raise CodecAssistError("a hull needs at least two CRFs")
+
+    probes, stats = run_probes(inp, units, heights, crfs, codec=codec, preset=probe_preset, engine=engine,
+                               cache_dir=cache_dir, vmaf_every=vmaf_every, max_frames=max_probe_frames,
+                               progress=progress)
+    imp = list(importance) if importance is not None else [0.0] * len(units)
+    shots = []
+    for (s, e), pr, i in zip(units, probes, imp):
+        hull = {}
+        for h in heights:
+            sel = [j for j, p in enumerate(pr) if p.height == h]
+            hull[h] = [sel[j] for j in upper_hull([pr[j].bits for j in sel], [pr[j].vmaf for j in sel])]
+        shots.append(HullShot(start_frame=s, end_frame=e, importance=float(i), probes=pr, hull=hull))
+    duration = n / info.fps
+    if rates is None:
+        top = sum(p.bits for s in shots for p in s.probes if p.height == heights[0] and p.crf == min(
+            crfs, key=lambda c: abs(c - 26.0)))
+        rates = default_rates(top / duration)
+    if outputs is None:
+        outputs = [output_dir / f"{inp.stem}.{r // 1000}k.mp4" for r in rates]
+    for p in outputs:
+        check_output(p, inp, overwrite=overwrite)
+    fmt = CONTAINERS.get(outputs[0].suffix.lower()) if outputs else None
+
+    rungs = []
+    t0 = time.perf_counter()
+    for rate, out in tqdm(list(zip(rates, outputs)), unit="rung", desc="hull rungs", disable=not progress,
+                          leave=False):
+        out = Path(out)
+        fmt = CONTAINERS.get(out.suffix.lower())
+        if fmt is None:
+            raise EncoderError(f"output {out}: unsupported container; use one of {', '.join(CONTAINERS)}")
+        budget = rate * duration
+        h, choices, q, slope, by_h, message = choose_rung(shots, heights, budget, info.fps,
+                                                          importance_weight=importance_weight)
+        size = rung_size(info.width, info.height, None, h)
+        bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset, engine=engine, stamps=stamps,
+                           fmt=fmt)
+        encodes = 1
+        if abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message:
+            # the full preset spends differently from the probes, shot by shot: scale each shot's probe
+            # bits by what its full encode spent against the prediction, choose again, encode again
+            ratio = [b / max(1.0, c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps)
+                     for b, c in zip(bits, choices)]
+            h, choices, q, slope, _, message = choose_rung(shots, heights, budget, info.fps, only=h,
+                                                           importance_weight=importance_weight, scales={h: ratio})
+            retry = out.with_name(f".{out.stem}.refine{out.suffix}")
+            bits = encode_rung(inp, retry, choices, size, codec=codec, preset=preset, engine=engine,
+                               stamps=stamps, fmt=fmt)
+            retry.replace(out)
+            encodes = 2
+        choices = [c.model_copy(update={"kbps": b / ((c.end_frame - c.start_frame) / info.fps) / 1000})
+                   for c, b in zip(choices, bits)]
+        kbps = sum(bits) / duration / 1000
+        rungs.append(HullRung(name=out.stem.rsplit(".", 1)[-1], width=size[0], height=size[1], budget=rate,
+                              output=str(out), bitrate_kbps=kbps, error=kbps * 1000 / rate - 1,
+                              predicted_vmaf=q, predicted_vmaf_by_height=by_h, slope=slope, encodes=encodes,
+                              keyframes=media.keyframe_indices(out), shots=choices, message=message))
+        if message:
+            log.warning("rung %s: %s", rungs[-1].name, message)
+    starts = [s.start_frame for s in shots]
+    aligned = all(set(starts) <= set(r.keyframes) for r in rungs)
+    return HullLadderReport(
+        input=info, codec=codec, preset=preset, probe_preset=probe_preset, crfs=crfs, heights=heights,
+        importance_weight=importance_weight, shots=shots, rungs=rungs, aligned=aligned,
+        probe_encodes=stats["encodes"], probe_cached=stats["cached"], probe_cpu_seconds=stats["cpu"],
+        probe_wall_seconds=stats["wall"], encode_wall_seconds=time.perf_counter() - t0)
+
+
+# -------------------------------------------------------------------------------------------------- export
+CSV_COLUMNS = ("rung", "budget_kbps", "width", "height", "start_frame", "end_frame", "crf", "probe_kbps",
+               "predicted_vmaf", "kbps")
+
+
+def map_csv(report: HullLadderReport) -> str:
+    """The allocation map as CSV: one row per rung and shot."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in report.rungs:
+        for c in r.shots:
+            w.writerow([r.name, f"{r.budget / 1000:g}", r.width, r.height, c.start_frame, c.end_frame, f"{c.crf:g}",
+                        f"{c.probe_kbps:.1f}", f"{c.vmaf:.2f}", "" if c.kbps is None else f"{c.kbps:.1f}"])
+    return buf.getvalue()

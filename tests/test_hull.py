@@ -1,0 +1,171 @@
+"""Issue 19: the per-shot convex-hull ladder (`encode --ladder auto`).
+
+Pure-policy tests on synthetic rate-quality points (policies.hull), then one end-to-end ladder on the first two
+shots of the real montage: playable rung files with an IDR at every shot start (check_joined), each rung near
+its budget, the JSON map valid and the CSV map complete.
+"""
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from policies.hull import candidate_heights, choose, crf_between, upper_hull
+
+
+# --------------------------------------------------------------------------------------------- pure policy
+def test_upper_hull_drops_points_under_the_hull_and_dominated_points():
+    bits = [100, 200, 300, 400, 500, 450]
+    quality = [50, 70, 75, 90, 89, 60]
+    # 300/75 lies under the chord 200/70 -> 400/90; 500/89 and 450/60 cost more than 400 for less quality
+    assert upper_hull(bits, quality) == [0, 1, 3]
+
+
+def _curve(scale: float, crfs=(18, 24, 30, 36, 42)):
+    """A concave rate-quality curve: bits fall exponentially with CRF, quality saturates with log bits."""
+    bits = np.array([scale * 2 ** ((30 - c) / 6) for c in crfs])
+    return bits, 100 - 60 * np.exp(-bits / (scale * 1.2))
+
+
+def test_choose_hits_the_budget_at_equal_slope_and_takes_hull_points():
+    shots = [_curve(1e5), _curve(4e5), _curve(2e5)]
+    frames = [50, 50, 50]
+    for budget in (4e5, 8e5, 1.5e6):
+        r = choose(shots, frames, budget)
+        assert r.feasible
+        assert r.bits == pytest.approx(budget, rel=1e-6)
+        for (b, q), c in zip(shots, r.shots):
+            hull = upper_hull(b, q)
+            assert c.lo in hull and c.hi in hull
+    # more budget never lowers the predicted quality
+    qs = [choose(shots, frames, b).quality for b in (3e5, 6e5, 1.2e6)]
+    assert qs == sorted(qs)
+
+
+def test_equal_slope_beats_an_even_split_of_the_budget():
+    """The point of the hull: shots whose quality saturates give bits to shots that still gain."""
+    easy, hard = _curve(5e4), _curve(8e5)
+    budget = 9e5
+    r = choose([easy, hard], [50, 50], budget)
+    # the best single-CRF (same index for both shots) allocation within the budget
+    best_even = max(((easy[1][i] + hard[1][i]) / 2 for i in range(5) if easy[0][i] + hard[0][i] <= budget))
+    assert r.quality > best_even
+
+
+def test_importance_weight_moves_quality_to_the_shot_that_matters():
+    shots, frames = [_curve(2e5), _curve(2e5)], [50, 50]
+    plain = choose(shots, frames, 4e5)
+    tilted = choose(shots, frames, 4e5, importance=[1.0, 0.0], importance_weight=2.0)
+    assert tilted.bits == pytest.approx(4e5, rel=1e-6)
+    assert tilted.shots[0].quality > plain.shots[0].quality
+    assert tilted.shots[1].quality < plain.shots[1].quality
+
+
+def test_budget_outside_the_hulls_takes_the_ends():
+    shots = [_curve(1e5), _curve(2e5)]
+    low = choose(shots, [10, 10], 1.0)
+    assert not low.feasible and all(c.lo == c.hi for c in low.shots)
+    high = choose(shots, [10, 10], 1e12)
+    assert high.feasible and high.bits < 1e12
+
+
+def test_crf_between_interpolates_in_log_bits_and_heights_stay_below_the_source():
+    assert crf_between(20, 30, 1000, 250, 500) == pytest.approx(25.0)
+    assert candidate_heights(360) == [360, 240]
+    assert candidate_heights(1080) == [1080, 720, 540, 360, 240]
+    assert candidate_heights(529) == [528, 360, 240]
+
+
+# --------------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def two_shots(montage, tmp_path_factory) -> Path:
+    """The montage's first 110 frames (two shots, a cut at 50), re-encoded near-losslessly: a short real clip."""
+    out = tmp_path_factory.mktemp("hull") / "two_shots.mp4"
+    with av.open(str(montage)) as src, av.open(str(out), "w") as dst:
+        vs = dst.add_stream("libx264", rate=25, options={"crf": "10", "preset": "ultrafast"})
+        vs.width, vs.height, vs.pix_fmt = 640, 360, "yuv420p"
+        for n, frame in enumerate(src.decode(video=0)):
+            if n >= 110:
+                break
+            f = frame.reformat(format="yuv420p")
+            f.pts, f.time_base = n, Fraction(1, 25)
+            for p in vs.encode(f):
+                dst.mux(p)
+        for p in vs.encode(None):
+            dst.mux(p)
+    return out
+
+
+def test_auto_ladder_end_to_end(two_shots, tmp_path):
+    import codec_assist as ca
+    from codec_assist.encoding.chunked import check_joined
+    from codec_assist.schemas import HullLadderReport, load
+
+    out = tmp_path / "ladder"
+    rep = ca.encode(two_shots, out, ladder="auto:250k,100k", preset="veryfast",
+                    hull={"crfs": [22, 32, 42], "vmaf_every": 10})
+    assert isinstance(rep, HullLadderReport)
+    starts = [s.start_frame for s in rep.shots]
+    assert starts[0] == 0 and 50 in starts
+    assert rep.heights == [360, 240] and rep.aligned
+    assert rep.probe_encodes == len(rep.shots) * 2 * 3 and rep.probe_cached == 0
+    for r in rep.rungs:
+        assert check_joined(r.output, two_shots, starts) == []  # playable, timestamps kept, IDR at shot starts
+        assert abs(r.error) <= 0.03, (r.name, r.error, r.encodes)
+        assert not r.message
+        with av.open(r.output) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == (r.width, r.height)
+        for shot, choice in zip(rep.shots, r.shots):
+            assert min(rep.crfs) <= choice.crf <= max(rep.crfs)
+    assert rep.rungs[0].predicted_vmaf > rep.rungs[1].predicted_vmaf
+    saved, _ = load(HullLadderReport, out / "two_shots.hull.json")  # the JSON map validates
+    assert saved.rungs[0].shots == rep.rungs[0].shots
+    rows = list(csv.DictReader((out / "two_shots.hull.csv").open()))
+    assert len(rows) == len(rep.rungs) * len(rep.shots)
+    assert (out / "two_shots.hull.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a rerun reuses every probe from the cache (no task runs)
+    from codec_assist.encoding.hull import run_probes
+    from codec_assist.scale.engine import EngineOptions
+
+    units = [(s.start_frame, s.end_frame) for s in rep.shots]
+    probes, stats = run_probes(two_shots, units, rep.heights, rep.crfs, codec="x264", preset=rep.probe_preset,
+                               engine=EngineOptions(), cache_dir=out / ".hull-probes", vmaf_every=10, max_frames=250)
+    assert stats["encodes"] == 0 and stats["cached"] == rep.probe_encodes
+    assert probes == [s.probes for s in rep.shots]
+
+
+def test_auto_ladder_refuses_a_file_output_and_bad_rates(two_shots, tmp_path):
+    import codec_assist as ca
+    from codec_assist.errors import CodecAssistError
+
+    with pytest.raises(CodecAssistError, match="must be a folder"):
+        ca.encode(two_shots, tmp_path / "x.mp4", ladder="auto:400k")
+    with pytest.raises(CodecAssistError, match="auto ladder rate"):
+        ca.encode(two_shots, tmp_path / "d", ladder="auto:fast")
+    assert not any(tmp_path.iterdir())
+
+
+def test_rung_with_crfs_that_change_back_decodes_every_shot(two_shots, tmp_path):
+    """Chunks at CRF 30, 20, 30: the third chunk's parameter sets equal the header's but not the second's, so
+    they must go in-band again (before the fix it decoded with the second's initial QP: ~10 dB, no error)."""
+    import codec_assist.media.decode as media
+    from codec_assist.encoding.hull import encode_rung
+    from codec_assist.evaluation.metrics import luma, psnr
+    from codec_assist.scale.engine import EngineOptions
+    from codec_assist.schemas import HullShotChoice
+
+    spans, crfs = [(0, 40), (40, 75), (75, 110)], [30.0, 20.0, 30.0]
+    choices = [HullShotChoice(start_frame=a, end_frame=b, crf=c, probe_kbps=0, vmaf=0)
+               for (a, b), c in zip(spans, crfs)]
+    out = tmp_path / "rung.mp4"
+    encode_rung(two_shots, out, choices, (640, 360), codec="x264", preset="ultrafast", engine=EngineOptions(),
+                stamps=media.frame_timestamps(two_shots), fmt="mp4")
+    scores = [psnr(luma(r), luma(d)) for r, d in zip(media.iter_frames(two_shots), media.iter_frames(out))]
+    assert len(scores) == 110
+    for a, b in spans:
+        assert min(scores[a:b]) > 28, (a, b, min(scores[a:b]))
