@@ -7,8 +7,8 @@ Per clip of samples/corpus.json, at 3 rates (bits per pixel per frame 0.025, 0.0
   aq3        assist=False with aq-mode=3 (x264's and x265's auto-variance AQ biased to dark scenes), the peer a
              careful user turns on;
   assisted   the default assisted encode (its plan made once and reused at every rate).
-Measured against the source: bitrate, whole-frame PSNR-Y, whole-frame VMAF (vmaf-torch, every frame, motion
-on), and ROI PSNR-Y inside the corpus' hand-marked face and text boxes (each box on frames [g-4, g+5) around
+Measured against the source (codec_assist.measure): bitrate, whole-frame PSNR-Y and XPSNR-Y, whole-frame VMAF
+(vmaf-torch, every frame, motion on), and ROI PSNR-Y inside the corpus' hand-marked face and text boxes (each box on frames [g-4, g+5) around
 its GT frame g: independent of the importance map under test). BD-rates over the 3 rates, per metric:
 assisted vs plain, aq3 vs plain, assisted vs aq3 (negative: fewer bits for the same quality).
 
@@ -65,44 +65,6 @@ def gt_rois(c: dict, fps: float, frame_count: int):
     return rois
 
 
-def vmaf_all_frames(reference: Path, encoded: Path, batch: int = 16) -> float:
-    """Whole-frame VMAF, every frame, motion on (vmaf-torch, luma, display order), mean over frames."""
-    import torch
-    from vmaf_torch import VMAF
-
-    from codec_assist.media.decode import iter_frames, luma
-
-    model = VMAF(enable_motion=True, temporal_pooling=False).eval()
-    scores: list[float] = []
-    with torch.no_grad():
-        refs, dists, prev = [], [], None
-        for fa, fb in zip(iter_frames(reference), iter_frames(encoded)):
-            a = luma(fa).astype(np.float32)
-            b = luma(fb).astype(np.float32)
-            h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
-            refs.append(a[:h, :w])
-            dists.append(b[:h, :w])
-            if len(refs) == batch:
-                prev = _vmaf_batch(model, refs, dists, prev, scores)
-                refs, dists = [], []
-        if refs:
-            _vmaf_batch(model, refs, dists, prev, scores)
-    return float(np.mean(scores))
-
-
-def _vmaf_batch(model, refs, dists, prev, scores):
-    """One batch; the previous batch's last frame pair is prepended so motion sees its neighbour."""
-    import torch
-
-    lead = 0
-    if prev is not None:
-        refs, dists, lead = [prev[0], *refs], [prev[1], *dists], 1
-    ta = torch.from_numpy(np.stack(refs))[:, None]
-    tb = torch.from_numpy(np.stack(dists))[:, None]
-    scores.extend(float(v) for v in model(ta, tb).flatten()[lead:])
-    return refs[-1], dists[-1]
-
-
 def roi_psnr(quality, rois) -> float | None:
     vals = [quality.roi_psnr_y[r.label()] for r in rois if r.label() in quality.roi_psnr_y]
     return float(np.mean(vals)) if vals else None
@@ -123,7 +85,7 @@ def run_clip(path: Path, c: dict, work: Path, codec: str, plan_fields: dict, vma
     for i, kbps in enumerate(rates):
         row = {"target_kbps": kbps}
         for mode in MODES:
-            key = cache / f"{path.stem}.{codec}.{kbps}.{mode}.{'vmaf' if vmaf else 'novmaf'}.json" if cache else None
+            key = cache / f"{path.stem}.{codec}.{kbps}.{mode}.{'vmaf' if vmaf else 'novmaf'}.v2.json" if cache else None
             if key is not None and mode != "assisted" and key.exists():
                 row[mode] = json.loads(key.read_text())
                 continue
@@ -139,11 +101,11 @@ def run_clip(path: Path, c: dict, work: Path, codec: str, plan_fields: dict, vma
             else:
                 kw["plan_file"] = plan_path
             ca.encode(path, dst, **kw)
-            q = ca.measure(path, dst, rois=rois)
+            q = ca.measure(path, dst, rois=rois, xpsnr=True, vmaf_every=1 if vmaf else 0)
             row[mode] = {"kbps": round(q.bitrate_kbps, 2), "psnr_y": round(q.psnr_y, 3),
-                         "roi_psnr_y": None if roi_psnr(q, rois) is None else round(roi_psnr(q, rois), 3)}
-            if vmaf:
-                row[mode]["vmaf"] = round(vmaf_all_frames(path, dst), 3)
+                         "xpsnr_y": None if q.xpsnr_y is None else round(q.xpsnr_y, 3),
+                         "roi_psnr_y": None if roi_psnr(q, rois) is None else round(roi_psnr(q, rois), 3),
+                         "vmaf": None if q.vmaf is None else round(q.vmaf, 3)}
             dst.unlink(missing_ok=True)
             if key is not None and mode != "assisted":
                 key.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +130,7 @@ def bd_rates(clip: dict) -> dict:
         return [p[0] for p in pts], [p[1] for p in pts]
 
     clip["bd_rate"] = {}
-    for metric in ("roi_psnr_y", "psnr_y", "vmaf"):
+    for metric in ("roi_psnr_y", "psnr_y", "xpsnr_y", "vmaf"):
         for a, b in (("plain", "assisted"), ("plain", "aq3"), ("aq3", "assisted")):
             ca_, cb = curve(a, metric), curve(b, metric)
             if ca_ and cb:
@@ -178,7 +140,8 @@ def bd_rates(clip: dict) -> dict:
 
 
 def markdown(result: dict) -> str:
-    keys = ["roi_psnr_y:assisted_vs_plain", "psnr_y:assisted_vs_plain", "vmaf:assisted_vs_plain",
+    keys = ["roi_psnr_y:assisted_vs_plain", "psnr_y:assisted_vs_plain", "xpsnr_y:assisted_vs_plain",
+            "vmaf:assisted_vs_plain",
             "roi_psnr_y:aq3_vs_plain", "vmaf:aq3_vs_plain", "roi_psnr_y:assisted_vs_aq3", "vmaf:assisted_vs_aq3"]
     lines = ["| clip | split | group | size | " + " | ".join(k.replace(":", " ") for k in keys) + " |",
              "|" + "---|" * (4 + len(keys))]
@@ -186,12 +149,14 @@ def markdown(result: dict) -> str:
         vals = [c["bd_rate"].get(k) for k in keys]
         lines.append(f"| {c['clip']} | {c['split']} | {c['group']} | {c['size']} | "
                      + " | ".join("–" if v is None else f"{v:+.1f}%" for v in vals) + " |")
-    lines += ["", "| clip | kbps target | kbps plain / aq3 / assisted | PSNR-Y | ROI PSNR-Y | VMAF |", "|---|---|---|---|---|---|"]
+    lines += ["", "| clip | kbps target | kbps plain / aq3 / assisted | PSNR-Y | XPSNR-Y | ROI PSNR-Y | VMAF |",
+              "|---|---|---|---|---|---|---|"]
     for c in result["clips"]:
         for r in c["rates"]:
             def f(metric, nd=2):
                 return " / ".join("–" if r[m].get(metric) is None else f"{r[m][metric]:.{nd}f}" for m in MODES)
-            lines.append(f"| {c['clip']} | {r['target_kbps']} | {f('kbps', 1)} | {f('psnr_y')} | {f('roi_psnr_y')} | {f('vmaf')} |")
+            lines.append(f"| {c['clip']} | {r['target_kbps']} | {f('kbps', 1)} | {f('psnr_y')} | {f('xpsnr_y')} | "
+                         f"{f('roi_psnr_y')} | {f('vmaf')} |")
     return "\n".join(lines)
 
 

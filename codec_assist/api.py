@@ -629,13 +629,14 @@ def probe(input: str | Path, *, limits: Limits | None = None) -> schemas.VideoIn
     return media.probe(input, _limits(limits))
 
 
-def measure(reference: str | Path, encoded: str | Path, *, rois: Sequence[RoiBox] = (), every: int = 1
-            ) -> schemas.Quality:
+def measure(reference: str | Path, encoded: str | Path, *, rois: Sequence[RoiBox] = (), every: int = 1,
+            xpsnr: bool = False, vmaf_every: int = 0) -> schemas.Quality:
     """Quality of `encoded` against `reference`: bitrate, whole-frame PSNR-Y/SSIM-Y (every `every`-th frame)
-    and PSNR-Y inside each of `rois`."""
+    and PSNR-Y inside each of `rois`; with `xpsnr`, XPSNR-Y; with `vmaf_every` k > 0, whole-frame VMAF
+    (vmaf-torch, motion on) on every k-th frame (1: all frames, the costly metric)."""
     from codec_assist.evaluation.metrics import compare_videos
 
-    return compare_videos(reference, encoded, rois=list(rois), every=every)
+    return compare_videos(reference, encoded, rois=list(rois), every=every, xpsnr=xpsnr, vmaf_every=vmaf_every)
 
 
 def bd_rate(rates_a: Sequence[float], quality_a: Sequence[float], rates_b: Sequence[float],
