@@ -130,19 +130,21 @@ def speech_frames(path: Path, frame_count: int, fps: float) -> np.ndarray:
 def moment_stats(psnr: np.ndarray, moment: np.ndarray, shot_starts: list[int]) -> dict:
     n = len(psnr)
     bounds = sorted({0, n, *[s for s in shot_starts if 0 < s < n]})
-    diffs, weights, swings = [], [], []
+    diffs, weights, swings, at = [], [], [], []
     for lo, hi in zip(bounds, bounds[1:]):
         p, m = psnr[lo:hi], moment[lo:hi]
         swings.extend(np.abs(np.diff(p)))
+        at.extend(range(lo + 1, hi))
         if m.any() and (~m).any():
             diffs.append(p[m].mean() - p[~m].mean())
             weights.append(hi - lo)
     return {"moment_minus_rest_db": round(float(np.average(diffs, weights=weights)), 3) if diffs else None,
             "shots_scored": len(diffs), "swing_mean_db": round(float(np.mean(swings)), 3),
-            "swing_max_db": round(float(np.max(swings)), 3), "psnr_y": round(float(psnr.mean()), 3)}
+            "swing_p95_db": round(float(np.percentile(swings, 95)), 3), "swing_max_db": round(float(np.max(swings)), 3),
+            "swing_max_frame": int(at[int(np.argmax(swings))]), "psnr_y": round(float(psnr.mean()), 3)}
 
 
-def run_moments(path: Path, split: str, work: Path, dqps: list[float]) -> dict:
+def run_moments(path: Path, split: str, work: Path, dqps: list[float], ramps: list[float]) -> dict:
     import codec_assist as ca
     from codec_assist import schemas
     from codec_assist.options import PlanOptions
@@ -151,16 +153,18 @@ def run_moments(path: Path, split: str, work: Path, dqps: list[float]) -> dict:
     moment = speech_frames(path, info.frame_count, info.fps)
     out = {"clip": path.name, "split": split, "size": f"{info.width}x{info.height}",
            "moment_frames": int(moment.sum()), "frames": info.frame_count, "rates": []}
-    modes = {"plain": None, "off": 0.0, **{f"on{d:g}": d for d in dqps}}
+    modes = {"plain": None, "off": (0.0, 1.0),
+             **{f"on{d:g}" + (f"/{r:g}" if len(ramps) > 1 else ""): (d, r) for d in dqps for r in ramps}}
     shots = None
     for i, kbps in enumerate(rates_for(info)):
         row = {"target_kbps": kbps}
         for mode, dqp in modes.items():
-            dst, plan = work / f"{path.stem}.{kbps}.{mode}.mp4", work / f"{path.stem}.{mode}.plan.json"
+            tag = mode.replace("/", "_")
+            dst, plan = work / f"{path.stem}.{kbps}.{tag}.mp4", work / f"{path.stem}.{tag}.plan.json"
             if dqp is None:
                 kw = {"assist": False}
             elif i == 0:
-                kw = {"save_plan": plan, "plan_options": PlanOptions(moment_dqp=dqp)}
+                kw = {"save_plan": plan, "plan_options": PlanOptions(moment_dqp=dqp[0], moment_rate=dqp[1])}
             else:
                 kw = {"plan_file": plan}
             rep = ca.encode(path, dst, bitrate=kbps * 1000, overwrite=True, **kw)
@@ -192,7 +196,8 @@ def markdown(result: dict) -> str:
     ms = result.get("moments", [])
     if ms:
         lines += ["### Moments: PSNR-Y of speech frames minus the rest of their shots, and frame-to-frame swings", "",
-                  "| clip | split | target kbps | mode | kbps | whole PSNR | moment - rest | rise vs off | swing mean / max |",
+                  "| clip | split | target kbps | mode | kbps | whole PSNR | moment - rest | rise vs off | swing mean / p95 / max "
+                  "(at frame) |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for c in ms:
             for r in c["rates"]:
@@ -203,7 +208,8 @@ def markdown(result: dict) -> str:
                     lines.append(f"| {c['clip']} | {c['split']} | {r['target_kbps']} | {mode} | {e['kbps']} | "
                                  f"{e['psnr_y']:.2f} | {'–' if mr is None else format(mr, '+.2f')} | "
                                  f"{format(e['rise_db'], '+.2f') if 'rise_db' in e else '–'} | "
-                                 f"{e['swing_mean_db']:.2f} / {e['swing_max_db']:.2f} |")
+                                 f"{e['swing_mean_db']:.2f} / {e['swing_p95_db']:.2f} / {e['swing_max_db']:.2f} "
+                                 f"({e['swing_max_frame']}) |")
         for c in ms:
             lines.append(f"\n{c['clip']}: {c['moment_frames']} of {c['frames']} frames inside words")
     if result.get("notes"):
@@ -218,7 +224,8 @@ def main() -> int:
     ap.add_argument("--part", choices=("focus", "moments", "both"), default="both")
     ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
     ap.add_argument("--clips", nargs="*", help="moment clips (default: the corpus clips with speech or audio)")
-    ap.add_argument("--moment-dqp", nargs="+", type=float, default=[2.0])
+    ap.add_argument("--moment-dqp", nargs="+", type=float, default=[3.0], help="PlanOptions.moment_dqp values")
+    ap.add_argument("--moment-rate", nargs="+", type=float, default=[2.0], help="PlanOptions.moment_rate (QP/s)")
     ap.add_argument("--keep", help="keep the encodes and plans in this folder")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "focus_moments.json"))
     a = ap.parse_args()
@@ -245,7 +252,7 @@ def main() -> int:
                     continue
                 if not c["facts"].get("speech"):
                     continue
-                result["moments"].append(run_moments(media / name, c["split"], work, a.moment_dqp))
+                result["moments"].append(run_moments(media / name, c["split"], work, a.moment_dqp, a.moment_rate))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1))

@@ -19,7 +19,7 @@ Every frame keeps its top tokens with the weight each added and the query that a
 
 A user's `--focus` outranks the defaults (DESIGN.md "What a bit costs"). Focus prompts are attended apart from the
 transcript-like queries: a region whose focus relevance reaches FOCUS_MATCH is painted at the top of the scale (1),
-weaker ones in proportion, and while a focus matches in a frame everything else in that frame (saliency, face and
+weaker ones at their relevance, and while a focus matches in a frame everything else in that frame (saliency, face and
 text priors, transcript attention) is scaled by (1 - FOCUS_DAMPING * match). The QP policy spends bits on importance
 *differences*, so raising the focus alone would leave it level with a face at 1; damping the rest keeps a face above a
 flat wall but below what the user asked for. A prompt that reaches FOCUS_MATCH nowhere in the video (no region, nothing
@@ -61,7 +61,8 @@ SIGNAL_WEIGHTS = {"speech": 0.3, "loudness_norm": 0.2, "sentiment": 0.3, "onset"
 FOCUS_MOMENT_WEIGHT = 0.8  # how far a focus prompt that matches what is said raises that moment
 TOP_K = 5
 # Focus attention at or above this is a match (MiniLM, measured on jwpIntro's "bookcase, library" token: "the
-# bookshelf behind him" 0.41, "the books" 0.23, "bookshelf" 0.99; "his shirt" 0.01, "the window" 0.00, nonsense 0.00).
+# bookshelf behind him" 0.41, "the books" 0.23, "bookshelf" 0.99; "his shirt" 0.01, "the window" 0.00, nonsense 0.00;
+# on bikes, "bicycle" gives ImageNet's car classes up to 0.13).
 FOCUS_MATCH = 0.2
 FOCUS_DAMPING = 0.5  # share of the other importance taken away in a frame where a focus fully matches
 
@@ -198,7 +199,8 @@ def fuse(maps: dict[str, dict[int, np.ndarray]], frames: list[int], grid_shape: 
                                                   temperature)
         focus_rel, focus_best = _region_relevance(regions, tokens, queries, q_emb, np.where(is_focus, qw, 0),
                                                   temperature)
-        focus_level = np.clip(focus_rel / FOCUS_MATCH, 0.0, 1.0)
+        # a match goes to the top; a near-miss (a sports car for "bicycle", 0.13) keeps its attention as it is
+        focus_level = np.where(focus_rel >= FOCUS_MATCH, 1.0, focus_rel).astype(np.float32)
         attn_map = np.zeros(grid_shape, np.float32)
         focus_map = np.zeros(grid_shape, np.float32)
         for r, rel, lv in zip(regions, relevance, focus_level):
