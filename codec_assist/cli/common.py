@@ -187,6 +187,9 @@ def add_plan_knobs(sp) -> None:
                    help="largest QP offset either way; small offsets keep the bitrate")
     g.add_argument("--strength", type=float, default=2.0,
                    help="QP offset per unit of importance above the frame mean, in units of --max-dqp")
+    g.add_argument("--moment-dqp", type=float, default=None, metavar="QP",
+                   help="largest frame-level QP share the moments that matter (speech, a focus said aloud, loud or "
+                   "emotional peaks) take from the rest of their shot; 0 = off (default: PlanOptions.moment_dqp)")
     g.add_argument("--min-gop", type=float, default=0.5, help="minimum seconds between forced IDRs")
     g.add_argument("--max-gop", type=float, default=10.0, help="maximum seconds between IDRs")
 
@@ -251,8 +254,9 @@ def analyze_options(args):
 def plan_options(args, codec: str | None = None):
     from codec_assist.options import PlanOptions
 
+    moments = {} if getattr(args, "moment_dqp", None) is None else {"moment_dqp": args.moment_dqp}
     return build(PlanOptions, codec=codec or getattr(args, "codec", "x264"), max_dqp=args.max_dqp,
-                 strength=args.strength, min_gop=args.min_gop, max_gop=args.max_gop)
+                 strength=args.strength, min_gop=args.min_gop, max_gop=args.max_gop, **moments)
 
 
 def engine_options(args):

@@ -25,7 +25,7 @@ class PlanOptions(BaseModel):
     aq_mode: int = Field(1, ge=1, le=4)  # encoder adaptive quantisation (ROI needs it on); tag presets set these
     aq_strength: float = Field(1.0, gt=0, le=3)
     # frame-level share of a shot's bits for its moments (policies.moments): max |QP| of that offset, 0 = off
-    moment_dqp: float = Field(2.0, ge=0, le=6)
+    moment_dqp: float = Field(3.0, ge=0, le=6)  # chosen on dev speech clips (docs/BENCHMARKS.md, issue 15)
     moment_rate: float = Field(2.0, gt=0)  # QP per second: how fast the moment offset may change
 
 
