@@ -140,3 +140,95 @@ def test_keyframes_on_cuts_with_gop_limits():
     assert kf[0] == 0 and max(np.diff(kf + [1000])) <= 250 and len(kf) == 4
     with pytest.raises(ValueError):
         keyframes([], 10, 5, 2)
+
+
+# ------------------------------------------------------------------------------- moments (issue 15 part 3)
+from policies.moments import frame_weights, moment_offsets  # noqa: E402
+
+
+def _per_frame(frames, offsets, starts, n):
+    """The offsets as the encoder applies them (offsets_at: linear between keypoints, held at the shot ends)."""
+    return np.array([float(offsets_at(i, frames, offsets[:, None, None], starts)[0, 0]) for i in range(n)])
+
+
+def _speech_in_shots():
+    """30 fps, keypoints every 10 frames, cuts at 120 and 240; speech comes and goes inside the shots."""
+    frames = np.arange(0, 360, 10)
+    w = np.full(len(frames), 0.1)
+    w[(frames >= 40) & (frames < 90)] = 0.5  # a moment inside shot 0
+    w[(frames >= 250) & (frames < 300)] = 0.45  # and one inside shot 2; shot 1 is flat
+    return frames, w, [0, 120, 240], 30.0, 360
+
+
+def test_frame_weights_count_every_frame_once():
+    f = np.array([5, 15, 35])
+    w = frame_weights(f, 0, 50)
+    assert w.sum() == pytest.approx(50)
+    x = np.array([1.0, -2.0, 4.0])
+    per = _per_frame(f, x, [0], 50)
+    assert (w * x).sum() / 50 == pytest.approx(per.mean(), abs=0.13)  # offsets_at rounds to 0.25 QP
+
+
+@pytest.mark.parametrize("max_dqp", [1.0, 2.0, 3.0])
+def test_moments_mean_zero_per_shot_bounded_and_favour_the_moments(max_dqp):
+    frames, w, starts, fps, n = _speech_in_shots()
+    off = moment_offsets(frames, w, starts, fps, n, max_dqp=max_dqp)
+    assert np.abs(off).max() <= max_dqp + 1e-6
+    bounds = [*starts, n]
+    for lo, hi in zip(bounds, bounds[1:]):
+        k = (frames >= lo) & (frames < hi)
+        cover = frame_weights(frames[k], lo, hi)
+        assert abs((off[k] * cover).sum() / cover.sum()) < 1e-6  # mean 0 over the shot's frames: the rate holds
+    moment = w > 0.3
+    assert off[moment].max() < 0 and off[moment].mean() < -0.3 * max_dqp  # more bits while it talks (the ramp limit costs some)
+    assert off[(frames >= 120) & (frames < 240)].tolist() == [0] * 12  # the flat shot is left alone
+    per = _per_frame(frames, off, starts, n)
+    for lo, hi in zip(bounds, bounds[1:]):
+        assert abs(per[lo:hi].mean()) < 0.13  # and as the encoder applies it (0.25 QP steps)
+
+
+@pytest.mark.parametrize("rate", [0.5, 2.0, 6.0])
+def test_moments_ramp_no_faster_than_the_limit(rate):
+    frames, w, starts, fps, n = _speech_in_shots()
+    off = moment_offsets(frames, w, starts, fps, n, max_dqp=3.0, max_rate=rate)
+    seg = np.searchsorted(starts, frames, side="right")
+    for s in np.unique(seg):
+        k = np.flatnonzero(seg == s)
+        slope = np.abs(np.diff(off[k])) / (np.diff(frames[k]) / fps)
+        assert slope.max(initial=0) <= rate + 1e-5
+    # a ramp starts before the moment: the keypoint before the words already gets more bits than the silence
+    assert off[3] < off[0]
+
+
+def test_moments_zero_when_weights_are_flat_or_absent():
+    frames = np.arange(0, 300, 10)
+    assert not moment_offsets(frames, np.full(30, 0.4), [0], 30.0, 300).any()
+    assert not moment_offsets(frames, np.full(30, np.nan), [0], 30.0, 300).any()
+    assert not moment_offsets(frames, np.linspace(0, 1, 30), [0], 30.0, 300, max_dqp=0).any()
+    assert not moment_offsets(frames[:1], np.ones(1), [0], 30.0, 300).any()  # one keypoint: nothing to move
+    assert moment_offsets(frames[:0], np.ones(0), [0], 30.0, 300).shape == (0,)
+
+
+def test_plan_adds_the_moment_offset_within_bounds():
+    """make_plan: the spatial offsets plus the frame-level moment share, clamped to ±max_dqp, on the QP grid."""
+    from codec_assist.planning.plan import PlanOptions, make_plan
+    from codec_assist.schemas import Analysis, ImportanceInfo, Shot, VideoInfo
+
+    frames, w, starts, fps, n = _speech_in_shots()
+    grid = np.full((len(frames), 12, 16), 0.2, np.float32)
+    grid[:, 4:8, 6:10] = 0.9  # a face
+    info = VideoInfo(path="x.mp4", container="mp4", codec="h264", width=256, height=192, fps=fps, time_base="1/30",
+                     frame_count=n, duration=n / fps, pix_fmt="yuv420p")
+    shots = [Shot(start_frame=a, end_frame=b) for a, b in zip(starts, [*starts[1:], n])]
+    analysis = Analysis(video=info, proxy_width=64, proxy_height=48, analysis_frames=frames.tolist(), shots=shots,
+                        importance=ImportanceInfo(grid_h=12, grid_w=16))
+    arrays = {"importance/frames": frames, "importance/grid": grid, "importance/temporal": w.astype(np.float32)}
+    off_plan, off_arr = make_plan(analysis, arrays, PlanOptions(moment_dqp=0))
+    on_plan, on_arr = make_plan(analysis, arrays, PlanOptions(moment_dqp=2, max_dqp=6))
+    a, b = np.asarray(off_arr["qp/offsets"]), np.asarray(on_arr["qp/offsets"])
+    assert np.abs(b).max() <= 6 and np.allclose(b * 4, np.rint(b * 4))
+    shift = (b - a).mean(axis=(1, 2))
+    moment = w > 0.3
+    assert shift[moment].max() < -0.5  # the talking keypoints get more bits; the silence far from them fewer
+    assert shift[frames < 20].min() > 0 and shift[(frames >= 100) & (frames < 120)].min() > 0
+    assert np.allclose(shift[(frames >= 120) & (frames < 240)], 0)

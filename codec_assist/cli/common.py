@@ -194,6 +194,9 @@ def add_plan_knobs(sp) -> None:
     g.add_argument("--max-cost-db", type=float, default=0.15,
                    help="bound on each frame's expected whole-frame PSNR loss from the offsets (dB): the ROI gets "
                    "shallower when it is large, so it is not paid for with the whole picture")
+    g.add_argument("--moment-dqp", type=float, default=None, metavar="QP",
+                   help="largest frame-level QP share the moments that matter (speech, a focus said aloud, loud or "
+                   "emotional peaks) take from the rest of their shot; 0 = off (default: PlanOptions.moment_dqp)")
     g.add_argument("--min-gop", type=float, default=0.5, help="minimum seconds between forced IDRs")
     g.add_argument("--max-gop", type=float, default=10.0, help="maximum seconds between IDRs")
 
@@ -258,9 +261,10 @@ def analyze_options(args):
 def plan_options(args, codec: str | None = None):
     from codec_assist.options import PlanOptions
 
+    moments = {} if getattr(args, "moment_dqp", None) is None else {"moment_dqp": args.moment_dqp}
     return build(PlanOptions, codec=codec or getattr(args, "codec", "x264"), max_dqp=args.max_dqp,
                  strength=args.strength, roi_threshold=args.roi_threshold, max_cost_db=args.max_cost_db,
-                 min_gop=args.min_gop, max_gop=args.max_gop)
+                 min_gop=args.min_gop, max_gop=args.max_gop, **moments)
 
 
 def engine_options(args):

@@ -6,7 +6,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from policies.keyframes import keyframes
-from policies.qp import block_grid, plan_offsets
+from policies.moments import moment_offsets
+from policies.qp import block_grid, plan_offsets, quantise
 
 from codec_assist.schemas import Analysis, Codec, EncodePlan
 
@@ -29,6 +30,9 @@ class PlanOptions(BaseModel):
     block_size: int | None = None  # default per codec
     aq_mode: int | None = Field(None, ge=1, le=4)  # encoder AQ (ROI needs it on); None: the codec's default
     aq_strength: float = Field(1.0, gt=0, le=3)
+    # frame-level share of a shot's bits for its moments (policies.moments): max |QP| of that offset, 0 = off
+    moment_dqp: float = Field(3.0, ge=0, le=6)  # chosen on dev speech clips (docs/BENCHMARKS.md, issue 15)
+    moment_rate: float = Field(2.0, gt=0)  # QP per second: how fast the moment offset may change
 
 
 def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOptions | None = None,
@@ -47,10 +51,24 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     offsets = plan_offsets(frames, grid, v.width, v.height, block, starts, fps, opt.max_dqp, opt.strength,
                            opt.time_constant, opt.roi_threshold, opt.max_cost_db, arrays.get("texture/grid"),
                            opt.texture_gamma)
+    if opt.moment_dqp > 0 and "importance/temporal" in arrays:
+        add_moments(offsets, frames, arrays["importance/temporal"], starts, fps, v.frame_count, opt)
     plan = EncodePlan(
         codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=fps, block_size=block,
         blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp,
         keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
-        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode or AQ_MODE[opt.codec], aq_strength=opt.aq_strength, source=source,
+        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode or AQ_MODE[opt.codec], aq_strength=opt.aq_strength,
+        source=source,
     )
     return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
+
+
+def add_moments(offsets, frames: np.ndarray, temporal: np.ndarray, shot_starts: list[int], fps: float,
+                frame_count: int, opt: PlanOptions) -> None:
+    """Add the frame-level moment offset to each keypoint's block offsets (in place in the plan's FrameStack),
+    clamped to ±max_dqp and re-quantised. Mean zero per shot, so the shot's rate holds."""
+    moment = moment_offsets(frames, np.asarray(temporal, np.float32), shot_starts, fps, frame_count,
+                            max_dqp=opt.moment_dqp, max_rate=opt.moment_rate)
+    for k, key in enumerate(offsets.keys):
+        if moment[k]:
+            offsets.store[key] = quantise(np.clip(offsets[k] + moment[k], -opt.max_dqp, opt.max_dqp))

@@ -78,12 +78,27 @@ def format_explanation(e: Explanation) -> str:
         h = m.hottest
         lines.append(f"frame {m.frame} ({m.time:.2f} s): importance {m.importance:.2f}, moment weight {m.temporal:.2f}, "
                      f"hottest cell at x={h.x + h.w / 2:.2f} y={h.y + h.h / 2:.2f} ({m.hottest_value:.2f})")
+        won = focus_winner(m, e.queries)
+        if won:
+            lines.append("    " + won)
         if not m.tokens:
             lines.append("    no token: saliency (motion, detail, centre) only")
         for t in m.tokens:
             where = f" at {t.box.x:.2f},{t.box.y:.2f} {t.box.w:.2f}x{t.box.h:.2f}" if t.box else ""
             lines.append(f"    {t.weight:.2f}  {t.source}: {t.label!r}{where}{attended_by(t, e.queries)}")
     return "\n".join(lines)
+
+
+def focus_winner(m: ExplainMoment, queries: list[FusionQuery]) -> str:
+    """'won by focus 'bookcase' at x,y wxh' when the moment's leading token was put first by a --focus prompt
+    (fusion ranks a matched focus region above the default priors); '' otherwise."""
+    if not m.tokens or not m.tokens[0].query:
+        return ""
+    t = m.tokens[0]
+    if not any(q.source == "focus" and q.text == t.query for q in queries):
+        return ""
+    where = f" at {t.box.x:.2f},{t.box.y:.2f} {t.box.w:.2f}x{t.box.h:.2f}" if t.box else " (what is said)"
+    return f"won by focus {t.query!r}{where}"
 
 
 def attended_by(t: ExplainToken, queries: list[FusionQuery]) -> str:
