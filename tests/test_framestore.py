@@ -21,7 +21,7 @@ from codec_assist.framestore import SPILL_ENV, FrameStack, FrameStore, _Ram, sta
 from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 from codec_assist.planning.plan import make_plan
 from policies.qp import (block_areas, block_grid, importance_to_offsets, neutralise, plan_offsets, quantise,
-                         resample, smooth_in_shots)
+                         smooth_in_shots)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # memory.make_clip
@@ -159,7 +159,7 @@ def _plan_offsets_reference(frames, importance, width, height, block, shot_start
     areas = block_areas(width, height, block)
     out = np.empty((len(importance), *shape), np.float32)
     for k, g in enumerate(importance):
-        out[k] = importance_to_offsets(resample(g, shape), areas, max_dqp, strength)
+        out[k] = importance_to_offsets(g, areas, max_dqp, strength)
     seg = np.searchsorted(np.asarray(sorted(shot_starts)), frames, side="right")
     for s in np.unique(seg):
         idx = np.nonzero(seg == s)[0]
@@ -200,7 +200,7 @@ def test_spilled_analysis_and_plan_equal_the_in_memory_ones(sample, monkeypatch)
     # smoothing an ndarray in place still works (and gives the same)
     frames = arr_ram["importance/frames"]
     areas = block_areas(v.width, v.height, plan_ram.block_size)
-    raw = np.stack([importance_to_offsets(resample(g, areas.shape), areas, plan_ram.max_dqp)
+    raw = np.stack([importance_to_offsets(g, areas, plan_ram.max_dqp)
                     for g in arr_ram["importance/grid"].astype(np.float32)])
     via_store = FrameStore(budget=0)
     for k, o in enumerate(raw):

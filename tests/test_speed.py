@@ -122,9 +122,9 @@ def test_version_1_reports_still_load(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps(raw))
     old, _ = schemas.load(ca.EncodeReport, tmp_path / "old.json")
     assert old.result.timing is None
-    raw["version"] = 3
+    raw["version"] = 4
     (tmp_path / "new.json").write_text(json.dumps(raw))
-    with pytest.raises(ca.SchemaError, match="version 3 is not supported"):
+    with pytest.raises(ca.SchemaError, match="version 4 is not supported"):
         schemas.load(ca.EncodeReport, tmp_path / "new.json")
 
 

@@ -37,6 +37,8 @@ Definitions (so every report can be reproduced):
 """
 from __future__ import annotations
 
+import logging
+
 import math
 import re
 import sys
@@ -328,6 +330,11 @@ def compare_videos(
                         raise CodecAssistError(f"region {k} lies outside the {fr.width}x{fr.height} frame")
                     roi_slices[k] = (slice(r.y, min(r.y + r.h, fr.height)), slice(r.x, min(r.x + r.w, fr.width)))
                 t_first = float(fr.time) if fr.time is not None else 0.0
+                if vmaf_meter is not None and min(fd.width, fd.height) < VMAF_MIN_SIDE:
+                    logging.getLogger("codec_assist").warning(
+                        "VMAF skipped: %dx%d frames are too small for its multi-scale features (needs %d px a side)",
+                        fd.width, fd.height, VMAF_MIN_SIDE)
+                    vmaf_meter = None
             if bar is not None:
                 bar.update(1)
             if i % every and vmaf_meter is None and xpsnr_meter is None:
@@ -598,6 +605,7 @@ class XpsnrMeter:
         return min(PSNR_CAP, value) if math.isfinite(value) else PSNR_CAP
 
 
+VMAF_MIN_SIDE = 32  # vmaf-torch's pyramid fails on a 16-px side (24 px worked); below this VMAF is skipped
 VMAF_BATCH_PIXELS = 1 << 20  # pixels per vmaf-torch call: 10 frames at 352x288, 1 at 720p (larger 720p batches ran slower)
 
 
