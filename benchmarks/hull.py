@@ -5,14 +5,19 @@
         --speedup montage.mp4 --json out/bench/hull.json
     PYTHONPATH=. .venv/bin/python benchmarks/hull.py --tables-only --json out/bench/hull_montage.json
 
-Per clip, in one run: the hull ladder at the clip's rates (probes at --probe-preset, rungs at --preset, each
-rung's resolution chosen from the hulls), and at the same rung resolutions two fixed ladders at the same
-preset: x264 1-pass ABR at the rung's rate, and one CRF for the whole clip per rung, searched (secant in
-log-bits, full encodes) until the file is within 2 % of the rung's rate. Quality: whole-frame VMAF
-(vmaf-torch, motion off, every --vmaf-every-th frame) of each file decoded and upscaled bicubically to the
-source size, against the source. BD-rate over the rungs (hull vs each fixed ladder: negative = the hull
-needs fewer bits for the same VMAF), each rung's bitrate error, probe CPU-seconds per second of video.
---speedup CLIP also reruns the probes (fresh cache) on 2 local workers and reports the wall-time ratio to 1.
+Per clip, in one run: the hull ladder at the clip's rates (a coarse probe grid at --probe-preset, then probes
+refined around every rung's per-shot choice down to --refine-step CRF apart; rungs at --preset, each rung's
+resolution chosen from the hulls), and fixed ladders at the same preset. At the same rung resolutions: x264
+1-pass ABR at the rung's rate, x264 2-pass ABR at the rung's rate, and one CRF for the whole clip per rung,
+searched (secant in log-bits, full encodes) until the file is within 2 % of the rung's rate. At a
+conventional resolution (CONVENTIONAL: a fixed bitrate -> resolution table, not the hull's choice): 2-pass
+ABR. Quality: whole-frame VMAF (vmaf-torch, motion off, every --vmaf-every-th frame) of each file decoded and
+upscaled bicubically to the source size, against the source. BD-rate over the rungs (hull vs each fixed
+ladder: negative = the hull needs fewer bits for the same VMAF), each rung's bitrate error, probe
+CPU-seconds per second of video, and per rung the VMAF the probes predict if every shot could take its own
+resolution (the union of its resolutions' hulls) against the one resolution the rung takes.
+--speedup CLIP also reruns a small probe grid (fresh caches) on 1 and 2 local workers and on Ray with 2
+workers, interleaved, best of --speedup-runs, and reports the wall-time ratios to 1 worker.
 --agreement CLIP also probes every shot at the source height with --preset and compares (Spearman) with the
 probe preset's points.
 """
@@ -32,7 +37,7 @@ MEDIA = ROOT / "samples" / "media"
 
 import codec_assist.media.decode as media  # noqa: E402
 from codec_assist import api  # noqa: E402
-from codec_assist.encoding.hull import run_probes  # noqa: E402
+from codec_assist.encoding.hull import probe_grid, run_probes  # noqa: E402
 from codec_assist.encoding.x26x import encode  # noqa: E402
 from codec_assist.evaluation.metrics import FrameScorer, bd_rate, video_bitrate_kbps  # noqa: E402
 from codec_assist.options import EncodeOptions, EngineOptions, HullOptions  # noqa: E402
@@ -42,8 +47,24 @@ from codec_assist.schemas import RateControl  # noqa: E402
 CLIPS = {"montage.mp4": ("dev", (400, 200, 100)),
          "bbb_trailer.mp4": ("dev", (1200, 600, 300)),
          "megamind.avi": ("test", (800, 400, 200))}
-CRFS = [19.0, 26.0, 33.0, 40.0, 47.0]  # five probe CRFs: the CPU is shared (load 10-12), the probes are the cost
-SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and on 2 workers
+CRFS = [19.0, 26.0, 33.0, 40.0, 47.0]  # the coarse probe grid (refined around the choices, --refine-step)
+SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and 2 workers and on Ray
+# A conventional fixed ladder: Apple's HLS authoring specification (2016) AVC table, (kb/s, height); its 234p
+# row is encoded at 240p (our candidate height). A rung takes the row whose rate is nearest in log-rate,
+# capped at the source height.
+CONVENTIONAL = ((145, 240), (365, 360), (730, 432), (1100, 432), (2000, 540), (3000, 720), (4500, 720),
+                (6000, 1080), (7800, 1080))
+
+
+def conventional_height(rate_kbps: float, source_height: int) -> int:
+    kbps, height = min(CONVENTIONAL, key=lambda row: abs(math.log(row[0] / rate_kbps)))
+    return min(height, source_height & ~1)
+
+
+def load_average() -> float:
+    import os
+
+    return round(os.getloadavg()[0], 2)
 
 
 def vmaf_of(source: Path, encoded: Path, every: int) -> float:
@@ -85,7 +106,18 @@ def crf_for_rate(src: Path, out: Path, size, rate_kbps: float, preset: str, tol:
     return crf, kbps
 
 
+def two_pass(src: Path, out: Path, size, rate_bps: int, preset: str, tmp: Path) -> None:
+    stats = tmp / f"{out.stem}.stats"
+    for rc_pass in (1, 2):
+        if out.exists():
+            out.unlink()
+        encode(src, out, codec="x264", rate=RateControl(mode="abr", bitrate=rate_bps), preset=preset, size=size,
+               rc_pass=rc_pass, stats_file=stats)
+
+
 def run_clip(name: str, args, tmp: Path) -> dict:
+    from policies.hull import choose
+
     split, rates = CLIPS[name]
     src = MEDIA / name
     info = media.probe(src)
@@ -93,30 +125,51 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     out = tmp / name.split(".")[0]
     cache = (Path(args.cache) if args.cache else tmp) / f"cache-{name}"
     hull_opts = HullOptions(probe_preset=args.probe_preset, crfs=CRFS, vmaf_every=args.probe_vmaf_every,
-                            max_probe_frames=args.probe_frames, cache_dir=cache)
+                            max_probe_frames=args.probe_frames, cache_dir=cache, refine_step=args.refine_step)
     opts = EncodeOptions(ladder="auto:" + ",".join(f"{r}k" for r in rates), preset=args.preset, hull=hull_opts,
                          engine=EngineOptions(workers=1))
+    load0 = load_average()
     t0 = time.perf_counter()
     rep = api.hull_ladder(src, out, opts)
     wall = time.perf_counter() - t0
     res = {"clip": name, "split": split, "frames": info.frame_count, "size": [info.width, info.height],
            "duration": duration, "shots": [[s.start_frame, s.end_frame] for s in rep.shots],
-           "probe_encodes": rep.probe_encodes, "probe_cpu_s": rep.probe_cpu_seconds,
-           "probe_wall_s": rep.probe_wall_seconds, "probe_cpu_per_video_s": rep.probe_cpu_seconds / duration,
-           "hull_wall_s": wall, "rungs": []}
+           "refine_step": args.refine_step, "probe_encodes": rep.probe_encodes, "probe_refined": rep.probe_refined,
+           "probe_cached": rep.probe_cached, "probe_points": sum(len(s.probes) for s in rep.shots),
+           "probe_cpu_s": rep.probe_cpu_seconds, "probe_wall_s": rep.probe_wall_seconds,
+           "probe_cpu_per_video_s": rep.probe_cpu_seconds / duration, "hull_wall_s": wall, "load_start": load0,
+           "rungs": []}
+    frames = [s.end_frame - s.start_frame for s in rep.shots]
     for r in rep.rungs:
         size = (r.width, r.height)
         abr = tmp / f"abr-{name}-{r.name}.mp4"
         encode(src, abr, codec="x264", rate=RateControl(mode="abr", bitrate=r.budget), preset=args.preset, size=size)
+        abr2 = tmp / f"abr2-{name}-{r.name}.mp4"
+        two_pass(src, abr2, size, r.budget, args.preset, tmp)
         crf_file = tmp / f"crf-{name}-{r.name}.mp4"
         crf, crf_kbps = crf_for_rate(src, crf_file, size, r.budget / 1000, args.preset)
+        conv_h = conventional_height(r.budget / 1000, info.height)
+        # per-shot resolution (not playable as one file): every shot on the union of its resolutions' hulls
+        union = choose([([p.bits for p in s.probes], [p.vmaf for p in s.probes]) for s in rep.shots], frames,
+                       r.budget * duration)
         row = {"rung": r.name, "budget_kbps": r.budget / 1000, "height": r.height, "encodes": r.encodes,
                "predicted_vmaf": r.predicted_vmaf, "vmaf_by_height": r.predicted_vmaf_by_height,
+               "predicted_vmaf_per_shot_height": union.quality,
+               "per_shot_heights": [s.probes[c.lo].height if c.fraction < 0.5 else s.probes[c.hi].height
+                                    for s, c in zip(rep.shots, union.shots)],
                "crfs": [c.crf for c in r.shots], "message": r.message,
                "hull": {"kbps": r.bitrate_kbps, "vmaf": vmaf_of(src, Path(r.output), args.vmaf_every)},
                "abr": {"kbps": video_bitrate_kbps(abr), "vmaf": vmaf_of(src, abr, args.vmaf_every)},
-               "crf": {"kbps": crf_kbps, "crf": crf, "vmaf": vmaf_of(src, crf_file, args.vmaf_every)}}
-        for k in ("hull", "abr", "crf"):
+               "abr2": {"kbps": video_bitrate_kbps(abr2), "vmaf": vmaf_of(src, abr2, args.vmaf_every)},
+               "crf": {"kbps": crf_kbps, "crf": crf, "vmaf": vmaf_of(src, crf_file, args.vmaf_every)},
+               "conv_height": conv_h}
+        if conv_h == r.height:
+            row["conv"] = dict(row["abr2"])  # the same encode: the table picks the hull's resolution
+        else:
+            conv = tmp / f"conv-{name}-{r.name}.mp4"
+            two_pass(src, conv, media_size(info, conv_h), r.budget, args.preset, tmp)
+            row["conv"] = {"kbps": video_bitrate_kbps(conv), "vmaf": vmaf_of(src, conv, args.vmaf_every)}
+        for k in ("hull", "abr", "abr2", "crf", "conv"):
             row[k]["error"] = row[k]["kbps"] / row["budget_kbps"] - 1
         res["rungs"].append(row)
         print(json.dumps(row), flush=True)
@@ -124,26 +177,37 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     def curve(k):
         return [x[k]["kbps"] for x in res["rungs"]], [x[k]["vmaf"] for x in res["rungs"]]
 
-    res["bd_rate_vs_abr"] = bd_rate(*curve("abr"), *curve("hull"))
-    res["bd_rate_vs_crf"] = bd_rate(*curve("crf"), *curve("hull"))
+    for k in ("abr", "abr2", "crf", "conv"):
+        res[f"bd_rate_vs_{k}"] = bd_rate(*curve(k), *curve("hull"))
     res["bd_rate_crf_vs_abr"] = bd_rate(*curve("abr"), *curve("crf"))
+    res["bd_rate_crf_vs_abr2"] = bd_rate(*curve("abr2"), *curve("crf"))
+    res["load_end"] = load_average()
     units = [(s.start_frame, s.end_frame) for s in rep.shots]
     if name in args.speedup:
-        timing = {}
-        for workers in (1, 2):
-            _, st = run_probes(src, units, rep.heights, SPEED_CRFS, codec="x264", preset=args.probe_preset,
-                               engine=EngineOptions(workers=workers), cache_dir=tmp / f"speed-{name}-{workers}",
-                               vmaf_every=args.probe_vmaf_every, max_frames=args.probe_frames)
-            timing[workers] = st["wall"]
-        res["probe_wall_1_worker"], res["probe_wall_2_workers"] = timing[1], timing[2]
-        res["speedup_2_workers"] = timing[1] / timing[2]
+        timing: dict[str, list[float]] = {"local1": [], "local2": [], "ray2": []}
+        engines = {"local1": EngineOptions(workers=1), "local2": EngineOptions(workers=2),
+                   "ray2": EngineOptions(engine="ray", workers=2)}
+        grid = probe_grid(len(units), rep.heights, SPEED_CRFS)
+        for run in range(args.speedup_runs):  # interleaved: the machine's load drifts
+            for key, eng in engines.items():
+                _, st = run_probes(src, units, grid, codec="x264", preset=args.probe_preset, engine=eng,
+                                   cache_dir=tmp / f"speed-{name}-{key}-{run}", vmaf_every=args.probe_vmaf_every,
+                                   max_frames=args.probe_frames)
+                timing[key].append(st["wall"])
+                print(json.dumps({"speedup": key, "run": run, "wall": st["wall"], "cpu": st["cpu"],
+                                  "load": load_average()}), flush=True)
+        res["probe_wall"] = timing
+        res["speedup_2_workers"] = min(timing["local1"]) / min(timing["local2"])
+        res["speedup_ray_2_workers"] = min(timing["local1"]) / min(timing["ray2"])
+        res["speedup_load"] = load_average()
     if name in args.agreement:
         from scipy.stats import spearmanr
 
         h = rep.heights[0]
-        full, _ = run_probes(src, units, [h], CRFS, codec="x264", preset=args.preset, engine=EngineOptions(),
-                             cache_dir=cache, vmaf_every=args.probe_vmaf_every, max_frames=args.probe_frames)
-        fast = [[p for p in s.probes if p.height == h] for s in rep.shots]
+        full, _ = run_probes(src, units, probe_grid(len(units), [h], CRFS), codec="x264", preset=args.preset,
+                             engine=EngineOptions(), cache_dir=cache, vmaf_every=args.probe_vmaf_every,
+                             max_frames=args.probe_frames)
+        fast = [[p for p in s.probes if p.height == h and p.crf in CRFS] for s in rep.shots]
         fb = [p.bits for s in fast for p in s]
         mb = [p.bits for s in full for p in s]
         fv = [p.vmaf for s in fast for p in s]
@@ -156,25 +220,50 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     return res
 
 
+def media_size(info, height: int) -> tuple[int, int]:
+    from codec_assist.planning.allocate import rung_size
+
+    return rung_size(info.width, info.height, None, height)
+
+
 def tables(results: list[dict]) -> str:
-    lines = ["| clip (split) | rung | height | hull kb/s (err) | hull VMAF | ABR kb/s (err) | ABR VMAF "
-             "| 1-CRF kb/s (err) | 1-CRF VMAF |", "|---|---|---|---|---|---|---|---|---|"]
+    kinds = ("hull", "abr", "abr2", "crf", "conv")
+    lines = ["| clip (split) | rung | height (conv.) | hull kb/s (err) | hull VMAF | 1-pass ABR | 2-pass ABR "
+             "| one CRF | conventional 2-pass | per-shot CRFs |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(x, k):
+        return f"{x[k]['kbps']:.0f} ({x[k]['error'] * 100:+.1f} %) / {x[k]['vmaf']:.2f}"
+
     for r in results:
         for x in r["rungs"]:
-            lines.append(f"| {r['clip']} ({r['split']}) | {x['rung']} | {x['height']}p "
-                         + " ".join(f"| {x[k]['kbps']:.0f} ({x[k]['error'] * 100:+.1f} %) | {x[k]['vmaf']:.2f}"
-                                    for k in ("hull", "abr", "crf")) + " |")
-    lines += ["", "| clip (split) | shots | BD-rate hull vs ABR | BD-rate hull vs 1-CRF | BD-rate 1-CRF vs ABR "
-              "| probe CPU-s per s of video | 2 workers vs 1 |", "|---|---|---|---|---|---|---|"]
+            lines.append(f"| {r['clip']} ({r['split']}) | {x['rung']} | {x['height']}p ({x.get('conv_height', '-')}p) "
+                         f"| {x['hull']['kbps']:.0f} ({x['hull']['error'] * 100:+.1f} %) | {x['hull']['vmaf']:.2f} | "
+                         + " | ".join(cell(x, k) if k in x else "-" for k in kinds[1:])
+                         + " | " + " ".join(f"{c:g}" for c in x["crfs"]) + " |")
+    lines += ["", "| clip (split) | shots | probes (refined) | BD-rate hull vs 1-pass ABR | vs 2-pass ABR | vs one CRF "
+              "| vs conventional | one CRF vs 2-pass ABR | probe CPU-s per s of video | 2 workers vs 1 | Ray (2) vs 1 "
+              "| load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def pct(v):
         return "n/a" if v is None else f"{v:+.1f} %"
 
     for r in results:
         sp = f"{r['speedup_2_workers']:.2f}x" if "speedup_2_workers" in r else "-"
-        lines.append(f"| {r['clip']} ({r['split']}) | {len(r['shots'])} | {pct(r['bd_rate_vs_abr'])} "
-                     f"| {pct(r['bd_rate_vs_crf'])} | {pct(r['bd_rate_crf_vs_abr'])} "
-                     f"| {r['probe_cpu_per_video_s']:.1f} | {sp} |")
+        ray = f"{r['speedup_ray_2_workers']:.2f}x" if "speedup_ray_2_workers" in r else "-"
+        lines.append(f"| {r['clip']} ({r['split']}) | {len(r['shots'])} | {r.get('probe_points', '-')} "
+                     f"({r.get('probe_refined', 0)}) | {pct(r.get('bd_rate_vs_abr'))} | {pct(r.get('bd_rate_vs_abr2'))} "
+                     f"| {pct(r.get('bd_rate_vs_crf'))} | {pct(r.get('bd_rate_vs_conv'))} "
+                     f"| {pct(r.get('bd_rate_crf_vs_abr2'))} | {r['probe_cpu_per_video_s']:.1f} | {sp} | {ray} "
+                     f"| {r.get('load_start', '-')}-{r.get('load_end', '-')} |")
+    lines += ["", "| clip (split) | rung | predicted VMAF, one resolution | predicted, per-shot resolution "
+              "| per-shot heights |", "|---|---|---|---|---|"]
+    for r in results:
+        for x in r["rungs"]:
+            if "predicted_vmaf_per_shot_height" in x:
+                best = max(x["vmaf_by_height"].values())
+                lines.append(f"| {r['clip']} ({r['split']}) | {x['rung']} | {best:.2f} "
+                             f"| {x['predicted_vmaf_per_shot_height']:.2f} "
+                             f"| {' '.join(str(h) for h in x['per_shot_heights'])} |")
     return "\n".join(lines)
 
 
@@ -184,7 +273,9 @@ def main() -> None:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--probe-preset", default="veryfast")
     ap.add_argument("--vmaf-every", type=int, default=10, help="final files: VMAF on every n-th frame")
-    ap.add_argument("--probe-vmaf-every", type=int, default=15)
+    ap.add_argument("--probe-vmaf-every", type=int, default=5)
+    ap.add_argument("--refine-step", type=float, default=2.0, help="refine the probes down to this CRF step (0: off)")
+    ap.add_argument("--speedup-runs", type=int, default=2, help="--speedup: interleaved runs, best of")
     ap.add_argument("--probe-frames", type=int, default=75, help="probe each shot on its first N frames")
     ap.add_argument("--speedup", nargs="*", default=[], metavar="CLIP", help="measure the speed-up on these clips")
     ap.add_argument("--agreement", nargs="*", default=[], metavar="CLIP",

@@ -298,7 +298,8 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
                              probe_preset=h.probe_preset, crfs=h.crfs, heights=h.heights, importance=importance,
                              importance_weight=h.importance_weight, engine=o.engine,
                              cache_dir=h.cache_dir or out_dir / ".hull-probes", vmaf_every=h.vmaf_every,
-                             max_probe_frames=h.max_probe_frames, overwrite=overwrite, progress=progress)
+                             max_probe_frames=h.max_probe_frames, refine_step=h.refine_step,
+                             overwrite=overwrite, progress=progress)
     schemas.save(rep, side["json"])
     atomic_write_bytes(side["csv"], map_csv(rep).encode())
     from codec_assist.report.figures import hull_figure, png_bytes

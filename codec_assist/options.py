@@ -56,6 +56,7 @@ class HullOptions(BaseModel):
     importance_weight: float = Field(0.0, ge=0)  # > 0: shots that matter take higher points (runs the analysis)
     vmaf_every: int = Field(5, ge=1)  # probes score every n-th frame with VMAF
     max_probe_frames: int = Field(250, ge=1)  # a longer shot is probed on its first frames
+    refine_step: float = Field(2.0, ge=0)  # probe around each rung's choice until CRFs there are this close (0: off)
     cache_dir: Path | None = None  # probe results kept here (None: OUTDIR/.hull-probes)
 
     @field_validator("crfs", mode="before")

@@ -490,10 +490,12 @@ class HullLadderReport(_Model):
     crfs: list[float]
     heights: list[int]
     importance_weight: float
+    refine_step: float = 0.0  # > 0: CRFs probed around each rung's choice until at most this far apart
     shots: list[HullShot]
     rungs: list[HullRung]
     aligned: bool  # every rung has an IDR at every shot start
     probe_encodes: int  # run in this call (the rest came from the cache)
+    probe_refined: int = 0  # of all the probe points, those the refinement around the choices added
     probe_cached: int
     probe_cpu_seconds: float  # CPU time of the probe tasks run in this call (encode + decode + VMAF)
     probe_wall_seconds: float

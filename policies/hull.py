@@ -142,6 +142,30 @@ def crf_between(crf_lo: float, crf_hi: float, bits_lo: float, bits_hi: float, bi
     return float(crf_lo + float(np.clip(t, 0.0, 1.0)) * (crf_hi - crf_lo))
 
 
+def refinement_crfs(probed: Sequence[float], chosen: float, step: float) -> list[float]:
+    """The CRFs to probe next for a shot whose equal-slope choice is CRF `chosen`, given the CRFs it was probed
+    at: the middle of each probed gap next to the choice (the one it sits in, or both sides of a vertex) that
+    is wider than `step`. The hull between two probes is a straight chord under the real concave curve, so a
+    coarse grid parks most shots on the same vertex; probing where each rung's choice lands makes the hull
+    fine only where a decision is made (empty once the gaps there are at most `step`: the refinement ends)."""
+    grid = sorted(set(float(c) for c in probed))
+    if step <= 0 or len(grid) < 2:
+        return []
+    eps = 1e-6
+    if any(abs(chosen - c) <= eps for c in grid):
+        at = min(range(len(grid)), key=lambda i: abs(grid[i] - chosen))
+        gaps = [(grid[i], grid[i + 1]) for i in (at - 1, at) if 0 <= i < len(grid) - 1]
+    else:
+        gaps = [(a, b) for a, b in zip(grid, grid[1:]) if a < chosen < b]
+    out = []
+    for a, b in gaps:
+        if b - a > step + eps:
+            mid = float(np.round((a + b) / 2 * 2) / 2)  # x264 takes fractional CRFs; half steps keep keys short
+            if a < mid < b:
+                out.append(mid)
+    return out
+
+
 def best_height(predicted_quality: dict[int, float]) -> int:
     """The resolution whose equal-slope choice predicts the highest quality at the rung's budget (ties: the
     larger picture)."""

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from policies.hull import candidate_heights, choose, crf_between, upper_hull
+from policies.hull import candidate_heights, choose, crf_between, refinement_crfs, upper_hull
 
 
 # --------------------------------------------------------------------------------------------- pure policy
@@ -80,6 +80,48 @@ def test_crf_between_interpolates_in_log_bits_and_heights_stay_below_the_source(
     assert candidate_heights(529) == [528, 360, 240]
 
 
+def test_refinement_probes_the_gaps_next_to_the_choice_until_they_are_fine():
+    # on a vertex: both neighbouring gaps are split; between two probes: that gap only
+    assert refinement_crfs([19, 26, 33, 40], 26.0, 2.0) == [22.5, 29.5]
+    assert refinement_crfs([19, 26, 33, 40], 30.2, 2.0) == [29.5]
+    assert refinement_crfs([19, 26, 33], 19.0, 2.0) == [22.5]  # the grid's end has one side
+    assert refinement_crfs([19, 22.5, 26], 24.0, 2.0) == [24.0]  # 3.5 apart: split again (half steps)
+    assert refinement_crfs([23, 24, 25], 24.5, 2.0) == []  # fine enough: the refinement ends
+    assert refinement_crfs([19, 26], 22.0, 0.0) == []  # step 0: off
+    # repeated rounds converge to probes at most `step` apart around a fixed choice, a few probes each
+    grid, rounds = [18.0, 26.0, 34.0, 42.0], 0
+    while new := refinement_crfs(grid, 27.3, 2.0):
+        grid, rounds = sorted(grid + new), rounds + 1
+    lo, hi = max(c for c in grid if c <= 27.3), min(c for c in grid if c >= 27.3)
+    assert hi - lo <= 2.0 and rounds <= 3 and len(grid) <= 7
+
+
+def test_finer_hull_spreads_the_shots_over_crfs_where_a_coarse_grid_parks_them_on_one_vertex():
+    """Shots of different difficulty on a 7-CRF-apart grid share a vertex; probed finely around the choice they
+    take different CRFs and the prediction rises at the same budget (why the refinement exists)."""
+    def curve(scale, knee, crfs):
+        crfs = np.asarray(crfs, float)
+        bits = scale * 2 ** ((30 - crfs) / 6)
+        return bits, 100 - 100 * np.exp(-bits / (scale * knee))
+
+    coarse = [19.0, 26.0, 33.0, 40.0]
+    params = [(1e5, 0.6), (3e5, 1.0), (2e5, 1.6)]
+    frames = [50, 50, 50]
+    budget = sum(curve(s, k, [26.0])[0][0] for s, k in params)  # what one CRF 26 spends
+    r0 = choose([curve(s, k, coarse) for s, k in params], frames, budget)
+    grids = [list(coarse) for _ in params]
+    for _ in range(4):
+        pts = [curve(s, k, g) for (s, k), g in zip(params, grids)]
+        r = choose(pts, frames, budget)
+        chosen = [crf_between(g[c.lo], g[c.hi], b[c.lo], b[c.hi], c.bits) if c.lo != c.hi else g[c.lo]
+                  for g, (b, _), c in zip(grids, pts, r.shots)]
+        grids = [sorted(set(g + refinement_crfs(g, c, 2.0))) for g, c in zip(grids, chosen)]
+    # the coarse grid: at most one shot off the shared vertex (it is the one placed between two vertices)
+    assert sum(c.lo == c.hi == coarse.index(26.0) for c in r0.shots) >= len(params) - 1
+    assert len({round(c) for c in chosen}) == 3  # refined: three different per-shot CRFs
+    assert r.bits == pytest.approx(budget, rel=1e-6) and r.quality > r0.quality
+
+
 # --------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def two_shots(montage, tmp_path_factory) -> Path:
@@ -112,7 +154,16 @@ def test_auto_ladder_end_to_end(two_shots, tmp_path):
     starts = [s.start_frame for s in rep.shots]
     assert starts[0] == 0 and 50 in starts
     assert rep.heights == [360, 240] and rep.aligned
-    assert rep.probe_encodes == len(rep.shots) * 2 * 3 and rep.probe_cached == 0
+    # the 3-CRF grid at both sizes, then refinement probes around each rung's choices (at its size only)
+    assert rep.probe_encodes == len(rep.shots) * 2 * 3 + rep.probe_refined and rep.probe_cached == 0
+    assert rep.probe_refined > 0 and rep.refine_step == 2.0
+    for r in rep.rungs:
+        for shot, choice in zip(rep.shots, r.shots):  # every choice has probes at most 2 CRF away on each side
+            crfs = sorted(p.crf for p in shot.probes if p.height == r.height)
+            below = [c for c in crfs if c <= choice.crf + 1e-6]
+            above = [c for c in crfs if c >= choice.crf - 1e-6]
+            if below and above and choice.crf not in crfs:
+                assert min(above) - max(below) <= 2.0 + 1e-6, (r.name, choice.crf, crfs)
     for r in rep.rungs:
         assert check_joined(r.output, two_shots, starts) == []  # playable, timestamps kept, IDR at shot starts
         assert abs(r.error) <= 0.03, (r.name, r.error, r.encodes)
@@ -133,7 +184,9 @@ def test_auto_ladder_end_to_end(two_shots, tmp_path):
     from codec_assist.scale.engine import EngineOptions
 
     units = [(s.start_frame, s.end_frame) for s in rep.shots]
-    probes, stats = run_probes(two_shots, units, rep.heights, rep.crfs, codec="x264", preset=rep.probe_preset,
+    grid = {(k, h): sorted({p.crf for p in s.probes if p.height == h}) for k, s in enumerate(rep.shots)
+            for h in rep.heights}
+    probes, stats = run_probes(two_shots, units, grid, codec="x264", preset=rep.probe_preset,
                                engine=EngineOptions(), cache_dir=out / ".hull-probes", vmaf_every=10, max_frames=250)
     assert stats["encodes"] == 0 and stats["cached"] == rep.probe_encodes
     assert probes == [s.probes for s in rep.shots]

@@ -79,6 +79,9 @@ def register(sub) -> None:
                    help="--ladder auto: > 0 runs the full analysis and lets shots that matter take higher points")
     h.add_argument("--hull-vmaf-every", type=int, default=5, metavar="N",
                    help="--ladder auto: probes score every N-th frame with VMAF")
+    h.add_argument("--hull-refine", type=float, default=2.0, metavar="STEP",
+                   help="--ladder auto: probe more CRFs around each rung's per-shot choice until the probed CRFs "
+                        "there are at most STEP apart (0: the --hull-crfs grid only)")
     h.add_argument("--hull-cache", metavar="DIR",
                    help="--ladder auto: probe results are cached here (default OUT/.hull-probes); reruns reuse them")
     g.add_argument("--no-plain", action="store_true", help="--ladder: skip the plain per-rung encodes (IDR check)")
@@ -123,9 +126,10 @@ def encode_options(args):
                        max_probes=args.max_probes)
     hull = build(HullOptions, {"probe_preset": "--probe-preset", "crfs": "--hull-crfs", "heights": "--hull-heights",
                                "importance_weight": "--hull-importance", "vmaf_every": "--hull-vmaf-every",
-                               "cache_dir": "--hull-cache"},
+                               "cache_dir": "--hull-cache", "refine_step": "--hull-refine"},
                  probe_preset=args.probe_preset, crfs=args.hull_crfs, heights=args.hull_heights,
-                 importance_weight=args.hull_importance, vmaf_every=args.hull_vmaf_every, cache_dir=args.hull_cache)
+                 importance_weight=args.hull_importance, vmaf_every=args.hull_vmaf_every, cache_dir=args.hull_cache,
+                 refine_step=args.hull_refine)
     return build(EncodeOptions, FLAGS, codec=args.codec, preset=args.preset, bitrate=args.bitrate, crf=args.crf,
                  size=args.size, params=args.params, assist=not args.no_assist, plan_file=args.plan,
                  events=args.events, allocation=allocation, ladder=args.ladder, ladder_plain=not args.no_plain,

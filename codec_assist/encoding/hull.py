@@ -29,11 +29,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-from policies.hull import best_height, candidate_heights, choose, crf_between, upper_hull
+from policies.hull import best_height, candidate_heights, choose, crf_between, refinement_crfs, upper_hull
 
 import codec_assist.media.decode as media
 from codec_assist.encoding.chunked import check_joined, encode_chunk, join
@@ -94,38 +94,43 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
     return {"probes": out, "cpu": time.process_time() - cpu0, "frames": len(refs)}
 
 
-def run_probes(input_path: Path, units: Sequence[tuple[int, int]], heights: Sequence[int], crfs: Sequence[float],
+def probe_grid(shots: int, heights: Sequence[int], crfs: Sequence[float]) -> dict[tuple[int, int], list[float]]:
+    """The same CRFs at every (shot index, height): the coarse grid."""
+    return {(k, h): list(crfs) for k in range(shots) for h in heights}
+
+
+def run_probes(input_path: Path, units: Sequence[tuple[int, int]], grid: Mapping[tuple[int, int], Sequence[float]],
                *, codec: str, preset: str, engine: EngineOptions, cache_dir: Path | None, vmaf_every: int,
                max_frames: int, progress: bool = False) -> tuple[list[list[HullProbe]], dict]:
-    """Probe points of every shot (all sizes, all CRFs), from the cache where present. Returns them per shot
-    and {"encodes", "cached", "cpu", "wall"} for what ran in this call."""
+    """The probe points `grid[(shot index, height)]` = CRFs, from the cache where present. Returns them per shot
+    (by height, largest first, then CRF) and {"encodes", "cached", "cpu", "wall"} for what ran in this call."""
     from tqdm import tqdm
 
     from codec_assist.scale.batch import sha256_file
 
     info = media.probe(input_path)
     sha = sha256_file(input_path)
-    sizes = {h: rung_size(info.width, info.height, None, h) for h in heights}
+    sizes = {h: rung_size(info.width, info.height, None, h) for h in {h for _, h in grid}}
     fps = info.fps
     found: dict[tuple[int, int, float], dict] = {}
     tasks: dict[tuple[int, int], tuple] = {}
-    for k, (s, e) in enumerate(units):
-        for h in heights:
-            w, hh = sizes[h]
-            missing = []
-            for crf in crfs:
-                key = probe_key(sha, codec, preset, s, e, w, hh, crf, vmaf_every, max_frames)
-                f = cache_dir / f"{key}.json" if cache_dir else None
-                if f is not None and f.is_file():
-                    try:
-                        found[(k, h, crf)] = json.loads(f.read_text())
-                        continue
-                    except (OSError, json.JSONDecodeError):
-                        pass  # a damaged cache entry is measured again
-                missing.append(crf)
-            if missing:
-                tasks[(k, h)] = (str(input_path), s, e, w, hh, missing, codec, preset, vmaf_every, max_frames,
-                                 engine.threads())
+    for (k, h), crfs in sorted(grid.items()):
+        s, e = units[k]
+        w, hh = sizes[h]
+        missing = []
+        for crf in sorted(set(float(c) for c in crfs)):
+            key = probe_key(sha, codec, preset, s, e, w, hh, crf, vmaf_every, max_frames)
+            f = cache_dir / f"{key}.json" if cache_dir else None
+            if f is not None and f.is_file():
+                try:
+                    found[(k, h, crf)] = json.loads(f.read_text())
+                    continue
+                except (OSError, json.JSONDecodeError):
+                    pass  # a damaged cache entry is measured again
+            missing.append(crf)
+        if missing:
+            tasks[(k, h)] = (str(input_path), s, e, w, hh, missing, codec, preset, vmaf_every, max_frames,
+                             engine.threads())
     cached = len(found)
     stats = {"encodes": 0, "cached": cached, "cpu": 0.0, "wall": 0.0}
     errors: dict = {}
@@ -160,12 +165,13 @@ def run_probes(input_path: Path, units: Sequence[tuple[int, int]], heights: Sequ
     for k, (s, e) in enumerate(units):
         seconds = (e - s) / fps
         shot = []
-        for h in heights:
+        for (kk, h, crf) in sorted(found, key=lambda x: (-x[1], x[2])):
+            if kk != k:
+                continue
             w, hh = sizes[h]
-            for crf in crfs:
-                p = found[(k, h, crf)]
-                shot.append(HullProbe(height=hh, width=w, crf=crf, bits=p["bits"], kbps=p["bits"] / seconds / 1000,
-                                      vmaf=p["vmaf"]))
+            p = found[(k, h, crf)]
+            shot.append(HullProbe(height=hh, width=w, crf=crf, bits=p["bits"], kbps=p["bits"] / seconds / 1000,
+                                  vmaf=p["vmaf"]))
         out.append(shot)
     return out, stats
 
@@ -209,6 +215,17 @@ def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: 
     return h, choices, r.quality, r.slope, by_height, message
 
 
+def _hull_shots(units, probes, importance, heights) -> list[HullShot]:
+    shots = []
+    for (s, e), pr, i in zip(units, probes, importance):
+        hull = {}
+        for h in heights:
+            sel = [j for j, p in enumerate(pr) if p.height == h]
+            hull[h] = [sel[j] for j in upper_hull([pr[j].bits for j in sel], [pr[j].vmaf for j in sel])]
+        shots.append(HullShot(start_frame=s, end_frame=e, importance=float(i), probes=pr, hull=hull))
+    return shots
+
+
 # ------------------------------------------------------------------------------------------------ encoding
 def encode_rung(input_path: Path, output: Path, choices: Sequence[HullShotChoice], size: tuple[int, int], *,
                 codec: str, preset: str, engine: EngineOptions, stamps: list[int], fmt: str) -> list[int]:
@@ -250,10 +267,13 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
                        heights: Sequence[int] | None = None, importance: Sequence[float] | None = None,
                        importance_weight: float = 0.0, engine: EngineOptions | None = None,
                        cache_dir: Path | None = None, vmaf_every: int = 5, max_probe_frames: int = 250,
-                       overwrite: bool = False, progress: bool = False) -> HullLadderReport:
+                       refine_step: float = 2.0, overwrite: bool = False, progress: bool = False
+                       ) -> HullLadderReport:
     """Probe, choose and encode every rung (see the module doc). `rates` in bits/s, highest first; None: four
     rungs from the rate of the source-size CRF-26 probes down by halves. `outputs` (one per rate, or None to
-    name them DIR/STEM.RATE.mp4 once the rates are known)."""
+    name them DIR/STEM.RATE.mp4 once the rates are known). `refine_step` > 0: after the coarse `crfs` grid,
+    probe again around every rung's equal-slope choice at its resolution until the probed CRFs next to each
+    choice are at most `refine_step` apart (policies.hull.refinement_crfs)."""
     from tqdm import tqdm
 
     from policies.hull import default_rates
@@ -277,22 +297,35 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
     if len(crfs) < 2:
         raise CodecAssistError("a hull needs at least two CRFs")
 
-    probes, stats = run_probes(inp, units, heights, crfs, codec=codec, preset=probe_preset, engine=engine,
-                               cache_dir=cache_dir, vmaf_every=vmaf_every, max_frames=max_probe_frames,
-                               progress=progress)
+    probe_args = dict(codec=codec, preset=probe_preset, engine=engine, cache_dir=cache_dir, vmaf_every=vmaf_every,
+                      max_frames=max_probe_frames, progress=progress)
+    grid = probe_grid(len(units), heights, crfs)
+    probes, stats = run_probes(inp, units, grid, **probe_args)
     imp = list(importance) if importance is not None else [0.0] * len(units)
-    shots = []
-    for (s, e), pr, i in zip(units, probes, imp):
-        hull = {}
-        for h in heights:
-            sel = [j for j, p in enumerate(pr) if p.height == h]
-            hull[h] = [sel[j] for j in upper_hull([pr[j].bits for j in sel], [pr[j].vmaf for j in sel])]
-        shots.append(HullShot(start_frame=s, end_frame=e, importance=float(i), probes=pr, hull=hull))
+    shots = _hull_shots(units, probes, imp, heights)
     duration = n / info.fps
     if rates is None:
         top = sum(p.bits for s in shots for p in s.probes if p.height == heights[0] and p.crf == min(
             crfs, key=lambda c: abs(c - 26.0)))
         rates = default_rates(top / duration)
+    refined = 0
+    while refine_step > 0:  # ends: every round halves the probed gaps next to the choices
+        extra: dict[tuple[int, int], set[float]] = {}
+        for rate in rates:
+            h, choices, *_ = choose_rung(shots, heights, rate * duration, info.fps, importance_weight=importance_weight)
+            for k, (shot, c) in enumerate(zip(shots, choices)):
+                new = refinement_crfs([p.crf for p in shot.probes if p.height == h], c.crf, refine_step)
+                if new:
+                    extra.setdefault((k, h), set()).update(new)
+        if not extra:
+            break
+        for (k, h), new in extra.items():
+            grid[(k, h)] = sorted({*grid[(k, h)], *new})
+        probes, more = run_probes(inp, units, grid, **probe_args)
+        refined += sum(len(v) for v in extra.values())
+        for key in ("encodes", "cpu", "wall"):
+            stats[key] += more[key]
+        shots = _hull_shots(units, probes, imp, heights)
     if outputs is None:
         outputs = [output_dir / f"{inp.stem}.{r // 1000}k.mp4" for r in rates]
     for p in outputs:
@@ -339,8 +372,8 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
     aligned = all(set(starts) <= set(r.keyframes) for r in rungs)
     return HullLadderReport(
         input=info, codec=codec, preset=preset, probe_preset=probe_preset, crfs=crfs, heights=heights,
-        importance_weight=importance_weight, shots=shots, rungs=rungs, aligned=aligned,
-        probe_encodes=stats["encodes"], probe_cached=stats["cached"], probe_cpu_seconds=stats["cpu"],
+        importance_weight=importance_weight, refine_step=refine_step, shots=shots, rungs=rungs, aligned=aligned,
+        probe_encodes=stats["encodes"], probe_refined=refined, probe_cached=stats["cached"], probe_cpu_seconds=stats["cpu"],
         probe_wall_seconds=stats["wall"], encode_wall_seconds=time.perf_counter() - t0)
 
 
