@@ -184,22 +184,7 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     res["load_end"] = load_average()
     units = [(s.start_frame, s.end_frame) for s in rep.shots]
     if name in args.speedup:
-        timing: dict[str, list[float]] = {"local1": [], "local2": [], "ray2": []}
-        engines = {"local1": EngineOptions(workers=1), "local2": EngineOptions(workers=2),
-                   "ray2": EngineOptions(engine="ray", workers=2)}
-        grid = probe_grid(len(units), rep.heights, SPEED_CRFS)
-        for run in range(args.speedup_runs):  # interleaved: the machine's load drifts
-            for key, eng in engines.items():
-                _, st = run_probes(src, units, grid, codec="x264", preset=args.probe_preset, engine=eng,
-                                   cache_dir=tmp / f"speed-{name}-{key}-{run}", vmaf_every=args.probe_vmaf_every,
-                                   max_frames=args.probe_frames)
-                timing[key].append(st["wall"])
-                print(json.dumps({"speedup": key, "run": run, "wall": st["wall"], "cpu": st["cpu"],
-                                  "load": load_average()}), flush=True)
-        res["probe_wall"] = timing
-        res["speedup_2_workers"] = min(timing["local1"]) / min(timing["local2"])
-        res["speedup_ray_2_workers"] = min(timing["local1"]) / min(timing["ray2"])
-        res["speedup_load"] = load_average()
+        res.update(measure_speedup(src, units, rep.heights, args, tmp))
     if name in args.agreement:
         from scipy.stats import spearmanr
 
@@ -218,6 +203,30 @@ def run_clip(name: str, args, tmp: Path) -> dict:
                             "bits_ratio_full_over_probe": float(np.median(np.asarray(mb) / np.asarray(fb))),
                             "vmaf_diff_full_minus_probe": float(np.median(np.asarray(mv) - np.asarray(fv)))}
     return res
+
+
+def measure_speedup(src: Path, units, heights, args, tmp: Path) -> dict:
+    """Probe wall time of the SPEED_CRFS grid (fresh caches) on 1 and 2 local workers and on Ray (2 workers),
+    interleaved, best of --speedup-runs."""
+    timing: dict[str, list[float]] = {"local1": [], "local2": [], "ray2": []}
+    cpu: dict[str, list[float]] = {k: [] for k in timing}
+    engines = {"local1": EngineOptions(workers=1), "local2": EngineOptions(workers=2),
+               "ray2": EngineOptions(engine="ray", workers=2)}
+    grid = probe_grid(len(units), heights, SPEED_CRFS)
+    loads = [load_average()]
+    for run in range(args.speedup_runs):  # interleaved: the machine's load drifts
+        for key, eng in engines.items():
+            _, st = run_probes(src, units, grid, codec="x264", preset=args.probe_preset, engine=eng,
+                               cache_dir=tmp / f"speed-{src.name}-{key}-{run}", vmaf_every=args.probe_vmaf_every,
+                               max_frames=args.probe_frames)
+            timing[key].append(st["wall"])
+            cpu[key].append(st["cpu"])
+            loads.append(load_average())
+            print(json.dumps({"speedup": key, "run": run, "wall": st["wall"], "cpu": st["cpu"],
+                              "load": loads[-1]}), flush=True)
+    return {"probe_wall": timing, "probe_cpu_speed": cpu, "speedup_probes": len(grid) * len(SPEED_CRFS),
+            "speedup_2_workers": min(timing["local1"]) / min(timing["local2"]),
+            "speedup_ray_2_workers": min(timing["local1"]) / min(timing["ray2"]), "speedup_loads": loads}
 
 
 def media_size(info, height: int) -> tuple[int, int]:
@@ -283,10 +292,26 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "hull.json"))
     ap.add_argument("--cache", help="keep the probe cache here (default: a temporary folder)")
     ap.add_argument("--tables-only", action="store_true")
+    ap.add_argument("--speedup-only", action="store_true",
+                    help="only measure --speedup CLIPs, on the shots of the earlier run in --json, and add it there")
     args = ap.parse_args()
     path = Path(args.json)
     if args.tables_only:
         print(tables(json.loads(path.read_text())))
+        return
+    if args.speedup_only:  # add the speed-up to an earlier run's results for these clips
+        from policies.hull import candidate_heights
+
+        results = json.loads(path.read_text())
+        with tempfile.TemporaryDirectory(prefix="ca-hull-speed-") as tmp:
+            for r in results:
+                if r["clip"] in args.speedup:
+                    src = MEDIA / r["clip"]
+                    units = [tuple(u) for u in r["shots"]]
+                    heights = candidate_heights(media.probe(src).height)
+                    r.update(measure_speedup(src, units, heights, args, Path(tmp)))
+                    path.write_text(json.dumps(results, indent=1))
+        print(tables(results))
         return
     results = []
     with tempfile.TemporaryDirectory(prefix="ca-hull-") as tmp:
