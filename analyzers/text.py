@@ -85,7 +85,7 @@ def detect_text(bgr: np.ndarray, upscale: float = UPSCALE) -> list[tuple[float, 
 def read_text(bgr: np.ndarray, upscale: float = UPSCALE, read_lines: int = 4
               ) -> list[tuple[tuple[float, float, float, float], str, float]]:
     """Text lines as (normalised box, words, recogniser confidence); the `read_lines` largest are read, the
-    others keep the words "" (reading costs ~5-15 ms a line on 2 cores)."""
+    others keep the words "" and confidence NaN, unread (reading costs ~5-15 ms a line on 2 cores)."""
     if upscale != 1.0:
         bgr = cv2.resize(bgr, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
     boxes = _detect(bgr)
@@ -98,7 +98,7 @@ def read_text(bgr: np.ndarray, upscale: float = UPSCALE, read_lines: int = 4
         crop = bgr[int(y0 * h): max(int(y0 * h) + 1, int(np.ceil(y1 * h))),
                    int(x0 * w): max(int(x0 * w) + 1, int(np.ceil(x1 * w)))]
         crops.append(crop)
-    words = {i: ("", 0.0) for i in range(len(boxes))}
+    words = {i: ("", float("nan")) for i in range(len(boxes))}
     if crops:
         rec, _ = engine().text_rec(crops)
         for i, (text, score, *_rest) in zip(chosen, rec):
@@ -174,7 +174,10 @@ class TextRegions(Analyzer):
     def process(self, frame: ProxyFrame) -> None:
         if self._schedule.due(frame):
             self._flush(frame.index)
-            self._held = read_text(frame.bgr, self.upscale, self.read_lines)
+            # a line the recogniser read and could not make out is not text (foliage, a grille): on the dev clips
+            # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
+            self._held = [line for line in read_text(frame.bgr, self.upscale, self.read_lines)
+                          if not line[2] < self.min_confidence]
             self.calls += 1
             self._held_from = frame.index
             self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)
