@@ -24,6 +24,8 @@ class PlanOptions(BaseModel):
     roi_threshold: float = Field(0.5, ge=0, lt=1)  # importance above this is a region of interest (faces, text)
     max_cost_db: float = Field(0.15, ge=0)  # bound on the expected whole-frame PSNR loss of the offsets, per frame
     texture_gamma: float = Field(0.0, ge=-2, le=2)  # the ROI's bits come back from busy blocks (texture**gamma); 0: evenly
+    # the cost bound weighs each block by its expected distortion, texture**cost_exponent (1: measured on dev)
+    cost_exponent: float = Field(1.0, ge=0, le=3)
     time_constant: float = Field(0.5, ge=0)  # seconds, temporal smoothing of the offsets inside a shot
     min_gop: float = Field(0.5, gt=0)  # seconds
     max_gop: float = Field(10.0, gt=0)  # seconds
@@ -50,7 +52,7 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     grid = arrays["importance/grid"].astype(np.float32)
     offsets = plan_offsets(frames, grid, v.width, v.height, block, starts, fps, opt.max_dqp, opt.strength,
                            opt.time_constant, opt.roi_threshold, opt.max_cost_db, arrays.get("texture/grid"),
-                           opt.texture_gamma)
+                           opt.texture_gamma, opt.cost_exponent)
     if opt.moment_dqp > 0 and "importance/temporal" in arrays:
         add_moments(offsets, frames, arrays["importance/temporal"], starts, fps, v.frame_count, opt)
     plan = EncodePlan(
