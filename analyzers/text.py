@@ -7,6 +7,9 @@ and its boxes hold until the next run. The recogniser then reads the largest few
 """
 from __future__ import annotations
 
+import importlib.util
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
 
 import cv2
@@ -28,6 +31,7 @@ UPSCALE = 1.5
 CHANGE_LEVEL = 30.0
 
 _ENGINE = None  # the RapidOCR engine, created once per process (loading its models costs ~0.5 s)
+_ENGINE_LOCK = threading.Lock()  # it may be loading in a background thread (TextRegions.start)
 
 
 class _OnFirstUse:
@@ -54,6 +58,11 @@ class _OnFirstUse:
 
 
 def engine():
+    with _ENGINE_LOCK:
+        return _engine()
+
+
+def _engine():
     global _ENGINE
     if _ENGINE is None:
         try:
@@ -163,7 +172,13 @@ class TextRegions(Analyzer):
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
-        engine()  # load before decoding starts, so a missing package fails early
+        if importlib.util.find_spec("rapidocr_onnxruntime") is None:  # a missing package fails before decoding
+            engine()  # raises the one-line error that says what to install
+        # The engine (imports, ONNX session: ~0.4 s) loads in a thread while the decode and the other
+        # analyzers start; the first frame this analyzer reads waits for it.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-load")
+        self._loaded: Future = pool.submit(engine)
+        pool.shutdown(wait=False)
         self.out = AnalyzerOutput()
         self._held: list[tuple[tuple[float, float, float, float], str, float]] = []
         self._held_from: int | None = None  # frame the held boxes were detected on
@@ -173,6 +188,7 @@ class TextRegions(Analyzer):
 
     def process(self, frame: ProxyFrame) -> None:
         if self._schedule.due(frame):
+            self._loaded.result()  # raises what loading raised
             self._flush(frame.index)
             # a line the recogniser read and could not make out is not text (foliage, a grille): on the dev clips
             # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
