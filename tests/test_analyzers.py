@@ -333,6 +333,17 @@ def test_text_analyzer_holds_boxes_between_ocr_runs():
     assert spans == [(25, 50), (50, 75)] and all(t.label == "Subtitle line" for t in out.tokens)  # OCR words
 
 
+def test_text_lines_the_recogniser_cannot_read_are_dropped(sample):
+    """bbb_trailer (dev): the caption (frames 0-70) is read; the two boxes PP-OCR's detector puts on the
+    animation at frames 210 and 230 are read at confidence < 0.2 and are not text worth bits."""
+    from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
+
+    a, _ = analyze(sample("bbb_trailer.mp4"), AnalyzeOptions(analyzers=["text"], asr=False))
+    starts = sorted(t.frame_start for t in a.tokens if t.source == "text")
+    assert starts and starts[0] < 30 and max(starts) < 120
+    assert any("rodent" in t.label.lower() for t in a.tokens)
+
+
 def test_text_no_false_boxes_on_clean_clips(clip):
     for name in ("jwpIntro.mp4", "bigbuckbunny.mp4", "cityCC0.mpg"):
         _, out = clip(name)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from policies.keyframes import keyframes
-from policies.qp import (block_areas, block_grid, importance_to_offsets, offsets_at, plan_offsets,
+from policies.qp import (block_areas, block_distortion, block_grid, importance_to_offsets, offsets_at, plan_offsets,
                          smooth_in_shots, whole_frame_cost_db)
 
 
@@ -91,6 +91,27 @@ def test_whole_frame_cost_is_bounded_and_big_rois_get_shallower(bound):
         assert abs(_mean(off, areas)) < 0.05
         depths.append(-off[0, 10])
     assert depths[0] > depths[1] > depths[2] > 0
+
+
+def test_a_face_against_a_flat_wall_goes_deeper_than_one_against_a_bookcase():
+    """The cost bound weighs the paying blocks by their expected distortion (texture): paying with a flat wall
+    costs little PSNR, paying with a bookcase much; a busy face is not credited with its own texture."""
+    areas = block_areas(352, 288, 16)
+    imp = np.zeros(areas.shape, np.float32)
+    imp[4:14, 6:16] = 1.0  # a face filling ~30 % of the frame
+    depth = {}
+    for name, background, face in (("wall", 0.01, 0.15), ("bookcase", 0.5, 0.15), ("busy face", 0.5, 0.6)):
+        texture = np.full(areas.shape, background, np.float32)
+        texture[4:14, 6:16] = face
+        off = importance_to_offsets(imp, areas, 6.0, max_cost_db=0.15, texture=texture)
+        assert abs(_mean(off, areas)) < 0.05
+        depth[name] = -off[8, 10]
+    unweighted = -importance_to_offsets(imp, areas, 6.0, max_cost_db=0.15, texture=texture, cost_exponent=0)[8, 10]
+    assert depth["wall"] > unweighted + 1 > 1
+    assert depth["bookcase"] < unweighted - 0.3  # busy payers: a shallower face
+    assert depth["bookcase"] <= depth["busy face"] < unweighted + 0.5  # a busy face earns no credit of its own
+    assert whole_frame_cost_db(-importance_to_offsets(imp, areas, 6.0, texture=texture, cost_exponent=0), areas) > 0
+    assert block_distortion(np.array([[0.0, 0.5]]), (1, 2)).ravel().tolist() == pytest.approx([0.01, 0.51])
 
 
 def test_smoothing_damps_flicker_and_resets_at_cuts():

@@ -167,3 +167,40 @@ def test_batch_encodes_analyse_for_the_plan_too():
     assert AnalyzeOptions(**enc).model_fields_set >= {"for_plan"} and "asr" not in AnalyzeOptions(**enc).model_fields_set
     assert batch_options("encode", analyze_options=AnalyzeOptions(asr=True))["analyze"]["asr"] is True
     assert batch_options("analyze")["analyze"]["for_plan"] is False
+
+
+def test_read_ahead_yields_the_decode_in_order_and_stops_cleanly(sample):
+    """The analysis decode runs ahead in a worker thread: same frames, in order; stopping early closes the file
+    in the worker (no thread left behind); a decode error is raised where the frames are read."""
+    import threading
+
+    import numpy as np
+
+    import codec_assist.media.decode as media
+
+    clip = sample("bikes.mp4")
+    info = media.probe(clip)
+    size = media.proxy_size(info.width, info.height)
+    direct = [(i, p.gray) for _, (i, _f, p) in zip(range(40), media.iter_proxy(clip, size))]
+    closed = []
+
+    def frames():
+        try:
+            yield from ((i, p.gray) for i, _f, p in media.iter_proxy(clip, size))
+        finally:
+            closed.append(threading.current_thread().name)
+
+    ahead = media.ReadAhead(frames(), depth=4)
+    got = [next(ahead) for _ in range(40)]
+    ahead.close()
+    assert [i for i, _ in got] == list(range(40))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, direct))
+    assert closed == ["read-ahead"] and not any(t.name == "read-ahead" for t in threading.enumerate())
+    with pytest.raises(StopIteration):
+        next(ahead)
+
+    short = media.Limits(max_duration=1.0)  # the container is not checked here: the decoded frames' times are
+    with media.ReadAhead(media.iter_proxy(clip, size, limits=short), depth=4) as ahead:
+        with pytest.raises(ca.InputError, match="too long"):
+            for _ in ahead:
+                pass

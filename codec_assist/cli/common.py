@@ -193,7 +193,8 @@ def add_plan_knobs(sp) -> None:
                    "saliency floor stays below it, so a clip with none is left to the encoder's own AQ")
     g.add_argument("--max-cost-db", type=float, default=0.15,
                    help="bound on each frame's expected whole-frame PSNR loss from the offsets (dB): the ROI gets "
-                   "shallower when it is large, so it is not paid for with the whole picture")
+                   "shallower when it is large or the blocks that pay for it are busy (a flat wall pays cheaply, a "
+                   "bookcase dearly), so it is not paid for with the whole picture")
     g.add_argument("--moment-dqp", type=float, default=None, metavar="QP",
                    help="largest frame-level QP share the moments that matter (speech, a focus said aloud, loud or "
                    "emotional peaks) take from the rest of their shot; 0 = off (default: PlanOptions.moment_dqp)")

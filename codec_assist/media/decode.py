@@ -8,11 +8,13 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import av
 import numpy as np
@@ -27,6 +29,7 @@ av.logging.set_level(None)
 logging.getLogger("libav").setLevel(logging.CRITICAL + 1)  # FFmpeg's words become our one-line errors
 
 log = logging.getLogger("codec_assist")
+T = TypeVar("T")
 
 
 class Limits(BaseModel):
@@ -272,6 +275,78 @@ def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0, limit
         gray = (bgr[..., 0] * 0.114 + bgr[..., 1] * 0.587 + bgr[..., 2] * 0.299).astype(np.uint8)
         t = float(frame.time) if frame.time is not None else 0.0
         yield i, frame, ProxyFrame(index=i, time=t, bgr=bgr, gray=gray)
+
+
+class ReadAhead(Iterator[T]):
+    """Iterate over `items`, produced in a worker thread up to `depth` items ahead of the consumer.
+
+    For a decode: FFmpeg's decoder and swscale run without the GIL, so the next frames are decoded while the
+    caller works on this one (and while it loads models before asking for its first frame) instead of the
+    decoder idling between the caller's requests. The worker starts at construction. An exception in the worker
+    is raised by next(); close() (or the end of a `with` block) stops the worker, which closes `items` in its
+    own thread, and waits for it, so the file is closed when close() returns.
+    """
+
+    _END = object()
+
+    def __init__(self, items: Iterator[T], depth: int):
+        self._items = items
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._done = False
+        self._worker = threading.Thread(target=self._work, name="read-ahead", daemon=True)
+        self._worker.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    break
+            else:
+                self._put(self._END)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put(_Failure(e))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is self._END:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        self._worker.join()
+
+    def __enter__(self) -> "ReadAhead[T]":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
 
 
 def luma(frame: av.VideoFrame) -> np.ndarray:

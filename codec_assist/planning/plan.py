@@ -15,6 +15,10 @@ BLOCK_SIZE = {"x264": 16, "x265": 32}  # x264 honours 16x16 MBs; x265 showed no 
 # Each encoder's own default AQ mode: the plan keeps it unless asked (x265's is 2; forcing x264's 1 on x265
 # cost +18 % whole-frame PSNR BD-rate on cap12 with no offsets at all).
 AQ_MODE = {"x264": 1, "x265": 2}
+# How the cost bound weighs the blocks that pay for an ROI: by texture**exponent (their expected distortion). Chosen
+# on dev, x264 medium and x265 medium (docs/BENCHMARKS.md, issue 15): on x264 it let flat-background ROIs go deeper
+# at no VMAF cost (lecture VMAF BD-rate -12 -> -28 %); on x265's 32-px blocks it cost VMAF on both face clips.
+COST_EXPONENT = {"x264": 1.0, "x265": 0.0}
 
 
 class PlanOptions(BaseModel):
@@ -24,6 +28,9 @@ class PlanOptions(BaseModel):
     roi_threshold: float = Field(0.5, ge=0, lt=1)  # importance above this is a region of interest (faces, text)
     max_cost_db: float = Field(0.15, ge=0)  # bound on the expected whole-frame PSNR loss of the offsets, per frame
     texture_gamma: float = Field(0.0, ge=-2, le=2)  # the ROI's bits come back from busy blocks (texture**gamma); 0: evenly
+    # the cost bound weighs the paying blocks by their expected distortion, texture**cost_exponent (0: all alike);
+    # None: the codec's (COST_EXPONENT)
+    cost_exponent: float | None = Field(None, ge=0, le=3)
     time_constant: float = Field(0.5, ge=0)  # seconds, temporal smoothing of the offsets inside a shot
     min_gop: float = Field(0.5, gt=0)  # seconds
     max_gop: float = Field(10.0, gt=0)  # seconds
@@ -50,7 +57,8 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     grid = arrays["importance/grid"].astype(np.float32)
     offsets = plan_offsets(frames, grid, v.width, v.height, block, starts, fps, opt.max_dqp, opt.strength,
                            opt.time_constant, opt.roi_threshold, opt.max_cost_db, arrays.get("texture/grid"),
-                           opt.texture_gamma)
+                           opt.texture_gamma,
+                           COST_EXPONENT[opt.codec] if opt.cost_exponent is None else opt.cost_exponent)
     if opt.moment_dqp > 0 and "importance/temporal" in arrays:
         add_moments(offsets, frames, arrays["importance/temporal"], starts, fps, v.frame_count, opt)
     plan = EncodePlan(
