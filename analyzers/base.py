@@ -6,8 +6,9 @@ analyzer returns an AnalyzerOutput. Maps are on the importance grid (grid_h x gr
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -44,6 +45,15 @@ class AnalyzerOutput:
     # grid name -> {frame index: (grid_h, grid_w) float32}: per-frame grids that are not importance and are not
     # fused, stored as arrays["<name>/grid"] (saliency's "texture": what a block costs, read by the QP policy)
     grids: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+
+
+def in_background(work: Callable[[], object], name: str) -> Future:
+    """Start `work` in its own thread now; its result (or what it raised) comes from the Future. For analyzer
+    work that does not need the pictures (audio, model loading) and releases the GIL: it runs beside the decode."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    job = pool.submit(work)
+    pool.shutdown(wait=False)
+    return job
 
 
 class Skip(Exception):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
@@ -26,7 +25,7 @@ from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import RegionToken, SignalInfo, Transcript, TranscriptSegment
 
 from .audio import audio_events, frame_times, pcm16k, require_audio
-from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip
+from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
 
 log = logging.getLogger("codec_assist")
 
@@ -177,9 +176,7 @@ class SpeechTranscript(Analyzer):
         require_audio(ctx)
         # Whisper (CTranslate2, which releases the GIL) runs beside the video decode instead of after it:
         # the per-analyzer time then shows only what the pipeline still had to wait for in finish()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
-        self._job = self._pool.submit(self._recognise)
-        self._pool.shutdown(wait=False)
+        self._job = in_background(self._recognise, "asr")
 
     def process(self, frame: ProxyFrame) -> None:
         pass  # audio is read from the file; the pictures are not needed

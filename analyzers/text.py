@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
 
 import cv2
@@ -19,7 +18,7 @@ from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Box, RegionToken
 
-from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid
+from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid, in_background
 
 # RapidOCR's default scales the short side up to 736: a 320x180 proxy became 1308x736, ~370 ms a call.
 # Detecting at 1.5x the proxy instead finds ~12 px-high captions (on the proxy) at ~35 ms a call; at 1x
@@ -176,9 +175,7 @@ class TextRegions(Analyzer):
             engine()  # raises the one-line error that says what to install
         # The engine (imports, ONNX session: ~0.4 s) loads in a thread while the decode and the other
         # analyzers start; the first frame this analyzer reads waits for it.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-load")
-        self._loaded: Future = pool.submit(engine)
-        pool.shutdown(wait=False)
+        self._loaded = in_background(engine, "ocr-load")
         self.out = AnalyzerOutput()
         self._held: list[tuple[tuple[float, float, float, float], str, float]] = []
         self._held_from: int | None = None  # frame the held boxes were detected on
