@@ -181,8 +181,9 @@ def encode(
     with atomic_output(out_path) as tmp, media.open_input(input_path) as src:
         vin = [s for s in src.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)][0]
         vin.thread_type = "AUTO"
-        # Source frame numbers: counted from the start, or (for a range) looked up from the packet timestamps
-        # after seeking to the keyframe before the range, so a chunk does not decode the whole video before it.
+        # Source frame numbers: counted from the start, or (for a range) counted from the first frame after a
+        # seek to the keyframe before the range, that frame placed by its timestamp (_frame_index), so a chunk
+        # does not decode the whole video before it.
         stamps = media.frame_timestamps(input_path) if start_frame > 0 else None
         if stamps:
             _seek_before(src, vin, stamps, start_frame, input_path)
@@ -206,7 +207,8 @@ def encode(
                 faithful.copy_container_info(src, dst)
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             last_pts = None
-            stats = media.DecodeStats(input_path, info.frame_count, limits)
+            # a range reads a part of the file by design: its length is checked below, not the container's count
+            stats = media.DecodeStats(input_path, 0 if ranged else info.frame_count, limits)
             decode = Stopwatch()  # demux + decode inside the loop; the rest of the loop is the encoder's
             with _encoder_errors(codec):
                 for packet, frames in decode.iterate(media.decode_packets(src, vin, stats, [vin, *audio_map])):
@@ -249,6 +251,9 @@ def encode(
             bar.close()
         if n == 0:
             raise InputError(f"{media.display_path(input_path)}: no video frame could be decoded")
+        if ranged and n < end - start_frame:
+            raise EncoderError(f"{media.display_path(input_path)}: frames {start_frame}-{end - 1} requested, "
+                               f"{n} decoded; cannot encode this frame range")
         stats.warn()
     seconds = time.perf_counter() - start
     from codec_assist.evaluation.metrics import video_bitrate_kbps  # the one definition of bitrate
@@ -354,8 +359,12 @@ def _seek_before(src, vin, stamps: list[int], frame: int, path) -> None:
 
 
 def _frame_index(frame: av.VideoFrame, previous: int, stamps: list[int] | None, path) -> int:
-    """The source frame number of a decoded frame: by its timestamp after a seek, else by counting."""
-    if stamps is None:
+    """The source frame number of a decoded frame: the first one after a seek by its timestamp, every other one
+    by counting. A decoder outputs frames in presentation order, but the timestamps it attaches need not be in
+    that order (MPEG-4 Part 2 in AVI with packed B-frames: megamind.avi's frames come out stamped 155, 156,
+    158, 157, ...), so looking each one up would misplace frames and end a range one frame early; counting
+    numbers them as a decode from the start does."""
+    if stamps is None or previous >= 0:
         return previous + 1
     i = bisect.bisect_left(stamps, frame.pts) if frame.pts is not None else len(stamps)
     if i >= len(stamps) or stamps[i] != frame.pts:
