@@ -203,21 +203,56 @@ def test_auto_ladder_refuses_a_file_output_and_bad_rates(two_shots, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_rung_with_crfs_that_change_back_decodes_every_shot(two_shots, tmp_path):
-    """Chunks at CRF 30, 20, 30: the third chunk's parameter sets equal the header's but not the second's, so
-    they must go in-band again (before the fix it decoded with the second's initial QP: ~10 dB, no error)."""
+def test_rung_is_one_pass_whose_zones_carry_each_shots_crf(two_shots, tmp_path):
+    """A rung at CRF 30, 20, 30 per shot is one encode: IDRs at the shot starts only, and the CRF-20 shot gets
+    what CRF 20 gives (more bits, higher PSNR than the same frames in a plain CRF-30 encode with the same IDRs),
+    while the CRF-30 shots stay where plain CRF 30 puts them."""
     import codec_assist.media.decode as media
-    from codec_assist.encoding.hull import encode_rung
+    from codec_assist.encoding.hull import encode_rung, rung_zones
+    from codec_assist.encoding.x26x import encode
     from codec_assist.evaluation.metrics import luma, psnr
-    from codec_assist.scale.engine import EngineOptions
-    from codec_assist.schemas import HullShotChoice
+    from codec_assist.schemas import HullShotChoice, RateControl
 
     spans, crfs = [(0, 40), (40, 75), (75, 110)], [30.0, 20.0, 30.0]
     choices = [HullShotChoice(start_frame=a, end_frame=b, crf=c, probe_kbps=0, vmaf=0)
                for (a, b), c in zip(spans, crfs)]
-    out = tmp_path / "rung.mp4"
-    encode_rung(two_shots, out, choices, (640, 360), codec="x264", preset="ultrafast", engine=EngineOptions(),
-                stamps=media.frame_timestamps(two_shots), fmt="mp4")
+    base, zones = rung_zones(choices)
+    assert base == 30.0 and [(z.start_frame, z.end_frame) for z in zones] == [(0, 39), (40, 74), (75, 109)]
+    assert zones[1].bitrate_factor == pytest.approx(2 ** (10 / 6))  # -6*log2(f) = -10 QP
+    rung, plain = tmp_path / "rung.mp4", tmp_path / "plain.mp4"
+    bits = encode_rung(two_shots, rung, choices, (640, 360), codec="x264", preset="veryfast")
+    encode(two_shots, plain, rate=RateControl(mode="crf", crf=30), preset="veryfast", params={"scenecut": "0"},
+           keyframes=[0, 40, 75])
+    assert media.keyframe_indices(rung) == media.keyframe_indices(plain) == [0, 40, 75]
+    ref = list(media.iter_frames(two_shots))
+
+    def shot_psnr(path):
+        scores = [psnr(luma(r), luma(d)) for r, d in zip(ref, media.iter_frames(path))]
+        assert len(scores) == 110
+        return [float(np.mean(scores[a:b])) for a, b in spans]
+
+    q_rung, q_plain = shot_psnr(rung), shot_psnr(plain)
+    plain_bits = media.packet_bits(plain)
+    assert bits[1] > 2 * plain_bits[40:75].sum() and q_rung[1] > q_plain[1] + 3, (bits, q_rung, q_plain)
+    assert abs(q_rung[0] - q_plain[0]) < 0.3 and abs(q_rung[2] - q_plain[2]) < 1.0, (q_rung, q_plain)
+
+
+def test_joined_chunks_whose_crfs_change_back_decode_every_chunk(two_shots, tmp_path):
+    """Chunks at CRF 30, 20, 30 joined (--chunked): the third chunk's parameter sets equal the header's but not
+    the second's, so they must go in-band again (before the fix it decoded with the second's initial QP: ~10 dB,
+    no error)."""
+    import codec_assist.media.decode as media
+    from codec_assist.encoding.chunked import check_joined, encode_chunk, join
+    from codec_assist.evaluation.metrics import luma, psnr
+
+    spans, crfs = [(0, 40), (40, 75), (75, 110)], [30.0, 20.0, 30.0]
+    files = [tmp_path / f"chunk{i}.mkv" for i in range(3)]
+    for f, (a, b), c in zip(files, spans, crfs):
+        encode_chunk(str(two_shots), str(f), "x264", {"mode": "crf", "crf": c}, "ultrafast", None, None,
+                     {"scenecut": "0"}, a, b, 1, two_pass=False)
+    out = tmp_path / "joined.mp4"
+    join(files, spans, two_shots, out, "mp4", media.frame_timestamps(two_shots))
+    assert check_joined(out, two_shots, [a for a, _ in spans]) == []
     scores = [psnr(luma(r), luma(d)) for r, d in zip(media.iter_frames(two_shots), media.iter_frames(out))]
     assert len(scores) == 110
     for a, b in spans:

@@ -8,13 +8,18 @@
    so a rerun (or another rung set) skips what was measured.
 2. Per rung, for each candidate resolution the equal-slope choice (policies.hull.choose) over the shots' hulls
    at that resolution predicts the VMAF at the rung's budget; the rung takes the best resolution.
-3. Output (a): one resolution per rung, a CRF per shot, each shot encoded as its own chunk (IDR first,
-   scenecut off so the rungs' IDRs are identical) and the chunks joined losslessly into one playable file
-   (codec_assist.encoding.chunked). Why not (b), per-shot resolution segments behind an HLS manifest: a
-   player switches resolution only between renditions, a file whose frame size changes mid-stream is not an
-   ordinary MP4 track, and the probes on our clips choose one resolution for every shot of a rung at most
-   budgets anyway — a rung at one resolution keeps the output one file per rung that any player and every
-   tool here (evaluation, check_joined) reads. The resolution is still chosen from the hulls, per rung.
+3. Output (a): one resolution per rung, a CRF per shot, the rung encoded in ONE pass (x264/x265 CRF) with an
+   IDR forced at every shot start (scenecut off, so the rungs' IDRs are identical) and each shot's CRF carried
+   by a zone: `b=2^((base - crf)/6)` on the base CRF (the first shot's). In CRF mode a zone's b=f divides the
+   qscale by f, i.e. moves the QP by -6*log2(f): measured on the montage (240p, medium) b=0.5 / b=2 on CRF 30
+   spend within 0.13 % of CRF 36 / 24, and x265 b=0.5 on CRF 26 is bit-identical to CRF 32. x264 also takes
+   `crf=` inside a zone (same bits within 0.01 %), x265 does not; b= serves both. One pass keeps x264's
+   mb-tree and lookahead across the cuts: encoding each shot as its own chunk lost 0.4-1.3 VMAF on the
+   montage at the same bits (docs/BENCHMARKS.md), as much as the per-shot CRFs gain. Why not (b), per-shot
+   resolution segments behind an HLS manifest: a player switches resolution only between renditions, a file
+   whose frame size changes mid-stream is not an ordinary MP4 track, and the probes on our clips choose one
+   resolution for every shot of a rung at most budgets anyway. The resolution is still chosen from the
+   hulls, per rung.
 4. Rate: CRF encodes at the full preset spend differently from the probes; when a rung lands more than
    RATE_TOLERANCE off its budget, each shot's probe bits are scaled by its measured full/probe ratio, the
    choice is made again and the rung re-encoded once (the result says how far it landed).
@@ -25,8 +30,6 @@ import csv
 import io
 import json
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -36,12 +39,11 @@ import numpy as np
 from policies.hull import best_height, candidate_heights, choose, crf_between, refinement_crfs, upper_hull
 
 import codec_assist.media.decode as media
-from codec_assist.encoding.chunked import check_joined, encode_chunk, join
 from codec_assist.errors import CodecAssistError, EncoderError
 from codec_assist.media.safeio import atomic_write_bytes
 from codec_assist.planning.allocate import rung_size
 from codec_assist.scale.engine import EngineOptions, run_tasks
-from codec_assist.schemas import HullLadderReport, HullProbe, HullRung, HullShot, HullShotChoice
+from codec_assist.schemas import HullLadderReport, HullProbe, HullRung, HullShot, HullShotChoice, RateControl, Zone
 
 log = logging.getLogger("codec_assist")
 
@@ -227,38 +229,39 @@ def _hull_shots(units, probes, importance, heights) -> list[HullShot]:
 
 
 # ------------------------------------------------------------------------------------------------ encoding
+def rung_zones(choices: Sequence[HullShotChoice]) -> tuple[float, list[Zone]]:
+    """The base CRF of a rung's one pass (the first shot's: x264 derives the first IDR's QP from it) and one
+    zone per shot whose bitrate factor moves that base to the shot's CRF (-6*log2(factor) QP)."""
+    base = choices[0].crf
+    return base, [Zone(start_frame=c.start_frame, end_frame=c.end_frame - 1, bitrate_factor=2 ** ((base - c.crf) / 6))
+                  for c in choices]
+
+
 def encode_rung(input_path: Path, output: Path, choices: Sequence[HullShotChoice], size: tuple[int, int], *,
-                codec: str, preset: str, engine: EngineOptions, stamps: list[int], fmt: str) -> list[int]:
-    """Each shot at its CRF as its own chunk, joined into `output` (written atomically, checked: frame count,
-    timestamps, an IDR at every shot start). Returns the bits spent on each shot."""
-    from codec_assist.media.safeio import atomic_output
+                codec: str, preset: str) -> list[int]:
+    """The rung in one encoder pass at `size` (module doc, 3): each shot's CRF by its zone, an IDR forced at
+    every shot start. Written atomically; checked: every frame, an IDR at every shot start. Returns the bits
+    spent on each shot."""
+    from codec_assist.encoding.x26x import NO_AQ_PRESETS, encode, zones_param
 
-    chunks = [(c.start_frame, c.end_frame) for c in choices]
-    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.shots-", dir=output.parent))
-    try:
-        files = [work / f"shot{i:05d}.mkv" for i in range(len(chunks))]
-        tasks = {i: (str(input_path), str(files[i]), codec, {"mode": "crf", "crf": c.crf}, preset, None, None,
-                     dict(RUNG_PARAMS), c.start_frame, c.end_frame, engine.threads(), False, None, size)
-                 for i, c in enumerate(choices)}
-        errors: dict[int, str] = {}
-
-        def done(key, result, error):
-            if error:
-                errors[key] = error
-
-        run_tasks(encode_chunk, tasks, engine, done)
-        if errors:
-            first = min(errors)
-            raise EncoderError(f"shot {chunks[first][0]}-{chunks[first][1] - 1} failed: {errors[first]}")
-        with atomic_output(output) as tmp:
-            join(files, chunks, input_path, tmp, fmt, stamps)
-            problems = check_joined(tmp, input_path, [a for a, _ in chunks], decode=False)
-            if problems:
-                raise EncoderError(f"the joined shots do not match the input: {problems[0]}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    base, zones = rung_zones(choices)
+    starts = [c.start_frame for c in choices]
+    # x264/x265 (1-pass CRF) give an I-frame the mean QP of the P-frames before it, i.e. the previous shot's
+    # level; zones do not reach it. Moved by the CRF step, it is coded as a one-CRF encode at the shot's CRF
+    # would code it (montage 240p: without, the IDR after a CRF-28 shot into a CRF-34.9 one spent 2x its bits).
+    # Not at ultrafast: no AQ, no ROI offsets there.
+    idr_qp = ({} if preset in NO_AQ_PRESETS else
+              {b.start_frame: b.crf - a.crf for a, b in zip(choices, choices[1:])})
+    r = encode(input_path, output, codec=codec, rate=RateControl(mode="crf", crf=base), preset=preset, size=size,
+               params={**RUNG_PARAMS, "zones": zones_param(zones)}, keyframes=starts, frame_qp=idr_qp,
+               overwrite=True)
+    missing = sorted(set(starts) - set(r.keyframes))
+    if r.frames != choices[-1].end_frame or missing:
+        output.unlink(missing_ok=True)
+        raise EncoderError(f"rung {output.name}: {r.frames} frames for {choices[-1].end_frame}"
+                           + (f", no IDR at shot start(s) {missing}" if missing else ""))
     bits = media.packet_bits(output)
-    return [int(bits[a:b].sum()) for a, b in chunks]
+    return [int(bits[c.start_frame:c.end_frame].sum()) for c in choices]
 
 
 def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, output_dir: Path,
@@ -330,22 +333,19 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         outputs = [output_dir / f"{inp.stem}.{r // 1000}k.mp4" for r in rates]
     for p in outputs:
         check_output(p, inp, overwrite=overwrite)
-    fmt = CONTAINERS.get(outputs[0].suffix.lower()) if outputs else None
 
     rungs = []
     t0 = time.perf_counter()
     for rate, out in tqdm(list(zip(rates, outputs)), unit="rung", desc="hull rungs", disable=not progress,
                           leave=False):
         out = Path(out)
-        fmt = CONTAINERS.get(out.suffix.lower())
-        if fmt is None:
+        if out.suffix.lower() not in CONTAINERS:
             raise EncoderError(f"output {out}: unsupported container; use one of {', '.join(CONTAINERS)}")
         budget = rate * duration
         h, choices, q, slope, by_h, message = choose_rung(shots, heights, budget, info.fps,
                                                           importance_weight=importance_weight)
         size = rung_size(info.width, info.height, None, h)
-        bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset, engine=engine, stamps=stamps,
-                           fmt=fmt)
+        bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset)
         encodes = 1
         if abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message:
             # the full preset spends differently from the probes, shot by shot: scale each shot's probe
@@ -355,8 +355,7 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
             h, choices, q, slope, _, message = choose_rung(shots, heights, budget, info.fps, only=h,
                                                            importance_weight=importance_weight, scales={h: ratio})
             retry = out.with_name(f".{out.stem}.refine{out.suffix}")
-            bits = encode_rung(inp, retry, choices, size, codec=codec, preset=preset, engine=engine,
-                               stamps=stamps, fmt=fmt)
+            bits = encode_rung(inp, retry, choices, size, codec=codec, preset=preset)
             retry.replace(out)
             encodes = 2
         choices = [c.model_copy(update={"kbps": b / ((c.end_frame - c.start_frame) / info.fps) / 1000})

@@ -13,6 +13,7 @@ import re
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import av
 import numpy as np
@@ -39,6 +40,7 @@ TEN_BIT_420 = "yuv420p10le"
 # x264/x265 `--tune` values of this build (an unknown tune is refused by the encoder; checked here first)
 TUNES = {"x264": ("film", "animation", "grain", "stillimage", "psnr", "ssim", "fastdecode", "zerolatency"),
          "x265": ("animation", "grain", "psnr", "ssim", "fastdecode", "zerolatency")}
+NO_AQ_PRESETS = ("ultrafast",)  # x264's and x265's ultrafast switch AQ off, and ROI offsets (frame_qp) with it
 PLAN_OWNED = {"keyint", "min-keyint", "scenecut", "aq-mode", "open-gop", "qp", "crf", "bitrate", "pass"}
 
 
@@ -120,6 +122,8 @@ def encode(
     size: tuple[int, int] | None = None,
     start_frame: int = 0,
     end_frame: int | None = None,
+    keyframes: Sequence[int] = (),
+    frame_qp: Mapping[int, float] | None = None,
     threads: int = 0,
     rc_pass: int = 0,
     stats_file: str | Path | None = None,
@@ -132,8 +136,12 @@ def encode(
     The plan's zones (x264/x265 `zones`, per-shot bitrate factors) are passed to the encoder. `tune` is the
     encoder's `--tune` (one of TUNES[codec]), applied before `params` as the x264/x265 command lines do.
     `start_frame`/`end_frame` (end exclusive, source frame numbers) encode only that range, video only, starting
-    with an IDR: one chunk of a chunked encode (codec_assist.encoding.chunked). `threads` caps the encoder and decoder
-    threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores instead of fighting over them.
+    with an IDR: one chunk of a chunked encode (codec_assist.encoding.chunked). `keyframes`: source frames
+    that get a forced IDR without a plan (a hull ladder's shot starts, the same in every rung). `frame_qp`
+    {source frame: QP delta} moves those frames' QP uniformly (an ROI over the whole picture, added to a plan's
+    offsets): a hull rung's shot-start IDRs, whose QP x264/x265 derive from the frames before them. `threads`
+    caps the encoder and decoder threads (0 = FFmpeg's automatic choice), so parallel encodes share the cores
+    instead of fighting over them.
     `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
     target by up to a third; two passes hit it). `overwrite` replaces an existing output; `limits` guard the
     input (declared and decoded).
@@ -164,13 +172,16 @@ def encode(
     faithful.announce(look, codec, out_fmt, media.display_path(input_path))
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
     qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
-    opts = _encoder_options(codec, preset, rate, plan, params, look, threads, rc_pass, stats_file, tune)
+    frame_qp = {k: v for k, v in (frame_qp or {}).items() if v}
+    opts = _encoder_options(codec, preset, rate, plan, params, look, threads, rc_pass, stats_file, tune,
+                            forced_idr=plan is not None or bool(keyframes), roi=plan is not None or bool(frame_qp))
 
     ranged = start_frame > 0 or end_frame is not None
     end = info.frame_count if end_frame is None else end_frame
     if not 0 <= start_frame < end:
         raise EncoderError(f"frame range {start_frame}..{end_frame} is empty or negative")
     keyset = set(plan.keyframes) if plan is not None else set()
+    keyset.update(keyframes)
     if ranged:
         keyset.add(start_frame)  # a chunk starts with an IDR so that chunks concatenate
     qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None else []
@@ -230,10 +241,14 @@ def encode(
                             # them all (baseline too, so it is the encoder's own decision), force the plan's IDRs.
                             frame.pict_type = (av.video.frame.PictureType.I if index in keyset
                                                else av.video.frame.PictureType.NONE)
-                            if plan is not None:
-                                grid = offsets_at(index, qp_frames, qp_offsets, plan.shot_starts)
-                                if grid is not None:
-                                    roi.attach_qp_offsets(frame, grid, plan.block_size, qp_range)
+                            grid = (offsets_at(index, qp_frames, qp_offsets, plan.shot_starts)
+                                    if plan is not None else None)
+                            if index in frame_qp:
+                                grid = np.float32(frame_qp[index]) + (np.zeros((1, 1), np.float32) if grid is None
+                                                                       else grid)
+                            if grid is not None:
+                                block = plan.block_size if plan is not None else max(frame.width, frame.height)
+                                roi.attach_qp_offsets(frame, grid, block, qp_range)
                             for out in vout.encode(frame):
                                 dst.mux(out)
                             n += 1
@@ -281,7 +296,8 @@ def _check_plan(plan: EncodePlan, plan_arrays, codec: str, info, params: dict[st
 
 
 def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePlan | None, params: dict[str, str],
-                     look, threads: int, rc_pass: int, stats_file, tune: str | None = None) -> dict[str, str]:
+                     look, threads: int, rc_pass: int, stats_file, tune: str | None = None,
+                     forced_idr: bool = False, roi: bool = False) -> dict[str, str]:
     """The libx264/libx265 options of an encode, tried on a scratch encoder first (FFmpeg only logs a refusal)."""
     x_params = {"log-level": "error"} if codec == "x265" else {}
     x_params.update(faithful.encoder_params(look, codec))  # HDR10 mastering display, light level
@@ -296,7 +312,7 @@ def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePla
 
     def options(xp: dict[str, str]) -> dict[str, str]:
         opts = {"preset": preset, "tune": tune or "", f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
-        if plan is not None:
+        if forced_idr:
             opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
         if rate.mode == "crf":
             opts["crf"] = f"{rate.crf:g}"
@@ -304,7 +320,8 @@ def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePla
 
     # the probe must not touch a two-pass stats file (pass 1 would write it, pass 2 read it)
     probe_params = {k: v for k, v in x_params.items() if k not in ("pass", "stats")}
-    problem = _probe_options(codec, options(probe_params), rate, plan.block_size if plan is not None else None)
+    block = (plan.block_size if plan is not None else 16) if roi else None
+    problem = _probe_options(codec, options(probe_params), rate, block)
     if problem:
         raise EncoderError(f"{codec} refused an option: {problem}")
     return options(x_params)
