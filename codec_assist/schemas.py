@@ -474,7 +474,7 @@ class HullRung(_Model):
     predicted_vmaf: float
     predicted_vmaf_by_height: dict[int, float]  # the equal-slope choice's VMAF at each candidate resolution
     slope: float
-    encodes: int  # 1, or 2 when a refinement pass corrected the CRFs
+    encodes: int  # 1, plus the rate passes run (each re-chose the CRFs from the measured bits)
     keyframes: list[int]
     shots: list[HullShotChoice]
     message: str = ""  # what the user must know (a budget outside what the probed CRFs can spend)

@@ -90,26 +90,25 @@ def _plan_slice(plan_arrays: dict[str, np.ndarray] | None, a: int, b: int) -> di
 
 def encode_chunk(input_path: str, output_path: str, codec: str, rate: dict, preset: str, plan: dict | None,
                  plan_arrays: dict | None, params: dict, start: int, end: int, threads: int,
-                 two_pass: bool = True, limits: dict | None = None, size: tuple[int, int] | None = None) -> dict:
-    """The task: one chunk through the ordinary encoder. Small arguments in, a small result out. `size`
-    scales the chunk (a rung of a convex-hull ladder, codec_assist.encoding.hull).
+                 two_pass: bool = True, limits: dict | None = None) -> dict:
+    """The task: one chunk through the ordinary encoder. Small arguments in, a small result out.
 
     An ABR chunk is encoded in two passes: one pass over a few seconds misses the target by up to a third
     (bikes.mp4 at 300k, x264 veryfast: 192-319 kb/s per chunk), two passes land within a few percent."""
     with warnings_returned() as warnings:
         result = _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params,
-                               start, end, threads, two_pass, media.Limits.model_validate(limits or {}), size)
+                               start, end, threads, two_pass, media.Limits.model_validate(limits or {}))
     return {**result, "warnings": warnings}
 
 
 def _encode_chunk(input_path, output_path, codec, rate, preset, plan, plan_arrays, params, start, end, threads,
-                  two_pass, limits, size=None) -> dict:
+                  two_pass, limits) -> dict:
     from codec_assist.encoding.x26x import encode
 
     rc = RateControl.model_validate(rate)
     kw = dict(codec=codec, rate=rc, preset=preset, plan=EncodePlan.model_validate(plan) if plan else None,
               plan_arrays=plan_arrays, params=params, start_frame=start, end_frame=end, threads=threads,
-              limits=limits, size=tuple(size) if size else None)
+              limits=limits)
     out = Path(output_path)
     seconds = 0.0
     if two_pass and rc.mode == "abr":

@@ -22,7 +22,8 @@
    hulls, per rung.
 4. Rate: CRF encodes at the full preset spend differently from the probes; when a rung lands more than
    RATE_TOLERANCE off its budget, each shot's probe bits are scaled by its measured full/probe ratio, the
-   choice is made again and the rung re-encoded once (the result says how far it landed).
+   choice is made again and the rung re-encoded, at most RATE_PASSES times, keeping the file closest to the
+   budget (the result says how far it landed).
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ from codec_assist.schemas import HullLadderReport, HullProbe, HullRung, HullShot
 
 log = logging.getLogger("codec_assist")
 
-RATE_TOLERANCE = 0.025  # refine a rung once when it lands further than this from its budget (goal ±3 %)
+RATE_TOLERANCE = 0.025  # re-encode a rung that lands further than this from its budget (goal ±3 %)
+RATE_PASSES = 2  # at most this many re-encodes (rate passes) per rung
 DEFAULT_CRFS = (18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0)
 # scenecut off inside a shot: an IDR only at shot starts (and every keyint frames), the same in every rung
 RUNG_PARAMS = {"scenecut": "0"}
@@ -346,18 +348,25 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
                                                           importance_weight=importance_weight)
         size = rung_size(info.width, info.height, None, h)
         bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset)
-        encodes = 1
-        if abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message:
+        encodes, scale = 1, [1.0] * len(shots)
+        while abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message and encodes <= RATE_PASSES:
             # the full preset spends differently from the probes, shot by shot: scale each shot's probe
-            # bits by what its full encode spent against the prediction, choose again, encode again
-            ratio = [b / max(1.0, c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps)
-                     for b, c in zip(bits, choices)]
-            h, choices, q, slope, _, message = choose_rung(shots, heights, budget, info.fps, only=h,
-                                                           importance_weight=importance_weight, scales={h: ratio})
+            # bits by what its full encode spent against the (scaled) prediction, choose again, encode again;
+            # the file closest to the budget is kept
+            scale = [s * b / max(1.0, c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps)
+                     for s, b, c in zip(scale, bits, choices)]
+            again = choose_rung(shots, heights, budget, info.fps, only=h, importance_weight=importance_weight,
+                                scales={h: scale})
             retry = out.with_name(f".{out.stem}.refine{out.suffix}")
-            bits = encode_rung(inp, retry, choices, size, codec=codec, preset=preset)
-            retry.replace(out)
-            encodes = 2
+            retry_bits = encode_rung(inp, retry, again[1], size, codec=codec, preset=preset)
+            encodes += 1
+            if abs(sum(retry_bits) / budget - 1) < abs(sum(bits) / budget - 1):
+                retry.replace(out)
+                h, choices, q, slope, _, message = again
+                bits = retry_bits
+            else:
+                retry.unlink()
+                break  # further from the budget: keep the file before it
         choices = [c.model_copy(update={"kbps": b / ((c.end_frame - c.start_frame) / info.fps) / 1000})
                    for c, b in zip(choices, bits)]
         kbps = sum(bits) / duration / 1000
