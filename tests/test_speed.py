@@ -139,7 +139,7 @@ def test_an_encode_without_focus_loads_no_torch_whisper_or_text_model(sample, tm
     jwp = sample("jwpIntro.mp4")
     code = ("import sys, codec_assist as ca\n"
             f"ca.encode({str(jwp)!r}, {str(tmp_path / 'a.mp4')!r}, preset='ultrafast', bitrate='300k')\n"
-            "print(sorted(m for m in ('torch', 'faster_whisper', 'ctranslate2', 'sentence_transformers', 'keybert')"
+            "print(sorted(m for m in ('torch', 'faster_whisper', 'ctranslate2', 'sentence_transformers', 'keybert', 'transformers')"
             " if m in sys.modules))\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
