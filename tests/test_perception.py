@@ -38,8 +38,8 @@ def test_dev_and_test_splits_are_disjoint():
             a = e["trim"]
             for other in (n for n in splits if n != name and manifest.get(n, {}).get("sha256") == e["sha256"]):
                 b = manifest[other].get("trim")
-                apart = b is not None and (a["start"] + a["frames"] <= b["start"] or b["start"] + b["frames"] <= a["start"])
-                assert apart, (name, other)
+                assert b is not None, (name, other)
+                assert a["start"] + a["frames"] <= b["start"] or b["start"] + b["frames"] <= a["start"], (name, other)
 
 
 def test_scoring_helpers():
