@@ -27,6 +27,9 @@ $(VENV)/.installed: pyproject.toml
 	@# Debian tools the tests use as independent consumers: Chromium (the HTML report, driven by Playwright's
 	@# client, no browser download), the x264/x265 CLIs (exported --zones) and the ffmpeg CLI (playback checks).
 	$(MAKE) -s system-tools
+	@# the ONNX copies of the shipped MiniLM and EfficientNet-Lite0 weights, made once (~20 s) so that no later
+	@# run imports torch or transformers for them (codec_assist.models.onnx_copy; cached in ~/.cache/codec-assist)
+	$(PY) -c "from codec_assist import models; models.text_encoder(); models.imagenet_classifier()"
 	touch $@
 
 SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/x264 /usr/bin/x265 /usr/bin/ffmpeg

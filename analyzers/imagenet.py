@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from codec_assist.media.decode import ProxyFrame
-from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifier, torch_threads
+from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifier
 from codec_assist.schemas import Box, RegionToken
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput
@@ -79,16 +79,13 @@ class ImageNetRegions(Analyzer):
 
     def classify_batch(self, pictures: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """classify() for pictures of one size, in one forward pass."""
-        import torch
-
         h, w = pictures[0].shape[:2]
         scale = self.short_side / min(h, w) if self.short_side else 1.0
         size = (max(64, round(w * scale / 32) * 32), max(64, round(h * scale / 32) * 32))  # the net's stride
         x = np.stack([cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
                       for bgr in pictures]).astype(np.float32)
-        x = torch.from_numpy((x - IMAGENET_MEAN) / IMAGENET_SCALE).permute(0, 3, 1, 2)
-        with torch.inference_mode(), torch_threads(1):
-            feats = self.net.model.extract_features(x).numpy()  # (n, 1280, fh, fw)
+        x = ((x - IMAGENET_MEAN) / IMAGENET_SCALE).transpose(0, 3, 1, 2)
+        feats = self.net.features(x)  # (n, 1280, fh, fw)
         out = []
         for f in feats:
             logits = self.net.fc_weight @ f.mean(axis=(1, 2)) + self.net.fc_bias

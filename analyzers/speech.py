@@ -7,7 +7,7 @@ or singing anywhere in the clip (music-only clips cost ~0.1 s).
 
 Every transcript segment gets a salience weight (see `salience`) from its speech activity, its sentiment
 intensity (VADER compound, or a user-supplied transformers classifier) and whether it holds the transcript's
-keyphrases (KeyBERT on the shipped MiniLM; YAKE when KeyBERT is unavailable): an emphatic or key sentence
+keyphrases (KeyBERT's method on the shipped MiniLM; YAKE when MiniLM is unavailable): an emphatic or key sentence
 weighs more than filler. The subtitles analyzer reuses the same scoring.
 """
 from __future__ import annotations
@@ -67,8 +67,12 @@ def sentiments(texts: list[str], model: str | None = None) -> list[float]:
 def keyphrases(texts: list[str], method: str = "keybert") -> list[tuple[str, float]]:
     """The transcript's keyphrases (1-2 words) with a relevance in [0, 1], best first.
 
-    KeyBERT: cosine similarity of the phrase to the whole transcript (MiniLM). YAKE (fast, no model):
-    relevance by rank. The number kept grows with the transcript: 2 per segment, at least 5.
+    "keybert": KeyBERT's method (Grootendorst 2020; its defaults, as keybert 0.9 runs them): every 1-2 word
+    n-gram of the transcript without English stop words, scored by the cosine similarity of its MiniLM embedding
+    to the whole transcript's. Computed here on the ONNX MiniLM (models.embed_texts): the keybert package imports
+    sentence-transformers and transformers, 5-17 s per process on this machine. YAKE (fast, no model): relevance
+    by rank, also the fallback when MiniLM is unavailable. The number kept grows with the transcript: 2 per
+    segment, at least 5.
     """
     doc = " ".join(t for t in texts if t.strip())
     if not re.search(r"\w", doc):
@@ -76,17 +80,26 @@ def keyphrases(texts: list[str], method: str = "keybert") -> list[tuple[str, flo
     top = max(5, 2 * len(texts))
     if method == "keybert":
         try:
-            found = models.keyphrase_model().extract_keywords(doc, keyphrase_ngram_range=(1, 2),
-                                                              stop_words="english", top_n=top)
-            return [(p, float(np.clip(s, 0, 1))) for p, s in found]
+            return _keybert(doc, top)
         except ModelUnavailable as e:
-            log.warning("keyphrases: KeyBERT unavailable, using YAKE (%s)", e)
-        except ValueError:  # only stop words: nothing to extract
-            return []
+            log.warning("keyphrases: MiniLM unavailable, using YAKE (%s)", e)
     import yake
 
     found = yake.KeywordExtractor(lan="en", n=2, top=top).extract_keywords(doc)  # lower score = better
     return [(p, 1.0 - k / max(1, len(found))) for k, (p, _) in enumerate(found)]
+
+
+def _keybert(doc: str, top: int) -> list[tuple[str, float]]:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    try:
+        words = CountVectorizer(ngram_range=(1, 2), stop_words="english").fit([doc]).get_feature_names_out()
+    except ValueError:  # only stop words: nothing to extract
+        return []
+    vectors = models.embed_texts([doc, *words])
+    similarity = vectors[1:] @ vectors[0]
+    best = similarity.argsort()[-top:][::-1]
+    return [(str(words[i]), float(np.clip(round(float(similarity[i]), 4), 0, 1))) for i in best]
 
 
 def _contains(text: str, phrase: str) -> bool:

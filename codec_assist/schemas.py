@@ -104,7 +104,7 @@ class SignalInfo(_Model):
 
 class AnalyzerRun(_Model):
     name: str
-    seconds: float
+    seconds: float  # its own work: start, every frame it processed (in its own thread), finish
     frames_seen: int
     status: Literal["ok", "failed", "skipped"] = "ok"
     message: str = ""
@@ -121,7 +121,9 @@ class StageSeconds(_Model):
     # decode and downscale run ahead in a thread, beside model loading and the analyzers, whose times grow a
     # little by sharing the cores with it)
     decode: float = Field(0.0, ge=0)
-    analyzers: dict[str, float] = {}  # each analyzer's own time: model loading, its frames, its finish
+    # per analyzer, what the main thread spent on it: model loading (start), waiting for its lane (its frames run
+    # in a thread of their own beside the other analyzers'), its finish; its own work is AnalyzerRun.seconds
+    analyzers: dict[str, float] = {}
     fusion: float = Field(0.0, ge=0)  # cross-modal attention -> importance map (text embeddings included)
     plan: float = Field(0.0, ge=0)  # importance -> QP offsets, IDRs (and shot allocation)
     release: float = Field(0.0, ge=0)  # freeing the analysis models before the encode

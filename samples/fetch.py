@@ -97,7 +97,9 @@ def trim(src: Path, dst: Path, start: int, frames: int) -> None:
 
     with av.open(str(src)) as c:
         vs = c.streams.video[0]
-        rate = Fraction(vs.average_rate) if vs.average_rate else Fraction(25)
+        # an ASF/WMV stream declares no average rate: its nominal (guessed) one, not 25, keeps sound and picture
+        # together (pick a trim span where the source's frames are evenly spaced: the output is constant-rate)
+        rate = Fraction(vs.average_rate or vs.guessed_rate or 25)
         pics = []
         t0 = t1 = None
         for i, f in enumerate(c.decode(vs)):

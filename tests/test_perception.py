@@ -17,12 +17,29 @@ CORPUS = perception.load_corpus()
 
 def test_dev_and_test_splits_are_disjoint():
     splits = {name: c["split"] for name, c in CORPUS.items()}
-    assert set(splits.values()) == {"dev", "test"}
+    assert {"dev", "test"} <= set(splits.values()) <= set(perception.SPLITS)
     manifest = {e["name"]: e for e in json.loads((ROOT / "samples" / "manifest.json").read_text())["samples"]}
     # a composite is built from clips of its own split only (or from clips outside the corpus)
     for name, split in splits.items():
         for src in manifest.get(name, {}).get("from", []):
             assert splits.get(src, split) == split, (name, src)
+    # no footage in two splits under two names: each corpus clip comes from its own file of a package (and, for a
+    # trim, its own frames of it), so a clip of the held-out splits is never a copy of a dev clip
+    source = {}
+    for name in splits:
+        e = manifest.get(name, {"source": "composite"})  # montage.mp4 is built by samples/compose.py
+        if e["source"] == "composite":
+            continue
+        key = (e["sha256"], json.dumps(e.get("trim")))
+        assert key not in source, (name, source.get(key))
+        source[key] = name
+    for name, e in manifest.items():  # two trims of one file (or a trim of a file used whole) must not overlap
+        if name in splits and "trim" in e:
+            a = e["trim"]
+            for other in (n for n in splits if n != name and manifest.get(n, {}).get("sha256") == e["sha256"]):
+                b = manifest[other].get("trim")
+                assert b is not None, (name, other)
+                assert a["start"] + a["frames"] <= b["start"] or b["start"] + b["frames"] <= a["start"], (name, other)
 
 
 def test_scoring_helpers():

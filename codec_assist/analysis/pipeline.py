@@ -3,6 +3,8 @@ fails is skipped with a warning), and fuse their signals into the importance map
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -96,18 +98,27 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     # and each analyzer's work; only the proxies queue up (a bounded few MiB), not the source frames.
     proxies = media.ReadAhead(((i, proxy) for i, _frame, proxy in media.iter_proxy(
         path, (pw, ph), declared=info.frame_count, limits=limits)), depth=_read_ahead_depth(pw, ph))
+    lanes: dict[str, _Lane] = {}
+    waited = {u.name: 0.0 for u in units}  # the main thread's time on each analyzer: start, finish, its lane's waits
     try:
         for u in units:
+            t = time.perf_counter()
             _guarded(u, runs, live, lambda: u.start(ctx))
+            waited[u.name] += time.perf_counter() - t
+        lanes = {u.name: _Lane(u, runs, live) for u in live}
         for i, proxy in decode.iterate(proxies):
             sampled = i in planned
             for u in list(live):
                 if u.every_frame or sampled:
-                    _guarded(u, runs, live, lambda: u.process(proxy))
-                    runs[u.name].frames_seen += 1
+                    lanes[u.name].put(proxy)
             n = i + 1
             bar.update()
+        for lane in lanes.values():
+            lane.close()  # waits for the frames still queued
     finally:
+        for lane in lanes.values():
+            lane.close(abandon=True)
+            waited[lane.unit.name] += lane.waited
         proxies.close()
         bar.close()
     if n == 0:
@@ -118,7 +129,9 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
 
     outputs = {}
     for u in list(live):
+        t = time.perf_counter()
         out = _guarded(u, runs, live, u.finish)
+        waited[u.name] += time.perf_counter() - t
         if out is not None:
             outputs[u.name] = out
 
@@ -160,8 +173,11 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
         analyzers=list(runs.values()), seconds=time.perf_counter() - t0, transcript=transcript,
         audio_segments=audio_segments,
     )
+    # the stages say where the wall time went: an analyzer counts for what the main thread waited on it (its
+    # AnalyzerRun.seconds is its own work, in its lane, overlapping the others')
     timing = StageSeconds(decode=decode.seconds, fusion=t_fuse,
-                          analyzers={r.name: r.seconds for r in analysis.analyzers if r.seconds > 0 or r.status == "ok"})
+                          analyzers={r.name: waited.get(r.name, 0.0) for r in analysis.analyzers
+                                     if r.seconds > 0 or r.status == "ok"})
     analysis.timing = timing.closed(analysis.seconds)
     return analysis, arrays
 
@@ -212,6 +228,64 @@ def _audio_text_setup(path: str | Path, opt: AnalyzeOptions) -> tuple[list[str],
     if "subtitles" in names and opt.subtitles:
         options["subtitles"] = {"path": opt.subtitles}
     return names, options
+
+
+class _Lane:
+    """One analyzer's process() calls, in a thread of its own fed through a bounded queue, so the analyzers work
+    side by side (OpenCV, onnxruntime and LiteRT do their work without the GIL) instead of one after another.
+    Each analyzer still sees its frames one at a time and in order, so its output is what a serial loop gives.
+    A failing analyzer is dropped by _guarded as before; an error that must stop the analysis (a
+    CodecAssistError, Ctrl-C) is raised in the caller's thread by the next put() or close()."""
+
+    _END = object()
+    DEPTH = 24  # proxy frames a lane may lag behind the decode; the frames are shared with the other lanes
+
+    def __init__(self, unit: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer]):
+        self.unit, self.runs, self.live = unit, runs, live
+        self.error: BaseException | None = None
+        self.waited = 0.0  # the caller's seconds in put() and close(): where this lane held the analysis up
+        self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
+        self._abandon = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=f"analyzer-{unit.name}", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        u, run = self.unit, self.runs[self.unit.name]
+        while True:
+            proxy = self._queue.get()
+            if proxy is self._END or self._abandon.is_set():
+                return
+            try:
+                _guarded(u, self.runs, self.live, lambda: u.process(proxy))
+            except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+                self.error = e
+                return
+            run.frames_seen += 1
+
+    def _send(self, item) -> None:
+        t = time.perf_counter()
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.05)
+                break
+            except queue.Full:
+                continue
+        self.waited += time.perf_counter() - t
+
+    def put(self, proxy) -> None:
+        if self.error is not None:
+            raise self.error
+        self._send(proxy)
+
+    def close(self, abandon: bool = False) -> None:
+        if abandon:
+            self._abandon.set()
+        self._send(self._END)
+        t = time.perf_counter()
+        self._thread.join()
+        self.waited += time.perf_counter() - t
+        if self.error is not None and not abandon:
+            raise self.error
 
 
 def _guarded(u: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer], call):

@@ -33,9 +33,9 @@ FACTS: dict[str, Fact] = {
     "detail": Fact("median share of edge pixels (Canny) of the analysed frames: lights, texture, structure", 0.02),
     "colourfulness": Fact("median Hasler-Suesstrunk colourfulness of the analysed frames (~0 grey .. 100+ vivid)", 10),
     "animation": Fact("median animation-likeness 0..1 from colour and edge statistics (vivid many-hued "
-                      "palette, flat fills without sensor grain)", 0.2),
+                      "palette after grey-world balance, flat fills without sensor grain)", 0.2),
     "graphics": Fact("median share-like score 0..1 of drawn or generated pictures: mostly flat fills with no "
-                      "sensor grain (title cards, motion graphics, 2D drawings)", 0.2),
+                      "sensor grain on the 2x2-averaged picture (title cards, motion graphics, 2D drawings)", 0.2),
     "motion": Fact("median mean |luma change| between consecutive 64x36 thumbnails, grey levels per frame", 1.0),
     "camera_motion": Fact("median global shift between consecutive frames (phase correlation), % of the width "
                           "per frame", 0.3),
@@ -148,33 +148,39 @@ def _ran(analysis: Analysis, name: str) -> bool:
 
 
 def graphics_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
-    """Per analysed frame 0..1: drawn or generated pictures, mostly flat fills with no sensor grain at all
-    (dev: an animated end card 0.97 flat / 0.00 grain; a blurry webcam 0.74 / 0.23, rendered slides 0.23 / 0.04).
-    The grain ramp ends well below the least grainy camera footage on dev (cap12's webcam: 0.20 at its lowest):
-    it used to start counting at 0.15, so a smoother, flatter webcam than cap12 would have read as drawn."""
+    """Per analysed frame 0..1: drawn or generated pictures, mostly flat fills with no sensor grain at all.
+    Flatness and grain are measured on the 2x2-averaged picture (scene_stats.cartoon_stats), where an ordered
+    dither averages out (dev: the animated end card 0.95-1.0 flat / 0.00-0.02 grain, and with a 4x4 dither of
+    +-3 levels added 0.035-0.056 grain; camera footage: no dev frame of 0.4 flat or more has less than 0.32 grain,
+    cap12's flat-walled webcam; rendered slides 0.08 flat). Grain counts from 0.20 (none) to 0.10 (full), halfway
+    between the dithered card and the smoothest camera frame."""
     flat, noise = arrays.get("signal/flat_fraction"), arrays.get("signal/noise")
     if flat is None or noise is None:
         return None
     flat, noise = np.asarray(flat, np.float64)[sel], np.asarray(noise, np.float64)[sel]
-    return np.minimum(np.clip((flat - 0.4) / 0.2, 0, 1), np.clip((0.08 - noise) / 0.05, 0, 1))
+    return np.minimum(np.clip((flat - 0.4) / 0.2, 0, 1), np.clip((0.20 - noise) / 0.10, 0, 1))
 
 
 def animation_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
     """Per analysed frame 0..1: a vivid, many-hued palette (3D and 2D animation alike) or flat fills without
-    camera grain (2D drawings). Thresholds from the dev split (see docs/BENCHMARKS.md, "Topic tags")."""
+    camera grain (2D drawings). Thresholds from the dev split (see docs/BENCHMARKS.md, "Topic tags").
+
+    The palette is read after grey-world balance (scene_stats.grey_world): a colour cast of the light or the
+    camera is not a palette. Dev frames: a blue cast (blue x1.45, red x0.7) lifts the webcams' raw colourfulness
+    from 40-52 to 58-65 and the night city's to 69-70 (the raw 'vivid' ramp started at 64), while balanced they
+    stay at 33-44 and 51 (56 at most). Balanced, the most colourful camera frame on dev measures 48 (cityCC0,
+    4 hue bins; jwpIntro's webcam 44), the rendered films 59-63 (bigbuckbunny, 4 bins) and a median of 60
+    (the trailer). The many-hued ramp starts halfway (52 -> 57); vivid alone counts from 60 (-> 66), above every
+    camera frame on dev even with the added cast."""
     def get(name):
         v = arrays.get(f"signal/{name}")
         return None if v is None else np.asarray(v, np.float64)[sel]
 
-    cf, hs = get("colourfulness"), get("hue_spread")
-    if cf is None or hs is None:
+    cf, hs = get("colourfulness_balanced"), get("hue_spread_balanced")
+    if cf is None or hs is None:  # an analysis made before the balanced palette was measured: unmeasured
         return None
     ramp = lambda x, lo, hi: np.clip((x - lo) / (hi - lo), 0.0, 1.0)  # noqa: E731
-    # rendered films: vivid and many-hued, or more vivid than camera footage gets (dev frames: bigbuckbunny
-    # 65-72 colourfulness / 4 hue bins, its trailer 62-63 / 4 and 71-73 / 2-3; live footage <= 52 / 3). The
-    # ramps start halfway between the two (they used to start at 52: the most colourful live dev frame, a
-    # webcam at a desk, sat on the threshold, so any livelier camera footage counted as animated).
-    palette = np.maximum(np.minimum(ramp(cf, 56, 61), ramp(hs, 3.0, 4.0)), ramp(cf, 64, 70))
+    palette = np.maximum(np.minimum(ramp(cf, 52, 57), ramp(hs, 3.0, 4.0)), ramp(cf, 60, 66))
     drawn = graphics_likeness(arrays, sel)
     return palette if drawn is None else np.maximum(palette, drawn)
 
