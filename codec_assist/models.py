@@ -116,7 +116,7 @@ TEXT_SPACE = "minilm-l6"  # the embedding_space name of RegionToken embeddings m
 @dataclass(frozen=True)
 class TextEncoder:
     """all-MiniLM-L6-v2 as sentence-transformers runs it (tokenise, truncate at 256 tokens, mean-pool over the
-    attention mask, L2-normalise), on onnxruntime. Same vectors within 2e-7 (tests/test_models.py)."""
+    attention mask, L2-normalise), on onnxruntime. Same vectors within 1e-5 (tests/test_models.py)."""
 
     session: object
     tokenizer: object  # tokenizers.Tokenizer from the package's tokenizer.json
@@ -137,29 +137,33 @@ class TextEncoder:
 MINILM_MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 
 
+def _export_onnx(net, forward, example: tuple, folder: Path, inputs: list[str], output: str, axes: dict) -> None:
+    """folder/model.onnx: `forward(net, *inputs)` traced on `example`, every input and the output with the
+    dynamic `axes`. `net` is held as a submodule so its weights become the graph's initialisers."""
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *args):
+            return forward(self.net, *args)
+
+    torch.onnx.export(Wrapped(), example, str(folder / "model.onnx"), dynamo=False, opset_version=17,
+                      input_names=inputs, output_names=[output],
+                      dynamic_axes={name: axes for name in [*inputs, output]})
+
+
 def _export_minilm(model_dir: Path, folder: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    bert = AutoModel.from_pretrained(str(model_dir)).eval()
-
-    class Hidden(torch.nn.Module):  # the last hidden state; pooling stays in numpy
-        def __init__(self):
-            super().__init__()
-            self.bert = bert  # a submodule: its weights become the graph's initialisers
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
-
     ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
-    axes = {0: "batch", 1: "tokens"}
-    torch.onnx.export(Hidden(), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(folder / "model.onnx"),
-                      dynamo=False,
-                      input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      output_names=["last_hidden_state"], opset_version=17,
-                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                                    "last_hidden_state": axes})
+    _export_onnx(AutoModel.from_pretrained(str(model_dir)).eval(),  # the last hidden state; pooling stays in numpy
+                 lambda bert, i, m, t: bert(input_ids=i, attention_mask=m, token_type_ids=t).last_hidden_state,
+                 (ids, torch.ones_like(ids), torch.zeros_like(ids)), folder,
+                 ["input_ids", "attention_mask", "token_type_ids"], "last_hidden_state", {0: "batch", 1: "tokens"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -347,20 +351,8 @@ def _export_efficientnet(folder: Path) -> None:
     import torch
 
     net = _efficientnet_lite0()
-
-    class Features(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-
-        def forward(self, pictures):
-            return self.net.extract_features(pictures)
-
-    axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(Features(), (torch.zeros(1, 3, 192, 320),), str(folder / "model.onnx"), dynamo=False,
-                      opset_version=17,
-                      input_names=["pictures"], output_names=["features"],
-                      dynamic_axes={"pictures": axes, "features": axes})
+    _export_onnx(net, lambda n, pictures: n.extract_features(pictures), (torch.zeros(1, 3, 192, 320),), folder,
+                 ["pictures"], "features", {0: "batch", 2: "height", 3: "width"})
     fc = net._fc
     np.savez(folder / "classifier.npz", weight=fc.weight.detach().numpy(), bias=fc.bias.detach().numpy())
 
@@ -474,7 +466,8 @@ def embed_in_space(space: str, texts: list[str]) -> np.ndarray:
     if space == TEXT_SPACE:
         return embed_texts(texts)
     if space in _CLIP_SPACES:
-        return clip_embed_texts(_CLIP_SPACES[space], texts)
+        with torch_threads(1):
+            return clip_embed_texts(_CLIP_SPACES[space], texts)
     raise ModelUnavailable(f"no model loaded for embedding space {space!r}")
 
 
@@ -516,11 +509,7 @@ def embed_cached(texts: list[str], space: str = TEXT_SPACE) -> np.ndarray:
     """embed_in_space with a per-process cache per unique text; one batch for the texts not seen yet."""
     new = list(dict.fromkeys(t for t in texts if (space, t) not in _EMBED_CACHE))
     if new:
-        if space == TEXT_SPACE:
-            vecs = embed_texts(new)  # onnxruntime, one thread: no torch here
-        else:
-            with torch_threads(1):
-                vecs = embed_in_space(space, new)
+        vecs = embed_in_space(space, new)
         for t, v in zip(new, vecs):
             _EMBED_CACHE[(space, t)] = v
     if not texts:
