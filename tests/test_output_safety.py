@@ -136,3 +136,45 @@ def test_ctrl_c_mid_encode_leaves_no_files(tmp_path):
     assert b"Traceback" not in err and err.decode().strip() == "codec-assist: interrupted"
     assert list(out_dir.iterdir()) == []
     assert _digest(src) == before
+
+
+def test_threads_stop_even_if_ctrl_c_left_a_queue_locked(monkeypatch):
+    """A Ctrl-C can land inside Queue.put/get after the queue's lock is taken and before its `with` block starts,
+    leaving the lock held for good (this hung a CI run's Ctrl-C test). Stopping the analyzer lanes and the
+    read-ahead must not need that lock: they return within their bound and raise nothing."""
+    import threading
+
+    import numpy as np
+
+    import codec_assist.media.decode as media
+    from analyzers.base import Analyzer
+    from codec_assist.analysis.pipeline import _Lane
+    from codec_assist.schemas import AnalyzerRun
+
+    monkeypatch.setattr(media, "STOP_GRACE_SECONDS", 0.5)
+
+    class Counter(Analyzer):
+        name = "counter"
+
+        def process(self, frame) -> None:
+            pass
+
+    unit = Counter()
+    lane = _Lane(unit, {unit.name: AnalyzerRun(name=unit.name, seconds=0, frames_seen=0)}, [unit])
+    lane.put(np.zeros(4))
+    assert lane._queue.mutex.acquire(timeout=5)  # the state an interrupted put() leaves
+    t = time.perf_counter()
+    lane.close(abandon=True)
+    assert time.perf_counter() - t < 5
+
+    ahead = media.ReadAhead(iter(range(10_000)), depth=2)
+    assert next(ahead) == 0
+    assert ahead._queue.mutex.acquire(timeout=5)  # as an interrupted next() leaves it
+    t = time.perf_counter()
+    ahead.close()
+    assert time.perf_counter() - t < 5
+    lane._queue.mutex.release()  # once the locks are free, both threads end of their own accord
+    ahead._queue.mutex.release()
+    lane._thread.join(5)
+    ahead._worker.join(5)
+    assert not lane._thread.is_alive() and not ahead._worker.is_alive()

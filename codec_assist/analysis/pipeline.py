@@ -251,9 +251,12 @@ class _Lane:
 
     def _work(self) -> None:
         u, run = self.unit, self.runs[self.unit.name]
-        while True:
-            proxy = self._queue.get()
-            if proxy is self._END or self._abandon.is_set():
+        while not self._abandon.is_set():
+            try:
+                proxy = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if proxy is self._END:
                 return
             try:
                 _guarded(u, self.runs, self.live, lambda: u.process(proxy))
@@ -278,11 +281,19 @@ class _Lane:
         self._send(proxy)
 
     def close(self, abandon: bool = False) -> None:
+        """Wait for the queued frames to be processed; abandon=True (on an error or Ctrl-C) drops them instead."""
         if abandon:
+            # Never touch the queue here: a Ctrl-C that landed inside put() can leave the queue's lock held by
+            # this very thread (a lock's `with` is not interrupt-safe), and a put would then wait forever. The
+            # worker sees the flag within 0.05 s; the join is bounded for a worker stuck on that lock (a daemon
+            # thread, so it does not keep the process up).
             self._abandon.set()
-        self._send(self._END)
+            grace = media.STOP_GRACE_SECONDS
+        else:
+            self._send(self._END)
+            grace = None
         t = time.perf_counter()
-        self._thread.join()
+        self._thread.join(timeout=grace)
         self.waited += time.perf_counter() - t
         if self.error is not None and not abandon:
             raise self.error

@@ -277,6 +277,11 @@ def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0, limit
         yield i, frame, ProxyFrame(index=i, time=t, bgr=bgr, gray=gray)
 
 
+# How long close() waits for a worker thread that was told to stop. It needs one frame's decode at most (it
+# checks the stop flag between frames); the bound only matters when the worker can never finish (see close()).
+STOP_GRACE_SECONDS = 10.0
+
+
 class ReadAhead(Iterator[T]):
     """Iterate over `items`, produced in a worker thread up to `depth` items ahead of the consumer.
 
@@ -284,7 +289,7 @@ class ReadAhead(Iterator[T]):
     caller works on this one (and while it loads models before asking for its first frame) instead of the
     decoder idling between the caller's requests. The worker starts at construction. An exception in the worker
     is raised by next(); close() (or the end of a `with` block) stops the worker, which closes `items` in its
-    own thread, and waits for it, so the file is closed when close() returns.
+    own thread, and waits for it (up to STOP_GRACE_SECONDS), so the file is closed when close() returns.
     """
 
     _END = object()
@@ -335,7 +340,10 @@ class ReadAhead(Iterator[T]):
     def close(self) -> None:
         self._done = True
         self._stop.set()
-        self._worker.join()
+        # Bounded: a Ctrl-C can land while the consumer holds the queue's lock inside Queue.get() (the lock's
+        # `with` is not interrupt-safe) and leave it held; the worker then never returns and an unbounded join
+        # would hang the exit. The worker is a daemon thread, so one left behind does not keep the process up.
+        self._worker.join(timeout=STOP_GRACE_SECONDS)
 
     def __enter__(self) -> "ReadAhead[T]":
         return self
