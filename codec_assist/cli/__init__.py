@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 from codec_assist import __version__
@@ -82,6 +83,16 @@ def _setup_logging(quiet: bool) -> None:
     log.propagate = False
 
 
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's exit, which joins background threads: after Ctrl-C an analysis may still
+    have Whisper working through a long file (measured: the exit came 15-25 s after Ctrl-C on a minute of
+    speech). Every finally block has run by now (partial outputs removed; spill files have no name), so only
+    the buffers need flushing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_command(sys.argv[1:] if argv is None else list(argv)))
     args = parser.parse_args(argv)
@@ -97,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("codec-assist: interrupted", file=sys.stderr)
+        if argv is None:  # this is the process (console script, python -m), not a call from Python code
+            _exit_now(130)
         return 130
     except Exception as e:  # noqa: BLE001 - never a traceback for the user; --debug shows it
         if args.debug:
