@@ -162,7 +162,7 @@ class SpeechTranscript(Analyzer):
     produces_map: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, language: str | None = None, beam_size: int = 1,
-                 sentiment_model: str | None = None, keyphrases: str = "keybert"):
+                 sentiment_model: str | None = None, keyphrases: str = "keybert", seed: int = 0):
         if keyphrases not in ("keybert", "yake"):
             raise TypeError(f"keyphrases must be 'keybert' or 'yake', not {keyphrases!r}")
         self.model = model
@@ -170,6 +170,7 @@ class SpeechTranscript(Analyzer):
         self.beam_size = beam_size  # 1 (greedy): same words as 5 on the samples, ~20 % faster
         self.sentiment_model = sentiment_model
         self.keyphrase_method = keyphrases
+        self.seed = seed  # for Whisper's temperature fallback: the same file gives the same words
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -219,6 +220,12 @@ class SpeechTranscript(Analyzer):
     def transcribe(self, pcm: np.ndarray, duration: float) -> Transcript:
         model = models.whisper_model(self.model)
         language = self.language or ("en" if self.label.endswith(".en") else None)
+        # When a window decodes badly, faster-whisper retries it sampling at a higher temperature; unseeded, the
+        # same file gave different words run to run (montage: "Pierce"/"Pearce", a sentence cut short). Seeded,
+        # three runs gave the same transcript. CTranslate2's seed is process-wide: set it for each file.
+        import ctranslate2
+
+        ctranslate2.set_random_seed(self.seed)
         parts, info = model.transcribe(pcm, language=language, word_timestamps=True, vad_filter=True,
                                        beam_size=self.beam_size)
         segments = []
