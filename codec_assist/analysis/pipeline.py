@@ -17,6 +17,7 @@ from analyzers.base import AnalysisContext, Analyzer, Skip
 
 import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
+from codec_assist.framestore import stack
 from codec_assist.fusion.attention import DEFAULT_WEIGHTS, TEMPERATURE, fuse
 from codec_assist.models import ModelUnavailable
 from codec_assist.timing import Stopwatch
@@ -161,10 +162,13 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     fused = fuse(maps, frames, (gh, gw), opt.weights, tokens=tokens, focus=opt.focus, temperature=opt.temperature,
                  signals={s.name: arrays[f"signal/{s.name}"] for s in signals})
     t_fuse = time.perf_counter() - t_fuse
+    empty = np.zeros((gh, gw), np.float16)
     for o in outputs.values():
         for name, by_frame in o.grids.items() if frames else ():
-            empty = np.zeros((gh, gw), np.float32)
-            arrays[f"{name}/grid"] = np.stack([by_frame.get(f, empty) for f in frames]).astype(np.float16)
+            # frame by frame into a FrameStore, never one stacked array: on a two-hour film the texture grid alone
+            # was ~0.5 GB in RAM while stacked (float32, then its float16 copy)
+            arrays[f"{name}/grid"] = stack((by_frame[f].astype(np.float16) if f in by_frame else empty
+                                            for f in frames), (gh, gw), np.float16)
     arrays.update({
         "importance/frames": np.asarray(frames, np.int64),
         "importance/scalar": fused.scalar,
