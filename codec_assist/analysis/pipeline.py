@@ -77,7 +77,6 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     gh, gw = max(1, ph // opt.grid_cell), max(1, pw // opt.grid_cell)
     step = max(1, round(info.fps / opt.analysis_fps))
     planned = frozenset(range(0, info.frame_count + step, step))
-    ctx = AnalysisContext(video=info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw, analysis_frames=planned)
     names, unit_options = _audio_text_setup(path, opt)
     clip_names, clip_options = opt.analyzer_options()
     names += [n for n in clip_names if n not in names]
@@ -87,6 +86,8 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     for name, why in unused.items():
         log.info("%s", why)
     names = [n for n in names if n not in unused]
+    ctx = AnalysisContext(video=info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw, analysis_frames=planned,
+                          analyzers=frozenset(names))
     units: list[Analyzer] = analyzers.build(names, **{k: v for k, v in unit_options.items() if k in names})
     runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
     runs.update({n: AnalyzerRun(name=n, seconds=0.0, frames_seen=0, status="skipped", message=why)

@@ -372,37 +372,54 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
     return arr[:, : frame.width]
 
 
-def decode_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) -> np.ndarray | None:
-    """Decode one audio stream to mono float32 PCM at `sample_rate`; None when the file has no audio."""
+def audio_seconds(path: str | Path, stream: int = 0) -> float | None:
+    """The declared duration of one audio stream (the container's when the stream has none; 0 when neither
+    says); None when the file has no such stream."""
     p = Path(path)
     with open_input(p) as c:
         if len(c.streams.audio) <= stream:
             return None
         a = c.streams.audio[stream]
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
-        # Written into one array sized from the declared duration (grown by half when that was short), not a list
-        # of chunks concatenated at the end: that held the PCM two to three times over (30 min of audio at 16 kHz:
-        # 110 MiB of samples, 461 MiB peak).
-        seconds = (float(a.duration * a.time_base) if a.duration and a.time_base else
-                   c.duration / av.time_base if c.duration else 60.0)
-        pcm = np.empty(int(seconds * sample_rate) + sample_rate, np.float32)
-        n = 0
+        if a.duration and a.time_base:
+            return float(a.duration * a.time_base)
+        return c.duration / av.time_base if c.duration else 0.0
 
-        def put(frames) -> None:
-            nonlocal pcm, n
-            for out in frames:
-                x = out.to_ndarray()[0]
-                if n + len(x) > len(pcm):
-                    pcm = np.resize(pcm, max(n + len(x), len(pcm) * 3 // 2))
-                pcm[n:n + len(x)] = x
-                n += len(x)
+
+def iter_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) -> Iterator[np.ndarray]:
+    """One audio stream as mono float32 PCM at `sample_rate`, a decoded frame at a time (nothing when the file
+    has no such stream): long soundtracks are read without holding them whole."""
+    p = Path(path)
+    with open_input(p) as c:
+        if len(c.streams.audio) <= stream:
+            return
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
         try:
-            for frame in c.decode(a):
-                put(resampler.resample(frame))
+            for frame in c.decode(c.streams.audio[stream]):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray()[0]
         except av.error.InvalidDataError:
             pass  # keep what decoded; a corrupt tail should not lose the rest
-        put(resampler.resample(None))
-        return pcm[:n].copy() if n < len(pcm) * 0.9 else pcm[:n]
+        for out in resampler.resample(None):
+            yield out.to_ndarray()[0]
+
+
+def decode_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) -> np.ndarray | None:
+    """Decode one audio stream to mono float32 PCM at `sample_rate`; None when the file has no audio.
+
+    Written into one array sized from the declared duration (grown by half when that was short), not a list of
+    chunks concatenated at the end: that held the PCM two to three times over (30 min of audio at 16 kHz: 110 MiB
+    of samples, 461 MiB peak)."""
+    seconds = audio_seconds(path, stream)
+    if seconds is None:
+        return None
+    pcm = np.empty(int((seconds or 60.0) * sample_rate) + sample_rate, np.float32)
+    n = 0
+    for x in iter_audio(path, sample_rate, stream):
+        if n + len(x) > len(pcm):
+            pcm = np.resize(pcm, max(n + len(x), len(pcm) * 3 // 2))
+        pcm[n:n + len(x)] = x
+        n += len(x)
+    return pcm[:n].copy() if n < len(pcm) * 0.9 else pcm[:n]
 
 
 def frame_timestamps(path: str | Path) -> list[int] | None:
