@@ -6,17 +6,20 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 import analyzers
-from analyzers.base import AnalysisContext, Analyzer, Skip
+from analyzers.base import AnalysisContext, Analyzer, AnalyzerOutput, Skip
 
 import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
+from codec_assist.media.decode import ProxyFrame
 from codec_assist.framestore import stack
 from codec_assist.fusion.attention import DEFAULT_WEIGHTS, TEMPERATURE, fuse
 from codec_assist.models import ModelUnavailable
@@ -29,6 +32,7 @@ from codec_assist.schemas import (
     Shot,
     SignalInfo,
     StageSeconds,
+    VideoInfo,
 )
 
 log = logging.getLogger("codec_assist")
@@ -67,11 +71,37 @@ class AnalyzeOptions(BaseModel):
         return names, options
 
 
-def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False,
-            limits: media.Limits = media.DEFAULT_LIMITS) -> tuple[Analysis, dict[str, np.ndarray]]:
-    """Decode once into the analysis proxy, run every analyzer, fuse into the importance map."""
-    opt = options or AnalyzeOptions()
-    t0 = time.perf_counter()
+@dataclass
+class Setup:
+    """What an analysis knows before its first frame: the video, the proxy and grid sizes, the sampled frames,
+    the analyzers that will run (with their options) and those left out (with why)."""
+
+    info: VideoInfo
+    proxy: tuple[int, int]  # (w, h)
+    grid: tuple[int, int]  # (h, w)
+    planned: frozenset[int]
+    names: list[str]
+    unit_options: dict[str, dict]
+    unused: dict[str, str]
+
+    def context(self) -> AnalysisContext:
+        (pw, ph), (gh, gw) = self.proxy, self.grid
+        return AnalysisContext(video=self.info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw,
+                               analysis_frames=self.planned, analyzers=frozenset(self.names))
+
+    def build(self, names: list[str]) -> list[Analyzer]:
+        return analyzers.build(names, **{k: v for k, v in self.unit_options.items() if k in names})
+
+    def proxies(self, path: str | Path, limits: media.Limits) -> "media.ReadAhead":
+        """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers."""
+        pw, ph = self.proxy
+        return media.ReadAhead(((i, proxy) for i, _frame, proxy in media.iter_proxy(
+            path, (pw, ph), declared=self.info.frame_count, limits=limits)), depth=_read_ahead_depth(pw, ph))
+
+
+def prepare(path: str | Path, opt: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS) -> Setup:
+    """Probe the video and choose the analyzers (the ones that cannot change a plan-only analysis are left out,
+    each with one line saying why)."""
     info = media.probe(path, limits)
     pw, ph = media.proxy_size(info.width, info.height, opt.proxy_width)
     gh, gw = max(1, ph // opt.grid_cell), max(1, pw // opt.grid_cell)
@@ -86,22 +116,82 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
     for name, why in unused.items():
         log.info("%s", why)
     names = [n for n in names if n not in unused]
-    ctx = AnalysisContext(video=info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw, analysis_frames=planned,
-                          analyzers=frozenset(names))
-    units: list[Analyzer] = analyzers.build(names, **{k: v for k, v in unit_options.items() if k in names})
+    return Setup(info=info, proxy=(pw, ph), grid=(gh, gw), planned=planned, names=names, unit_options=unit_options,
+                 unused=unused)
+
+
+def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: bool = False,
+            limits: media.Limits = media.DEFAULT_LIMITS) -> tuple[Analysis, dict[str, np.ndarray]]:
+    """Decode once into the analysis proxy, run every analyzer, fuse into the importance map."""
+    opt = options or AnalyzeOptions()
+    t0 = time.perf_counter()
+    setup = prepare(path, opt, limits)
+    info = setup.info
+    units: list[Analyzer] = setup.build(setup.names)
     runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
     runs.update({n: AnalyzerRun(name=n, seconds=0.0, frames_seen=0, status="skipped", message=why)
-                 for n, why in unused.items()})
-    live = list(units)
-    n = 0
+                 for n, why in setup.unused.items()})
     bar = tqdm(total=info.frame_count, unit="f", desc="analyze", disable=not progress, leave=False)
-    decode = Stopwatch()  # the time the analyzers waited for the next proxy frame
     # The decode runs ahead in a worker thread from here on, so it overlaps the models' loading in start()
     # and each analyzer's work; only the proxies queue up (a bounded few MiB), not the source frames.
-    proxies = media.ReadAhead(((i, proxy) for i, _frame, proxy in media.iter_proxy(
-        path, (pw, ph), declared=info.frame_count, limits=limits)), depth=_read_ahead_depth(pw, ph))
+    proxies = setup.proxies(path, limits)
+    try:
+        run = run_units(units, setup.context(), proxies, runs, setup.planned, bar)
+    finally:
+        proxies.close()
+        bar.close()
+    n = run.frames
+    if n == 0:
+        raise CodecAssistError(f"{path}: no video frame could be decoded")
+    if n != info.frame_count:
+        info = info.model_copy(update={"frame_count": n})
+    frames = [f for f in range(n) if f in setup.planned]
+    outputs = run.outputs
+    shots = next((o.shots for o in outputs.values() if o.shots is not None), None)
+    shots = _clip_shots(shots, n)
+    fused, arrays, signals, tokens = fuse_outputs(outputs, frames, setup.grid, opt)
+    gh, gw = setup.grid
+    # subtitles (listed first) over ASR: a subtitle file is usually the better text
+    transcript = next((o.transcript for o in outputs.values() if o.transcript is not None), None)
+    audio_segments = [s for o in outputs.values() for s in o.audio_segments or []]
+    pw, ph = setup.proxy
+    analysis = Analysis(
+        video=info, proxy_width=pw, proxy_height=ph, analysis_frames=frames, shots=shots, tokens=tokens,
+        signals=signals,
+        importance=ImportanceInfo(grid_h=gh, grid_w=gw, top_tokens=fused.top_tokens, weights=opt.weights,
+                                  fusion=fused.method, top_weights=fused.top_weights, top_queries=fused.top_queries,
+                                  queries=fused.queries, temperature=opt.temperature),
+        analyzers=list(runs.values()), seconds=time.perf_counter() - t0, transcript=transcript,
+        audio_segments=audio_segments,
+    )
+    # the stages say where the wall time went: an analyzer counts for what the main thread waited on it (its
+    # AnalyzerRun.seconds is its own work, in its lane, overlapping the others')
+    timing = StageSeconds(decode=run.decode_seconds, fusion=fused.seconds,
+                          analyzers={r.name: run.waited.get(r.name, 0.0) for r in analysis.analyzers
+                                     if r.seconds > 0 or r.status == "ok"})
+    analysis.timing = timing.closed(analysis.seconds)
+    return analysis, arrays
+
+
+@dataclass
+class UnitsRun:
+    outputs: dict[str, AnalyzerOutput]  # by analyzer name, for the analyzers that finished
+    frames: int  # frames fed (the last index + 1)
+    decode_seconds: float  # the time the analyzers waited for the next proxy frame
+    waited: dict[str, float]  # the caller's time on each analyzer: start, finish, its lane's waits
+
+
+def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tuple[int, ProxyFrame]],
+              runs: dict[str, AnalyzerRun], planned: frozenset[int], bar=None,
+              stop: threading.Event | None = None) -> UnitsRun:
+    """Start the analyzers, feed them `proxies` (each analyzer in a lane of its own), finish them. An analyzer
+    that fails is dropped with a warning; an error that must stop the analysis (or `stop` being set) abandons
+    them all."""
+    live = list(units)
+    n = 0
+    decode = Stopwatch()
     lanes: dict[str, _Lane] = {}
-    waited = {u.name: 0.0 for u in units}  # the main thread's time on each analyzer: start, finish, its lane's waits
+    waited = {u.name: 0.0 for u in units}
     try:
         try:
             for u in units:
@@ -110,26 +200,21 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
                 waited[u.name] += time.perf_counter() - t
             lanes = {u.name: _Lane(u, runs, live) for u in live}
             for i, proxy in decode.iterate(proxies):
+                if stop is not None and stop.is_set():
+                    raise Stopped()
                 sampled = i in planned
                 for u in list(live):
                     if u.every_frame or sampled:
                         lanes[u.name].put(proxy)
                 n = i + 1
-                bar.update()
+                if bar is not None:
+                    bar.update()
             for lane in lanes.values():
                 lane.close()  # waits for the frames still queued
         finally:
             for lane in lanes.values():
                 lane.close(abandon=True)
                 waited[lane.unit.name] += lane.waited
-            proxies.close()
-            bar.close()
-        if n == 0:
-            raise CodecAssistError(f"{path}: no video frame could be decoded")
-        if n != info.frame_count:
-            info = info.model_copy(update={"frame_count": n})
-        frames = [f for f in range(n) if f in planned]
-
         outputs = {}
         for u in list(live):
             t = time.perf_counter()
@@ -143,9 +228,18 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
         for u in units:
             u.abandon()
         raise
+    return UnitsRun(outputs=outputs, frames=n, decode_seconds=decode.seconds, waited=waited)
 
-    shots = next((o.shots for o in outputs.values() if o.shots is not None), None)
-    shots = _clip_shots(shots, n)
+
+class Stopped(Exception):
+    """The analysis was asked to stop (its consumer failed or was interrupted)."""
+
+
+def fuse_outputs(outputs: dict[str, AnalyzerOutput], frames: list[int], grid: tuple[int, int],
+                 opt: AnalyzeOptions):
+    """The analyzers' outputs on the analysis `frames` -> (fused importance, arrays, signal infos, tokens).
+    `fused.seconds` is the time the fusion took."""
+    gh, gw = grid
     tokens = [t for o in outputs.values() for t in o.tokens]
     maps = {name: o.maps for name, o in outputs.items() if o.maps}
     arrays: dict[str, np.ndarray] = {}
@@ -156,13 +250,10 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
                 continue  # two analyzers gave the same signal (subtitles and speech: sentiment): first wins
             arrays[f"signal/{name}"] = np.array([series.get(f, np.nan) for f in frames], np.float32)
             signals.append(o.signal_info.get(name, SignalInfo(name=name)))
-    # subtitles (listed first) over ASR: a subtitle file is usually the better text
-    transcript = next((o.transcript for o in outputs.values() if o.transcript is not None), None)
-    audio_segments = [s for o in outputs.values() for s in o.audio_segments or []]
     t_fuse = time.perf_counter()
     fused = fuse(maps, frames, (gh, gw), opt.weights, tokens=tokens, focus=opt.focus, temperature=opt.temperature,
                  signals={s.name: arrays[f"signal/{s.name}"] for s in signals})
-    t_fuse = time.perf_counter() - t_fuse
+    fused.seconds = time.perf_counter() - t_fuse
     empty = np.zeros((gh, gw), np.float16)
     for o in outputs.values():
         for name, by_frame in o.grids.items() if frames else ():
@@ -176,22 +267,7 @@ def analyze(path: str | Path, options: AnalyzeOptions | None = None, progress: b
         "importance/grid": fused.grid.astype(np.float16),
         "importance/temporal": fused.temporal,
     })
-    analysis = Analysis(
-        video=info, proxy_width=pw, proxy_height=ph, analysis_frames=frames, shots=shots, tokens=tokens,
-        signals=signals,
-        importance=ImportanceInfo(grid_h=gh, grid_w=gw, top_tokens=fused.top_tokens, weights=opt.weights,
-                                  fusion=fused.method, top_weights=fused.top_weights, top_queries=fused.top_queries,
-                                  queries=fused.queries, temperature=opt.temperature),
-        analyzers=list(runs.values()), seconds=time.perf_counter() - t0, transcript=transcript,
-        audio_segments=audio_segments,
-    )
-    # the stages say where the wall time went: an analyzer counts for what the main thread waited on it (its
-    # AnalyzerRun.seconds is its own work, in its lane, overlapping the others')
-    timing = StageSeconds(decode=decode.seconds, fusion=t_fuse,
-                          analyzers={r.name: waited.get(r.name, 0.0) for r in analysis.analyzers
-                                     if r.seconds > 0 or r.status == "ok"})
-    analysis.timing = timing.closed(analysis.seconds)
-    return analysis, arrays
+    return fused, arrays, signals, tokens
 
 
 def _read_ahead_depth(proxy_w: int, proxy_h: int, budget: int = 16 << 20) -> int:

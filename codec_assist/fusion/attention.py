@@ -81,6 +81,7 @@ class Fused:
     top_queries: list[list[int]]
     queries: list[FusionQuery] = field(default_factory=list)
     method: str = METHOD
+    seconds: float = 0.0  # the fusion's wall time (set by the pipeline)
 
 
 # ------------------------------------------------------------------------------------ the attention math
