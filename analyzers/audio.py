@@ -276,6 +276,7 @@ SIGNALS = {
 class AudioSignals(Analyzer):
     name: ClassVar[str] = "audio"
     every_frame: ClassVar[bool] = False
+    needs_pictures: ClassVar[bool] = False
     produces_map: ClassVar[bool] = False
 
     def start(self, ctx: AnalysisContext) -> None:

@@ -68,6 +68,9 @@ class Analyzer:
     name: ClassVar[str] = "analyzer"
     every_frame: ClassVar[bool] = False  # True: process() sees every decoded frame, not just the samples
     produces_map: ClassVar[bool] = True  # whether it contributes to the importance map
+    # False: it reads the file itself (audio, subtitle cues), not the pictures: a segmented analysis runs it once
+    # over the whole video instead of once per segment
+    needs_pictures: ClassVar[bool] = True
 
     def start(self, ctx: AnalysisContext) -> None:
         self.ctx = ctx

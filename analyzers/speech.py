@@ -159,6 +159,7 @@ def activity_over(probs: np.ndarray, start: float, end: float) -> float:
 class SpeechTranscript(Analyzer):
     name: ClassVar[str] = "speech"
     every_frame: ClassVar[bool] = False
+    needs_pictures: ClassVar[bool] = False
     produces_map: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, language: str | None = None, beam_size: int = 1,

@@ -18,6 +18,7 @@ from .speech import score_segments, transcript_output
 class Subtitles(Analyzer):
     name: ClassVar[str] = "subtitles"
     every_frame: ClassVar[bool] = False
+    needs_pictures: ClassVar[bool] = False
     produces_map: ClassVar[bool] = False
 
     def __init__(self, path: str | None = None, stream: int | None = None, keyphrases: str = "keybert"):

@@ -128,6 +128,9 @@ def run_clip_trees(name: str, args, trees: dict[str, Path], work: Path) -> dict[
             jobs[f"{codec} plain"] = cli + ["encode", str(clip), "-o", str(work / f"plain_{codec}.mp4"),
                                             "--no-assist", *common]
             jobs[f"{codec} assisted"] = cli + ["encode", str(clip), "-o", str(work / f"asst_{codec}.mp4"), *common]
+            # the analysis before the encode, not beside it (what every assisted encode did before)
+            jobs[f"{codec} serial"] = cli + ["encode", str(clip), "-o", str(work / f"serial_{codec}.mp4"),
+                                             "--no-overlap", *common]
     if args.only:
         jobs = {k: v for k, v in jobs.items() if k in args.only}
     cells: dict[str, dict[str, list[dict]]] = {label: {} for label in trees}
@@ -160,6 +163,8 @@ def summarise(name: str, size: str, seconds: float, rate: str, cells: dict[str, 
         if f"{codec} plain" in best and f"{codec} assisted" in best:
             row[f"{codec}_ratio"] = best[f"{codec} assisted"]["wall_s"] / best[f"{codec} plain"]["wall_s"]
             row[f"{codec}_assisted_stages"] = best[f"{codec} assisted"].get("stages")
+        if f"{codec} plain" in best and f"{codec} serial" in best:
+            row[f"{codec}_serial_ratio"] = best[f"{codec} serial"]["wall_s"] / best[f"{codec} plain"]["wall_s"]
     return row
 
 
@@ -186,6 +191,10 @@ def table(rows: list[dict], codecs: list[str], repeat: int) -> str:
         cells.append(f"{rss['x264 plain']:.0f} / {rss['x264 assisted']:.0f}" if "x264 assisted" in rss
                      else f"analyze {rss['analyze']:.0f}" if "analyze" in rss else "–")
         lines.append("| " + " | ".join(cells) + " |")
+    serial = [f"- {r['clip']} {c}: analysis before the encode (--no-overlap) {r['best_wall_s'][f'{c} serial']:.2f} s = "
+              f"{r[f'{c}_serial_ratio']:.2f}× plain" for r in rows for c in codecs if f"{c}_serial_ratio" in r]
+    if serial:
+        lines += ["", "The same assisted encode with the whole analysis first (best of the same runs):", "", *serial]
     staged = [(r["clip"], c, r.get(f"{c}_assisted_stages")) for r in rows for c in codecs if r.get(f"{c}_assisted_stages")]
     staged += [(r["clip"], "analyze", r["analyze_stages"]) for r in rows if r.get("analyze_stages")]
     if staged:

@@ -174,6 +174,14 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
 
     a_opt = for_plan(analyze_options or AnalyzeOptions(), page=bool(html))
     p_opt = (plan_options or PlanOptions()).model_copy(update={"codec": o.codec})
+    if _overlaps(o, a_opt, p_opt, info, bool(html)):
+        from codec_assist.encoding.overlapped import encode_overlapped
+
+        result, plan, plan_arrays = encode_overlapped(
+            inp, Path(output), codec=o.codec, preset=o.preset, rate=rate, params=o.params, analyze_options=a_opt,
+            plan_options=p_opt, limits=limits, overwrite=overwrite, progress=progress)
+        return _finish(EncodeReport(input=info, result=result, plan=str(o.save_plan or "") or None), result.timing,
+                       inp, output, o, plan, plan_arrays, report, rois, t_call)
     choices = None
     analysis = arrays = plan = plan_arrays = None
     t0 = time.perf_counter()
@@ -232,14 +240,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
         stages.encode = result.timing.encode
     else:  # allocated / chunked encodes: one figure for the whole encode
         stages.encode = result.seconds_encode
-    if report or html:
-        from codec_assist.evaluation.metrics import compare_videos
-
-        t = time.perf_counter()
-        result.quality = compare_videos(inp, output, rois=list(rois))
-        stages.evaluation = time.perf_counter() - t
-    result.timing = stages.closed(time.perf_counter() - t_call)
-    _save_side_outputs(enc_report if report else None, report, o.save_plan, plan, plan_arrays)
+    _finish(enc_report, stages, inp, output, o, plan, plan_arrays, report, rois, t_call, measure=bool(html))
     if html:
         from codec_assist.report.html import report as html_report
 
@@ -312,6 +313,32 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
 
         html_report([], html, hull=rep)
     return rep
+
+
+def _overlaps(o: EncodeOptions, a_opt: AnalyzeOptions, p_opt: PlanOptions, info, page: bool) -> bool:
+    """Whether this encode runs the analysis beside the encoder (EncodeOptions.overlap says when it can)."""
+    from codec_assist.encoding.overlapped import worth_overlapping
+
+    a = o.allocation
+    return (o.overlap and o.assist and not o.plan_file and not a.allocate and not a.target_quality and not o.ladder
+            and not o.chunked and not o.auto_preset and not o.events and not a_opt.focus and not page
+            and worth_overlapping(info, p_opt))
+
+
+def _finish(enc_report: EncodeReport, stages: StageSeconds, inp: Path, output, o: EncodeOptions, plan, plan_arrays,
+            report, rois, t_call: float, measure: bool = False) -> EncodeReport:
+    """After the encode: measure the output when a report (or page) is asked for, close the timing, write the
+    side outputs."""
+    result = enc_report.result
+    if report or measure:
+        from codec_assist.evaluation.metrics import compare_videos
+
+        t = time.perf_counter()
+        result.quality = compare_videos(inp, output, rois=list(rois))
+        stages = stages.model_copy(update={"evaluation": time.perf_counter() - t})
+    result.timing = stages.closed(time.perf_counter() - t_call)
+    _save_side_outputs(enc_report if report else None, report, o.save_plan, plan, plan_arrays)
+    return enc_report
 
 
 def _encode_one(inp: Path, out: Path, o: EncodeOptions, rate: RateControl, plan, plan_arrays, importance,

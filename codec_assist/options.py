@@ -100,6 +100,11 @@ class EncodeOptions(BaseModel):
     ladder: str | None = None  # renditions from one plan, "720p:1M,480p:500k" (the output is a folder or {rung})
     ladder_plain: bool = True  # with a ladder: also a plain encode per rung to show its own IDRs
     hull: HullOptions = HullOptions()  # with ladder="auto[:RATE,...]": the per-shot convex-hull ladder
+    # the analysis in segments in a process beside the encoder, which follows a max-GOP behind it (issue 16); it
+    # applies to the plain assisted encode of a video longer than ~26 s (not to a saved plan, --allocate,
+    # --target-quality, --ladder, --chunked, --auto-preset, --events, --focus or an HTML page: they need the
+    # whole analysis first)
+    overlap: bool = True
     chunked: bool = False  # split at shot cuts, encode chunks in parallel on `engine`, join losslessly
     min_chunk: float = Field(2.0, gt=0)  # seconds, shortest chunk of a chunked encode
     engine: EngineOptions = EngineOptions()

@@ -5,16 +5,24 @@ import math
 
 
 def keyframes(cuts: list[int], frame_count: int, min_gop: int, max_gop: int,
-              events: list[int] | None = None) -> list[int]:
+              events: list[int] | None = None, lookahead: int | None = None, open_end: bool = False) -> list[int]:
     """IDR frames: frame 0, every cut at least `min_gop` after the previous IDR, and evenly spaced extra
     IDRs wherever a gap would exceed `max_gop` (so the encoder never has to insert its own).
 
     `events` (speaker change, topic change, a focus target appearing, ...) are IDR candidates too, weaker
     than cuts: an event is kept only when it lies at least `min_gop` from every kept cut and earlier IDR, so
     events never displace or crowd a cut.
+
+    `lookahead` (frames, >= max_gop): the decision at each frame may only use the cuts up to that many frames
+    ahead, as when the encoder runs beside the analysis. Where a gap's end is not yet in sight when `max_gop`
+    frames have passed, the IDR goes there; once the end is in sight the rest of the gap is split evenly. The
+    same IDRs as without a lookahead wherever no gap exceeds 2 x max_gop. `open_end`: the video goes on past
+    `frame_count` (only the cuts so far are known); the IDRs before frame_count - lookahead are then final.
     """
     if min_gop < 1 or max_gop < min_gop:
         raise ValueError(f"need 1 <= min_gop <= max_gop, got {min_gop}, {max_gop}")
+    if lookahead is not None and lookahead < max_gop:
+        raise ValueError(f"the lookahead ({lookahead}) must be at least max_gop ({max_gop})")
     anchors = [0]
     for cut in sorted(set(cuts)):
         if 0 < cut < frame_count and cut - anchors[-1] >= min_gop:
@@ -29,6 +37,17 @@ def keyframes(cuts: list[int], frame_count: int, min_gop: int, max_gop: int,
                 anchors.sort()
     out: list[int] = []
     for start, end in zip(anchors, anchors[1:] + [frame_count]):
-        pieces = max(1, math.ceil((end - start) / max_gop))
-        out.extend(start + round(i * (end - start) / pieces) for i in range(pieces))
+        out.append(start)
+        unseen = open_end and end == frame_count  # the last gap's end is past what is known
+        while end - start > max_gop:
+            # the first frame at which the gap's end is in sight
+            seen = math.inf if unseen else start + 1 if lookahead is None else max(start + 1, end - lookahead)
+            if start + max_gop < seen:  # max_gop reached with the end still out of sight
+                start += max_gop
+                if start < frame_count:
+                    out.append(start)
+                continue
+            pieces = math.ceil((end - start) / max_gop)
+            out.extend(start + round(i * (end - start) / pieces) for i in range(1, pieces))
+            break
     return out

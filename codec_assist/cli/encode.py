@@ -89,6 +89,11 @@ def register(sub) -> None:
                    help="extra IDR candidates (frame numbers: speaker/topic changes...), kept within min/max GOP; "
                    "the analysis's 'event:' tokens are added automatically")
     g.add_argument("--save-plan", metavar="PATH", help="write the plan used (with zones and allocation) here")
+    g.add_argument("--no-overlap", action="store_true",
+                   help="analyse the whole video before the encode starts; by default a video longer than ~26 s is "
+                   "analysed in segments in a process beside the encoder, which follows 10 s (the max GOP) behind "
+                   "(not with --plan, --allocate, --target-quality, --ladder, --chunked, --auto-preset, --events, "
+                   "--focus or --html, which need the whole analysis first)")
     c = e.add_argument_group("chunked encoding (long videos: shot chunks in parallel, joined losslessly)")
     c.add_argument("--chunked", action="store_true",
                    help="split at shot cuts, encode the chunks in parallel (two-pass ABR per chunk), join them")
@@ -134,7 +139,7 @@ def encode_options(args):
                  size=args.size, params=args.params, assist=not args.no_assist, plan_file=args.plan,
                  events=args.events, allocation=allocation, ladder=args.ladder, ladder_plain=not args.no_plain,
                  hull=hull,
-                 chunked=args.chunked, min_chunk=args.min_chunk,
+                 overlap=not args.no_overlap, chunked=args.chunked, min_chunk=args.min_chunk,
                  engine=engine_options(args),
                  auto_preset=args.auto_preset, preset_table=args.preset_table, taxonomy=args.taxonomy,
                  save_plan=args.save_plan)

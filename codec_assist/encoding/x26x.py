@@ -129,6 +129,7 @@ def encode(
     stats_file: str | Path | None = None,
     overwrite: bool = False,
     limits: media.Limits = media.DEFAULT_LIMITS,
+    live=None,
 ) -> EncodeResult:
     """Encode `input_path` to `output_path`. With a plan: forced IDRs and per-block QP offsets (assisted).
 
@@ -144,7 +145,8 @@ def encode(
     instead of fighting over them.
     `rc_pass` 1 or 2 with `stats_file`: one pass of a two-pass ABR encode (short chunks miss a one-pass ABR
     target by up to a third; two passes hit it). `overwrite` replaces an existing output; `limits` guard the
-    input (declared and decoded).
+    input (declared and decoded). `live` (encoding.overlapped.LivePlan): the plan's IDRs and offsets come from it
+    frame by frame, as the analysis beside the encoder finishes them; `plan` is then its model (block size, AQ).
     """
     t_call = time.perf_counter()
     params = dict(params or {})
@@ -162,7 +164,7 @@ def encode(
     if fmt is None:
         raise EncoderError(f"output {out_path}: unsupported container; use one of {', '.join(CONTAINERS)}")
     if plan is not None:
-        _check_plan(plan, plan_arrays, codec, info, params)
+        _check_plan(plan, {} if live is not None else plan_arrays, codec, info, params)
 
     if info.width % 2 or info.height % 2:
         log.warning("%s is %dx%d; the output is %dx%d (4:2:0 needs even sizes: last column/row cropped)",
@@ -184,8 +186,8 @@ def encode(
     keyset.update(keyframes)
     if ranged:
         keyset.add(start_frame)  # a chunk starts with an IDR so that chunks concatenate
-    qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None else []
-    qp_offsets = plan_arrays["qp/offsets"] if plan is not None else None
+    qp_frames = plan_arrays["qp/frames"].tolist() if plan is not None and live is None else []
+    qp_offsets = plan_arrays["qp/offsets"] if plan is not None and live is None else None
 
     start = time.perf_counter()
     n = 0
@@ -239,10 +241,15 @@ def encode(
                             last_pts = frame.pts
                             # Decoded frames carry the source's picture types and x264 copies them: reset
                             # them all (baseline too, so it is the encoder's own decision), force the plan's IDRs.
-                            frame.pict_type = (av.video.frame.PictureType.I if index in keyset
+                            if live is not None:
+                                key, grid = live.at(index)
+                                key = key or index in keyset
+                            else:
+                                key = index in keyset
+                                grid = (offsets_at(index, qp_frames, qp_offsets, plan.shot_starts)
+                                        if plan is not None else None)
+                            frame.pict_type = (av.video.frame.PictureType.I if key
                                                else av.video.frame.PictureType.NONE)
-                            grid = (offsets_at(index, qp_frames, qp_offsets, plan.shot_starts)
-                                    if plan is not None else None)
                             if index in frame_qp:
                                 grid = np.float32(frame_qp[index]) + (np.zeros((1, 1), np.float32) if grid is None
                                                                        else grid)

@@ -9,7 +9,7 @@ from policies.keyframes import keyframes
 from policies.moments import moment_offsets
 from policies.qp import block_grid, plan_offsets, quantise
 
-from codec_assist.schemas import Analysis, Codec, EncodePlan
+from codec_assist.schemas import Analysis, Codec, EncodePlan, VideoInfo
 
 BLOCK_SIZE = {"x264": 16, "x265": 32}  # x264 honours 16x16 MBs; x265 showed no effect below 32 px (FACTS)
 # Each encoder's own default AQ mode: the plan keeps it unless asked (x265's is 2; forcing x264's 1 on x265
@@ -47,28 +47,50 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     """Policies: importance -> rate-neutral QP offsets at the codec's block size; cuts -> forced IDRs."""
     opt = options or PlanOptions()
     v = analysis.video
-    block = opt.block_size or BLOCK_SIZE[opt.codec]
-    by, bx = block_grid(v.width, v.height, block)
-    fps = v.fps
-    min_gop = max(1, round(opt.min_gop * fps))
-    max_gop = max(min_gop, round(opt.max_gop * fps))
     starts = [s.start_frame for s in analysis.shots]
     frames = arrays["importance/frames"].astype(np.int64)
+    offsets = make_offsets(arrays, v.width, v.height, v.fps, v.frame_count, starts, opt)
+    min_gop, max_gop = gop_frames(opt, v.fps)
+    plan = plan_model(v, opt, keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), starts, source)
+    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
+
+
+def gop_frames(opt: PlanOptions, fps: float) -> tuple[int, int]:
+    """(min, max) GOP in frames."""
+    min_gop = max(1, round(opt.min_gop * fps))
+    return min_gop, max(min_gop, round(opt.max_gop * fps))
+
+
+def plan_model(v: VideoInfo, opt: PlanOptions, keyframes: list[int], shot_starts: list[int], source: str = ""
+               ) -> EncodePlan:
+    """The EncodePlan (everything but the offset arrays) for a video."""
+    block = opt.block_size or BLOCK_SIZE[opt.codec]
+    by, bx = block_grid(v.width, v.height, block)
+    min_gop, max_gop = gop_frames(opt, v.fps)
+    return EncodePlan(
+        codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=v.fps, block_size=block,
+        blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp, keyframes=keyframes, shot_starts=shot_starts,
+        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode or AQ_MODE[opt.codec], aq_strength=opt.aq_strength,
+        source=source,
+    )
+
+
+def make_offsets(arrays: dict[str, np.ndarray], width: int, height: int, fps: float, frame_count: int,
+                 shot_starts: list[int], options: PlanOptions):
+    """The policies on one stretch of analysis arrays: importance -> the QP offsets of its keypoints
+    (arrays["importance/frames"]), rate-neutral per frame, smoothed inside the shots that start at
+    `shot_starts`, with the moments' frame-level share added (mean zero per shot). A FrameStack."""
+    opt = options
+    block = opt.block_size or BLOCK_SIZE[opt.codec]
+    frames = arrays["importance/frames"].astype(np.int64)
     grid = arrays["importance/grid"].astype(np.float32)
-    offsets = plan_offsets(frames, grid, v.width, v.height, block, starts, fps, opt.max_dqp, opt.strength,
+    offsets = plan_offsets(frames, grid, width, height, block, shot_starts, fps, opt.max_dqp, opt.strength,
                            opt.time_constant, opt.roi_threshold, opt.max_cost_db, arrays.get("texture/grid"),
                            opt.texture_gamma,
                            COST_EXPONENT[opt.codec] if opt.cost_exponent is None else opt.cost_exponent)
     if opt.moment_dqp > 0 and "importance/temporal" in arrays:
-        add_moments(offsets, frames, arrays["importance/temporal"], starts, fps, v.frame_count, opt)
-    plan = EncodePlan(
-        codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=fps, block_size=block,
-        blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp,
-        keyframes=keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), shot_starts=starts,
-        min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode or AQ_MODE[opt.codec], aq_strength=opt.aq_strength,
-        source=source,
-    )
-    return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
+        add_moments(offsets, frames, arrays["importance/temporal"], shot_starts, fps, frame_count, opt)
+    return offsets
 
 
 def add_moments(offsets, frames: np.ndarray, temporal: np.ndarray, shot_starts: list[int], fps: float,

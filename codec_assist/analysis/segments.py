@@ -1,0 +1,122 @@
+"""The analysis in segments: the same analyzers and fusion as pipeline.analyze, finished stretch by stretch as the
+decode reaches them, so an encoder can follow a few seconds behind instead of waiting for the whole video
+(issue 16: analysis overlapped with encoding).
+
+Each segment runs fresh analyzers (the models are loaded once per process) over its frames plus a little context
+on both sides: before, so the shot detector has warmed up (PySceneDetect ignores cuts in the first min_scene_len of
+what it sees) and tracks and smoothing start settled; after, so a cut near the segment's end is seen with the
+frames that confirm it. Analyzers that read the file rather than the pictures (audio, speech, subtitles) run once
+for the whole video. What differs from one whole-video analysis: the shot detector's and the trackers' memory does
+not reach across more than the context, and each segment's fused importance is its own.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from analyzers import ANALYZERS
+from analyzers.base import AnalyzerOutput
+
+import codec_assist.media.decode as media
+from codec_assist.analysis.pipeline import AnalyzeOptions, Setup, _guarded, fuse_outputs, prepare, run_units
+from codec_assist.errors import CodecAssistError
+from codec_assist.schemas import AnalyzerRun
+
+
+@dataclass
+class Segment:
+    start: int  # the first frame this segment decides
+    end: int  # one past its last
+    lo: int  # the first frame it analysed (start minus the context before)
+    cuts: list[int]  # shot cuts found in [start, end)
+    arrays: dict[str, np.ndarray]  # the fused arrays of its analysis frames in [lo, end + context after)
+    last: bool  # the video ends with this segment (its `end` is the decoded frame count)
+    seconds: float  # wall time of this segment's analyzers and fusion
+
+
+def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS, *,
+                     segment_s: float = 8.0, before_s: float = 1.0, after_s: float = 0.5,
+                     stop: threading.Event | None = None, setup: Setup | None = None) -> Iterator[Segment]:
+    """Yield the video's segments in order, each as soon as the decode has passed it (plus `after_s`)."""
+    import time
+
+    setup = setup or prepare(path, options, limits)
+    fps = setup.info.fps
+    seg, before, after = (max(1, round(s * fps)) for s in (segment_s, before_s, after_s))
+    ctx = setup.context()
+    file_names = [n for n in setup.names if not ANALYZERS[n].needs_pictures]
+    picture_names = [n for n in setup.names if ANALYZERS[n].needs_pictures]
+    runs: dict[str, AnalyzerRun] = {}
+    file_units = setup.build(file_names)
+    for u in file_units:
+        runs[u.name] = AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0)
+    file_live = list(file_units)
+    file_outputs: dict[str, AnalyzerOutput] | None = None
+    proxies = setup.proxies(path, limits)
+    buffer: deque = deque()  # (index, proxy) decoded and still needed by this segment or the next
+    exhausted = False
+    a = 0
+    try:
+        for u in list(file_units):  # they read the file in threads of their own from here on
+            _guarded(u, runs, file_live, lambda: u.start(ctx))
+        while True:
+            while not exhausted and (not buffer or buffer[-1][0] < a + seg + after - 1):
+                if stop is not None and stop.is_set():
+                    return
+                try:
+                    buffer.append(next(proxies))
+                except StopIteration:
+                    exhausted = True
+            if not buffer:
+                if a == 0:
+                    raise CodecAssistError(f"{path}: no video frame could be decoded")
+                return
+            n_known = buffer[-1][0] + 1
+            last = exhausted and n_known <= a + seg + after  # a short tail joins this segment
+            b = n_known if last else a + seg
+            lo, hi = max(0, a - before), min(n_known, b + after)
+            t = time.perf_counter()
+            units = setup.build(picture_names)
+            seg_runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
+            run = run_units(units, ctx, [(i, p) for i, p in buffer if lo <= i < hi], seg_runs, setup.planned,
+                            stop=stop)
+            if file_outputs is None:  # the first segment waits for the file's analyzers: the plan needs them
+                file_outputs = {}
+                for u in list(file_live):
+                    out = _guarded(u, runs, file_live, u.finish)
+                    if out is not None:
+                        file_outputs[u.name] = out
+            outputs = {name: run.outputs.get(name) or _within(file_outputs.get(name), lo, hi)
+                       for name in setup.names}
+            frames = [f for f in range(lo, hi) if f in setup.planned]
+            _, arrays, _, _ = fuse_outputs({k: v for k, v in outputs.items() if v is not None}, frames,
+                                           setup.grid, options)
+            shots = next((o.shots for o in run.outputs.values() if o.shots is not None), None) or []
+            cuts = [s.start_frame for s in shots if a <= s.start_frame < b and s.start_frame > 0]
+            yield Segment(start=a, end=b, lo=lo, cuts=cuts, arrays=arrays, last=last,
+                          seconds=time.perf_counter() - t)
+            if last:
+                return
+            while buffer and buffer[0][0] < b - before:
+                buffer.popleft()
+            a = b
+    except BaseException:
+        for u in file_units:
+            u.abandon()
+        raise
+    finally:
+        proxies.close()
+
+
+def _within(out: AnalyzerOutput | None, lo: int, hi: int) -> AnalyzerOutput | None:
+    """A whole-video analyzer's output seen by one segment: its tokens that overlap [lo, hi) (its signals are
+    looked up by frame, so they are shared as they are)."""
+    if out is None:
+        return None
+    return AnalyzerOutput(maps=out.maps, tokens=[t for t in out.tokens if t.frame_start < hi and t.frame_end > lo],
+                          signals=out.signals, signal_info=out.signal_info, grids=out.grids)

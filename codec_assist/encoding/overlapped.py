@@ -1,0 +1,210 @@
+"""The assisted encode with the analysis running beside the encoder (issue 16).
+
+A plain x264/x265 encode leaves part of the cores idle (x264 medium on 2 cores: ~73 % busy on 720p); the
+analysis used to run before the encode, on the same cores, and add its whole time. Here the segmented analysis
+(analysis.segments) runs in a thread and finishes the plan segment by segment (QP offsets, cuts); the encoder
+follows `lookahead` frames behind it, so the IDR policy sees the cuts of the next max-GOP, and every frame's offsets
+are final when it is encoded. The encoder decodes the source itself (a second, full-resolution decode): holding the
+source frames for the lookahead would cost more memory than the proxy decode costs time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from policies.keyframes import keyframes
+from policies.qp import offsets_at
+
+import codec_assist.media.decode as media
+from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
+from codec_assist.analysis.segments import Segment, analyze_segments
+from codec_assist.framestore import FrameStack, FrameStore
+from codec_assist.planning.plan import PlanOptions, gop_frames, make_offsets, plan_model
+from codec_assist.errors import CodecAssistError
+from codec_assist.schemas import EncodePlan, EncodeResult, StageSeconds, VideoInfo
+
+log = logging.getLogger("codec_assist")
+# The analysis process runs at a lower priority: it takes the cores the encoder leaves idle and yields them when the
+# encoder wants them (60 s of 720p, x264 medium on 2 cores: 36.9 s at equal priority, 33.9 s at nice 10).
+NICENESS = 10
+# Seconds of video per segment: shorter segments let the encoder start sooner but repeat more context (1.5 s
+# each); on 60 s of 720p 8 s gave 33.9 s against 38.6 s with 4 s segments.
+SEGMENT_S = 8.0
+
+
+class LivePlan:
+    """The plan as the segmented analysis finishes it; the encoder asks for each frame's IDR flag and offsets
+    (at()) and waits until the analysis is `lookahead` frames past that frame, or done."""
+
+    def __init__(self, info: VideoInfo, options: PlanOptions):
+        self.info, self.options = info, options
+        self.min_gop, self.max_gop = gop_frames(options, info.fps)
+        self.lookahead = self.max_gop  # the IDR policy's horizon: it sees the next max-GOP of cuts
+        self.model = plan_model(info, options, [0], [0])  # for the encoder's options (block size, AQ)
+        self.cuts: list[int] = []
+        self.frames: list[int] = []  # keypoints (analysis frames) with final offsets, in order
+        self.offsets = FrameStore()  # keypoint k -> its (by, bx) offsets
+        self.ready = 0  # frames [0, ready) are analysed
+        self.done = False
+        self.error: BaseException | None = None
+        self.waited = 0.0  # the encoder's seconds in at(), waiting for the analysis
+        self._cond = threading.Condition()
+        self._keys: set[int] = set()
+        self._keys_until = 0  # the IDR decisions before this frame are final
+
+    # ---- the analysis side
+    def add(self, part: "PlannedSegment") -> None:
+        with self._cond:
+            for f, grid in zip(part.frames, part.offsets):
+                self.offsets[len(self.frames)] = grid
+                self.frames.append(f)
+            self.cuts += part.cuts
+            self.ready = part.end
+            self.done = part.last
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            self.error = error
+            self._cond.notify_all()
+
+    # ---- the encoder side
+    def at(self, index: int) -> tuple[bool, np.ndarray | None]:
+        """(whether `index` is a forced IDR, its QP offsets or None); waits for the analysis as needed."""
+        t = time.perf_counter()
+        with self._cond:
+            while self.error is None and not self.done and self.ready <= index + self.lookahead:
+                self._cond.wait(0.1)  # a timeout, so that Ctrl-C reaches the encoder's thread
+            self.waited += time.perf_counter() - t
+            if self.error is not None:
+                raise self.error
+            if index >= self._keys_until:
+                end = self.ready
+                self._keys = set(keyframes(self.cuts, end, self.min_gop, self.max_gop, lookahead=self.lookahead,
+                                           open_end=not self.done))
+                self._keys_until = end if self.done else end - self.lookahead
+            grid = offsets_at(index, self.frames, self.offsets, [0, *self.cuts])
+            return index in self._keys, grid
+
+    def final(self, frame_count: int, source: str = "") -> tuple[EncodePlan, dict[str, np.ndarray]]:
+        """The plan as a whole, once the analysis is done (for --save-plan and the report)."""
+        info = self.info.model_copy(update={"frame_count": frame_count})
+        keys = keyframes(self.cuts, frame_count, self.min_gop, self.max_gop, lookahead=self.lookahead)
+        plan = plan_model(info, self.options, keys, [0, *self.cuts], source)
+        shape = (plan.blocks_y, plan.blocks_x)
+        return plan, {"qp/frames": np.asarray(self.frames, np.int64),
+                      "qp/offsets": FrameStack(self.offsets, range(len(self.frames)), shape, np.float32)}
+
+
+@dataclass
+class PlannedSegment:
+    """One segment's share of the plan: its cuts and its keypoints' final offsets (what crosses the process
+    boundary: a few hundred KiB a segment)."""
+
+    end: int
+    last: bool
+    cuts: list[int]
+    frames: list[int]
+    offsets: list[np.ndarray]
+    seconds: float
+
+
+def plan_segment(seg: Segment, known_cuts: list[int], info: VideoInfo, options: PlanOptions) -> PlannedSegment:
+    """The policies on one segment: offsets for its keypoints in [start, end), smoothed and mean-zero per shot over
+    all the frames it analysed (its context included), with the cuts known so far. Pure."""
+    frames = seg.arrays["importance/frames"]
+    hi = int(frames[-1]) + 1 if len(frames) else seg.end
+    starts = [seg.lo] + [c for c in known_cuts if c > seg.lo] + seg.cuts
+    offsets = make_offsets(seg.arrays, info.width, info.height, info.fps, hi, starts, options)
+    keep = [k for k, f in enumerate(frames) if seg.start <= f < seg.end]
+    return PlannedSegment(end=seg.end, last=seg.last, cuts=list(seg.cuts), frames=[int(frames[k]) for k in keep],
+                          offsets=[np.asarray(offsets[k], np.float32) for k in keep], seconds=seg.seconds)
+
+
+def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: PlanOptions, limits: media.Limits,
+             segment_s: float) -> None:
+    """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
+    try:
+        os.nice(NICENESS)
+        setup = prepare(inp, analyze_options, limits)
+        cuts: list[int] = []
+        for seg in analyze_segments(inp, analyze_options, limits, setup=setup, segment_s=segment_s):
+            part = plan_segment(seg, cuts, setup.info, plan_options)
+            cuts += part.cuts
+            conn.send(part)
+    except BaseException as e:  # noqa: BLE001 - the encoder's side raises it
+        try:
+            conn.send(e)
+        except Exception:  # noqa: BLE001 - not picklable: say what it was
+            conn.send(CodecAssistError(f"the analysis failed: {type(e).__name__}: {e}"))
+    finally:
+        conn.close()
+
+
+def worth_overlapping(info: VideoInfo, options: PlanOptions, segment_s: float = SEGMENT_S) -> bool:
+    """Whether the encoder would start before the analysis ends: the video must outlast the IDR lookahead and
+    two segments (on a short clip the segments only add their context's work)."""
+    _, max_gop = gop_frames(options, info.fps)
+    return info.frame_count > max_gop + 2 * round(segment_s * info.fps)
+
+
+def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, params: dict[str, str],
+                      analyze_options: AnalyzeOptions, plan_options: PlanOptions, limits: media.Limits,
+                      overwrite: bool, progress: bool, segment_s: float = SEGMENT_S
+                      ) -> tuple[EncodeResult, EncodePlan, dict[str, np.ndarray]]:
+    """The assisted encode of `inp` with the segmented analysis running beside the encoder. Returns the encode
+    result (its timing says how long the encoder waited for the analysis) and the whole plan."""
+    from codec_assist.encoding.x26x import encode as x26x_encode
+
+    info = media.probe(inp, limits)
+    live = LivePlan(info, plan_options)
+    # A process, not a thread: beside the encoder's Python loop, analysis threads made the encode 20-45 % slower
+    # (the GIL passes between them at every call); a forked process shares the imports and is ready at once.
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_analyse, args=(send, inp, analyze_options, plan_options, limits, segment_s),
+                        name="codec-assist-analysis", daemon=True)
+    child.start()
+    send.close()
+    analysed = {"seconds": 0.0}
+
+    def pump() -> None:
+        try:
+            while True:
+                part = receive.recv()  # waits without the GIL
+                if isinstance(part, BaseException):
+                    live.fail(part)
+                    return
+                live.add(part)
+                analysed["seconds"] += part.seconds
+                if part.last:
+                    return
+        except EOFError:
+            live.fail(CodecAssistError("the analysis process ended before the video did"))
+
+    reader = threading.Thread(target=pump, name="analysis-pipe", daemon=True)
+    reader.start()
+    try:
+        result = x26x_encode(inp, out, codec=codec, rate=rate, preset=preset, plan=live.model, live=live,
+                             params=params, progress=progress, overwrite=overwrite, limits=limits)
+    finally:
+        if child.is_alive() and not live.done:
+            child.terminate()  # the encoder stopped first (an error, Ctrl-C): the analysis is not needed
+        child.join(timeout=5)
+        receive.close()
+    plan, arrays = live.final(result.frames, source=media.display_path(inp))
+    timing = result.timing or StageSeconds()
+    result.timing = timing.model_copy(update={
+        "analyzers": {"analysis (overlapped, waited)": live.waited},
+        "encode": max(0.0, timing.encode - live.waited)})
+    result.seconds_analysis = live.waited
+    log.info("analysis beside the encoder: %.1f s of analysis, of which the encoder waited %.1f s",
+             analysed["seconds"], live.waited)
+    return result, plan, arrays
