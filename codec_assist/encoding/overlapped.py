@@ -133,6 +133,11 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
     """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
     try:
         os.nice(NICENESS)
+        # models this process inherited from its parent (an earlier analysis in the same Python process) are
+        # dropped: their thread pools did not survive the fork
+        from codec_assist.models import release_models
+
+        release_models()
         setup = prepare(inp, analyze_options, limits)
         cuts: list[int] = []
         for seg in analyze_segments(inp, analyze_options, limits, setup=setup, segment_s=segment_s):
