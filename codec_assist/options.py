@@ -101,7 +101,7 @@ class EncodeOptions(BaseModel):
     ladder_plain: bool = True  # with a ladder: also a plain encode per rung to show its own IDRs
     hull: HullOptions = HullOptions()  # with ladder="auto[:RATE,...]": the per-shot convex-hull ladder
     # the analysis in segments in a process beside the encoder, which follows a max-GOP behind it (issue 16); it
-    # applies to the plain assisted encode of a video longer than ~26 s (not to a saved plan, --allocate,
+    # applies to the plain assisted encode of a video longer than 16 s (not to a saved plan, --allocate,
     # --target-quality, --ladder, --chunked, --auto-preset, --events, --focus or an HTML page: they need the
     # whole analysis first)
     overlap: bool = True

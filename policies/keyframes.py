@@ -13,16 +13,17 @@ def keyframes(cuts: list[int], frame_count: int, min_gop: int, max_gop: int,
     than cuts: an event is kept only when it lies at least `min_gop` from every kept cut and earlier IDR, so
     events never displace or crowd a cut.
 
-    `lookahead` (frames, >= max_gop): the decision at each frame may only use the cuts up to that many frames
-    ahead, as when the encoder runs beside the analysis. Where a gap's end is not yet in sight when `max_gop`
-    frames have passed, the IDR goes there; once the end is in sight the rest of the gap is split evenly. The
-    same IDRs as without a lookahead wherever no gap exceeds 2 x max_gop. `open_end`: the video goes on past
-    `frame_count` (only the cuts so far are known); the IDRs before frame_count - lookahead are then final.
+    `lookahead` (frames): the decision at each frame may only use the cuts up to that many frames ahead, as when
+    the encoder runs beside the analysis. Where a gap's end is not yet in sight when `max_gop` frames have passed,
+    the IDR goes there; once the end is in sight the rest of the gap is split evenly (not before the frame where
+    it came in sight). As many IDRs as without a lookahead in every gap up to 2 x max_gop, and the same ones when
+    the lookahead is at least max_gop. `open_end`: the video goes on past `frame_count` (only the cuts so far are
+    known); the IDRs before frame_count - lookahead are then final.
     """
     if min_gop < 1 or max_gop < min_gop:
         raise ValueError(f"need 1 <= min_gop <= max_gop, got {min_gop}, {max_gop}")
-    if lookahead is not None and lookahead < max_gop:
-        raise ValueError(f"the lookahead ({lookahead}) must be at least max_gop ({max_gop})")
+    if lookahead is not None and lookahead < 0:
+        raise ValueError(f"the lookahead must not be negative, got {lookahead}")
     anchors = [0]
     for cut in sorted(set(cuts)):
         if 0 < cut < frame_count and cut - anchors[-1] >= min_gop:
@@ -48,6 +49,8 @@ def keyframes(cuts: list[int], frame_count: int, min_gop: int, max_gop: int,
                     out.append(start)
                 continue
             pieces = math.ceil((end - start) / max_gop)
-            out.extend(start + round(i * (end - start) / pieces) for i in range(1, pieces))
+            # max(seen, ...): with a lookahead under max_gop a two-piece gap's middle can come before its end is
+            # in sight (not with a lookahead of max_gop or more: then every position here is already >= seen)
+            out.extend(max(seen, start + round(i * (end - start) / pieces)) for i in range(1, pieces))
             break
     return out

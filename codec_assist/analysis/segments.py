@@ -40,14 +40,17 @@ class Segment:
 
 
 def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS, *,
-                     segment_s: float = 8.0, before_s: float = 1.0, after_s: float = 0.5,
+                     segment_s: float = 8.0, first_s: float = 2.0, before_s: float = 1.0, after_s: float = 0.5,
                      stop: threading.Event | None = None, setup: Setup | None = None) -> Iterator[Segment]:
-    """Yield the video's segments in order, each as soon as the decode has passed it (plus `after_s`)."""
+    """Yield the video's segments in order, each as soon as the decode has passed it (plus `after_s`). The first is
+    `first_s` long and each next one twice the one before, up to `segment_s`: the encoder waiting on the first
+    segment starts soon, and the later ones repeat little context."""
     import time
 
     setup = setup or prepare(path, options, limits)
     fps = setup.info.fps
-    seg, before, after = (max(1, round(s * fps)) for s in (segment_s, before_s, after_s))
+    longest, seg, before, after = (max(1, round(s * fps)) for s in (segment_s, min(first_s, segment_s), before_s,
+                                                                    after_s))
     ctx = setup.context()
     file_names = [n for n in setup.names if not ANALYZERS[n].needs_pictures]
     picture_names = [n for n in setup.names if ANALYZERS[n].needs_pictures]
@@ -104,7 +107,7 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
                 return
             while buffer and buffer[0][0] < b - before:
                 buffer.popleft()
-            a = b
+            a, seg = b, min(longest, 2 * seg)
     except BaseException:
         for u in file_units:
             u.abandon()

@@ -3,8 +3,8 @@
 A plain x264/x265 encode leaves part of the cores idle (x264 medium on 2 cores: ~73 % busy on 720p); the
 analysis used to run before the encode, on the same cores, and add its whole time. Here the segmented analysis
 (analysis.segments) runs in a thread and finishes the plan segment by segment (QP offsets, cuts); the encoder
-follows `lookahead` frames behind it, so the IDR policy sees the cuts of the next max-GOP, and every frame's offsets
-are final when it is encoded. The encoder decodes the source itself (a second, full-resolution decode): holding the
+follows a second behind it (LivePlan.lookahead), so every frame's offsets and IDR flag are final when it is
+encoded. The encoder decodes the source itself (a second, full-resolution decode): holding the
 source frames for the lookahead would cost more memory than the proxy decode costs time.
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ NICENESS = 10
 # Seconds of video per segment: shorter segments let the encoder start sooner but repeat more context (1.5 s
 # each); on 60 s of 720p 8 s gave 33.9 s against 38.6 s with 4 s segments.
 SEGMENT_S = 8.0
+LOOKAHEAD_S = 1.0
 
 
 class LivePlan:
@@ -46,7 +47,11 @@ class LivePlan:
     def __init__(self, info: VideoInfo, options: PlanOptions):
         self.info, self.options = info, options
         self.min_gop, self.max_gop = gop_frames(options, info.fps)
-        self.lookahead = self.max_gop  # the IDR policy's horizon: it sees the next max-GOP of cuts
+        # The encoder's distance behind the analysis: the next keypoint (offsets are interpolated between them,
+        # 1/3 s apart) and the IDR policy's horizon. A max GOP (10 s) would give the whole-video plan's IDRs in every
+        # gap up to 20 s, but the encoder would wait for 10 s more analysis first; with 1 s, a gap between 10 and
+        # 11 s gets its one extra IDR at 10 s instead of in its middle, and the encode starts seconds sooner.
+        self.lookahead = max(1, round(LOOKAHEAD_S * info.fps))
         self.model = plan_model(info, options, [0], [0])  # for the encoder's options (block size, AQ)
         self.cuts: list[int] = []
         self.frames: list[int] = []  # keypoints (analysis frames) with final offsets, in order
@@ -153,11 +158,10 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
         conn.close()
 
 
-def worth_overlapping(info: VideoInfo, options: PlanOptions, segment_s: float = SEGMENT_S) -> bool:
-    """Whether the encoder would start before the analysis ends: the video must outlast the IDR lookahead and
-    two segments (on a short clip the segments only add their context's work)."""
-    _, max_gop = gop_frames(options, info.fps)
-    return info.frame_count > max_gop + 2 * round(segment_s * info.fps)
+def worth_overlapping(info: VideoInfo, segment_s: float = SEGMENT_S) -> bool:
+    """Whether overlapping pays: on a clip of two segments or less the segments only add their context's work to
+    an analysis that is over in a second or two anyway."""
+    return info.frame_count > 2 * round(segment_s * info.fps)
 
 
 def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, params: dict[str, str],
