@@ -12,7 +12,6 @@ not reach across more than the context, and each segment's fused importance is i
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -61,33 +60,46 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
     file_live = list(file_units)
     file_outputs: dict[str, AnalyzerOutput] | None = None
     proxies = setup.proxies(path, limits)
-    buffer: deque = deque()  # (index, proxy) decoded and still needed by this segment or the next
-    exhausted = False
+    # (index, proxy) decoded and needed again by the next segment (its context before): the frames stream through
+    # the analyzers, so only ~1.5 s of proxies is ever held (holding a whole 8 s segment was ~50 MiB at 24 fps)
+    carried: list = []
+    state = {"last": -1, "exhausted": False}
     a = 0
     try:
         for u in list(file_units):  # they read the file in threads of their own from here on
             _guarded(u, runs, file_live, lambda: u.start(ctx))
         while True:
-            while not exhausted and (not buffer or buffer[-1][0] < a + seg + after - 1):
-                if stop is not None and stop.is_set():
-                    return
-                try:
-                    buffer.append(next(proxies))
-                except StopIteration:
-                    exhausted = True
-            if not buffer:
-                if a == 0:
-                    raise CodecAssistError(f"{path}: no video frame could be decoded")
-                return
-            n_known = buffer[-1][0] + 1
-            last = exhausted and n_known <= a + seg + after  # a short tail joins this segment
-            b = n_known if last else a + seg
-            lo, hi = max(0, a - before), min(n_known, b + after)
+            b, hi, lo = a + seg, a + seg + after, max(0, a - before)
+            again: list = []  # what the next segment will need: frames from b - before on
+
+            def feed(previous=carried, again=again, lo=lo, hi=hi, keep=b - before):
+                for item in previous:
+                    if item[0] >= lo:
+                        if item[0] >= keep:
+                            again.append(item)
+                        yield item
+                while not state["exhausted"] and state["last"] < hi - 1:
+                    try:
+                        item = next(proxies)
+                    except StopIteration:
+                        state["exhausted"] = True
+                        return
+                    state["last"] = item[0]
+                    if item[0] >= keep:
+                        again.append(item)
+                    yield item
+
             t = time.perf_counter()
             units = setup.build(picture_names)
             seg_runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
-            run = run_units(units, ctx, [(i, p) for i, p in buffer if lo <= i < hi], seg_runs, setup.planned,
-                            stop=stop)
+            run = run_units(units, ctx, feed(), seg_runs, setup.planned, stop=stop)
+            n_known = state["last"] + 1
+            if n_known == 0:
+                raise CodecAssistError(f"{path}: no video frame could be decoded")
+            last = state["exhausted"] and n_known <= hi  # the video ended inside this segment or its context
+            if last:
+                b, hi = n_known, n_known
+            carried = again
             if file_outputs is None:  # the first segment waits for the file's analyzers: the plan needs them
                 file_outputs = {}
                 for u in list(file_live):
@@ -105,8 +117,6 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
                           seconds=time.perf_counter() - t)
             if last:
                 return
-            while buffer and buffer[0][0] < b - before:
-                buffer.popleft()
             a, seg = b, min(longest, 2 * seg)
     except BaseException:
         for u in file_units:
