@@ -322,7 +322,7 @@ def _overlaps(o: EncodeOptions, a_opt: AnalyzeOptions, p_opt: PlanOptions, info,
     a = o.allocation
     return (o.overlap and o.assist and not o.plan_file and not a.allocate and not a.target_quality and not o.ladder
             and not o.chunked and not o.auto_preset and not o.events and not a_opt.focus and not page
-            and worth_overlapping(info))
+            and worth_overlapping(info, o.preset))
 
 
 def _finish(enc_report: EncodeReport, stages: StageSeconds, inp: Path, output, o: EncodeOptions, plan, plan_arrays,

@@ -158,10 +158,19 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
         conn.close()
 
 
-def worth_overlapping(info: VideoInfo, segment_s: float = SEGMENT_S) -> bool:
-    """Whether overlapping pays: on a clip of two segments or less the segments only add their context's work to
-    an analysis that is over in a second or two anyway."""
-    return info.frame_count > 2 * round(segment_s * info.fps)
+# Overlapping pays only where the encoder is the heavier side: the analysis costs about the same per frame at any
+# size (a 320 px proxy), the encoder grows with the pixels and the preset. Measured on dev, x264 medium: 60 s of 720p
+# 32.4 s against 35.1 s with the analysis first; 40 s of 480p (jwpIntro) 14.7 s against 11.1 s, 40 s of 360p slides
+# (lecture) 16.8 s against 11.4 s (the segments' context and the second decode cost more than the idle time there).
+MIN_PIXELS = 1280 * 720
+PRESETS = ("medium", "slow", "slower", "veryslow", "placebo")
+
+
+def worth_overlapping(info: VideoInfo, preset: str, segment_s: float = SEGMENT_S) -> bool:
+    """Whether overlapping pays: 720p or more at preset medium or slower, and longer than two segments (on a short
+    clip the segments only add their context's work to an analysis that is over in a second or two anyway)."""
+    return (info.width * info.height >= MIN_PIXELS and preset in PRESETS
+            and info.frame_count > 2 * round(segment_s * info.fps))
 
 
 def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, params: dict[str, str],
