@@ -317,12 +317,15 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
 
 def _overlaps(o: EncodeOptions, a_opt: AnalyzeOptions, p_opt: PlanOptions, info, page: bool) -> bool:
     """Whether this encode runs the analysis beside the encoder (EncodeOptions.overlap says when it can)."""
+    import multiprocessing
+
     from codec_assist.encoding.overlapped import worth_overlapping
 
     a = o.allocation
-    return (o.overlap and o.assist and not o.plan_file and not a.allocate and not a.target_quality and not o.ladder
-            and not o.chunked and not o.auto_preset and not o.events and not a_opt.focus and not page
-            and worth_overlapping(info, o.preset))
+    # a daemonic process (a multiprocessing.Pool worker) may not start the analysis process: the old order there
+    return (o.overlap and o.assist and not multiprocessing.current_process().daemon and not o.plan_file
+            and not a.allocate and not a.target_quality and not o.ladder and not o.chunked and not o.auto_preset
+            and not o.events and not a_opt.focus and not page and worth_overlapping(info, o.preset))
 
 
 def _finish(enc_report: EncodeReport, stages: StageSeconds, inp: Path, output, o: EncodeOptions, plan, plan_arrays,
