@@ -101,7 +101,7 @@ class EncodeOptions(BaseModel):
     ladder_plain: bool = True  # with a ladder: also a plain encode per rung to show its own IDRs
     hull: HullOptions = HullOptions()  # with ladder="auto[:RATE,...]": the per-shot convex-hull ladder
     # the analysis in segments in a process beside the encoder, which follows a second behind it (issue 16); it
-    # applies to the assisted encode of a video of 720p or more, longer than 16 s, at preset medium or slower
+    # applies to the assisted x264 encode of a video of 720p or more, longer than 16 s, at preset medium or slower
     # (encoding.overlapped.worth_overlapping; not to a saved plan, --allocate,
     # --target-quality, --ladder, --chunked, --auto-preset, --events, --focus or an HTML page: they need the
     # whole analysis first)

@@ -182,11 +182,9 @@ class UnitsRun:
 
 
 def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tuple[int, ProxyFrame]],
-              runs: dict[str, AnalyzerRun], planned: frozenset[int], bar=None,
-              stop: threading.Event | None = None) -> UnitsRun:
+              runs: dict[str, AnalyzerRun], planned: frozenset[int], bar=None) -> UnitsRun:
     """Start the analyzers, feed them `proxies` (each analyzer in a lane of its own), finish them. An analyzer
-    that fails is dropped with a warning; an error that must stop the analysis (or `stop` being set) abandons
-    them all."""
+    that fails is dropped with a warning; an error that must stop the analysis abandons them all."""
     live = list(units)
     n = 0
     decode = Stopwatch()
@@ -200,8 +198,6 @@ def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tup
                 waited[u.name] += time.perf_counter() - t
             lanes = {u.name: _Lane(u, runs, live) for u in live}
             for i, proxy in decode.iterate(proxies):
-                if stop is not None and stop.is_set():
-                    raise Stopped()
                 sampled = i in planned
                 for u in list(live):
                     if u.every_frame or sampled:
@@ -229,10 +225,6 @@ def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tup
             u.abandon()
         raise
     return UnitsRun(outputs=outputs, frames=n, decode_seconds=decode.seconds, waited=waited)
-
-
-class Stopped(Exception):
-    """The analysis was asked to stop (its consumer failed or was interrupted)."""
 
 
 def fuse_outputs(outputs: dict[str, AnalyzerOutput], frames: list[int], grid: tuple[int, int],

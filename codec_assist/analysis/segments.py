@@ -11,7 +11,6 @@ not reach across more than the context, and each segment's fused importance is i
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -40,7 +39,7 @@ class Segment:
 
 def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS, *,
                      segment_s: float = 8.0, first_s: float = 2.0, before_s: float = 1.0, after_s: float = 0.5,
-                     stop: threading.Event | None = None, setup: Setup | None = None) -> Iterator[Segment]:
+                     setup: Setup | None = None) -> Iterator[Segment]:
     """Yield the video's segments in order, each as soon as the decode has passed it (plus `after_s`). The first is
     `first_s` long and each next one twice the one before, up to `segment_s`: the encoder waiting on the first
     segment starts soon, and the later ones repeat little context."""
@@ -92,7 +91,7 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
             t = time.perf_counter()
             units = setup.build(picture_names)
             seg_runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
-            run = run_units(units, ctx, feed(), seg_runs, setup.planned, stop=stop)
+            run = run_units(units, ctx, feed(), seg_runs, setup.planned)
             n_known = state["last"] + 1
             if n_known == 0:
                 raise CodecAssistError(f"{path}: no video frame could be decoded")

@@ -28,8 +28,8 @@ FLAGS = {"plan_file": "--plan", "assist": "--no-assist", "allocation": "--alloca
 def register(sub) -> None:
     e = sub.add_parser("encode", help="encode a video, content-aware by default",
                        description="Encode with per-block QP offsets and IDRs on shot cuts, or plainly with "
-                       "--no-assist. On a video of 720p or more, longer than 16 s, at preset medium or slower, the "
-                       "analysis runs in segments in a process beside the encoder, which follows a second behind it "
+                       "--no-assist. For x264 on a video of 720p or more, longer than 16 s, at preset medium or "
+                       "slower, the analysis runs in segments in a process beside the encoder, which follows a second behind it "
                        "(--no-overlap: the whole analysis first). "
                        "--plan, --ladder, --chunked, --events, --focus, --html and --auto-preset use the whole "
                        "analysis before the encode starts; --allocate and --target-quality also need every shot's "
@@ -93,8 +93,9 @@ def register(sub) -> None:
                    "the analysis's 'event:' tokens are added automatically")
     g.add_argument("--save-plan", metavar="PATH", help="write the plan used (with zones and allocation) here")
     g.add_argument("--no-overlap", action="store_true",
-                   help="analyse the whole video before the encode starts; by default a video of 720p or more, longer "
-                   "than 16 s, at preset medium or slower, is analysed in segments in a process beside the encoder, "
+                   help="analyse the whole video before the encode starts; by default an x264 encode of a video of 720p "
+                   "or more, longer than 16 s, at preset medium or slower, analyses it in segments in a process "
+                   "beside the encoder, "
                    "which follows 1 s behind "
                    "(not with --plan, --allocate, --target-quality, --ladder, --chunked, --auto-preset, --events, "
                    "--focus or --html, which need the whole analysis first)")

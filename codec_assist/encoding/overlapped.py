@@ -2,7 +2,7 @@
 
 A plain x264/x265 encode leaves part of the cores idle (x264 medium on 2 cores: ~73 % busy on 720p); the
 analysis used to run before the encode, on the same cores, and add its whole time. Here the segmented analysis
-(analysis.segments) runs in a thread and finishes the plan segment by segment (QP offsets, cuts); the encoder
+(analysis.segments) runs in a forked process and finishes the plan segment by segment (QP offsets, cuts); the encoder
 follows a second behind it (LivePlan.lookahead), so every frame's offsets and IDR flag are final when it is
 encoded. The encoder decodes the source itself (a second, full-resolution decode): holding the
 source frames for the lookahead would cost more memory than the proxy decode costs time.
@@ -10,8 +10,8 @@ source frames for the lookahead would cost more memory than the proxy decode cos
 from __future__ import annotations
 
 import logging
-import os
 import multiprocessing
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -34,8 +34,9 @@ log = logging.getLogger("codec_assist")
 # The analysis process runs at a lower priority: it takes the cores the encoder leaves idle and yields them when the
 # encoder wants them (60 s of 720p, x264 medium on 2 cores: 36.9 s at equal priority, 33.9 s at nice 10).
 NICENESS = 10
-# Seconds of video per segment: shorter segments let the encoder start sooner but repeat more context (1.5 s
-# each); on 60 s of 720p 8 s gave 33.9 s against 38.6 s with 4 s segments.
+# Seconds of video per segment (after the first ones, 2 s and 4 s, which let the encoder start soon): shorter
+# segments repeat more context (1.5 s each); on 60 s of 720p, with every segment the same length, 8 s gave 33.9 s
+# against 38.6 s with 4 s segments.
 SEGMENT_S = 8.0
 LOOKAHEAD_S = 1.0
 
@@ -158,18 +159,21 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
         conn.close()
 
 
-# Overlapping pays only where the encoder is the heavier side: the analysis costs about the same per frame at any
-# size (a 320 px proxy), the encoder grows with the pixels and the preset. Measured on dev, x264 medium: 60 s of 720p
-# 32.4 s against 35.1 s with the analysis first; 40 s of 480p (jwpIntro) 14.7 s against 11.1 s, 40 s of 360p slides
-# (lecture) 16.8 s against 11.4 s (the segments' context and the second decode cost more than the idle time there).
+# Overlapping pays only where the encoder is the heavier side and leaves cores idle: the analysis costs about the
+# same per frame at any size (a 320 px proxy), the encoder grows with the pixels and the preset. Measured on dev
+# (docs/BENCHMARKS.md, issue 16), 60 s of 720p at medium, overlapped against the analysis first in adjacent runs:
+# x264 (73 % of 2 cores busy) faster in 8 of 8 pairs, by 1.9 s (~5 %) on average; x265 (91 % busy) slower on
+# average (2.9 s, faster in 3 of 8); x264 at 480p and 360p 1.5-5.4 s slower (the segments' context and the second
+# decode cost more than the idle time there).
 MIN_PIXELS = 1280 * 720
 PRESETS = ("medium", "slow", "slower", "veryslow", "placebo")
+CODECS = ("x264",)
 
 
-def worth_overlapping(info: VideoInfo, preset: str, segment_s: float = SEGMENT_S) -> bool:
-    """Whether overlapping pays: 720p or more at preset medium or slower, and longer than two segments (on a short
-    clip the segments only add their context's work to an analysis that is over in a second or two anyway)."""
-    return (info.width * info.height >= MIN_PIXELS and preset in PRESETS
+def worth_overlapping(info: VideoInfo, codec: str, preset: str, segment_s: float = SEGMENT_S) -> bool:
+    """Whether overlapping pays: x264, 720p or more, preset medium or slower, and longer than two segments (on a
+    short clip the segments only add their context's work to an analysis that is over in a second or two)."""
+    return (codec in CODECS and info.width * info.height >= MIN_PIXELS and preset in PRESETS
             and info.frame_count > 2 * round(segment_s * info.fps))
 
 
