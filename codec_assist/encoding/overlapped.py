@@ -32,7 +32,7 @@ from codec_assist.schemas import EncodePlan, EncodeResult, StageSeconds, VideoIn
 
 log = logging.getLogger("codec_assist")
 # The analysis process runs at a lower priority: it takes the cores the encoder leaves idle and yields them when the
-# encoder wants them (60 s of 720p, x264 medium on 2 cores: 40.1 s at equal priority, 33.9 s at nice 10).
+# encoder wants them (60 s of 720p, x264 medium on 2 cores: 36.9-40.1 s at equal priority, 33.9 s at nice 10).
 NICENESS = 10
 # Seconds of video per segment (after the first ones, 2 s and 4 s, which let the encoder start soon): shorter
 # segments repeat more context (1.5 s each); on 60 s of 720p, with every segment the same length, 8 s gave 33.9 s
