@@ -209,3 +209,36 @@ def test_ctrl_c_does_not_wait_for_whisper(tmp_path, sample):
     assert p.returncode == 130 and err.decode().strip() == "codec-assist: interrupted", err
     assert waited < 8, f"the exit waited {waited:.1f} s after Ctrl-C"
     assert not (tmp_path / "an").exists()
+
+
+def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path):
+    """The overlapped encode (x264, 720p, over 16 s: the analysis in a second process): SIGINT to the encoder's
+    process mid-encode gives exit 130 and one line, leaves no output, and the analysis process does not outlive
+    it."""
+    src = tmp_path / "trailer_20s.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "1", "-i", str(sample("bbb_trailer.mp4")), "-t", "20",
+                    "-c", "copy", str(src)], check=True)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
+                          "--bitrate", "1000k"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         stderr=subprocess.PIPE)
+    children: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline and not (children and any(out_dir.iterdir())):
+        try:
+            children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+        except OSError:
+            children = []
+        time.sleep(0.05)
+    assert children and any(out_dir.iterdir()), "the overlapped encode never started"
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err and err.decode().strip() == "codec-assist: interrupted"
+    assert list(out_dir.iterdir()) == []
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{c}") for c in children), "the analysis process outlived the encode"
