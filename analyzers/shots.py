@@ -96,6 +96,73 @@ class DissolveTest:
         self._run = []
 
 
+class FrameChange:
+    """The HSV and edge change between consecutive proxy frames, worked out once for both AdaptiveDetectors.
+
+    PySceneDetect's ContentDetector converts every frame to HSV in each detector and takes the mean distances
+    with int32 copies and numpy's median; two detectors on every frame cost ~1.4 ms a 320x180 frame, the
+    busiest lane of the analysis. This gives the same numbers (the distances are exact integer sums divided by
+    the same pixel count; the median comes from a histogram, as numpy's would for uint8) once per frame, so the
+    cuts are the ones the stock detectors find (tests/test_analyzers.py checks it on real clips).
+    """
+
+    def __init__(self, edges: bool):
+        from scenedetect.detectors.content_detector import ContentDetector, _estimated_kernel_size
+
+        self._components, self._kernel_size = ContentDetector.Components, _estimated_kernel_size
+        self.edges = edges
+        self.components = None  # ContentDetector.Components of the last frame against the one before
+        self._last = None
+        self._kernel = None
+
+    def push(self, bgr: np.ndarray) -> None:
+        hue, sat, lum = cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV))
+        edges = None
+        if self.edges:
+            if self._kernel is None:
+                size = self._kernel_size(lum.shape[1], lum.shape[0])
+                self._kernel = np.ones((size, size), np.uint8)
+            sigma = 1.0 / 3.0  # PySceneDetect's Canny levels: median x (1 -/+ sigma)
+            median = _median_u8(lum)
+            low, high = int(max(0, (1.0 - sigma) * median)), int(min(255, (1.0 + sigma) * median))
+            edges = cv2.dilate(cv2.Canny(lum, low, high), self._kernel)
+        planes = (hue, sat, lum, edges)
+        if self._last is None:
+            self.components = None
+        else:
+            n = float(lum.size)
+            self.components = self._components(*(
+                0.0 if a is None else cv2.norm(a, b, cv2.NORM_L1) / n for a, b in zip(planes, self._last)))
+        self._last = planes
+
+
+def _median_u8(plane: np.ndarray) -> float:
+    """numpy.median of a uint8 plane (the mean of the two middle values when the count is even), by histogram."""
+    cumulative = np.cumsum(cv2.calcHist([plane], [0], None, [256], [0, 256]).ravel())
+    n = plane.size
+    upper = float(np.searchsorted(cumulative, n // 2 + 1))  # the value at sorted position n // 2
+    if n % 2:
+        return upper
+    lower = float(np.searchsorted(cumulative, n // 2))  # at position n // 2 - 1
+    return (lower + upper) / 2.0
+
+
+def _shared_adaptive_detector(change: FrameChange, **kwargs):
+    """An AdaptiveDetector whose frame score comes from `change` (fed by the caller) instead of its own HSV pass."""
+    from scenedetect.detectors import AdaptiveDetector
+
+    class SharedAdaptiveDetector(AdaptiveDetector):
+        def _calculate_frame_score(self, timecode, frame_img) -> float:
+            c = change.components
+            if c is None:
+                return 0.0
+            # the same expression, in the same order, as ContentDetector's
+            return sum(component * weight for (component, weight) in zip(c, self._weights, strict=True)
+                       ) / sum(abs(weight) for weight in self._weights)
+
+    return SharedAdaptiveDetector(**kwargs)
+
+
 @contextlib.contextmanager
 def _no_ffmpeg_probe():
     """Importing PySceneDetect runs `ffmpeg -v quiet` once (scenedetect.output.video looks for ffmpeg at import
@@ -150,18 +217,18 @@ class SceneDetectShots(Analyzer):
         super().start(ctx)
         with _no_ffmpeg_probe():
             from scenedetect.common import FrameTimecode
-            from scenedetect.detectors import AdaptiveDetector
-
-        from scenedetect.detectors import ContentDetector
+            from scenedetect.detectors import ContentDetector
 
         self._timecode = FrameTimecode
         self._fps = float(ctx.video.fps)
         self._min_len = max(1, round(self.min_scene_seconds * self._fps))
         # in frames: an int is compared exactly, a float would be seconds
-        self._detector = AdaptiveDetector(adaptive_threshold=self.adaptive_threshold,
-                                          min_content_val=self.min_content_val, min_scene_len=self._min_len)
-        self._still_detector = AdaptiveDetector(
-            adaptive_threshold=self.still_edge_ratio, min_content_val=self.still_min_edge_change,
+        self._change = FrameChange(edges=True)
+        self._detector = _shared_adaptive_detector(
+            self._change, adaptive_threshold=self.adaptive_threshold, min_content_val=self.min_content_val,
+            min_scene_len=self._min_len)
+        self._still_detector = _shared_adaptive_detector(
+            self._change, adaptive_threshold=self.still_edge_ratio, min_content_val=self.still_min_edge_change,
             min_scene_len=self._min_len, weights=ContentDetector.Components(0.0, 0.0, 0.0, 1.0))
         self._dissolve = DissolveTest(self._fps) if self.dissolves else None
         self._cuts: dict[int, float] = {}
@@ -171,6 +238,7 @@ class SceneDetectShots(Analyzer):
     def process(self, frame: ProxyFrame) -> None:
         self._last = frame.index
         tc = self._timecode(frame.index, fps=self._fps)
+        self._change.push(frame.bgr)
         for cut in self._detector.process_frame(tc, frame.bgr):
             self._cuts[cut.frame_num] = 1.0
         for cut in self._still_detector.process_frame(tc, frame.bgr):

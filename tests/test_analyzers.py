@@ -128,6 +128,40 @@ def test_shots_city_one_cut_and_none_in_single_shots(clip):
         assert_contiguous(out["shots"], ctx.video.frame_count)
 
 
+@pytest.mark.parametrize("name", ["lecture.mp4", "montage.mp4"])
+def test_shared_frame_change_scores_are_pyscenedetects(sample, name):
+    """FrameChange works out the HSV and edge change once for both detectors; every frame's score must be the
+    one PySceneDetect's own ContentDetector pass gives (lecture: white slides, where the edges decide; montage:
+    cuts, a cross-fade, a fade through black), so the cuts are the stock detectors' cuts."""
+    with shots_mod._no_ffmpeg_probe():
+        from scenedetect.common import FrameTimecode
+        from scenedetect.detectors import AdaptiveDetector, ContentDetector
+    info = media.probe(sample(name))
+    weights = [ContentDetector.DEFAULT_COMPONENT_WEIGHTS, ContentDetector.Components(0.0, 0.0, 0.0, 1.0),
+               ContentDetector.Components(1.0, 0.5, 1.0, 0.2)]
+    stock = [AdaptiveDetector(min_scene_len=5, weights=w) for w in weights]
+    change = shots_mod.FrameChange(edges=True)
+    shared = [shots_mod._shared_adaptive_detector(change, min_scene_len=5, weights=w) for w in weights]
+    cuts_stock, cuts_shared, scored = [], [], 0
+    for i, _frame, proxy in media.iter_proxy(sample(name), media.proxy_size(info.width, info.height)):
+        tc = FrameTimecode(i, fps=float(info.fps))
+        change.push(proxy.bgr)
+        for a, b in zip(stock, shared):
+            cuts_stock += [(id(a), c.frame_num) for c in a.process_frame(tc, proxy.bgr)]
+            cuts_shared += [(id(a), c.frame_num) for c in b.process_frame(tc, proxy.bgr)]
+            assert b._frame_score == a._frame_score, (name, i)  # exactly: same sums over the same pixel count
+            scored += a._frame_score > 0
+    assert scored > 100 and cuts_shared == cuts_stock and cuts_stock
+
+
+def test_median_u8_is_numpys():
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (2, 1), (180, 320), (7, 9), (4, 4)]:
+        for plane in (rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 200, np.uint8),
+                      rng.integers(100, 103, shape, dtype=np.uint8)):
+            assert shots_mod._median_u8(plane) == float(np.median(plane))
+
+
 def test_shots_white_slide_changes_are_cuts(sample):
     """lecture.mp4: two slide changes on a white page (mean HSV change 3-5, under the content floor of 15) are
     cuts at their exact frames, and the webcam inset's motion between them is not."""
