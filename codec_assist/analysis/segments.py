@@ -6,8 +6,12 @@ Each segment runs fresh analyzers (the models are loaded once per process) over 
 on both sides: before, so the shot detector has warmed up (PySceneDetect ignores cuts in the first min_scene_len of
 what it sees) and tracks and smoothing start settled; after, so a cut near the segment's end is seen with the
 frames that confirm it. Analyzers that read the file rather than the pictures (audio, speech, subtitles) run once
-for the whole video. What differs from one whole-video analysis: the shot detector's and the trackers' memory does
-not reach across more than the context, and each segment's fused importance is its own.
+for the whole video; the audio analyzer hands each segment its frames' signals as soon as it has read past them
+(Analyzer.partial), so the first segment does not wait for the whole soundtrack, and the others (speech and
+subtitles, which run only when asked for) are waited for whole by the first segment. What differs from one
+whole-video analysis: the shot detector's and the trackers' memory does not reach across more than the context,
+each segment's fused importance is its own, and the onset signal's unit is the 99th percentile of the onsets
+heard so far.
 """
 from __future__ import annotations
 
@@ -53,7 +57,9 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
     file_names = [n for n in setup.names if not ANALYZERS[n].needs_pictures]
     picture_names = [n for n in setup.names if ANALYZERS[n].needs_pictures]
     runs: dict[str, AnalyzerRun] = {}
-    file_units = setup.build(file_names)
+    # the audio's first block is as long as the first segment (then doubling to its usual 120 s), so it is read
+    # about as soon as the pictures it goes with
+    file_units = setup.build(file_names, audio={"first_block_s": max(first_s, 1.0)})
     for u in file_units:
         runs[u.name] = AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0)
     file_live = list(file_units)
@@ -99,10 +105,16 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
             if last:
                 b, hi = n_known, n_known
             carried = again
-            if file_outputs is None:  # the first segment waits for the file's analyzers: the plan needs them
+            if file_outputs is None:  # the first segment waits for the whole-file analyzers: the plan needs them
                 file_outputs = {}
                 for u in list(file_live):
-                    out = _guarded(u, runs, file_live, u.finish)
+                    if not _follows(u):
+                        out = _guarded(u, runs, file_live, u.finish)
+                        if out is not None:
+                            file_outputs[u.name] = out
+            for u in list(file_live):  # the analyzers that follow their own progress: this segment's part
+                if _follows(u):
+                    out = _guarded(u, runs, file_live, lambda: u.partial(lo, hi))
                     if out is not None:
                         file_outputs[u.name] = out
             outputs = {name: run.outputs.get(name) or _within(file_outputs.get(name), lo, hi)
@@ -123,6 +135,13 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
         raise
     finally:
         proxies.close()
+
+
+def _follows(unit) -> bool:
+    """Whether an analyzer gives its output in parts as it goes (Analyzer.partial)."""
+    from analyzers.base import Analyzer
+
+    return type(unit).partial is not Analyzer.partial
 
 
 def _within(out: AnalyzerOutput | None, lo: int, hi: int) -> AnalyzerOutput | None:
