@@ -14,6 +14,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Box, RegionToken
@@ -195,6 +196,10 @@ class TextRegions(Analyzer):
             # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
             self._held = [line for line in read_text(frame.bgr, self.upscale, self.read_lines)
                           if not line[2] < self.min_confidence]
+            # ONNX Runtime (arena off) frees each call's buffers into this thread's glibc arena, which kept them:
+            # the process grew by ~200 MiB within the decoder's trims (50 calls on bbb_trailer: peak PSS 403 MiB,
+            # 198 MiB with this; the trim costs ~1.4 ms a call)
+            media.release_memory()
             self.calls += 1
             self._held_from = frame.index
             self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)

@@ -46,15 +46,19 @@ def main(argv: list[str]) -> int:
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_rss = peak_pss = 0.0
     most = 1
+    each: dict[int, float] = {}  # pid -> its own peak PSS
     while p.poll() is None:
         pids = tree(p.pid)
         both = [sizes(pid) for pid in pids]
         peak_rss = max(peak_rss, sum(r for r, _ in both))
         peak_pss = max(peak_pss, sum(s for _, s in both))
+        for pid, (_, pss) in zip(pids, both):
+            each[pid] = max(each.get(pid, 0.0), pss)
         most = max(most, len(pids))
         time.sleep(0.5)
     print(f"rc={p.returncode} wall={time.time() - t0:.1f}s processes={most} peak sum RSS={peak_rss:.1f} MiB "
-          f"peak sum PSS={peak_pss:.1f} MiB")
+          f"peak sum PSS={peak_pss:.1f} MiB; each process's own peak PSS: "
+          + ", ".join(f"{pss:.1f}" for pss in each.values()) + " MiB")
     if p.returncode:
         print(p.stderr.read().decode()[-500:])
     return p.returncode
