@@ -1,7 +1,8 @@
 """`codec-assist` command line: a thin shell over the API (codec_assist.api). One module per command turns
 arguments into typed options, calls the API and prints.
 
-Errors are one line on stderr with a non-zero exit (2: bad input or request, 1: internal error, 130: interrupted);
+Errors are one line on stderr with a non-zero exit (2: bad input or request, 1: internal error, 130: interrupted,
+143/129: terminated by SIGTERM/SIGHUP, with the same clean-up as Ctrl-C);
 --debug shows the traceback instead. Flags that every command knows (-q, --debug, --json, --overwrite, the input
 limits) are accepted before or after the command.
 """
@@ -10,13 +11,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 
 from codec_assist import __version__
 from codec_assist.cli.common import Parser, add_global_flags
 from codec_assist.errors import CodecAssistError
 
-EPILOG = "Exit codes: 0 ok, 1 internal error, 2 bad input or options, 130 interrupted."
+EPILOG = ("Exit codes: 0 ok, 1 internal error, 2 bad input or options, 130 interrupted (Ctrl-C), 143 terminated "
+          "(SIGTERM), 129 hung up (SIGHUP); a stopped run leaves no output file.")
 
 # One module per command, each with register(sub) adding its parser(s) with set_defaults(handler=...).
 COMMANDS = ("analyze", "plan", "encode", "compare", "tag", "explain", "report", "export", "semantic", "batch")
@@ -93,12 +96,35 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (`kill`, `timeout`, a closed terminal, a service stopping): raised like Ctrl-C, so the same
+    clean-up runs (partial outputs removed, the analysis process stopped) instead of the process dying where it
+    stood and leaving its temporary output and its analysis process behind."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+def _catch_termination() -> None:
+    """SIGTERM and SIGHUP raise Terminated in the main thread (only a process's own main thread may install it)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_command(sys.argv[1:] if argv is None else list(argv)))
     args = parser.parse_args(argv)
     if not sys.stderr.isatty():
         args.quiet = True  # progress bars and info lines only where a person watches a terminal
     _setup_logging(args.quiet)
+    if argv is None:  # this is the process (console script, python -m), not a call from Python code
+        _catch_termination()
     try:
         return args.handler(args)
     except CodecAssistError as e:
@@ -106,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"codec-assist: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("codec-assist: interrupted", file=sys.stderr)
-        if argv is None:  # this is the process (console script, python -m), not a call from Python code
-            _exit_now(130)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
+        print("codec-assist: " + ("interrupted" if signum == signal.SIGINT else "terminated"), file=sys.stderr)
+        if argv is None:
+            _exit_now(128 + signum)
+        return 128 + signum
     except Exception as e:  # noqa: BLE001 - never a traceback for the user; --debug shows it
         if args.debug:
             raise

@@ -135,9 +135,10 @@ def plan_segment(seg: Segment, known_cuts: list[int], info: VideoInfo, options: 
 
 
 def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: PlanOptions, limits: media.Limits,
-             segment_s: float) -> None:
+             segment_s: float, parent: int) -> None:
     """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
     try:
+        _die_with_parent(parent)
         os.nice(NICENESS)
         # models this process inherited from its parent (an earlier analysis in the same Python process) are
         # dropped: their thread pools did not survive the fork
@@ -157,6 +158,26 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
             conn.send(CodecAssistError(f"the analysis failed: {type(e).__name__}: {e}"))
     finally:
         conn.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """The analysis process ends with the encoder's: SIGTERM and SIGHUP do what they do by default here (the CLI's
+    handlers, inherited through the fork, would raise in the middle of a model call), and the kernel sends SIGKILL
+    when the parent dies however it dies (even by SIGKILL, which runs no clean-up). Linux only; elsewhere the
+    parent's terminate() on its way out is all there is."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 # Overlapping pays only where the encoder is the heavier side and leaves cores idle: the analysis costs about the
@@ -192,7 +213,7 @@ def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, pa
     # forked process shares the imports and is ready at once.
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_analyse, args=(send, inp, analyze_options, plan_options, limits, segment_s),
+    child = ctx.Process(target=_analyse, args=(send, inp, analyze_options, plan_options, limits, segment_s, os.getpid()),
                         name="codec-assist-analysis", daemon=True)
     child.start()
     send.close()
