@@ -1,4 +1,7 @@
 """The encoder bridge on real footage: IDRs exactly where planned, ROI really moves quality, bitrate holds."""
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 
@@ -257,3 +260,70 @@ def test_the_analysis_runs_beside_the_encoder_only_where_that_pays():
     assert not worth_overlapping(video(1280, 720, 60), "x264", "veryfast")
     assert not worth_overlapping(video(1280, 720, 60), "x265", "medium")  # x265 leaves little idle time
     assert not worth_overlapping(video(1280, 720, 10), "x264", "medium")  # over before the segments pay
+
+
+def test_the_analysis_sees_other_processes_load_but_not_its_own():
+    """The overlapped analysis lowers its priority only on a quiet machine (a lowered analysis starves behind other
+    processes' work and the encoder waits for it): a busy loop in another process reads as about a core, the same
+    loop in our own process reads as nothing (it is ours)."""
+    import subprocess
+    import sys
+    import time
+
+    from codec_assist.encoding.overlapped import OtherLoad
+
+    def busy(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    load = OtherLoad((os.getpid(),))
+    busy(0.8)
+    ours = load.cores()
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 3\nwhile time.time() < t: pass"])
+    try:
+        time.sleep(0.2)  # the child's start-up
+        load.cores()
+        time.sleep(0.8)
+        theirs = load.cores()
+    finally:
+        spin.kill()
+        spin.wait()
+    assert theirs > 0.6 and theirs > ours + 0.5, (theirs, ours)
+
+
+def test_lowering_the_analysis_priority_reaches_threads_already_running():
+    """Linux keeps a nice value per thread: lowering the analysis process's priority after its first segment must
+    reach the decode and model threads it has already started, and the threads they start later."""
+    import threading
+
+    from codec_assist.encoding.overlapped import _lower_priority
+
+    seen: dict[str, int] = {}
+    started, go = threading.Event(), threading.Event()
+
+    def worker():
+        started.set()
+        go.wait()
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, 0)
+        t = threading.Thread(target=lambda: seen.update(grandchild=os.getpriority(os.PRIO_PROCESS, 0)))
+        t.start()
+        t.join()
+
+    def in_child(conn):
+        t = threading.Thread(target=worker)
+        t.start()
+        started.wait()
+        _lower_priority(7)
+        go.set()
+        t.join()
+        conn.send({**seen, "main": os.getpriority(os.PRIO_PROCESS, 0)})
+
+    ctx = multiprocessing.get_context("fork")  # a process of its own: a priority lowered cannot be raised again
+    receive, send = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=in_child, args=(send,))
+    p.start()
+    got = receive.recv()
+    p.join()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert got == {"worker": max(7, base), "grandchild": max(7, base), "main": max(7, base)}, got

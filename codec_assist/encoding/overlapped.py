@@ -31,9 +31,15 @@ from codec_assist.errors import CodecAssistError
 from codec_assist.schemas import EncodePlan, EncodeResult, StageSeconds, VideoInfo
 
 log = logging.getLogger("codec_assist")
-# The analysis process runs at a lower priority: it takes the cores the encoder leaves idle and yields them when the
-# encoder wants them (60 s of 720p, x264 medium on 2 cores: 36.9-40.1 s at equal priority, 33.9 s at nice 10).
+# On a quiet machine the analysis process runs at a lower priority: it takes the cores the encoder leaves idle and
+# yields them when the encoder wants them (60 s of 720p, x264 medium on 2 cores: 36.9-40.1 s at equal priority, 33.9 s
+# at nice 10). Not while other processes keep the cores busy: there the lowered analysis starves behind them, the
+# encoder waits for it, and the overlapped encode took 86 s where the analysis first took 55 s and the analysis beside
+# the encoder at its own priority 50 s (two busy loops in the same session, docs/BENCHMARKS.md). A priority once
+# lowered cannot be raised again without privileges, so the analysis lowers it only after a segment during which
+# other processes used less than QUIET_CORES.
 NICENESS = 10
+QUIET_CORES = 0.5
 # Seconds of video per segment (after the first ones, 2 s and 4 s, which let the encoder start soon): shorter
 # segments repeat more context (1.5 s each); on 60 s of 720p, with every segment the same length, 8 s gave 33.9 s
 # against 38.6 s with 4 s segments.
@@ -139,7 +145,7 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
     """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
     try:
         _die_with_parent(parent)
-        os.nice(NICENESS)
+        others = OtherLoad((parent, os.getpid()))
         # models this process inherited from its parent (an earlier analysis in the same Python process) are
         # dropped: their thread pools did not survive the fork
         from codec_assist.models import release_models
@@ -151,6 +157,9 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
             part = plan_segment(seg, cuts, setup.info, plan_options)
             cuts += part.cuts
             conn.send(part)
+            if others is not None and others.cores() < QUIET_CORES:
+                _lower_priority(NICENESS)
+                others = None
     except BaseException as e:  # noqa: BLE001 - the encoder's side raises it
         try:
             conn.send(e)
@@ -158,6 +167,54 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
             conn.send(CodecAssistError(f"the analysis failed: {type(e).__name__}: {e}"))
     finally:
         conn.close()
+
+
+class OtherLoad:
+    """How many cores processes other than `ours` kept busy between two readings, from /proc/stat's busy time less
+    our processes' CPU time (all their threads). Linux; elsewhere cores() says the machine is quiet."""
+
+    def __init__(self, ours: tuple[int, ...]):
+        self.ours = ours
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.last = self._read()
+
+    def _read(self) -> tuple[float, int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+            busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait (guest time is within user)
+            busy -= sum(fields[8:10]) if len(fields) > 9 else 0
+            own = 0
+            for pid in self.ours:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read().rsplit(")", 1)[1].split()
+                own += int(stat[11]) + int(stat[12])  # utime, stime: fields 14 and 15
+            return time.monotonic(), busy, own
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def cores(self) -> float:
+        """Cores the others kept busy since the last call (0.0 when /proc cannot say)."""
+        now, last = self._read(), self.last
+        self.last = now
+        if now is None or last is None or now[0] - last[0] <= 0:
+            return 0.0
+        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / self.hz / (now[0] - last[0]))
+
+
+def _lower_priority(niceness: int) -> None:
+    """Every thread of this process at `niceness` (Linux keeps a nice value per thread; the threads started from here
+    on inherit it from the ones that start them)."""
+    for _ in range(2):  # a thread started while the first pass ran is caught by the second
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            tids = [0]
+        for tid in tids:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))
+            except OSError:
+                pass
 
 
 def _die_with_parent(parent: int) -> None:
