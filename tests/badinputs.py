@@ -847,3 +847,12 @@ if __name__ == "__main__":
         print(markdown())
     if "--observe" in sys.argv:
         print(observe(sys.argv[sys.argv.index("--observe") + 1:]))
+
+
+def foreground_signals() -> None:
+    """preexec_fn for a CLI child that a test interrupts: SIGINT as in a terminal's foreground job. A background
+    job of a shell without job control (a CI runner, `nohup ... &`) starts with SIGINT ignored, the child would
+    inherit that, and Python (rightly) keeps ignoring it then, so Ctrl-C tests would see the run finish."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

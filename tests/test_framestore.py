@@ -232,6 +232,7 @@ def test_no_writable_temp_dir_keeps_arrays_in_memory(tmp_path, monkeypatch, capl
 
 def test_ctrl_c_leaves_no_spill_file(tmp_path):
     """SIGINT while the per-frame arrays are spilled: exit 130 and nothing left in TMPDIR (the file has no name)."""
+    from badinputs import foreground_signals
     from memory import make_clip
 
     clip = make_clip(tmp_path / "clip.mp4", 24, 640, 360)
@@ -240,7 +241,7 @@ def test_ctrl_c_leaves_no_spill_file(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(clip), "-o", str(tmp_path / "o.mp4"),
                           "--preset", "ultrafast", "--analyzers", "saliency", "--analysis-fps", "25"],
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), SPILL_ENV: "0"},
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, preexec_fn=foreground_signals)
 
     def spill_open() -> bool:
         try:

@@ -16,7 +16,7 @@ import pytest
 
 from codec_assist import cli
 
-from badinputs import set_rotation, write_video
+from badinputs import foreground_signals, set_rotation, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN = ["--no-assist", "--preset", "ultrafast"]
@@ -129,7 +129,8 @@ def test_ctrl_c_mid_encode_leaves_no_files(tmp_path, sig, code, line):
     out_dir.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
                           "--preset", "placebo", "--no-assist"], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE,
+                         preexec_fn=foreground_signals)
     deadline = time.time() + 60
     while time.time() < deadline and not any(out_dir.iterdir()):  # wait for the temp file: mid-encode
         time.sleep(0.05)
@@ -194,7 +195,8 @@ def test_ctrl_c_does_not_wait_for_whisper(tmp_path, sample):
     subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-stream_loop", "9", "-i",
                     str(sample("jwpIntro.mp4")), "-c", "copy", str(src)], check=True)
     p = subprocess.Popen([sys.executable, "-m", "codec_assist", "analyze", str(src), "-o", str(tmp_path / "an")],
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE,
+                         preexec_fn=foreground_signals)
 
     def cpu_seconds() -> float:
         try:
@@ -228,7 +230,7 @@ def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path, sig
     out_dir.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
                           "--bitrate", "1000k"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, preexec_fn=foreground_signals)
     children: list[str] = []
     deadline = time.time() + 60
     while time.time() < deadline and not (children and any(out_dir.iterdir())):
