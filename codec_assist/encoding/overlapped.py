@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -222,8 +223,6 @@ def _die_with_parent(parent: int) -> None:
     handlers, inherited through the fork, would raise in the middle of a model call), and the kernel sends SIGKILL
     when the parent dies however it dies (even by SIGKILL, which runs no clean-up). Linux only; elsewhere the
     parent's terminate() on its way out is all there is."""
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     try:
@@ -270,8 +269,8 @@ def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, pa
     # forked process shares the imports and is ready at once.
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_analyse, args=(send, inp, analyze_options, plan_options, limits, segment_s, os.getpid()),
-                        name="codec-assist-analysis", daemon=True)
+    child = ctx.Process(target=_analyse, name="codec-assist-analysis", daemon=True,
+                        args=(send, inp, analyze_options, plan_options, limits, segment_s, os.getpid()))
     child.start()
     send.close()
     analysed = {"seconds": 0.0}
