@@ -295,7 +295,8 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
         units = allocation_units(starts, analysis.video.frame_count, analysis.video.fps)
         importance = unit_importance(units, arrays).tolist()
     out_dir.mkdir(parents=True, exist_ok=True)
-    rep = encode_hull_ladder(inp, outputs, out_dir, rates, starts, codec=o.codec, preset=o.preset,
+    rep = encode_hull_ladder(inp, outputs, out_dir, rates, starts, idr_starts=analysis.hard_cut_frames,
+                             codec=o.codec, preset=o.preset,
                              probe_preset=h.probe_preset, crfs=h.crfs, heights=h.heights, importance=importance,
                              importance_weight=h.importance_weight, engine=o.engine,
                              cache_dir=h.cache_dir or out_dir / ".hull-probes", vmaf_every=h.vmaf_every,
@@ -379,7 +380,9 @@ def _with_events(plan: EncodePlan, analysis: Analysis | None, events: Sequence[i
     found = sorted({*events, *(events_from_analysis(analysis) if analysis else [])})
     if not found:
         return plan
-    return with_events(plan, analysis.cut_frames if analysis else plan.shot_starts, found)
+    # without the analysis, the shot starts the plan made IDRs stand for its hard cuts
+    cuts = analysis.hard_cut_frames if analysis else sorted(set(plan.shot_starts) & set(plan.keyframes))
+    return with_events(plan, cuts, found)
 
 
 def for_plan(options: AnalyzeOptions, page: bool) -> AnalyzeOptions:

@@ -65,6 +65,13 @@ class Shot(_Model):
     cut_type: Literal["start", "hard", "gradual"] = "hard"  # how this shot begins
     confidence: float = Field(default=1.0, ge=0, le=1)
 
+    @property
+    def hard_cut(self) -> bool:
+        """Whether this shot begins at an abrupt cut, where a forced IDR costs no more than the encoder would
+        spend on the new picture anyway. Not a gradual transition: its detected frame is a blend of two shots,
+        and an IDR there cost 2.5-3 % BD-rate on the montage's cross-fade (docs/BENCHMARKS.md, issue 19)."""
+        return self.start_frame > 0 and self.cut_type == "hard"
+
     @model_validator(mode="after")
     def _ordered(self) -> "Shot":
         if self.end_frame <= self.start_frame:
@@ -201,6 +208,11 @@ class Analysis(_Model):
     @property
     def cut_frames(self) -> list[int]:
         return [s.start_frame for s in self.shots if s.start_frame > 0]
+
+    @property
+    def hard_cut_frames(self) -> list[int]:
+        """The cuts that get a forced IDR (Shot.hard_cut)."""
+        return [s.start_frame for s in self.shots if s.hard_cut]
 
 
 # ------------------------------------------------------------------------------ transcript and audio timeline
@@ -452,6 +464,7 @@ class HullShot(_Model):
     importance: float = 0.0
     probes: list[HullProbe]
     hull: dict[int, list[int]] = {}  # height -> indices into probes on that resolution's upper convex hull
+    idr: bool = True  # every rung begins this shot with a forced IDR (not after a gradual transition)
 
 
 class HullShotChoice(_Model):
@@ -498,7 +511,7 @@ class HullLadderReport(_Model):
     refine_step: float = 0.0  # > 0: CRFs probed around each rung's choice until at most this far apart
     shots: list[HullShot]
     rungs: list[HullRung]
-    aligned: bool  # every rung has an IDR at every shot start
+    aligned: bool  # every rung has an IDR at every shot start marked `idr` (the same IDRs in every rung)
     probe_encodes: int  # run in this call (the rest came from the cache)
     probe_refined: int = 0  # of all the probe points, those the refinement around the choices added
     probe_cached: int

@@ -244,6 +244,32 @@ def test_analysis_beside_the_encoder_gives_the_plan_the_whole_analysis_gives(sam
     assert result.timing.analyzers  # the report says how long the encoder waited for the analysis
 
 
+def test_a_gradual_transition_is_a_shot_start_but_not_a_forced_idr(sample, tmp_path):
+    """montage.mp4: the cross-fade (165-189) starts a shot (its offsets and zones restart there) but gets no IDR,
+    in the whole-video plan and in the overlapped one: an I-frame coding a blend of two shots cost 2.5-3 %
+    BD-rate at the same quality (docs/BENCHMARKS.md, issue 19). Every hard cut is an IDR in the output."""
+    import codec_assist as ca
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.encoding.overlapped import encode_overlapped
+    from codec_assist.media.decode import DEFAULT_LIMITS
+    from codec_assist.planning.plan import PlanOptions
+
+    clip = sample("montage.mp4")
+    shots_only = AnalyzeOptions(analyzers=["shots"])
+    whole = ca.encode(clip, tmp_path / "whole.mp4", bitrate="300k", preset="veryfast", overlap=False,
+                      analyze_options=shots_only, save_plan=tmp_path / "plan.json")
+    plan, _ = ca.schemas.load_plan(tmp_path / "plan.json")
+    gradual = [s for s in plan.shot_starts if 165 <= s <= 189]
+    assert len(gradual) == 1 and gradual[0] not in plan.keyframes
+    hard = [0, 50, 110, 230, 285, 330]
+    assert plan.keyframes == hard == keyframe_indices(tmp_path / "whole.mp4") == whole.result.keyframes
+    result, plan_o, _ = encode_overlapped(
+        clip, tmp_path / "overlap.mp4", codec="x264", preset="veryfast", rate=whole.result.rate, params={},
+        analyze_options=shots_only, plan_options=PlanOptions(), limits=DEFAULT_LIMITS, overwrite=False,
+        progress=False, segment_s=2.0)
+    assert plan_o.shot_starts == plan.shot_starts and plan_o.keyframes == hard == result.keyframes
+
+
 def test_the_analysis_runs_beside_the_encoder_only_where_that_pays():
     """Overlap where the encoder is the heavier side and leaves cores idle (measured: x264 720p medium gains; x264
     480p and 360p, and x265, lose) and the video outlasts two segments."""

@@ -237,6 +237,24 @@ def test_rung_is_one_pass_whose_zones_carry_each_shots_crf(two_shots, tmp_path):
     assert abs(q_rung[0] - q_plain[0]) < 0.3 and abs(q_rung[2] - q_plain[2]) < 1.0, (q_rung, q_plain)
 
 
+def test_rung_shot_after_a_gradual_transition_gets_its_crf_without_an_idr(two_shots, tmp_path):
+    """A shot start that is not a hard cut (idr_starts leaves it out) keeps its zone but gets no IDR in the rung:
+    the CRF-20 span still spends what CRF 20 gives, and the only IDR is frame 0."""
+    import codec_assist.media.decode as media
+    from codec_assist.encoding.hull import encode_rung
+    from codec_assist.schemas import HullShotChoice
+
+    spans, crfs = [(0, 40), (40, 75), (75, 110)], [30.0, 20.0, 30.0]
+    choices = [HullShotChoice(start_frame=a, end_frame=b, crf=c, probe_kbps=0, vmaf=0)
+               for (a, b), c in zip(spans, crfs)]
+    rung, flat = tmp_path / "rung.mp4", tmp_path / "flat.mp4"
+    bits = encode_rung(two_shots, rung, choices, (640, 360), codec="x264", preset="veryfast", idr_starts=[0])
+    flat_bits = encode_rung(two_shots, flat, [c.model_copy(update={"crf": 30.0}) for c in choices], (640, 360),
+                            codec="x264", preset="veryfast", idr_starts=[0])
+    assert media.keyframe_indices(rung) == media.keyframe_indices(flat) == [0]
+    assert bits[1] > 2 * flat_bits[1], (bits, flat_bits)
+
+
 def test_joined_chunks_whose_crfs_change_back_decode_every_chunk(two_shots, tmp_path):
     """Chunks at CRF 30, 20, 30 joined (--chunked): the third chunk's parameter sets equal the header's but not
     the second's, so they must go in-band again (before the fix it decoded with the second's initial QP: ~10 dB,

@@ -36,6 +36,7 @@ class Segment:
     end: int  # one past its last
     lo: int  # the first frame it analysed (start minus the context before)
     cuts: list[int]  # shot cuts found in [start, end)
+    hard_cuts: list[int]  # those of them that get a forced IDR (Shot.hard_cut)
     arrays: dict[str, np.ndarray]  # the fused arrays of its analysis frames in [lo, end + context after)
     last: bool  # the video ends with this segment (its `end` is the decoded frame count)
     seconds: float  # wall time of this segment's analyzers and fusion
@@ -123,8 +124,9 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
             _, arrays, _, _ = fuse_outputs({k: v for k, v in outputs.items() if v is not None}, frames,
                                            setup.grid, options)
             shots = next((o.shots for o in run.outputs.values() if o.shots is not None), None) or []
-            cuts = [s.start_frame for s in shots if a <= s.start_frame < b and s.start_frame > 0]
-            yield Segment(start=a, end=b, lo=lo, cuts=cuts, arrays=arrays, last=last,
+            cuts = [s for s in shots if a <= s.start_frame < b and s.start_frame > 0]
+            yield Segment(start=a, end=b, lo=lo, cuts=[s.start_frame for s in cuts],
+                          hard_cuts=[s.start_frame for s in cuts if s.hard_cut], arrays=arrays, last=last,
                           seconds=time.perf_counter() - t)
             if last:
                 return

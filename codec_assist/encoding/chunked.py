@@ -132,7 +132,8 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
                    limits: media.Limits = media.DEFAULT_LIMITS) -> EncodeResult:
     """Encode `input_path` in shot chunks in parallel and join them into `output_path` (see the module doc).
 
-    Shot starts come from the plan, else `shot_starts`, else a shots-only analysis.
+    Shot starts come from the plan, else `shot_starts`, else a shots-only analysis. Chunks split at the shot
+    starts that begin with an IDR (Shot.hard_cut), never inside a gradual transition.
     """
     from tqdm import tqdm
 
@@ -156,12 +157,17 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
         if plan.frame_count != len(stamps):
             raise EncoderError(f"the plan covers {plan.frame_count} frames, the input has {len(stamps)}")
         shot_starts = plan.shot_starts
+        # a chunk begins with an IDR: only where the plan put one (not inside a gradual transition)
+        bounds = sorted(set(shot_starts) & set(plan.keyframes))
     elif shot_starts is None:
         from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 
         analysis, _ = analyze(input_path, AnalyzeOptions(analyzers=["shots"]))
         shot_starts = [s.start_frame for s in analysis.shots]
-    chunks = plan_chunks(shot_starts, len(stamps), info.fps, min_seconds, max_seconds)
+        bounds = analysis.hard_cut_frames
+    else:
+        bounds = shot_starts
+    chunks = plan_chunks(bounds, len(stamps), info.fps, min_seconds, max_seconds)
     rates = chunk_rates(chunks, shot_starts, rate, allocation)
 
     t0 = time.perf_counter()

@@ -9,7 +9,9 @@
 2. Per rung, for each candidate resolution the equal-slope choice (policies.hull.choose) over the shots' hulls
    at that resolution predicts the VMAF at the rung's budget; the rung takes the best resolution.
 3. Output (a): one resolution per rung, a CRF per shot, the rung encoded in ONE pass (x264/x265 CRF) with an
-   IDR forced at every shot start (scenecut off, so the rungs' IDRs are identical) and each shot's CRF carried
+   IDR forced at every shot start after a hard cut (scenecut off, so the rungs' IDRs are identical; a shot
+   that begins with a gradual transition gets its zone but no IDR: an IDR on the blend cost 3.5-5 % of the
+   rung's bits on the montage's cross-fade for no VMAF, docs/BENCHMARKS.md) and each shot's CRF carried
    by a zone: `b=2^((base - crf)/6)` on the base CRF (the first shot's). In CRF mode a zone's b=f divides the
    qscale by f, i.e. moves the QP by -6*log2(f): measured on the montage (240p, medium) b=0.5 / b=2 on CRF 30
    spend within 0.13 % of CRF 36 / 24, and x265 b=0.5 on CRF 26 is bit-identical to CRF 32. x264 also takes
@@ -219,14 +221,15 @@ def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: 
     return h, choices, r.quality, r.slope, by_height, message
 
 
-def _hull_shots(units, probes, importance, heights) -> list[HullShot]:
+def _hull_shots(units, probes, importance, heights, idr: set[int]) -> list[HullShot]:
     shots = []
     for (s, e), pr, i in zip(units, probes, importance):
         hull = {}
         for h in heights:
             sel = [j for j, p in enumerate(pr) if p.height == h]
             hull[h] = [sel[j] for j in upper_hull([pr[j].bits for j in sel], [pr[j].vmaf for j in sel])]
-        shots.append(HullShot(start_frame=s, end_frame=e, importance=float(i), probes=pr, hull=hull))
+        shots.append(HullShot(start_frame=s, end_frame=e, importance=float(i), probes=pr, hull=hull,
+                              idr=s == 0 or s in idr))
     return shots
 
 
@@ -240,20 +243,20 @@ def rung_zones(choices: Sequence[HullShotChoice]) -> tuple[float, list[Zone]]:
 
 
 def encode_rung(input_path: Path, output: Path, choices: Sequence[HullShotChoice], size: tuple[int, int], *,
-                codec: str, preset: str) -> list[int]:
+                codec: str, preset: str, idr_starts: Sequence[int] | None = None) -> list[int]:
     """The rung in one encoder pass at `size` (module doc, 3): each shot's CRF by its zone, an IDR forced at
-    every shot start. Written atomically; checked: every frame, an IDR at every shot start. Returns the bits
-    spent on each shot."""
+    each of `idr_starts` (None: every shot start). Written atomically; checked: every frame, an IDR at each
+    of them. Returns the bits spent on each shot."""
     from codec_assist.encoding.x26x import NO_AQ_PRESETS, encode, zones_param
 
     base, zones = rung_zones(choices)
-    starts = [c.start_frame for c in choices]
+    starts = sorted({0, *(c.start_frame for c in choices)} if idr_starts is None else {0, *idr_starts})
     # x264/x265 (1-pass CRF) give an I-frame the mean QP of the P-frames before it, i.e. the previous shot's
     # level; zones do not reach it. Moved by the CRF step, it is coded as a one-CRF encode at the shot's CRF
     # would code it (montage 240p: without, the IDR after a CRF-28 shot into a CRF-34.9 one spent 2x its bits).
     # Not at ultrafast: no AQ, no ROI offsets there.
     idr_qp = ({} if preset in NO_AQ_PRESETS else
-              {b.start_frame: b.crf - a.crf for a, b in zip(choices, choices[1:])})
+              {b.start_frame: b.crf - a.crf for a, b in zip(choices, choices[1:]) if b.start_frame in starts})
     r = encode(input_path, output, codec=codec, rate=RateControl(mode="crf", crf=base), preset=preset, size=size,
                params={**RUNG_PARAMS, "zones": zones_param(zones)}, keyframes=starts, frame_qp=idr_qp,
                overwrite=True)
@@ -267,14 +270,16 @@ def encode_rung(input_path: Path, output: Path, choices: Sequence[HullShotChoice
 
 
 def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, output_dir: Path,
-                       rates: Sequence[int] | None, shot_starts: Sequence[int], *, codec: str = "x264",
+                       rates: Sequence[int] | None, shot_starts: Sequence[int], *,
+                       idr_starts: Sequence[int] | None = None, codec: str = "x264",
                        preset: str = "medium", probe_preset: str = "veryfast", crfs: Sequence[float] = DEFAULT_CRFS,
                        heights: Sequence[int] | None = None, importance: Sequence[float] | None = None,
                        importance_weight: float = 0.0, engine: EngineOptions | None = None,
                        cache_dir: Path | None = None, vmaf_every: int = 5, max_probe_frames: int = 250,
                        refine_step: float = 2.0, overwrite: bool = False, progress: bool = False
                        ) -> HullLadderReport:
-    """Probe, choose and encode every rung (see the module doc). `rates` in bits/s, highest first; None: four
+    """Probe, choose and encode every rung (see the module doc). `idr_starts`: the shot starts that get a
+    forced IDR in every rung (the hard cuts; None: all of them). `rates` in bits/s, highest first; None: four
     rungs from the rate of the source-size CRF-26 probes down by halves. `outputs` (one per rate, or None to
     name them DIR/STEM.RATE.mp4 once the rates are known). `refine_step` > 0: after the coarse `crfs` grid,
     probe again around every rung's equal-slope choice at its resolution until the probed CRFs next to each
@@ -295,6 +300,7 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         raise CodecAssistError(f"{inp}: its frames have no distinct timestamps; a hull ladder needs them")
     n = len(stamps)
     units = allocation_units(shot_starts, n, info.fps)
+    idr = set(shot_starts if idr_starts is None else idr_starts)
     heights = sorted(set(heights or candidate_heights(info.height)), reverse=True)
     if any(h > (info.height & ~1) for h in heights):
         raise CodecAssistError(f"hull heights {heights} include one above the source's {info.height}p")
@@ -307,7 +313,8 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
     grid = probe_grid(len(units), heights, crfs)
     probes, stats = run_probes(inp, units, grid, **probe_args)
     imp = list(importance) if importance is not None else [0.0] * len(units)
-    shots = _hull_shots(units, probes, imp, heights)
+    shots = _hull_shots(units, probes, imp, heights, idr)
+    idr_at = [sh.start_frame for sh in shots if sh.idr]
     duration = n / info.fps
     if rates is None:
         top = sum(p.bits for s in shots for p in s.probes if p.height == heights[0] and p.crf == min(
@@ -330,7 +337,7 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         refined += sum(len(v) for v in extra.values())
         for key in ("encodes", "cpu", "wall"):
             stats[key] += more[key]
-        shots = _hull_shots(units, probes, imp, heights)
+        shots = _hull_shots(units, probes, imp, heights, idr)
     if outputs is None:
         outputs = [output_dir / f"{inp.stem}.{r // 1000}k.mp4" for r in rates]
     for p in outputs:
@@ -347,7 +354,7 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         h, choices, q, slope, by_h, message = choose_rung(shots, heights, budget, info.fps,
                                                           importance_weight=importance_weight)
         size = rung_size(info.width, info.height, None, h)
-        bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset)
+        bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset, idr_starts=idr_at)
         encodes, scale = 1, [1.0] * len(shots)
         while abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message and encodes <= RATE_PASSES:
             # the full preset spends differently from the probes, shot by shot: scale each shot's probe
@@ -358,7 +365,8 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
             again = choose_rung(shots, heights, budget, info.fps, only=h, importance_weight=importance_weight,
                                 scales={h: scale})
             retry = out.with_name(f".{out.stem}.refine{out.suffix}")
-            retry_bits = encode_rung(inp, retry, again[1], size, codec=codec, preset=preset)
+            retry_bits = encode_rung(inp, retry, again[1], size, codec=codec, preset=preset,
+                                     idr_starts=idr_at)
             encodes += 1
             if abs(sum(retry_bits) / budget - 1) < abs(sum(bits) / budget - 1):
                 retry.replace(out)
@@ -376,8 +384,7 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
                               keyframes=media.keyframe_indices(out), shots=choices, message=message))
         if message:
             log.warning("rung %s: %s", rungs[-1].name, message)
-    starts = [s.start_frame for s in shots]
-    aligned = all(set(starts) <= set(r.keyframes) for r in rungs)
+    aligned = all(set(idr_at) <= set(r.keyframes) for r in rungs)
     return HullLadderReport(
         input=info, codec=codec, preset=preset, probe_preset=probe_preset, crfs=crfs, heights=heights,
         importance_weight=importance_weight, refine_step=refine_step, shots=shots, rungs=rungs, aligned=aligned,

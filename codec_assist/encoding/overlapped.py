@@ -62,6 +62,7 @@ class LivePlan:
         self.lookahead = max(1, round(LOOKAHEAD_S * info.fps))
         self.model = plan_model(info, options, [0], [0])  # for the encoder's options (block size, AQ)
         self.cuts: list[int] = []
+        self.hard_cuts: list[int] = []  # the cuts that get an IDR
         self.frames: list[int] = []  # keypoints (analysis frames) with final offsets, in order
         self.offsets = FrameStore()  # keypoint k -> its (by, bx) offsets
         self.ready = 0  # frames [0, ready) are analysed
@@ -79,6 +80,7 @@ class LivePlan:
                 self.offsets[len(self.frames)] = grid
                 self.frames.append(f)
             self.cuts += part.cuts
+            self.hard_cuts += part.hard_cuts
             self.ready = part.end
             self.done = part.last
             self._cond.notify_all()
@@ -100,7 +102,7 @@ class LivePlan:
                 raise self.error
             if index >= self._keys_until:
                 end = self.ready
-                self._keys = set(keyframes(self.cuts, end, self.min_gop, self.max_gop, lookahead=self.lookahead,
+                self._keys = set(keyframes(self.hard_cuts, end, self.min_gop, self.max_gop, lookahead=self.lookahead,
                                            open_end=not self.done))
                 self._keys_until = end if self.done else end - self.lookahead
             grid = offsets_at(index, self.frames, self.offsets, [0, *self.cuts])
@@ -109,7 +111,7 @@ class LivePlan:
     def final(self, frame_count: int, source: str = "") -> tuple[EncodePlan, dict[str, np.ndarray]]:
         """The plan as a whole, once the analysis is done (for --save-plan and the report)."""
         info = self.info.model_copy(update={"frame_count": frame_count})
-        keys = keyframes(self.cuts, frame_count, self.min_gop, self.max_gop, lookahead=self.lookahead)
+        keys = keyframes(self.hard_cuts, frame_count, self.min_gop, self.max_gop, lookahead=self.lookahead)
         plan = plan_model(info, self.options, keys, [0, *self.cuts], source)
         shape = (plan.blocks_y, plan.blocks_x)
         return plan, {"qp/frames": np.asarray(self.frames, np.int64),
@@ -124,6 +126,7 @@ class PlannedSegment:
     end: int
     last: bool
     cuts: list[int]
+    hard_cuts: list[int]
     frames: list[int]
     offsets: list[np.ndarray]
     seconds: float
@@ -137,7 +140,8 @@ def plan_segment(seg: Segment, known_cuts: list[int], info: VideoInfo, options: 
     starts = [seg.lo] + [c for c in known_cuts if c > seg.lo] + seg.cuts
     offsets = make_offsets(seg.arrays, info.width, info.height, info.fps, hi, starts, options)
     keep = [k for k, f in enumerate(frames) if seg.start <= f < seg.end]
-    return PlannedSegment(end=seg.end, last=seg.last, cuts=list(seg.cuts), frames=[int(frames[k]) for k in keep],
+    return PlannedSegment(end=seg.end, last=seg.last, cuts=list(seg.cuts),
+                          hard_cuts=list(seg.hard_cuts), frames=[int(frames[k]) for k in keep],
                           offsets=[np.asarray(offsets[k], np.float32) for k in keep], seconds=seg.seconds)
 
 

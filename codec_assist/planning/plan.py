@@ -51,7 +51,7 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     frames = arrays["importance/frames"].astype(np.int64)
     offsets = make_offsets(arrays, v.width, v.height, v.fps, v.frame_count, starts, opt)
     min_gop, max_gop = gop_frames(opt, v.fps)
-    plan = plan_model(v, opt, keyframes(analysis.cut_frames, v.frame_count, min_gop, max_gop), starts, source)
+    plan = plan_model(v, opt, keyframes(analysis.hard_cut_frames, v.frame_count, min_gop, max_gop), starts, source)
     return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
 
 
