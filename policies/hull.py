@@ -166,6 +166,22 @@ def refinement_crfs(probed: Sequence[float], chosen: float, step: float) -> list
     return out
 
 
+def extension_crf(probed: Sequence[float], predicted_bits: float, budget: float, tolerance: float,
+                  step: float, crf_range: tuple[float, float] = (0.0, 51.0)) -> float | None:
+    """One CRF past the end of a shot's probed grid when a rung's budget lies beyond what the grid spends:
+    `step` below the lowest probed CRF when even the lowest under-spends the budget by more than `tolerance`,
+    `step` above the highest when the highest over-spends it; None inside the grid or at the encoder's
+    CRF range (x264/x265: 0-51)."""
+    grid = sorted(set(float(c) for c in probed))
+    if not grid or budget <= 0:
+        return None
+    if predicted_bits < budget * (1 - tolerance) and grid[0] > crf_range[0]:
+        return max(crf_range[0], grid[0] - step)
+    if predicted_bits > budget * (1 + tolerance) and grid[-1] < crf_range[1]:
+        return min(crf_range[1], grid[-1] + step)
+    return None
+
+
 def best_height(predicted_quality: dict[int, float]) -> int:
     """The resolution whose equal-slope choice predicts the highest quality at the rung's budget (ties: the
     larger picture)."""

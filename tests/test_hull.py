@@ -96,6 +96,17 @@ def test_refinement_probes_the_gaps_next_to_the_choice_until_they_are_fine():
     assert hi - lo <= 2.0 and rounds <= 3 and len(grid) <= 7
 
 
+def test_a_budget_beyond_the_grid_extends_it_one_step_until_the_crf_range_ends():
+    from policies.hull import extension_crf
+
+    grid = [19.0, 26.0, 33.0]
+    assert extension_crf(grid, 93.0, 100.0, 0.025, 6.0) == 13.0  # the lowest CRF spends 93 %: probe CRF 13
+    assert extension_crf(grid, 110.0, 100.0, 0.025, 6.0) == 39.0  # the highest spends 110 %: probe CRF 39
+    assert extension_crf(grid, 98.0, 100.0, 0.025, 6.0) is None  # within tolerance: the grid holds it
+    assert extension_crf([3.0, 10.0], 50.0, 100.0, 0.025, 6.0) == 0.0  # clipped to the encoder's range
+    assert extension_crf([0.0, 10.0], 50.0, 100.0, 0.025, 6.0) is None  # nothing lower to probe: say so
+
+
 def test_finer_hull_spreads_the_shots_over_crfs_where_a_coarse_grid_parks_them_on_one_vertex():
     """Shots of different difficulty on a 7-CRF-apart grid share a vertex; probed finely around the choice they
     take different CRFs and the prediction rises at the same budget (why the refinement exists)."""

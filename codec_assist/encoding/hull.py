@@ -39,7 +39,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from policies.hull import best_height, candidate_heights, choose, crf_between, refinement_crfs, upper_hull
+from policies.hull import (best_height, candidate_heights, choose, crf_between, extension_crf, refinement_crfs,
+                           upper_hull)
 
 import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError, EncoderError
@@ -53,6 +54,7 @@ log = logging.getLogger("codec_assist")
 RATE_TOLERANCE = 0.025  # re-encode a rung that lands further than this from its budget (goal ±3 %)
 RATE_PASSES = 2  # at most this many re-encodes (rate passes) per rung
 DEFAULT_CRFS = (18.0, 22.0, 26.0, 30.0, 34.0, 38.0, 42.0)
+EXTEND_STEP = 6.0  # CRFs past a grid end a rung's budget lies beyond (about a doubling or halving of the bits)
 # scenecut off inside a shot: an IDR only at shot starts (and every keyint frames), the same in every rung
 RUNG_PARAMS = {"scenecut": "0"}
 
@@ -283,7 +285,9 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
     rungs from the rate of the source-size CRF-26 probes down by halves. `outputs` (one per rate, or None to
     name them DIR/STEM.RATE.mp4 once the rates are known). `refine_step` > 0: after the coarse `crfs` grid,
     probe again around every rung's equal-slope choice at its resolution until the probed CRFs next to each
-    choice are at most `refine_step` apart (policies.hull.refinement_crfs)."""
+    choice are at most `refine_step` apart (policies.hull.refinement_crfs). A rung whose budget lies beyond what
+    the grid spends at its resolution gets its shots probed EXTEND_STEP past the grid's end, round after round
+    (policies.hull.extension_crf), whatever `refine_step`."""
     from tqdm import tqdm
 
     from policies.hull import default_rates
@@ -321,12 +325,18 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
             crfs, key=lambda c: abs(c - 26.0)))
         rates = default_rates(top / duration)
     refined = 0
-    while refine_step > 0:  # ends: every round halves the probed gaps next to the choices
+    while True:  # ends: every round halves the probed gaps next to the choices or moves a grid end outwards
         extra: dict[tuple[int, int], set[float]] = {}
         for rate in rates:
             h, choices, *_ = choose_rung(shots, heights, rate * duration, info.fps, importance_weight=importance_weight)
+            # a budget beyond what the grid spends at this resolution: probe one step past its end (every
+            # shot sits on its end vertex then), instead of encoding a rung that misses its budget
+            predicted = sum(c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps for c in choices)
             for k, (shot, c) in enumerate(zip(shots, choices)):
-                new = refinement_crfs([p.crf for p in shot.probes if p.height == h], c.crf, refine_step)
+                probed = [p.crf for p in shot.probes if p.height == h]
+                new = refinement_crfs(probed, c.crf, refine_step)
+                edge = extension_crf(probed, predicted, rate * duration, RATE_TOLERANCE, EXTEND_STEP)
+                new = new + ([edge] if edge is not None else [])
                 if new:
                     extra.setdefault((k, h), set()).update(new)
         if not extra:
@@ -356,7 +366,8 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
         size = rung_size(info.width, info.height, None, h)
         bits = encode_rung(inp, out, choices, size, codec=codec, preset=preset, idr_starts=idr_at)
         encodes, scale = 1, [1.0] * len(shots)
-        while abs(sum(bits) / budget - 1) > RATE_TOLERANCE and not message and encodes <= RATE_PASSES:
+        # also when the probes said the budget lay beyond the grid: the full preset spends differently
+        while abs(sum(bits) / budget - 1) > RATE_TOLERANCE and encodes <= RATE_PASSES:
             # the full preset spends differently from the probes, shot by shot: scale each shot's probe
             # bits by what its full encode spent against the (scaled) prediction, choose again, encode again;
             # the file closest to the budget is kept
