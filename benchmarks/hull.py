@@ -43,10 +43,16 @@ from codec_assist.evaluation.metrics import FrameScorer, bd_rate, video_bitrate_
 from codec_assist.options import EncodeOptions, EngineOptions, HullOptions  # noqa: E402
 from codec_assist.schemas import RateControl  # noqa: E402
 
-# clip: (split, rates kb/s highest first)
+# clip: (split, rates kb/s highest first; None: the product's default, `--ladder auto`: four rungs from the rate
+# of the source-size CRF-26 probes down by halves)
 CLIPS = {"montage.mp4": ("dev", (400, 200, 100)),
          "bbb_trailer.mp4": ("dev", (1200, 600, 300)),
-         "megamind.avi": ("test", (800, 400, 200))}
+         "bikes.mp4": ("dev", None),
+         "megamind.avi": ("test", (800, 400, 200)),
+         # the multi-shot clips of the held-out test2 split (added in the tenth session, before any hull run)
+         "rick_dance.mp4": ("test2", None),
+         "spiral_band.mp4": ("test2", None),
+         "robotics_lab3d.mp4": ("test2", None)}
 CRFS = [19.0, 26.0, 33.0, 40.0, 47.0]  # the coarse probe grid (refined around the choices, --refine-step)
 SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and 2 workers and on Ray
 # A conventional fixed ladder: Apple's HLS authoring specification (2016) AVC table, (kb/s, height); its 234p
@@ -67,21 +73,26 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def vmaf_of(source: Path, encoded: Path, every: int) -> float:
-    """Mean VMAF of `encoded` upscaled (bicubic) to the source size, every `every`-th frame."""
+def vmaf_frames(source: Path, encoded: Path, every: int) -> dict[int, float]:
+    """VMAF of `encoded` upscaled (bicubic) to the source size on every `every`-th frame: {frame: score}."""
     from codec_assist.encoding.probes import even_frame
 
     info = media.probe(source)
     sw, sh = info.width & ~1, info.height & ~1
     scorer = FrameScorer("vmaf", every)
-    scores = []
-    for r, d in zip(media.iter_frames(source), media.iter_frames(encoded)):
+    scores = {}
+    for n, (r, d) in enumerate(zip(media.iter_frames(source), media.iter_frames(encoded))):
         if (d.width, d.height) != (sw, sh):
             d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
         s = scorer(even_frame(r, sw, sh), d)
         if s is not None:
-            scores.append(s)
-    return float(np.mean(scores))
+            scores[n] = float(s)
+    return scores
+
+
+def vmaf_of(source: Path, encoded: Path, every: int) -> float:
+    """Mean VMAF of `encoded` upscaled (bicubic) to the source size, every `every`-th frame."""
+    return float(np.mean(list(vmaf_frames(source, encoded, every).values())))
 
 
 def crf_for_rate(src: Path, out: Path, size, rate_kbps: float, preset: str, tol: float = 0.02) -> tuple[float, float]:
@@ -126,7 +137,8 @@ def run_clip(name: str, args, tmp: Path) -> dict:
     cache = (Path(args.cache) if args.cache else tmp) / f"cache-{name}"
     hull_opts = HullOptions(probe_preset=args.probe_preset, crfs=CRFS, vmaf_every=args.probe_vmaf_every,
                             max_probe_frames=args.probe_frames, cache_dir=cache, refine_step=args.refine_step)
-    opts = EncodeOptions(ladder="auto:" + ",".join(f"{r}k" for r in rates), preset=args.preset, hull=hull_opts,
+    opts = EncodeOptions(ladder="auto" + (":" + ",".join(f"{r}k" for r in rates) if rates else ""),
+                         preset=args.preset, hull=hull_opts,
                          engine=EngineOptions(workers=1))
     load0 = load_average()
     t0 = time.perf_counter()
@@ -203,6 +215,59 @@ def run_clip(name: str, args, tmp: Path) -> dict:
                             "bits_ratio_full_over_probe": float(np.median(np.asarray(mb) / np.asarray(fb))),
                             "vmaf_diff_full_minus_probe": float(np.median(np.asarray(mv) - np.asarray(fv)))}
     return res
+
+
+def measure_importance(name: str, args, tmp: Path) -> dict:
+    """The hull ladder at each --weights W (`--hull-importance W`, the default analysis): per rung, its rate,
+    whole VMAF, and the frame-weighted VMAF of the shots whose mean importance is above the clip's mean
+    against the rest (the importance comes from the first W > 0 run; W = 0 runs no analysis)."""
+    split, rates = CLIPS[name]
+    src = MEDIA / name
+    cache = (Path(args.cache) if args.cache else tmp) / f"cache-{name}"
+    runs, importance = {}, None
+    for w in sorted(args.weights, key=lambda w: w == 0):  # W > 0 first: it measures the importance
+        hull_opts = HullOptions(probe_preset=args.probe_preset, crfs=CRFS, vmaf_every=args.probe_vmaf_every,
+                                max_probe_frames=args.probe_frames, cache_dir=cache, refine_step=args.refine_step,
+                                importance_weight=w)
+        opts = EncodeOptions(ladder="auto" + (":" + ",".join(f"{r}k" for r in rates) if rates else ""),
+                             preset=args.preset, hull=hull_opts, engine=EngineOptions(workers=1))
+        rep = api.hull_ladder(src, tmp / f"importance-{w:g}", opts)
+        if w > 0 and importance is None:
+            importance = [s.importance for s in rep.shots]
+        runs[w] = rep
+    if importance is None:
+        raise SystemExit("--importance needs at least one weight above 0 (it measures the shots' importance)")
+    shots = [(s.start_frame, s.end_frame) for s in next(iter(runs.values())).shots]
+    matters = [i > float(np.mean(importance)) for i in importance]
+    out = {"clip": name, "split": split, "importance": importance, "shots": shots, "matters": matters,
+           "weights": {}}
+    for w in sorted(runs):
+        rows = []
+        for r in runs[w].rungs:
+            scores = vmaf_frames(src, Path(r.output), args.vmaf_every)
+
+            def mean(sel):
+                v = [q for f, q in scores.items() if any(a <= f < b for (a, b), m in zip(shots, matters) if m == sel)]
+                return float(np.mean(v)) if v else None
+
+            rows.append({"rung": r.name, "kbps": r.bitrate_kbps, "error": r.error,
+                         "vmaf": float(np.mean(list(scores.values()))), "vmaf_matters": mean(True),
+                         "vmaf_rest": mean(False), "crfs": [c.crf for c in r.shots]})
+        out["weights"][f"{w:g}"] = rows
+        print(json.dumps({"weight": w, "rungs": rows}), flush=True)
+    return out
+
+
+def importance_table(res: dict) -> str:
+    lines = [f"shots {res['shots']}, importance {[round(i, 3) for i in res['importance']]}, above the mean: "
+             f"{[s for s, m in zip(res['shots'], res['matters']) if m]}", "",
+             "| weight | rung | kb/s (error) | VMAF | VMAF, shots that matter | VMAF, the rest | per-shot CRFs |",
+             "|---|---|---|---|---|---|---|"]
+    for w, rows in res["weights"].items():
+        for x in rows:
+            lines.append(f"| {w} | {x['rung']} | {x['kbps']:.0f} ({x['error'] * 100:+.1f} %) | {x['vmaf']:.2f} "
+                         f"| {x['vmaf_matters']:.2f} | {x['vmaf_rest']:.2f} | {' '.join(f'{c:g}' for c in x['crfs'])} |")
+    return "\n".join(lines)
 
 
 def measure_speedup(src: Path, units, heights, args, tmp: Path) -> dict:
@@ -294,8 +359,17 @@ def main() -> None:
     ap.add_argument("--tables-only", action="store_true")
     ap.add_argument("--speedup-only", action="store_true",
                     help="only measure --speedup CLIPs, on the shots of the earlier run in --json, and add it there")
+    ap.add_argument("--importance", metavar="CLIP", help="measure --hull-importance at each --weights on this clip")
+    ap.add_argument("--weights", nargs="*", type=float, default=[0.0, 1.0, 2.0])
     args = ap.parse_args()
     path = Path(args.json)
+    if args.importance:
+        with tempfile.TemporaryDirectory(prefix="ca-hull-imp-") as tmp:
+            res = measure_importance(args.importance, args, Path(tmp))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=1))
+        print(importance_table(res))
+        return
     if args.tables_only:
         print(tables(json.loads(path.read_text())))
         return

@@ -188,6 +188,21 @@ def best_height(predicted_quality: dict[int, float]) -> int:
     return max(predicted_quality, key=lambda h: (round(predicted_quality[h], 6), h))
 
 
+# The lowest quality a default rung may have: VMAF 40, "poor" where the VMAF scale maps the five ACR grades
+# (20 points a grade). Halving from the CRF-26 rate reached VMAF 4-15 on 90-272p clips, rungs no one should send.
+MIN_RUNG_VMAF = 40.0
+
+
 def default_rates(top_bits_per_second: float, rungs: int = 4, step: float = 2.0) -> list[int]:
     """A ladder below a top rate: each rung `step` times cheaper than the one above (highest first)."""
     return [int(round(top_bits_per_second / step ** k)) for k in range(rungs)]
+
+
+def worth_sending(rates: Sequence[int], predicted_quality: Sequence[float], floor: float = MIN_RUNG_VMAF
+                  ) -> list[int]:
+    """A default ladder (highest first) down to its last rung whose predicted quality reaches `floor`; the top
+    rung always stays."""
+    keep = 1
+    while keep < len(rates) and predicted_quality[keep] >= floor:
+        keep += 1
+    return list(rates[:keep])

@@ -107,6 +107,25 @@ def test_a_budget_beyond_the_grid_extends_it_one_step_until_the_crf_range_ends()
     assert extension_crf([0.0, 10.0], 50.0, 100.0, 0.025, 6.0) is None  # nothing lower to probe: say so
 
 
+def test_default_ladder_stops_above_rungs_no_one_should_send_and_resolutions_must_fit_the_budget():
+    from policies.hull import worth_sending
+
+    assert worth_sending([800, 400, 200, 100], [92.0, 80.0, 41.0, 12.0]) == [800, 400, 200]
+    assert worth_sending([800, 400], [30.0, 10.0]) == [800]  # the top rung stays, whatever it reaches
+
+    from codec_assist.encoding.hull import choose_rung
+    from codec_assist.schemas import HullProbe, HullShot
+
+    def probes(height, pairs):
+        return [HullProbe(height=height, width=height * 16 // 9, crf=c, bits=b, kbps=0, vmaf=q) for c, b, q in pairs]
+
+    # 480p scores higher at its cheapest point, but that point spends 150 % of the budget; 240p fits it
+    shot = HullShot(start_frame=0, end_frame=25, probes=probes(480, [(40, 1500, 50), (51, 1200, 45)])
+                    + probes(240, [(30, 1000, 40), (40, 600, 30)]), hull={})
+    h, choices, q, *_ = choose_rung([shot], [480, 240], 800, 25.0)
+    assert h == 240 and q < 40
+
+
 def test_finer_hull_spreads_the_shots_over_crfs_where_a_coarse_grid_parks_them_on_one_vertex():
     """Shots of different difficulty on a 7-CRF-apart grid share a vertex; probed finely around the choice they
     take different CRFs and the prediction rises at the same budget (why the refinement exists)."""

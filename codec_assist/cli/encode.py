@@ -69,7 +69,8 @@ def register(sub) -> None:
                    help="encode renditions from one plan with identical IDRs, e.g. 720p:1M,480p:500k,240p:150k "
                    "(-o is then a folder or a pattern with {rung}); auto[:RATE,...] (e.g. auto:1M,500k,250k): "
                    "the per-shot convex-hull ladder, each rung's resolution and per-shot CRF chosen from probes "
-                   "(-o a folder; rates default to four from the probes)")
+                   "(-o a folder; rates default to up to four, halving from what CRF 26 spends, while the probes "
+                   "predict VMAF >= 40)")
     h = e.add_argument_group("convex-hull ladder (--ladder auto[:RATE,...]; see docs/BENCHMARKS.md)")
     h.add_argument("--probe-preset", default="veryfast",
                    help="--ladder auto: preset of the per-shot probe encodes (the rungs use --preset)")

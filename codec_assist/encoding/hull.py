@@ -204,7 +204,10 @@ def choose_rung(shots: Sequence[HullShot], heights: Sequence[int], budget_bits: 
         results[h] = (pts, choose([(b, q) for _, b, q in pts], frames, budget_bits, importance=importance,
                                   importance_weight=importance_weight))
     by_height = {h: r.quality for h, (_, r) in results.items()}
-    h = best_height(by_height)
+    # a resolution whose cheapest points already spend more than the budget is no choice while another fits
+    # (its "quality" is bought with more bits than the rung has); when none fits, the one closest to it
+    fits = {k: q for k, q in by_height.items() if results[k][1].feasible}
+    h = best_height(fits) if fits else min(results, key=lambda k: results[k][1].bits)
     pts, r = results[h]
     message = ""
     if r.bits < budget_bits * (1 - RATE_TOLERANCE):
@@ -282,7 +285,8 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
                        ) -> HullLadderReport:
     """Probe, choose and encode every rung (see the module doc). `idr_starts`: the shot starts that get a
     forced IDR in every rung (the hard cuts; None: all of them). `rates` in bits/s, highest first; None: four
-    rungs from the rate of the source-size CRF-26 probes down by halves. `outputs` (one per rate, or None to
+    rungs from the rate of the source-size CRF-26 probes down by halves, those the probes predict at VMAF 40 or
+    more (policies.hull.worth_sending). `outputs` (one per rate, or None to
     name them DIR/STEM.RATE.mp4 once the rates are known). `refine_step` > 0: after the coarse `crfs` grid,
     probe again around every rung's equal-slope choice at its resolution until the probed CRFs next to each
     choice are at most `refine_step` apart (policies.hull.refinement_crfs). A rung whose budget lies beyond what
@@ -290,7 +294,7 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
     (policies.hull.extension_crf), whatever `refine_step`."""
     from tqdm import tqdm
 
-    from policies.hull import default_rates
+    from policies.hull import MIN_RUNG_VMAF, default_rates, worth_sending
 
     from codec_assist.encoding.x26x import CONTAINERS
     from codec_assist.media.safeio import check_output
@@ -323,7 +327,13 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
     if rates is None:
         top = sum(p.bits for s in shots for p in s.probes if p.height == heights[0] and p.crf == min(
             crfs, key=lambda c: abs(c - 26.0)))
-        rates = default_rates(top / duration)
+        candidates = default_rates(top / duration)
+        predicted = [choose_rung(shots, heights, r * duration, info.fps, importance_weight=importance_weight)[2]
+                     for r in candidates]
+        rates = worth_sending(candidates, predicted)
+        if len(rates) < len(candidates):
+            log.info("--ladder auto: no rung at %s: the probes predict VMAF under %g there",
+                     ", ".join(f"{r // 1000}k" for r in candidates[len(rates):]), MIN_RUNG_VMAF)
     refined = 0
     while True:  # ends: every round halves the probed gaps next to the choices or moves a grid end outwards
         extra: dict[tuple[int, int], set[float]] = {}
