@@ -43,16 +43,18 @@ from codec_assist.evaluation.metrics import FrameScorer, bd_rate, video_bitrate_
 from codec_assist.options import EncodeOptions, EngineOptions, HullOptions  # noqa: E402
 from codec_assist.schemas import RateControl  # noqa: E402
 
-# clip: (split, rates kb/s highest first; None: the product's default, `--ladder auto`: four rungs from the rate
-# of the source-size CRF-26 probes down by halves)
+# clip: (split, rates kb/s highest first; None: the product's default, `--ladder auto`). The clips added in the
+# tenth session take the default ladder's first three candidates, fixed before their first run: R, R/2, R/4
+# with R what CRF 26 spends at the source size in the probes (three rungs for a BD-rate; the default itself
+# stops earlier on some of them, where the probes predict VMAF under 40).
 CLIPS = {"montage.mp4": ("dev", (400, 200, 100)),
          "bbb_trailer.mp4": ("dev", (1200, 600, 300)),
-         "bikes.mp4": ("dev", None),
+         "bikes.mp4": ("dev", (249, 124, 62)),
          "megamind.avi": ("test", (800, 400, 200)),
-         # the multi-shot clips of the held-out test2 split (added in the tenth session, before any hull run)
-         "rick_dance.mp4": ("test2", None),
-         "spiral_band.mp4": ("test2", None),
-         "robotics_lab3d.mp4": ("test2", None)}
+         # the multi-shot clips of the held-out test2 split
+         "rick_dance.mp4": ("test2", (56, 28, 14)),
+         "spiral_band.mp4": ("test2", (63, 31, 15)),
+         "robotics_lab3d.mp4": ("test2", (129, 64, 32))}
 CRFS = [19.0, 26.0, 33.0, 40.0, 47.0]  # the coarse probe grid (refined around the choices, --refine-step)
 SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and 2 workers and on Ray
 # A conventional fixed ladder: Apple's HLS authoring specification (2016) AVC table, (kb/s, height); its 234p
