@@ -165,7 +165,7 @@ def run(args) -> int:
                  f"{r.error * 100:+.1f} %), predicted VMAF {r.predicted_vmaf:.1f}, CRF per shot "
                  f"{[c.crf for c in r.shots]} -> {r.output}" for r in rep.rungs]
         lines.append(f"{len(rep.shots)} shots; probes: {rep.probe_encodes} run ({rep.probe_cpu_seconds:.0f} CPU-s), "
-                     f"{rep.probe_cached} cached; IDRs at every shot start in every rung: {rep.aligned}")
+                     f"{rep.probe_cached} cached; IDRs at every hard-cut shot start in every rung: {rep.aligned}")
         emit(args, rep, "\n".join(lines))
         return 0 if rep.aligned else 1
     if isinstance(rep, LadderReport):

@@ -617,7 +617,10 @@ def _hull(r: HullLadderReport) -> str:
              f"{g.error * 100:+.1f} %", f"{g.predicted_vmaf:.1f}"] + [f"{c.crf:g}" for c in g.shots] for g in r.rungs]
     return (f"<h3>Convex-hull ladder ({_e(r.codec)} {_e(r.preset)}, probes {_e(r.probe_preset)}: "
             f"{r.probe_encodes} run, {r.probe_cached} cached, {r.probe_cpu_seconds:.0f} CPU-s)</h3>"
-            + _table(head, rows, {2, 3, 5}) + f"<p>IDR at every shot start in every rung: {r.aligned}.</p>")
+            + _table(head, rows, {2, 3, 5})
+            + f"<p>IDR at every shot start after a hard cut, in every rung: {r.aligned}"
+            + (f" (no IDR after the gradual transition(s) at {_e([s.start_frame for s in r.shots if not s.idr])})"
+               if any(not s.idr for s in r.shots) else "") + ".</p>")
 
 
 def _allocation(alloc: AllocationInfo, fps: float) -> str:
