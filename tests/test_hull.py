@@ -200,14 +200,20 @@ def test_auto_ladder_end_to_end(two_shots, tmp_path):
         assert not r.message
         with av.open(r.output) as c:
             assert (c.streams.video[0].width, c.streams.video[0].height) == (r.width, r.height)
-        for shot, choice in zip(rep.shots, r.shots):
-            assert min(rep.crfs) <= choice.crf <= max(rep.crfs)
+        for shot, choice in zip(rep.shots, r.shots):  # between probed points (the grid may have been extended)
+            probed = [p.crf for p in shot.probes if p.height == r.height]
+            assert min(probed) <= choice.crf <= max(probed)
     assert rep.rungs[0].predicted_vmaf > rep.rungs[1].predicted_vmaf
     saved, _ = load(HullLadderReport, out / "two_shots.hull.json")  # the JSON map validates
     assert saved.rungs[0].shots == rep.rungs[0].shots
     rows = list(csv.DictReader((out / "two_shots.hull.csv").open()))
     assert len(rows) == len(rep.rungs) * len(rep.shots)
     assert (out / "two_shots.hull.png").read_bytes()[:4] == b"\x89PNG"
+    from codec_assist.report.html import _hull
+
+    assert "IDR at every shot start after a hard cut, in every rung: True." in _hull(rep)
+    gradual = rep.model_copy(update={"shots": [rep.shots[0], rep.shots[1].model_copy(update={"idr": False})]})
+    assert "no IDR after the gradual transition(s) at [50]" in _hull(gradual)
 
     # a rerun reuses every probe from the cache (no task runs)
     from codec_assist.encoding.hull import run_probes
