@@ -4,6 +4,7 @@
     PYTHONPATH=. .venv/bin/python benchmarks/hull.py --clips montage.mp4 megamind.avi --agreement montage.mp4 \
         --speedup montage.mp4 --json out/bench/hull.json
     PYTHONPATH=. .venv/bin/python benchmarks/hull.py --tables-only --json out/bench/hull_montage.json
+    PYTHONPATH=. .venv/bin/python benchmarks/hull.py --importance montage.mp4 --weights 0 1 2 --json out/bench/imp.json
 
 Per clip, in one run: the hull ladder at the clip's rates (a coarse probe grid at --probe-preset, then probes
 refined around every rung's per-shot choice down to --refine-step CRF apart; rungs at --preset, each rung's
@@ -20,6 +21,8 @@ resolution (the union of its resolutions' hulls) against the one resolution the 
 workers, interleaved, best of --speedup-runs, and reports the wall-time ratios to 1 worker.
 --agreement CLIP also probes every shot at the source height with --preset and compares (Spearman) with the
 probe preset's points.
+--importance CLIP runs the ladder at each --weights W (`--hull-importance W`) and reports, per rung, the VMAF of
+the shots whose importance is above the clip's mean against the rest.
 """
 from __future__ import annotations
 
