@@ -380,8 +380,7 @@ def _with_events(plan: EncodePlan, analysis: Analysis | None, events: Sequence[i
     found = sorted({*events, *(events_from_analysis(analysis) if analysis else [])})
     if not found:
         return plan
-    # without the analysis, the shot starts the plan made IDRs stand for its hard cuts
-    cuts = analysis.hard_cut_frames if analysis else sorted(set(plan.shot_starts) & set(plan.keyframes))
+    cuts = analysis.hard_cut_frames if analysis else plan.idr_shot_starts
     return with_events(plan, cuts, found)
 
 

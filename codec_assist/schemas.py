@@ -384,6 +384,11 @@ class EncodePlan(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @property
+    def idr_shot_starts(self) -> list[int]:
+        """The shot starts the plan made IDRs (its hard cuts that kept their GOP bounds; not a gradual one)."""
+        return sorted(set(self.shot_starts) & set(self.keyframes))
+
 
 # ------------------------------------------------------------------- shot allocation, target quality, ladders
 class ShotAllocation(_Model):

@@ -157,8 +157,7 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
         if plan.frame_count != len(stamps):
             raise EncoderError(f"the plan covers {plan.frame_count} frames, the input has {len(stamps)}")
         shot_starts = plan.shot_starts
-        # a chunk begins with an IDR: only where the plan put one (not inside a gradual transition)
-        bounds = sorted(set(shot_starts) & set(plan.keyframes))
+        bounds = plan.idr_shot_starts  # a chunk begins with an IDR: never inside a gradual transition
     elif shot_starts is None:
         from codec_assist.analysis.pipeline import AnalyzeOptions, analyze
 

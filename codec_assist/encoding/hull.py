@@ -341,11 +341,11 @@ def encode_hull_ladder(input_path: str | Path, outputs: Sequence[Path] | None, o
             h, choices, *_ = choose_rung(shots, heights, rate * duration, info.fps, importance_weight=importance_weight)
             # a budget beyond what the grid spends at this resolution: probe one step past its end (every
             # shot sits on its end vertex then), instead of encoding a rung that misses its budget
-            predicted = sum(c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps for c in choices)
+            predicted_bits = sum(c.probe_kbps * 1000 * (c.end_frame - c.start_frame) / info.fps for c in choices)
             for k, (shot, c) in enumerate(zip(shots, choices)):
                 probed = [p.crf for p in shot.probes if p.height == h]
                 new = refinement_crfs(probed, c.crf, refine_step)
-                edge = extension_crf(probed, predicted, rate * duration, RATE_TOLERANCE, EXTEND_STEP)
+                edge = extension_crf(probed, predicted_bits, rate * duration, RATE_TOLERANCE, EXTEND_STEP)
                 new = new + ([edge] if edge is not None else [])
                 if new:
                     extra.setdefault((k, h), set()).update(new)
