@@ -188,11 +188,13 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     if o.plan_file:
         plan, plan_arrays = schemas.load_plan(o.plan_file)
     elif o.assist:
-        if o.auto_preset:
-            a_opt, p_opt, choices = _auto_preset(inp, a_opt, p_opt, o, plan_options, limits, progress)
-        analysis, arrays = analyze(inp, a_opt, limits=limits, progress=progress)
-        t_plan = time.perf_counter()
-        plan, plan_arrays = make_plan(analysis, arrays, p_opt)
+        # Without a report page nothing here needs the models after the plan: the analysis runs in a child
+        # process, which takes its libraries and their heap along when it ends (analysis.forked)
+        from codec_assist.analysis.forked import run_forked
+
+        work = (_analyse_and_plan, inp, a_opt, p_opt, o, plan_options, limits, progress)
+        (a_opt, p_opt, choices, analysis, plan, plan_seconds), (arrays, plan_arrays) = (
+            work[0](*work[1:]) if html else run_forked(*work))
     if plan is not None:
         plan = _with_events(plan, analysis, o.events)
         if o.allocation.allocate:
@@ -207,8 +209,8 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
     stages = analysis.timing.model_copy(update={"wall": 0.0, "other": 0.0}) if analysis and analysis.timing \
         else StageSeconds()
     if analysis is not None:
-        stages.plan = time.perf_counter() - t_plan
-    if analysis is not None and not html:  # the models have done their work: free them before the encoder starts
+        stages.plan = plan_seconds
+    if analysis is not None and not html:  # an analysis that ran here (no fork): free its models before the encode
         from codec_assist.models import release_models
 
         t = time.perf_counter()
@@ -391,6 +393,19 @@ def for_plan(options: AnalyzeOptions, page: bool) -> AnalyzeOptions:
     if page or "for_plan" in options.model_fields_set:
         return options
     return options.model_copy(update={"for_plan": True})
+
+
+def _analyse_and_plan(inp: Path, a_opt: AnalyzeOptions, p_opt: PlanOptions, o: EncodeOptions,
+                      user_plan: PlanOptions | None, limits: Limits, progress: bool):
+    """The assisted encode's analysis and plan: ((analysis and plan options as --auto-preset left them, its
+    choices, the analysis, the plan, the plan's seconds), [the analysis arrays, the plan arrays])."""
+    choices = None
+    if o.auto_preset:
+        a_opt, p_opt, choices = _auto_preset(inp, a_opt, p_opt, o, user_plan, limits, progress)
+    analysis, arrays = analyze(inp, a_opt, limits=limits, progress=progress)
+    t_plan = time.perf_counter()
+    plan, plan_arrays = make_plan(analysis, arrays, p_opt)
+    return (a_opt, p_opt, choices, analysis, plan, time.perf_counter() - t_plan), [arrays, plan_arrays]
 
 
 def _save_side_outputs(model, report, save_plan, plan, plan_arrays) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from policies.qp import offsets_at
 
 import codec_assist.media.decode as media
 from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
+from codec_assist.analysis.forked import die_with_parent
 from codec_assist.analysis.segments import Segment, analyze_segments
 from codec_assist.framestore import FrameStack, FrameStore
 from codec_assist.planning.plan import PlanOptions, gop_frames, make_offsets, plan_model
@@ -149,7 +149,7 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
              segment_s: float, parent: int) -> None:
     """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
     try:
-        _die_with_parent(parent)
+        die_with_parent(parent)
         others = OtherLoad((parent, os.getpid()))
         # models this process inherited from its parent (an earlier analysis in the same Python process) are
         # dropped: their thread pools did not survive the fork
@@ -220,24 +220,6 @@ def _lower_priority(niceness: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, tid, max(niceness, os.getpriority(os.PRIO_PROCESS, tid)))
             except OSError:
                 pass
-
-
-def _die_with_parent(parent: int) -> None:
-    """The analysis process ends with the encoder's: SIGTERM and SIGHUP do what they do by default here (the CLI's
-    handlers, inherited through the fork, would raise in the middle of a model call), and the kernel sends SIGKILL
-    when the parent dies however it dies (even by SIGKILL, which runs no clean-up). Linux only; elsewhere the
-    parent's terminate() on its way out is all there is."""
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 # Overlapping pays only where the encoder is the heavier side and leaves cores idle: the analysis costs about the

