@@ -522,28 +522,58 @@ def embed_cached(texts: list[str], space: str = TEXT_SPACE) -> np.ndarray:
 
 def release_models() -> None:
     """Drop every model this process loaded (and the audio and embedding caches) and hand the freed memory back
-    to the OS, so an encode that follows the analysis does not carry them: the assisted encode's peak RSS is
-    then the larger of the analysis's and the encoder's, not their sum. A later call loads them again."""
+    to the OS, so an encode that follows the analysis does not carry them. A later call loads them again. (The
+    libraries stay mapped and the heap stays in pieces: the assisted encode runs its analysis in a forked child
+    instead, analysis.forked.)"""
+    _drop_models(keep=None)
+
+
+# Models a forked child inherited from its parent, kept alive and unused until the child exits (see below)
+_INHERITED: list = []
+
+
+def forget_inherited_models() -> None:
+    """In a forked child: every loader forgets the models the parent had loaded, without destroying them. Their
+    thread pools stayed in the parent: a call on one would wait forever, and so can its destructor (CTranslate2's
+    Whisper waited on its pool's threads in a child). They stay referenced here; a multiprocessing child ends
+    with os._exit, which runs no destructors. A later call loads fresh models in the child."""
+    _drop_models(keep=_INHERITED)
+
+
+def _drop_models(keep: list | None) -> None:
     import gc
     import sys
 
+    def clear(cache) -> None:
+        if keep is not None:  # the lru_cache's entries (and so the models) stay referenced
+            keep.extend(list(r.values()) for r in gc.get_referents(cache) if isinstance(r, dict))
+        cache.cache_clear()
+
     for loader in (text_encoder, whisper_model, vader, sentiment_pipeline, diffusion_pipeline,
                    image_captioner, imagenet_classifier, clip_model):
-        loader.cache_clear()
+        clear(loader)
+    if keep is not None:
+        keep.append(dict(_CLIP_SPACES))
     _CLIP_SPACES.clear()
     _EMBED_CACHE.clear()
     # caches the analyzers keep at module level (only if those modules were imported: importing them here
     # would cost what this function saves)
     audio = sys.modules.get("analyzers.audio")
     if audio is not None:
-        audio._pcm.cache_clear()
-        audio._aed.cache_clear()
+        clear(audio._pcm)
+        clear(audio._aed)
+        if keep is not None:
+            keep.append(dict(audio._SHARED))
         audio._SHARED.clear()
     text = sys.modules.get("analyzers.text")
     if text is not None:
+        if keep is not None:
+            keep.append(text._ENGINE)
         text._ENGINE = None
     blazeface = sys.modules.get("analyzers.blazeface")
     if blazeface is not None:
+        if keep is not None:
+            keep.append(dict(blazeface._CACHE))
         blazeface._CACHE.clear()
     gc.collect()
     from codec_assist.media.decode import release_memory

@@ -12,7 +12,7 @@ import pytest
 from codec_assist.analysis.forked import run_forked
 from codec_assist.errors import CodecAssistError
 from codec_assist.framestore import FrameStack, FrameStore
-from conftest import modules_loaded_by
+from conftest import ROOT, modules_loaded_by
 
 
 def test_the_encoding_process_never_loads_the_analysis_libraries(sample, tmp_path):
@@ -69,3 +69,23 @@ def test_an_error_in_the_child_is_raised_here():
         run_forked(_fails)
     with pytest.raises(CodecAssistError, match="ended without a result .exit code 3"):
         run_forked(_dies)
+
+
+def test_models_the_parent_loaded_neither_hang_nor_serve_the_child(sample, tmp_path):
+    """An analysis in this process first (Whisper, the OCR engine loaded here), then an encode whose analysis runs
+    in a child: the child must not use them (their thread pools stayed here) nor destroy them (CTranslate2's
+    destructor waited forever on its pool in a child). Run in a fresh interpreter with a time limit."""
+    import subprocess
+    import sys
+
+    jwp = sample("jwpIntro.mp4")
+    code = ("import codec_assist as ca\n"
+            "from codec_assist import models\n"
+            "from analyzers import text\n"
+            "models.whisper_model(); text.engine()\n"
+            f"rep = ca.encode({str(jwp)!r}, {str(tmp_path / 'a.mp4')!r}, preset='ultrafast', bitrate='300k')\n"
+            "assert rep.result.keyframes\n"
+            "print('done')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0 and out.stdout.strip().endswith("done"), out.stderr[-800:]

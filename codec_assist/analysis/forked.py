@@ -50,6 +50,15 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def enter_child(parent: int) -> None:
+    """What a forked analysis child does first: end with its parent, and leave alone the models the parent had
+    loaded (an earlier analysis in the same Python process), whose thread pools did not survive the fork."""
+    from codec_assist.models import forget_inherited_models
+
+    die_with_parent(parent)
+    forget_inherited_models()
+
+
 def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any,
                name: str = "codec-assist-analysis") -> tuple[Any, list[dict[str, Any]]]:
     """`work(*args)` in a forked child; it returns (a picklable value, a list of array dicts). Returns the same
@@ -85,14 +94,9 @@ def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any
 
 def _child(conn, work, args, parent: int) -> None:
     try:
-        die_with_parent(parent)
+        enter_child(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
         _log_to(conn)
-        # models this process inherited (an earlier analysis in the parent) are dropped: their thread pools did
-        # not survive the fork
-        from codec_assist.models import release_models
-
-        release_models()
         value, dicts = work(*args)
     except BaseException as e:  # noqa: BLE001 - the parent raises it
         try:

@@ -24,7 +24,7 @@ from policies.qp import offsets_at
 
 import codec_assist.media.decode as media
 from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
-from codec_assist.analysis.forked import die_with_parent
+from codec_assist.analysis.forked import enter_child
 from codec_assist.analysis.segments import Segment, analyze_segments
 from codec_assist.framestore import FrameStack, FrameStore
 from codec_assist.planning.plan import PlanOptions, gop_frames, make_offsets, plan_model
@@ -149,13 +149,8 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
              segment_s: float, parent: int) -> None:
     """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
     try:
-        die_with_parent(parent)
+        enter_child(parent)
         others = OtherLoad((parent, os.getpid()))
-        # models this process inherited from its parent (an earlier analysis in the same Python process) are
-        # dropped: their thread pools did not survive the fork
-        from codec_assist.models import release_models
-
-        release_models()
         setup = prepare(inp, analyze_options, limits)
         cuts: list[int] = []
         for seg in analyze_segments(inp, analyze_options, limits, setup=setup, segment_s=segment_s):
