@@ -89,3 +89,24 @@ def test_models_the_parent_loaded_neither_hang_nor_serve_the_child(sample, tmp_p
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
     assert out.returncode == 0 and out.stdout.strip().endswith("done"), out.stderr[-800:]
+
+
+def test_the_overlapped_analysis_logs_through_this_process(sample, tmp_path, caplog):
+    """The segmented analysis beside the encoder runs in a child too: what it logs reaches this process's
+    handlers (a library caller's, caplog), once."""
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.encoding.overlapped import encode_overlapped
+    from codec_assist.media.decode import DEFAULT_LIMITS
+    from codec_assist.planning.plan import PlanOptions
+    from codec_assist.schemas import RateControl
+
+    clip = sample("bikes_speech.mp4")
+    opt = AnalyzeOptions(analyzers=["shots", "speech"], for_plan=True)
+    with caplog.at_level(logging.INFO, logger="codec_assist"):
+        result, plan, _ = encode_overlapped(
+            clip, tmp_path / "o.mp4", codec="x264", preset="ultrafast", rate=RateControl(mode="abr", bitrate=300_000),
+            params={}, analyze_options=opt, plan_options=PlanOptions(), limits=DEFAULT_LIMITS, overwrite=False,
+            progress=False, segment_s=2.0)
+    said = [r for r in caplog.records if "transcription skipped" in r.getMessage()]
+    assert len(said) == 1 and said[0].process != os.getpid()
+    assert result.keyframes == plan.keyframes

@@ -18,6 +18,7 @@ import logging.handlers
 import multiprocessing
 import os
 import signal
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -72,10 +73,11 @@ def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any
     child.start()
     send.close()
     try:
-        kind, value = receive.recv()
-        while kind == "log":  # the child's log records, told here through this process's handlers
-            logging.getLogger(value.name).handle(value)
-            kind, value = receive.recv()
+        message = receive.recv()
+        while is_log_record(message):
+            tell(message)
+            message = receive.recv()
+        kind, value = message
         if kind == "error":
             raise value
         dicts = [receive_arrays(receive) for _ in range(receive.recv())]
@@ -93,10 +95,11 @@ def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any
 
 
 def _child(conn, work, args, parent: int) -> None:
+    conn = Sender(conn)
     try:
         enter_child(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
-        _log_to(conn)
+        log_to(conn)
         value, dicts = work(*args)
     except BaseException as e:  # noqa: BLE001 - the parent raises it
         try:
@@ -112,18 +115,45 @@ def _child(conn, work, args, parent: int) -> None:
     conn.close()
 
 
+class Sender:
+    """One end of a pipe that several threads send on (the analyzers' lanes log while the main thread sends its
+    results): a Connection's send is not thread-safe, so every message goes whole, one at a time."""
+
+    def __init__(self, conn):
+        self.conn = conn  # a multiprocessing Connection
+        self._lock = threading.Lock()
+
+    def send(self, message) -> None:
+        with self._lock:
+            self.conn.send(message)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
 class _PipeHandler(logging.handlers.QueueHandler):
     """Sends each log record (its message formatted, as QueueHandler prepares it) down the pipe."""
 
-    def __init__(self, conn):
+    def __init__(self, sender: Sender):
         super().__init__(None)
-        self.conn = conn
+        self.sender = sender
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        self.conn.send(("log", record))
+        self.sender.send(("log", record))
 
 
-def _log_to(conn) -> None:
+def is_log_record(message) -> bool:
+    return isinstance(message, tuple) and len(message) == 2 and message[0] == "log"
+
+
+def tell(message: tuple[str, logging.LogRecord]) -> None:
+    """A child's log record, through this process's handlers (as if logged here)."""
+    record = message[1]
+    logging.getLogger(record.name).handle(record)
+
+
+def log_to(sender: Sender) -> None:
     """Every record this process logs goes to the parent, which passes it to its own handlers (a library caller's
     handlers, pytest's caplog), instead of to the handlers inherited through the fork."""
     root = logging.getLogger()
@@ -131,7 +161,7 @@ def _log_to(conn) -> None:
         for h in list(logger.handlers):
             logger.removeHandler(h)
         logger.propagate = True  # each record reaches the root's handler once; the parent applies its own flags
-    root.addHandler(_PipeHandler(conn))
+    root.addHandler(_PipeHandler(sender))
 
 
 # ------------------------------------------------------------------------- arrays through a pipe, frame by frame

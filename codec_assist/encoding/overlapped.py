@@ -24,7 +24,7 @@ from policies.qp import offsets_at
 
 import codec_assist.media.decode as media
 from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
-from codec_assist.analysis.forked import enter_child
+from codec_assist.analysis.forked import Sender, enter_child, is_log_record, log_to, tell
 from codec_assist.analysis.segments import Segment, analyze_segments
 from codec_assist.framestore import FrameStack, FrameStore
 from codec_assist.planning.plan import PlanOptions, gop_frames, make_offsets, plan_model
@@ -147,9 +147,11 @@ def plan_segment(seg: Segment, known_cuts: list[int], info: VideoInfo, options: 
 
 def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: PlanOptions, limits: media.Limits,
              segment_s: float, parent: int) -> None:
-    """The analysis process: segments -> planned segments down the pipe; an error goes down it too."""
+    """The analysis process: segments -> planned segments down the pipe; an error and log records go down it too."""
+    conn = Sender(conn)
     try:
         enter_child(parent)
+        log_to(conn)
         others = OtherLoad((parent, os.getpid()))
         setup = prepare(inp, analyze_options, limits)
         cuts: list[int] = []
@@ -260,6 +262,9 @@ def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, pa
         try:
             while True:
                 part = receive.recv()  # waits without the GIL
+                if is_log_record(part):
+                    tell(part)
+                    continue
                 if isinstance(part, BaseException):
                     live.fail(part)
                     return
