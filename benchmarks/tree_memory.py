@@ -5,6 +5,7 @@ once, split between them) over the process tree from /proc/PID/smaps_rollup, and
 tree's total.
 
     python benchmarks/tree_memory.py .venv/bin/python -m codec_assist -q encode IN.mp4 -o OUT.mp4 --bitrate 1000k
+    python benchmarks/tree_memory.py --series 1 ...   # also the summed RSS and PSS every second, to see phases
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def sizes(pid: int) -> tuple[float, float]:
 
 
 def main(argv: list[str]) -> int:
+    series = 0.0
+    if argv[:1] == ["--series"] and len(argv) > 2:
+        series, argv = float(argv[1]), argv[2:]
     if not argv:
         print(__doc__)
         return 2
@@ -47,6 +51,7 @@ def main(argv: list[str]) -> int:
     peak_rss = peak_pss = 0.0
     most = 1
     each: dict[int, float] = {}  # pid -> its own peak PSS
+    shown: list[str] = []
     while p.poll() is None:
         pids = tree(p.pid)
         both = [sizes(pid) for pid in pids]
@@ -55,7 +60,11 @@ def main(argv: list[str]) -> int:
         for pid, (_, pss) in zip(pids, both):
             each[pid] = max(each.get(pid, 0.0), pss)
         most = max(most, len(pids))
-        time.sleep(0.5)
+        if series and time.time() - t0 >= len(shown) * series:
+            shown.append(f"{time.time() - t0:6.1f} s  RSS {sum(r for r, _ in both):6.1f}  PSS "
+                         f"{sum(s for _, s in both):6.1f} MiB  ({len(pids)} processes)")
+            print(shown[-1], flush=True)
+        time.sleep(0.25 if series else 0.5)
     print(f"rc={p.returncode} wall={time.time() - t0:.1f}s processes={most} peak sum RSS={peak_rss:.1f} MiB "
           f"peak sum PSS={peak_pss:.1f} MiB; each process's own peak PSS: "
           + ", ".join(f"{pss:.1f}" for pss in each.values()) + " MiB")

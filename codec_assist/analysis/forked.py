@@ -13,6 +13,7 @@ of the same kind.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import logging.handlers
 import multiprocessing
@@ -60,6 +61,16 @@ def enter_child(parent: int) -> None:
     forget_inherited_models()
 
 
+def start_child(child) -> None:
+    """Start a forked child with the parent's objects out of the cyclic GC's reach while it forks: a collection
+    in the child would write to every object the parent made (their GC headers), copying each page it shares."""
+    gc.freeze()
+    try:
+        child.start()
+    finally:
+        gc.unfreeze()
+
+
 def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any,
                name: str = "codec-assist-analysis") -> tuple[Any, list[dict[str, Any]]]:
     """`work(*args)` in a forked child; it returns (a picklable value, a list of array dicts). Returns the same
@@ -70,7 +81,7 @@ def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child, name=name, daemon=True, args=(send, work, args, os.getpid()))
-    child.start()
+    start_child(child)
     send.close()
     try:
         message = receive.recv()

@@ -24,7 +24,7 @@ from policies.qp import offsets_at
 
 import codec_assist.media.decode as media
 from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
-from codec_assist.analysis.forked import Sender, enter_child, is_log_record, log_to, tell
+from codec_assist.analysis.forked import Sender, enter_child, is_log_record, log_to, start_child, tell
 from codec_assist.analysis.segments import Segment, analyze_segments
 from codec_assist.framestore import FrameStack, FrameStore
 from codec_assist.planning.plan import PlanOptions, gop_frames, make_offsets, plan_model
@@ -254,7 +254,7 @@ def encode_overlapped(inp: Path, out: Path, *, codec: str, preset: str, rate, pa
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_analyse, name="codec-assist-analysis", daemon=True,
                         args=(send, inp, analyze_options, plan_options, limits, segment_s, os.getpid()))
-    child.start()
+    start_child(child)
     send.close()
     analysed = {"seconds": 0.0}
 
