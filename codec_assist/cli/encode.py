@@ -99,7 +99,10 @@ def register(sub) -> None:
                    "beside the encoder, "
                    "which follows 1 s behind "
                    "(not with --plan, --allocate, --target-quality, --ladder, --chunked, --auto-preset, --events, "
-                   "--focus or --html, which need the whole analysis first)")
+                   "--focus or --html, which need the whole analysis first). The overlap saves ~5%% of the time "
+                   "and holds the analysis and the encoder in memory at once; the whole analysis first runs in a "
+                   "process that ends before the encoder starts, so the peak is the larger of the two "
+                   "(60 s of 720p: ~580 against ~360 MiB)")
     c = e.add_argument_group("chunked encoding (long videos: shot chunks in parallel, joined losslessly)")
     c.add_argument("--chunked", action="store_true",
                    help="split at shot cuts, encode the chunks in parallel (two-pass ABR per chunk), join them")
