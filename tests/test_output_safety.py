@@ -251,3 +251,40 @@ def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path, sig
     while time.time() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{c}") for c in children), "the analysis process outlived the encode"
+
+
+@pytest.mark.parametrize("sig,code,line", STOPS + [(signal.SIGKILL, -9, "")], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_ctrl_c_while_the_analysis_runs_first_in_its_child(sample, tmp_path, sig, code, line):
+    """The analysis before the encode runs in a forked child (analysis.forked): a signal to the CLI while it works
+    gives the exit code and one line at once (it does not wait for the child's analysis), and the child does not
+    outlive the CLI, whatever stopped it."""
+    src = tmp_path / "trailer_20s.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "1", "-i", str(sample("bbb_trailer.mp4")), "-t", "20",
+                    "-c", "copy", str(src)], check=True)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
+                          "--bitrate", "1000k", "--no-overlap"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         stderr=subprocess.PIPE, preexec_fn=foreground_signals)
+    children: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline and not children:
+        try:
+            children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
+        except OSError:
+            children = []
+        time.sleep(0.05)
+    assert children, "the analysis never started"
+    time.sleep(0.5)
+    p.send_signal(sig)
+    t = time.perf_counter()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert time.perf_counter() - t < 3, "the CLI waited for its analysis child"
+    if sig != signal.SIGKILL:
+        assert b"Traceback" not in err and err.decode().strip() == line
+    assert list(out_dir.iterdir()) == []  # the encode had not started: not even its temporary file
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{c}") for c in children), "the analysis child outlived the CLI"

@@ -96,12 +96,15 @@ def run_forked(work: Callable[..., tuple[Any, list[dict[str, Any]]]], *args: Any
         child.join(timeout=5)
         raise CodecAssistError(f"the analysis process ended without a result (exit code {child.exitcode}; "
                                "out of memory?)") from None
+    except BaseException:  # this process stops first (Ctrl-C, SIGTERM): the child's work is not needed
+        child.terminate()
+        raise
     finally:
         receive.close()
         child.join(timeout=5)
-        if child.is_alive():  # this process stopped first (an error, Ctrl-C): the child's work is not needed
-            child.terminate()
-            child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+            child.join()
     return value, dicts
 
 
