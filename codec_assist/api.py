@@ -192,9 +192,9 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
         # process, which takes its libraries and their heap along when it ends (analysis.forked)
         from codec_assist.analysis.forked import run_forked
 
-        work = (_analyse_and_plan, inp, a_opt, p_opt, o, plan_options, limits, progress)
+        args = (inp, a_opt, p_opt, o, plan_options, limits, progress)
         (a_opt, p_opt, choices, analysis, plan, plan_seconds), (arrays, plan_arrays) = (
-            work[0](*work[1:]) if html else run_forked(*work))
+            _analyse_and_plan(*args) if html else run_forked(_analyse_and_plan, *args))
     if plan is not None:
         plan = _with_events(plan, analysis, o.events)
         if o.allocation.allocate:

@@ -218,26 +218,44 @@ def test_ctrl_c_does_not_wait_for_whisper(tmp_path, sample):
     assert not (tmp_path / "an").exists()
 
 
-@pytest.mark.parametrize("sig,code,line", STOPS + [(signal.SIGKILL, -9, "")], ids=["SIGINT", "SIGTERM", "SIGKILL"])
-def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path, sig, code, line):
-    """The overlapped encode (x264, 720p, over 16 s: the analysis in a second process): SIGINT or SIGTERM to the
-    encoder's process mid-encode gives its exit code and one line and leaves no output; whatever stops the encoder,
-    even SIGKILL (which runs no clean-up), the analysis process does not outlive it."""
+def _encode_trailer_20s(sample, tmp_path, *options: str):
+    """A CLI encode of 20 s of 720p (bbb_trailer looped) into tmp_path/out, started with the foreground's signals;
+    returns (process, output folder)."""
     src = tmp_path / "trailer_20s.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "1", "-i", str(sample("bbb_trailer.mp4")), "-t", "20",
                     "-c", "copy", str(src)], check=True)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
-                          "--bitrate", "1000k"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          "--bitrate", "1000k", *options], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          stderr=subprocess.PIPE, preexec_fn=foreground_signals)
+    return p, out_dir
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        return open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        return []
+
+
+def _assert_gone(pids: list[str], what: str) -> None:
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{c}") for c in pids):
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{c}") for c in pids), what
+
+
+@pytest.mark.parametrize("sig,code,line", STOPS + [(signal.SIGKILL, -9, "")], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path, sig, code, line):
+    """The overlapped encode (x264, 720p, over 16 s: the analysis in a second process): SIGINT or SIGTERM to the
+    encoder's process mid-encode gives its exit code and one line and leaves no output; whatever stops the encoder,
+    even SIGKILL (which runs no clean-up), the analysis process does not outlive it."""
+    p, out_dir = _encode_trailer_20s(sample, tmp_path)
     children: list[str] = []
     deadline = time.time() + 60
     while time.time() < deadline and not (children and any(out_dir.iterdir())):
-        try:
-            children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
-        except OSError:
-            children = []
+        children = _children(p.pid)
         time.sleep(0.05)
     assert children and any(out_dir.iterdir()), "the overlapped encode never started"
     time.sleep(0.5)
@@ -247,10 +265,7 @@ def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path, sig
     if sig != signal.SIGKILL:  # SIGKILL leaves the hidden temporary output: nothing can remove it
         assert b"Traceback" not in err and err.decode().strip() == line
         assert list(out_dir.iterdir()) == []
-    deadline = time.time() + 10
-    while time.time() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
-        time.sleep(0.1)
-    assert not any(os.path.exists(f"/proc/{c}") for c in children), "the analysis process outlived the encode"
+    _assert_gone(children, "the analysis process outlived the encode")
 
 
 @pytest.mark.parametrize("sig,code,line", STOPS + [(signal.SIGKILL, -9, "")], ids=["SIGINT", "SIGTERM", "SIGKILL"])
@@ -258,21 +273,11 @@ def test_ctrl_c_while_the_analysis_runs_first_in_its_child(sample, tmp_path, sig
     """The analysis before the encode runs in a forked child (analysis.forked): a signal to the CLI while it works
     gives the exit code and one line at once (it does not wait for the child's analysis), and the child does not
     outlive the CLI, whatever stopped it."""
-    src = tmp_path / "trailer_20s.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-stream_loop", "1", "-i", str(sample("bbb_trailer.mp4")), "-t", "20",
-                    "-c", "copy", str(src)], check=True)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    p = subprocess.Popen([sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"),
-                          "--bitrate", "1000k", "--no-overlap"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         stderr=subprocess.PIPE, preexec_fn=foreground_signals)
+    p, out_dir = _encode_trailer_20s(sample, tmp_path, "--no-overlap")
     children: list[str] = []
     deadline = time.time() + 60
     while time.time() < deadline and not children:
-        try:
-            children = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
-        except OSError:
-            children = []
+        children = _children(p.pid)
         time.sleep(0.05)
     assert children, "the analysis never started"
     time.sleep(0.5)
@@ -284,7 +289,4 @@ def test_ctrl_c_while_the_analysis_runs_first_in_its_child(sample, tmp_path, sig
     if sig != signal.SIGKILL:
         assert b"Traceback" not in err and err.decode().strip() == line
     assert list(out_dir.iterdir()) == []  # the encode had not started: not even its temporary file
-    deadline = time.time() + 10
-    while time.time() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
-        time.sleep(0.1)
-    assert not any(os.path.exists(f"/proc/{c}") for c in children), "the analysis child outlived the CLI"
+    _assert_gone(children, "the analysis child outlived the CLI")
