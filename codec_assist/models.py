@@ -561,7 +561,6 @@ def _drop_models(keep: list | None) -> None:
     audio = sys.modules.get("analyzers.audio")
     if audio is not None:
         clear(audio._pcm)
-        clear(audio._aed)
         if keep is not None:
             keep.append(dict(audio._SHARED))
         audio._SHARED.clear()

