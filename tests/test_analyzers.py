@@ -311,7 +311,7 @@ def test_tracking_keeps_a_face_across_a_missed_frame():
     assert {t.frame_start for t in out.tokens} == set(frames_seen)
 
 
-def test_blazeface_missing_package_is_one_line(monkeypatch):
+def test_blazeface_missing_package_is_one_line(monkeypatch, tmp_path):
     import importlib.util
 
     real = importlib.util.find_spec
@@ -323,8 +323,50 @@ def test_blazeface_missing_package_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", real)
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # `import` of it raises ImportError
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
-    with pytest.raises(ModelUnavailable, match=r"pip install ai-edge-litert==2.3.0"):
+    BlazeFaces().start(synthetic_context(10))  # the ONNX copy runs without LiteRT's interpreter
+    # no copy can be made (the cache is a file, the schema reader is gone) and no interpreter: one line
+    monkeypatch.setattr(blazeface, "_CACHE", {})
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CODEC_ASSIST_CACHE", str(blocker))
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.schema_py_generated", None)
+    with pytest.raises(ModelUnavailable, match=r"pip install ai-edge-litert==2.3.0") as e:
         BlazeFaces().start(synthetic_context(10))
+    assert "\n" not in str(e.value)
+
+
+def test_blazeface_onnx_copy_gives_litert_outputs(sample, tmp_path, monkeypatch):
+    """The faces run on ONNX Runtime from a copy of the .tflite converted here (one runtime with the OCR, not two):
+    on real frames both models give LiteRT's logits and box regressions within float rounding, and the detector
+    then finds the same faces. The copy is made once and cached."""
+    from codec_assist.media.decode import iter_proxy
+
+    monkeypatch.setenv("CODEC_ASSIST_CACHE", str(tmp_path))
+    frames = [p.bgr for i, _f, p in iter_proxy(sample("jwpIntro.mp4"), (320, 180)) if i % 16 == 0]
+    for name, spec in blazeface.MODELS.items():
+        path = blazeface.model_dir() / spec.file
+        onnx_run = blazeface._onnx_runner(name, path, 1)
+        assert onnx_run is not None and list(tmp_path.glob(f"onnx/blazeface-{name}-*/model.onnx"))
+        litert_run = blazeface._litert_runner(path, 1)
+        rng = np.random.default_rng(0)
+        inputs = [rng.uniform(-1, 1, (1, spec.size, spec.size, 3)).astype(np.float32)]
+        inputs += [cv2.resize(f, (spec.size, spec.size))[None, :, :, ::-1].astype(np.float32) / 127.5 - 1.0
+                   for f in frames]
+        for x in inputs:
+            (boxes_a, logits_a), (boxes_b, logits_b) = onnx_run(np.ascontiguousarray(x)), litert_run(x)
+            assert boxes_a.shape == boxes_b.shape and logits_a.shape == logits_b.shape
+            assert np.abs(logits_a - logits_b).max() < 2e-3 and np.abs(boxes_a - boxes_b).max() < 2e-3
+
+    def faces(onnx: bool) -> list:
+        monkeypatch.setattr(blazeface, "_CACHE", {})
+        if not onnx:
+            monkeypatch.setattr(blazeface, "_onnx_runner", lambda *a: None)
+        return [blazeface.detect(f) for f in frames]
+
+    on_onnx, on_litert = faces(True), faces(False)
+    assert sum(map(len, on_onnx)) >= len(frames) // 2  # the talking head
+    assert [len(f) for f in on_onnx] == [len(f) for f in on_litert]
+    assert np.allclose([d for f in on_onnx for d in f], [d for f in on_litert for d in f], atol=1e-3)
 
 
 def test_haar_faces_still_registered(clip, sample):
