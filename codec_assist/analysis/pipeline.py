@@ -97,11 +97,13 @@ class Setup:
                 options[k] = {**options.get(k, {}), **v}
         return analyzers.build(names, **options)
 
-    def proxies(self, path: str | Path, limits: media.Limits) -> "media.ReadAhead":
-        """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers."""
+    def proxies(self, path: str | Path, limits: media.Limits, threads: int = 0) -> "media.ReadAhead":
+        """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers (`threads`:
+        the decoder's, 0 for FFmpeg's choice)."""
         pw, ph = self.proxy
         return media.ReadAhead(((i, proxy) for i, _frame, proxy in media.iter_proxy(
-            path, (pw, ph), declared=self.info.frame_count, limits=limits)), depth=_read_ahead_depth(pw, ph))
+            path, (pw, ph), declared=self.info.frame_count, limits=limits, threads=threads)),
+            depth=_read_ahead_depth(pw, ph))
 
 
 def prepare(path: str | Path, opt: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS) -> Setup:

@@ -44,10 +44,11 @@ class Segment:
 
 def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS, *,
                      segment_s: float = 8.0, first_s: float = 2.0, before_s: float = 1.0, after_s: float = 0.5,
-                     setup: Setup | None = None) -> Iterator[Segment]:
+                     setup: Setup | None = None, decode_threads: int = 0) -> Iterator[Segment]:
     """Yield the video's segments in order, each as soon as the decode has passed it (plus `after_s`). The first is
     `first_s` long and each next one twice the one before, up to `segment_s`: the encoder waiting on the first
-    segment starts soon, and the later ones repeat little context."""
+    segment starts soon, and the later ones repeat little context. `decode_threads`: the proxy decoder's (0:
+    FFmpeg's choice)."""
     import time
 
     setup = setup or prepare(path, options, limits)
@@ -65,7 +66,7 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
         runs[u.name] = AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0)
     file_live = list(file_units)
     file_outputs: dict[str, AnalyzerOutput] | None = None
-    proxies = setup.proxies(path, limits)
+    proxies = setup.proxies(path, limits, decode_threads)
     # (index, proxy) decoded and needed again by the next segment (its context before): the frames stream through
     # the analyzers, so only ~1.5 s of proxies is ever held (holding a whole 8 s segment was ~50 MiB at 24 fps)
     carried: list = []

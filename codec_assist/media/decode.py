@@ -267,16 +267,17 @@ def proxy_size(width: int, height: int, target_width: int = 320) -> tuple[int, i
     return max(2, w - w % 2), h
 
 
-def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0, limits: Limits = DEFAULT_LIMITS
-               ) -> Iterator[tuple[int, av.VideoFrame, ProxyFrame]]:
-    """Yield (index, source frame, proxy frame) for every frame. swscale does the downscale (cheap)."""
+def iter_proxy(path: str | Path, size: tuple[int, int], declared: int = 0, limits: Limits = DEFAULT_LIMITS,
+               threads: int = 0) -> Iterator[tuple[int, av.VideoFrame, ProxyFrame]]:
+    """Yield (index, source frame, proxy frame) for every frame. swscale does the downscale (cheap). `threads`:
+    the decoder's (0: FFmpeg's choice)."""
     w, h = size
     # One reformatter for the whole run: frame.reformat() makes a fresh swscale context every call, which cost
     # more than the scaling itself (60 s of 720p: 2.9 CPU-s over the decode, 1.0 s with this and cvtColor).
     import cv2  # here, not at the top: the plain encode reads this module and never needs OpenCV
 
     scaler = VideoReformatter()
-    for i, frame in enumerate(iter_frames(path, declared=declared, limits=limits)):
+    for i, frame in enumerate(iter_frames(path, threads=threads, declared=declared, limits=limits)):
         bgr = scaler.reformat(frame, width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # BT.601 luma weights, rounded
         t = float(frame.time) if frame.time is not None else 0.0
