@@ -76,6 +76,11 @@ def convert(path: Path):
         o.Init(table.Bytes, table.Pos)
         return o
 
+    def same_layout(x: str, output: str) -> str:  # an elementwise op's output has its input's layout
+        if x in nchw:
+            nchw.add(output)
+        return output
+
     def pad_mode(padding: int) -> str:
         return "SAME_UPPER" if padding == fb.Padding.SAME else "VALID"
 
@@ -118,20 +123,17 @@ def convert(path: Path):
             names[out] = activation(o.FusedActivationFunction(), y, out_name)
             nchw.add(out_name)
         elif kind == "RELU":
-            names[out] = node("Relu", [x], out_name)
-            nchw.update({out_name} if x in nchw else set())
+            names[out] = same_layout(x, node("Relu", [x], out_name))
         elif kind == "ADD":
             o = options(op, fb.AddOptions)
             y = node("Add", [names[ins[0]], names[ins[1]]], out_name + "/add")
-            names[out] = activation(o.FusedActivationFunction(), y, out_name)
-            nchw.update({out_name} if x in nchw else set())
+            names[out] = same_layout(x, activation(o.FusedActivationFunction(), y, out_name))
         elif kind == "PAD":
             pads = consts[ins[1]].astype(np.int64)  # (4, 2) in NHWC order
             if x in nchw:
                 pads = pads[list(NHWC_TO_NCHW)]
-            names[out] = node("Pad", [x, const(out_name + "/pads", np.concatenate([pads[:, 0], pads[:, 1]]))],
-                              out_name, mode="constant")
-            nchw.update({out_name} if x in nchw else set())
+            names[out] = same_layout(x, node("Pad", [x, const(out_name + "/pads", np.concatenate(
+                [pads[:, 0], pads[:, 1]]))], out_name, mode="constant"))
         elif kind == "MAX_POOL_2D":
             o = options(op, fb.Pool2DOptions)
             y = node("MaxPool", [x], out_name + "/pool", kernel_shape=[o.FilterHeight(), o.FilterWidth()],
