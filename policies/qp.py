@@ -57,7 +57,10 @@ def whole_frame_cost_db(offsets: np.ndarray, areas: np.ndarray, distortion: np.n
     """
     w = areas if distortion is None else areas * distortion
     total = float(w.sum())
-    return max(0.0, 10.0 * float(np.log10(float((w * np.exp2(offsets / 3.0)).sum()) / total)))
+    # Offsets of thousands of QP (a probe depth when the payers' area is ~0) overflow to inf: a cost over any bound,
+    # which is what the bisection needs to hear, so the overflow is not a warning.
+    with np.errstate(over="ignore"):
+        return max(0.0, 10.0 * float(np.log10(float((w * np.exp2(offsets / 3.0)).sum()) / total)))
 
 
 def block_distortion(texture: np.ndarray, shape: tuple[int, int], exponent: float = 1.0,
