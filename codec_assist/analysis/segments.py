@@ -61,7 +61,8 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
     runs: dict[str, AnalyzerRun] = {}
     # the audio's first block is as long as the first segment (then doubling to its usual 30 s), so it is read
     # about as soon as the pictures it goes with; its spans are not made: the segments read only its signals
-    file_units = setup.build(file_names, audio={"first_block_s": max(first_s, 1.0), "spans": False})
+    file_units = setup.build(file_names, audio={"first_block_s": max(first_s, 1.0), "spans": False, "lead_s": 60.0,
+                                                  "block_s": 8.0})
     for u in file_units:
         runs[u.name] = AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0)
     file_live = list(file_units)
@@ -132,11 +133,9 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
             if last:
                 return
             a, seg = b, min(longest, 2 * seg)
-    except BaseException:
+    finally:  # after the last segment too: nothing reads them any more (a paced audio pass would wait for ever)
         for u in file_units:
             u.abandon()
-        raise
-    finally:
         proxies.close()
 
 
