@@ -59,8 +59,12 @@ def whole_frame_cost_db(offsets: np.ndarray, areas: np.ndarray, distortion: np.n
     total = float(w.sum())
     # Offsets of thousands of QP (a probe depth when the payers' area is ~0) overflow to inf: a cost over any bound,
     # which is what the bisection needs to hear, so the overflow is not a warning.
-    with np.errstate(over="ignore"):
-        return max(0.0, 10.0 * float(np.log10(float((w * np.exp2(offsets / 3.0)).sum()) / total)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        spent = float((w * np.exp2(offsets / 3.0)).sum())
+        if np.isnan(spent):  # 0 x inf where a block of no weight overflowed: it spends nothing (max() took nan as 0)
+            keep = w > 0
+            spent = float((w[keep] * np.exp2(offsets[keep] / 3.0)).sum())
+    return max(0.0, 10.0 * float(np.log10(spent / total)))
 
 
 def block_distortion(texture: np.ndarray, shape: tuple[int, int], exponent: float = 1.0,

@@ -79,6 +79,18 @@ def test_busy_blocks_pay_for_the_roi_flat_ones_little():
     assert np.ptp(even[0]) == pytest.approx(0, abs=1e-4)
 
 
+def test_whole_frame_cost_of_a_block_with_no_weight_is_nothing_even_when_its_offset_overflows():
+    """A block of no area (or no distortion) spends nothing, whatever its offset: 0 x 2^(huge) was nan, which max()
+    read as a cost of 0 dB for the whole frame, however much the other blocks' spread cost."""
+    from policies.qp import whole_frame_cost_db
+
+    areas = np.array([0.0, 1.0, 1.0])
+    spread = whole_frame_cost_db(np.array([0.0, 30.0, -30.0]), areas)
+    assert spread > 25.0  # 10 log10((2^10 + 2^-10) / 2)
+    assert whole_frame_cost_db(np.array([6000.0, 30.0, -30.0]), areas) == spread
+    assert whole_frame_cost_db(np.array([6000.0, 6000.0, -30.0]), areas) == float("inf")
+
+
 @pytest.mark.parametrize("bound", [0.1, 0.25, 0.5])
 def test_whole_frame_cost_is_bounded_and_big_rois_get_shallower(bound):
     areas = block_areas(352, 288, 16)
