@@ -7,6 +7,7 @@ and its boxes hold until the next run. The recogniser then reads the largest few
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 from typing import ClassVar
@@ -31,7 +32,35 @@ UPSCALE = 1.5
 CHANGE_LEVEL = 30.0
 
 _ENGINE = None  # the RapidOCR engine, created once per process (loading its models costs ~0.5 s)
+_ENGINE_ARENA: bool | None = None  # whether _ENGINE's sessions keep their buffers (ONNX Runtime's memory arena)
 _ENGINE_LOCK = threading.Lock()  # it may be loading in a background thread (TextRegions.start)
+_STAGE_LOCK = threading.Lock()  # a deferred stage is made once, whichever thread first uses it
+
+
+@contextlib.contextmanager
+def _sessions(arena: bool):
+    """The ONNX sessions RapidOCR makes inside this block keep their work buffers between calls (ONNX Runtime's
+    memory arena) when `arena`; RapidOCR itself turns the arena off. Off, each call mallocs and frees its buffers,
+    which fragments the heap (the process grew ~100 MiB over 80 detections here) unless the caller hands the heap
+    back after every call, and the trim plus faulting the pages in again cost ~1 CPU-s a minute of 720p (80
+    detections: 0.83-1.01 system CPU-s, 0.04 with the arena, which holds ~25-40 MiB more)."""
+    import rapidocr_onnxruntime.utils.infer_engine as infer
+
+    if not arena:
+        yield
+        return
+    real = infer.OrtInferSession.__dict__["_init_sess_opts"]
+
+    def with_arena(config):
+        options = real.__func__(config)
+        options.enable_cpu_mem_arena = True
+        return options
+
+    infer.OrtInferSession._init_sess_opts = staticmethod(with_arena)
+    try:
+        yield
+    finally:
+        infer.OrtInferSession._init_sess_opts = real
 
 
 class _OnFirstUse:
@@ -40,12 +69,14 @@ class _OnFirstUse:
     only where boxes were found, so deferring those two saved ~0.14 s of session loading per process here
     (detector 0.08 s, classifier 0.03 s, recogniser 0.11 s)."""
 
-    def __init__(self, make, config):
-        self._make, self._config, self._real = make, config, None
+    def __init__(self, make, config, arena: bool):
+        self._make, self._config, self._arena, self._real = make, config, arena, None
 
     def _stage(self):
         if self._real is None:
-            self._real = self._make(self._config)
+            with _STAGE_LOCK, _sessions(self._arena):
+                if self._real is None:
+                    self._real = self._make(self._config)
         return self._real
 
     def __call__(self, *args, **kwargs):
@@ -57,14 +88,16 @@ class _OnFirstUse:
         return getattr(self._stage(), name)
 
 
-def engine():
+def engine(arena: bool = True):
+    """The process's RapidOCR engine; `arena`: its sessions keep their work buffers between calls (see _sessions).
+    Asked with the other setting, it is made again."""
     with _ENGINE_LOCK:
-        return _engine()
+        return _engine(arena)
 
 
-def _engine():
-    global _ENGINE
-    if _ENGINE is None:
+def _engine(arena: bool = True):
+    global _ENGINE, _ENGINE_ARENA
+    if _ENGINE is None or _ENGINE_ARENA != arena:
         try:
             import rapidocr_onnxruntime.main as ocr
         except ImportError:
@@ -74,13 +107,15 @@ def _engine():
         try:  # the constructor looks these names up in its module: defer the two stages it would load
             for name, make in stages.items():
                 if make is not None:
-                    setattr(ocr, name, lambda config, make=make: _OnFirstUse(make, config))
+                    setattr(ocr, name, lambda config, make=make: _OnFirstUse(make, config, arena))
             # limit_type "max" with a large limit: the detector only rounds our size to multiples of 32.
             # One onnxruntime thread: the analyzer already has a thread of its own beside the decode and the
             # other analyzers; RapidOCR's default (a pool per core, spinning while it waits) took 2.3x the CPU
             # for the same boxes and words on 2 cores (60 frames of bbb_trailer: 7.3 -> 3.1 CPU-s).
-            _ENGINE = ocr.RapidOCR(det_limit_type="max", det_limit_side_len=2048, print_verbose=False,
-                                   intra_op_num_threads=1, inter_op_num_threads=1)
+            with _sessions(arena):
+                _ENGINE = ocr.RapidOCR(det_limit_type="max", det_limit_side_len=2048, print_verbose=False,
+                                       intra_op_num_threads=1, inter_op_num_threads=1)
+            _ENGINE_ARENA = arena
         finally:
             for name, make in stages.items():
                 if make is not None:
@@ -88,20 +123,21 @@ def _engine():
     return _ENGINE
 
 
-def detect_text(bgr: np.ndarray, upscale: float = UPSCALE) -> list[tuple[float, float, float, float]]:
-    """Text-line boxes as normalised (x0, y0, x1, y1)."""
+def detect_text(bgr: np.ndarray, upscale: float = UPSCALE, arena: bool = True
+                ) -> list[tuple[float, float, float, float]]:
+    """Text-line boxes as normalised (x0, y0, x1, y1) (`arena`: engine()'s)."""
     if upscale != 1.0:
         bgr = cv2.resize(bgr, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
-    return _detect(bgr)
+    return _detect(bgr, arena)
 
 
-def read_text(bgr: np.ndarray, upscale: float = UPSCALE, read_lines: int = 4
+def read_text(bgr: np.ndarray, upscale: float = UPSCALE, read_lines: int = 4, arena: bool = True
               ) -> list[tuple[tuple[float, float, float, float], str, float]]:
     """Text lines as (normalised box, words, recogniser confidence); the `read_lines` largest are read, the
     others keep the words "" and confidence NaN, unread (reading costs ~5-15 ms a line on 2 cores)."""
     if upscale != 1.0:
         bgr = cv2.resize(bgr, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_LINEAR)
-    boxes = _detect(bgr)
+    boxes = _detect(bgr, arena)
     h, w = bgr.shape[:2]
     order = sorted(range(len(boxes)), key=lambda i: -(boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1]))
     chosen = order[:read_lines]
@@ -113,14 +149,14 @@ def read_text(bgr: np.ndarray, upscale: float = UPSCALE, read_lines: int = 4
         crops.append(crop)
     words = {i: ("", float("nan")) for i in range(len(boxes))}
     if crops:
-        rec, _ = engine().text_rec(crops)
+        rec, _ = engine(arena).text_rec(crops)
         for i, (text, score, *_rest) in zip(chosen, rec):
             words[i] = (text.strip(), float(score))
     return [(b, *words[i]) for i, b in enumerate(boxes)]
 
 
-def _detect(bgr: np.ndarray) -> list[tuple[float, float, float, float]]:
-    quads, _ = engine()(bgr, use_det=True, use_cls=False, use_rec=False)
+def _detect(bgr: np.ndarray, arena: bool = True) -> list[tuple[float, float, float, float]]:
+    quads, _ = engine(arena)(bgr, use_det=True, use_cls=False, use_rec=False)
     h, w = bgr.shape[:2]
     boxes = []
     for q in quads if quads is not None else []:
@@ -167,12 +203,15 @@ class TextRegions(Analyzer):
     produces_map: ClassVar[bool] = True
 
     def __init__(self, interval_s: float = 1.0, upscale: float = UPSCALE, grow: float = 0.02, read_lines: int = 4,
-                 min_confidence: float = 0.5):
+                 min_confidence: float = 0.5, keep_buffers: bool = True):
         self.interval_s = interval_s
         self.upscale = upscale
         self.read_lines = read_lines  # 0: detection only
         self.min_confidence = min_confidence  # recogniser confidence under which the words are not trusted
         self.grow = grow  # normalised margin around each line: the strokes' anti-aliasing is part of it
+        # The OCR's work buffers stay allocated between calls (faster); False hands them back after every call,
+        # for an analysis whose memory adds to an encoder's running beside it (analysis.segments)
+        self.keep_buffers = keep_buffers
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -180,7 +219,7 @@ class TextRegions(Analyzer):
             engine()  # raises the one-line error that says what to install
         # The engine (imports, ONNX session: ~0.4 s) loads in a thread while the decode and the other
         # analyzers start; the first frame this analyzer reads waits for it.
-        self._loaded = in_background(engine, "ocr-load")
+        self._loaded = in_background(lambda: engine(self.keep_buffers), "ocr-load")
         self.out = AnalyzerOutput()
         self._held: list[tuple[tuple[float, float, float, float], str, float]] = []
         self._held_from: int | None = None  # frame the held boxes were detected on
@@ -194,12 +233,13 @@ class TextRegions(Analyzer):
             self._flush(frame.index)
             # a line the recogniser read and could not make out is not text (foliage, a grille): on the dev clips
             # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
-            self._held = [line for line in read_text(frame.bgr, self.upscale, self.read_lines)
+            self._held = [line for line in read_text(frame.bgr, self.upscale, self.read_lines, self.keep_buffers)
                           if not line[2] < self.min_confidence]
-            # ONNX Runtime (arena off) frees each call's buffers into this thread's glibc arena, which kept them:
-            # the process grew by ~200 MiB within the decoder's trims (50 calls on bbb_trailer: peak PSS 403 MiB,
-            # 198 MiB with this; the trim costs ~1.4 ms a call)
-            media.release_memory()
+            if not self.keep_buffers:
+                # ONNX Runtime (arena off) frees each call's buffers into this thread's glibc arena, which kept
+                # them: the process grew by ~200 MiB within the decoder's trims (50 calls on bbb_trailer: peak PSS
+                # 403 MiB, 198 MiB with this; the trim costs ~1.4 ms a call, faulting the pages in again more)
+                media.release_memory()
             self.calls += 1
             self._held_from = frame.index
             self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)

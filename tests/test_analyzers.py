@@ -420,6 +420,22 @@ def test_text_lines_the_recogniser_cannot_read_are_dropped(sample):
     assert any("rodent" in t.label.lower() for t in a.tokens)
 
 
+def test_the_ocr_keeps_its_buffers_by_default_and_hands_them_back_beside_an_encoder(sample):
+    """Both ways read the same lines off real frames; only the sessions' memory arena differs (the recogniser,
+    made on first use, included), and the process's engine follows what the analyzer asks for."""
+    from analyzers import text
+
+    frames = [p.bgr for i, _f, p in media.iter_proxy(sample("bbb_trailer.mp4"), (320, 180)) if i in (10, 40, 210)]
+    kept = [text.read_text(f, arena=True) for f in frames]
+    assert text.engine(True).text_rec.session.session.get_session_options().enable_cpu_mem_arena
+    assert text.engine(True).text_det.infer.session.get_session_options().enable_cpu_mem_arena
+    handed_back = [text.read_text(f, arena=False) for f in frames]
+    assert not text.engine(False).text_rec.session.session.get_session_options().enable_cpu_mem_arena
+    assert not text.engine(False).text_det.infer.session.get_session_options().enable_cpu_mem_arena
+    assert kept == handed_back and any(w for lines in kept for _, w, _ in lines)  # the caption's words
+    assert TextRegions().keep_buffers and not TextRegions(keep_buffers=False).keep_buffers
+
+
 def test_text_no_false_boxes_on_clean_clips(clip):
     for name in ("jwpIntro.mp4", "bigbuckbunny.mp4", "cityCC0.mpg"):
         _, out = clip(name)
