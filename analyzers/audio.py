@@ -428,11 +428,12 @@ class AudioSignals(Analyzer):
             return AnalyzerOutput(signal_info=dict(SIGNALS))
         margin = SHORT_TERM_S / 2 + half + 0.05  # every window a frame's signals read
         need = int((float(times[-1]) + margin) * RATE)
-        upto = need + int(self.lead_s * RATE) if self.lead_s is not None else None  # the onset unit's audio
+        # the audio the onset unit is taken over: lead_s past the frames' windows, or all of it (no lead)
+        reach = need if self.lead_s is None else need + int(self.lead_s * RATE)
         with self._progress:
-            self._wanted = max(self._wanted, upto or need)
+            self._wanted = max(self._wanted, reach)
             self._progress.notify_all()
-            self._progress.wait_for(lambda: self._done or (self._heard and self._heard[-1].samples >= (upto or need))
+            self._progress.wait_for(lambda: self._done or (self._heard and self._heard[-1].samples >= reach)
                                     or self._result.done())
             blocks, done = list(self._heard), self._done
         if done and self._result.exception() is not None:  # the pass ended: what it raised (Skip: no samples)
@@ -441,8 +442,8 @@ class AudioSignals(Analyzer):
         near = [blk for blk in blocks if blk.samples // HOP > first and blk.start // HOP <= need // HOP + 1]
         part = assemble(near)
         offset = near[0].start // HOP if near else 0
-        if upto is not None:  # the blocks' bounds do not depend on timing: nor does this set
-            blocks = [blk for blk in blocks if blk.start < upto]
+        if self.lead_s is not None:  # the blocks' bounds do not depend on timing: nor does this set
+            blocks = [blk for blk in blocks if blk.start < reach]
         if self._scale[0] != len(blocks):
             self._scale = (len(blocks), onset_scale(assemble(blocks)))
         return AnalyzerOutput(signal_info=dict(SIGNALS),
