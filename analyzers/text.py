@@ -33,8 +33,9 @@ CHANGE_LEVEL = 30.0
 
 _ENGINE = None  # the RapidOCR engine, created once per process (loading its models costs ~0.5 s)
 _ENGINE_ARENA: bool | None = None  # whether _ENGINE's sessions keep their buffers (ONNX Runtime's memory arena)
-_ENGINE_LOCK = threading.Lock()  # it may be loading in a background thread (TextRegions.start)
-_STAGE_LOCK = threading.Lock()  # a deferred stage is made once, whichever thread first uses it
+# Held while any OCR session is made (the engine, which may load in a background thread: TextRegions.start, and a
+# deferred stage, made by whichever thread first uses it): _sessions patches RapidOCR's class meanwhile
+_ENGINE_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -74,7 +75,7 @@ class _OnFirstUse:
 
     def _stage(self):
         if self._real is None:
-            with _STAGE_LOCK, _sessions(self._arena):
+            with _ENGINE_LOCK, _sessions(self._arena):
                 if self._real is None:
                     self._real = self._make(self._config)
         return self._real
