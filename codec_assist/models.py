@@ -124,17 +124,32 @@ class TextEncoder:
     session: object
     tokenizer: object  # tokenizers.Tokenizer from the package's tokenizer.json
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            enc = self.tokenizer.encode_batch(list(texts[i:i + batch_size]))
-            ids = np.array([e.ids for e in enc], np.int64)
-            mask = np.array([e.attention_mask for e in enc], np.int64)
-            types = np.array([e.type_ids for e in enc], np.int64)
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-            pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
+    def encode(self, texts: list[str], batch_size: int = 64, batch_tokens: int = 4096) -> np.ndarray:
+        """(len(texts), 384). Texts go longest first, in batches of at most `batch_size` texts and `batch_tokens`
+        padded tokens, each padded to its own longest text and holding none under half that length: in one batch a
+        whole transcript (256 tokens) padded its 30 keyphrase candidates to 256 too, 2.97 s and +500 MiB where the
+        two apart took 0.08 s. The padding is masked, so the vectors are the same either way."""
+        out = np.zeros((len(texts), 384), np.float32)
+        if not texts:
+            return out
+        enc = self.tokenizer.encode_batch(list(texts))  # padded to the longest of all; the masks give each length
+        ids = np.array([e.ids for e in enc], np.int64)
+        mask = np.array([e.attention_mask for e in enc], np.int64)
+        types = np.array([e.type_ids for e in enc], np.int64)
+        lengths = mask.sum(axis=1)
+        order = np.argsort(-lengths, kind="stable")
+        i = 0
+        while i < len(order):
+            longest = max(1, int(lengths[order[i]]))
+            rows = order[i:i + max(1, min(batch_size, batch_tokens // longest))]
+            rows = rows[2 * lengths[rows] > longest]  # sorted: a prefix, the first row always in
+            m = mask[rows, :longest]
+            hidden = self.session.run(None, {"input_ids": ids[rows, :longest], "attention_mask": m,
+                                             "token_type_ids": types[rows, :longest]})[0]
+            pooled = (hidden * m[..., None]).sum(axis=1) / np.maximum(m.sum(axis=1, keepdims=True), 1)
+            out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            i += len(rows)
+        return out
 
 
 MINILM_MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)

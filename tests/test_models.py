@@ -36,6 +36,25 @@ def test_minilm_on_onnxruntime_gives_the_sentence_transformers_vectors():
     assert np.abs(got - want).max() < 1e-5
 
 
+def test_minilm_batches_never_pad_a_short_text_to_a_long_one():
+    """A transcript (256 tokens) beside its keyphrase candidates: each batch holds texts of like length (no row
+    padded past twice its own), and every vector is the one the text gets alone."""
+    texts = ["judge book", "cover", "word " * 400, "a person from the outside", *[f"phrase {i}" for i in range(70)]]
+    encoder = models.text_encoder()
+    shapes = []
+
+    class Spy:
+        def run(self, names, feeds):
+            shapes.append((feeds["attention_mask"].shape, feeds["attention_mask"].sum(axis=1).min()))
+            return encoder.session.run(names, feeds)
+
+    got = models.TextEncoder(session=Spy(), tokenizer=encoder.tokenizer).encode(texts)
+    alone = np.concatenate([encoder.encode([t]) for t in texts])
+    assert np.abs(got - alone).max() < 1e-5
+    assert all(2 * shortest > width and rows <= 64 for (rows, width), shortest in shapes)
+    assert shapes[0][0] == (1, models.MINILM_MAX_TOKENS) and len(shapes) <= 4
+
+
 def test_keyphrases_are_keyberts():
     """KeyBERT 0.9.0 with sentence-transformers' MiniLM gave exactly these (measured 2026-12-03, keybert's
     extract_keywords(doc, keyphrase_ngram_range=(1, 2), stop_words="english", top_n=5)) on this transcript."""
