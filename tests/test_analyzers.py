@@ -436,6 +436,25 @@ def test_the_ocr_keeps_its_buffers_by_default_and_hands_them_back_beside_an_enco
     assert TextRegions().keep_buffers and not TextRegions(keep_buffers=False).keep_buffers
 
 
+def test_the_recogniser_reads_each_line_alone(sample, monkeypatch):
+    """RapidOCR pads a batch of lines to its widest line's aspect ratio: a short line read beside a long one costs
+    the long one's width (and reads differently). Each chosen line goes alone; the slide's lines read right."""
+    from analyzers import text
+
+    frame = next(p.bgr for i, _f, p in media.iter_proxy(sample("lecture.mp4"), (320, 180)) if i == 30)
+    engine = text.engine()
+    real, sizes = engine.text_rec, []
+
+    def spy(crops, *args, **kwargs):
+        sizes.append(len(crops))
+        return real(crops, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "text_rec", spy)
+    lines = text.read_text(frame)
+    assert sizes == [1, 1, 1, 1] and len(lines) >= 4
+    assert {"Video coding basics", "3.Rate control"} <= {words for _, words, _ in lines}
+
+
 def test_text_no_false_boxes_on_clean_clips(clip):
     for name in ("jwpIntro.mp4", "bigbuckbunny.mp4", "cityCC0.mpg"):
         _, out = clip(name)
