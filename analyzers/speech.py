@@ -12,9 +12,13 @@ weighs more than filler. The subtitles analyzer reuses the same scoring.
 """
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import logging
 import math
 import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -89,12 +93,37 @@ def keyphrases(texts: list[str], method: str = "keybert") -> list[tuple[str, flo
     return [(p, 1.0 - k / max(1, len(found))) for k, (p, _) in enumerate(found)]
 
 
-def _keybert(doc: str, top: int) -> list[tuple[str, float]]:
-    from sklearn.feature_extraction.text import CountVectorizer
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn CountVectorizer's default token_pattern
 
-    try:
-        words = CountVectorizer(ngram_range=(1, 2), stop_words="english").fit([doc]).get_feature_names_out()
-    except ValueError:  # only stop words: nothing to extract
+
+@functools.lru_cache(maxsize=1)
+def english_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words (what KeyBERT's stop_words="english" means), read as a literal from
+    sklearn/feature_extraction/_stop_words.py: importing that package costs ~0.8 s here (it brings scipy's sparse
+    matrices), more than the rest of the keyphrase step."""
+    spec = importlib.util.find_spec("sklearn")
+    source = Path(spec.origin).parent / "feature_extraction" / "_stop_words.py" if spec and spec.origin else None
+    if source and source.is_file():
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ENGLISH_STOP_WORDS" for t in node.targets)
+                    and isinstance(node.value, ast.Call) and node.value.args):
+                return frozenset(ast.literal_eval(node.value.args[0]))
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # the file moved: ask scikit-learn itself
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def candidate_phrases(doc: str) -> list[str]:
+    """The 1-2 word n-grams of `doc` left once English stop words are taken out, sorted: what
+    CountVectorizer(ngram_range=(1, 2), stop_words="english").fit([doc]).get_feature_names_out() gives."""
+    stop = english_stop_words()
+    words = [w for w in _TOKEN.findall(doc.lower()) if w not in stop]
+    return sorted({*words, *(f"{a} {b}" for a, b in zip(words, words[1:]))})
+
+
+def _keybert(doc: str, top: int) -> list[tuple[str, float]]:
+    words = candidate_phrases(doc)
+    if not words:  # only stop words: nothing to extract
         return []
     vectors = models.embed_texts([doc, *words])
     similarity = vectors[1:] @ vectors[0]

@@ -120,4 +120,24 @@ def test_analyze_with_speech_and_imagenet_imports_no_torch_or_transformers(sampl
             f"a, _ = ca.analyze({str(jwp)!r}, ca.AnalyzeOptions(focus=[ca.FocusPrompt(text='the speaker')]))\n"
             "assert a.transcript and a.transcript.segments, 'no transcript'\n"
             "assert any(t.source == 'imagenet' for t in a.tokens) and any(t.source == 'keyphrase' for t in a.tokens)")
-    assert modules_loaded_by(code, ("torch", "transformers", "sentence_transformers", "keybert")) == []
+    assert modules_loaded_by(code, ("torch", "transformers", "sentence_transformers", "keybert", "sklearn", "scipy")) == []
+
+
+def test_keyphrase_candidates_are_count_vectorizers_without_importing_it():
+    """KeyBERT's candidates are scikit-learn CountVectorizer's 1-2-grams without its English stop words; they come
+    from a tokeniser here and the stop words from scikit-learn's source (importing it costs ~0.8 s): the same
+    lists on real transcripts, accents, contractions and a stop-word-only text."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    from analyzers.speech import candidate_phrases, english_stop_words
+
+    assert english_stop_words() == ENGLISH_STOP_WORDS
+    docs = ["Hi, I'm John Pierce. I'm an lecturer at the University of Nottingham and I'm a creator of Sci-Fi.",
+            "Of course. You don't judge a book by its cover or person from the outside? Oh, that's a relief to you.",
+            "Ça va? Café, naïve — 3D 4K x264 e-mail U.S.A. we're the ONE echo the GOSPEL", "and the of it"]
+    for doc in docs:
+        try:
+            want = list(CountVectorizer(ngram_range=(1, 2), stop_words="english").fit([doc]).get_feature_names_out())
+        except ValueError:  # only stop words
+            want = []
+        assert candidate_phrases(doc) == want
