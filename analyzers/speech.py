@@ -12,13 +12,10 @@ weighs more than filler. The subtitles analyzer reuses the same scoring.
 """
 from __future__ import annotations
 
-import ast
 import functools
-import importlib.util
 import logging
 import math
 import re
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -101,13 +98,9 @@ def english_stop_words() -> frozenset[str]:
     """scikit-learn's English stop words (what KeyBERT's stop_words="english" means), read as a literal from
     sklearn/feature_extraction/_stop_words.py: importing that package costs ~0.8 s here (it brings scipy's sparse
     matrices), more than the rest of the keyphrase step."""
-    spec = importlib.util.find_spec("sklearn")
-    source = Path(spec.origin).parent / "feature_extraction" / "_stop_words.py" if spec and spec.origin else None
-    if source and source.is_file():
-        for node in ast.parse(source.read_text(encoding="utf-8")).body:
-            if (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ENGLISH_STOP_WORDS" for t in node.targets)
-                    and isinstance(node.value, ast.Call) and node.value.args):
-                return frozenset(ast.literal_eval(node.value.args[0]))
+    words = models.literal_in_package("sklearn", "feature_extraction/_stop_words.py", "ENGLISH_STOP_WORDS")
+    if words is not None:
+        return frozenset(words)
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # the file moved: ask scikit-learn itself
 
     return frozenset(ENGLISH_STOP_WORDS)

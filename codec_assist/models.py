@@ -392,21 +392,30 @@ def imagenet_classifier() -> ImageNetClassifier:
                               fc_weight=fc["weight"].astype(np.float32), fc_bias=fc["bias"].astype(np.float32))
 
 
+def literal_in_package(package: str, source: str, name: str):
+    """The literal a package's source file assigns to `name` (for `name = f(literal)`, the literal), read without
+    importing the package (torchvision costs 2-5 s to import here, scikit-learn ~0.8 s); None when not found."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    path = Path(spec.origin).parent / source if spec and spec.origin else None
+    if path is None or not path.is_file():
+        return None
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == name for t in node.targets):
+            value = node.value.args[0] if isinstance(node.value, ast.Call) and node.value.args else node.value
+            return ast.literal_eval(value)
+    return None
+
+
 def imagenet_categories() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class names in the classifier's order. They are not in the EfficientNet wheel;
     torchvision carries the standard list in its weights metadata (ResNet50_Weights.IMAGENET1K_V1.meta
     ["categories"]). Read as a literal from torchvision/models/_meta.py: importing torchvision costs 2-5 s here."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec("torchvision")
-    meta = Path(spec.origin).parent / "models" / "_meta.py" if spec and spec.origin else None
-    if meta and meta.is_file():
-        for node in ast.parse(meta.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_IMAGENET_CATEGORIES" for t in node.targets):
-                names = ast.literal_eval(node.value)
-                if len(names) == 1000:
-                    return tuple(names)
+    names = literal_in_package("torchvision", "models/_meta.py", "_IMAGENET_CATEGORIES")
+    if names is not None and len(names) == 1000:
+        return tuple(names)
     try:  # the file moved: ask torchvision itself
         from torchvision.models import ResNet50_Weights
     except ImportError as e:

@@ -59,11 +59,10 @@ def whole_frame_cost_db(offsets: np.ndarray, areas: np.ndarray, distortion: np.n
     total = float(w.sum())
     # Offsets of thousands of QP (a probe depth when the payers' area is ~0) overflow to inf: a cost over any bound,
     # which is what the bisection needs to hear, so the overflow is not a warning.
-    with np.errstate(over="ignore", invalid="ignore"):
-        spent = float((w * np.exp2(offsets / 3.0)).sum())
-        if np.isnan(spent):  # 0 x inf where a block of no weight overflowed: it spends nothing (max() took nan as 0)
-            keep = w > 0
-            spent = float((w[keep] * np.exp2(offsets[keep] / 3.0)).sum())
+    # Blocks of no weight spend nothing, even where their offset overflows (0 x inf would be nan).
+    keep = w > 0
+    with np.errstate(over="ignore"):
+        spent = float((w[keep] * np.exp2(offsets[keep] / 3.0)).sum())
     return max(0.0, 10.0 * float(np.log10(spent / total)))
 
 
