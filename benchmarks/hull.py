@@ -12,7 +12,7 @@ resolution chosen from the hulls), and fixed ladders at the same preset. At the 
 1-pass ABR at the rung's rate, x264 2-pass ABR at the rung's rate, and one CRF for the whole clip per rung,
 searched (secant in log-bits, full encodes) until the file is within 2 % of the rung's rate. At a
 conventional resolution (CONVENTIONAL: a fixed bitrate -> resolution table, not the hull's choice): 2-pass
-ABR. Quality: whole-frame VMAF (vmaf-torch, motion off, every --vmaf-every-th frame) of each file decoded and
+ABR. Quality: whole-frame VMAF (libvmaf, motion on, every --vmaf-every-th frame) of each file decoded and
 upscaled bicubically to the source size, against the source. BD-rate over the rungs (hull vs each fixed
 ladder: negative = the hull needs fewer bits for the same VMAF), each rung's bitrate error, probe
 CPU-seconds per second of video, and per rung the VMAF the probes predict if every shot could take its own
@@ -79,20 +79,24 @@ def load_average() -> float:
 
 
 def vmaf_frames(source: Path, encoded: Path, every: int) -> dict[int, float]:
-    """VMAF of `encoded` upscaled (bicubic) to the source size on every `every`-th frame: {frame: score}."""
+    """VMAF (libvmaf, motion on) of `encoded` upscaled (bicubic) to the source size on every `every`-th frame:
+    {frame: score}."""
     from codec_assist.encoding.probes import even_frame
 
     info = media.probe(source)
     sw, sh = info.width & ~1, info.height & ~1
     scorer = FrameScorer("vmaf", every)
-    scores = {}
-    for n, (r, d) in enumerate(zip(media.iter_frames(source), media.iter_frames(encoded))):
-        if (d.width, d.height) != (sw, sh):
-            d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
-        s = scorer(even_frame(r, sw, sh), d)
-        if s is not None:
-            scores[n] = float(s)
-    return scores
+    try:
+        for n, (r, d) in enumerate(zip(media.iter_frames(source), media.iter_frames(encoded))):
+            r = even_frame(r, sw, sh)
+            if not scorer.scored(n):
+                d = r  # not scored: libvmaf reads only the reference's motion here
+            elif (d.width, d.height) != (sw, sh):
+                d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
+            scorer.add(r, d)
+        return scorer.scores()
+    finally:
+        scorer.close()
 
 
 def vmaf_of(source: Path, encoded: Path, every: int) -> float:

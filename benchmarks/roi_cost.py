@@ -8,7 +8,7 @@ Per clip of samples/corpus.json, at 3 rates (bits per pixel per frame 0.025, 0.0
              careful user turns on;
   assisted   the default assisted encode (its plan made once and reused at every rate).
 Measured against the source (codec_assist.measure): bitrate, whole-frame PSNR-Y and XPSNR-Y, whole-frame VMAF
-(vmaf-torch, every frame, motion on), and ROI PSNR-Y inside the corpus' hand-marked face and text boxes (each box on frames [g-4, g+5) around
+(libvmaf, every frame, motion on), and ROI PSNR-Y inside the corpus' hand-marked face and text boxes (each box on frames [g-4, g+5) around
 its GT frame g: independent of the importance map under test). BD-rates over the 3 rates, per metric:
 assisted vs plain, aq3 vs plain, assisted vs aq3 (negative: fewer bits for the same quality).
 

@@ -442,9 +442,8 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
             limits: Limits | None = None, overwrite: bool = False, progress: bool = False) -> CompareReport:
     """Plain vs assisted encodes of `input` at each bitrate (same encoder, preset and rate control), measured
     against the source: bitrate, PSNR/SSIM/XPSNR and VMAF (whole frame), PSNR in `rois` (boxes marked
-    independently of the importance map) and, with 3+ rates, BD-rates on each. `vmaf_every`: VMAF (vmaf-torch,
-    motion on) on every frame (1, default), every k-th (k) or off (0) — it is the costly metric, ≈0.05-0.14 s per
-    352x288 frame and 0.25-1 s per 720p frame on 2 shared cores, for each encode. PSNR punishes any redistribution
+    independently of the importance map) and, with 3+ rates, BD-rates on each. `vmaf_every`: VMAF (libvmaf,
+    motion on) on every frame (1, default), every k-th (k) or off (0). PSNR punishes any redistribution
     of bits inside a frame (the encoder's own AQ too); VMAF is the viewer's proxy. `peer` (default on) also
     encodes the encoder with its own tools on — `peer_aq_mode` (3) and `peer_tune` ("auto": animation or film
     from the analysis; "none"; or a tune name) — so the report has assisted vs plain, peer vs plain and assisted
@@ -681,7 +680,7 @@ def measure(reference: str | Path, encoded: str | Path, *, rois: Sequence[RoiBox
             xpsnr: bool = False, vmaf_every: int = 0) -> schemas.Quality:
     """Quality of `encoded` against `reference`: bitrate, whole-frame PSNR-Y/SSIM-Y (every `every`-th frame)
     and PSNR-Y inside each of `rois`; with `xpsnr`, XPSNR-Y; with `vmaf_every` k > 0, whole-frame VMAF
-    (vmaf-torch, motion on) on every k-th frame (1: all frames, the costly metric)."""
+    (libvmaf, motion on) on every k-th frame (1: all frames)."""
     from codec_assist.evaluation.metrics import compare_videos
 
     return compare_videos(reference, encoded, rois=list(rois), every=every, xpsnr=xpsnr, vmaf_every=vmaf_every)

@@ -552,7 +552,7 @@ class Quality(_Model):
     weighted_psnr_y: float | None = None  # importance-weighted; only comparable under the same weights
     # version 3 (issue 15): metrics a viewer agrees with, measured on every frame in the same decode pass
     xpsnr_y: float | None = None  # FFmpeg's xpsnr filter, Y, mean over all frames (dB)
-    vmaf: float | None = None  # vmaf-torch (vmaf_v0.6.1, motion on), whole frame, mean over the scored frames
+    vmaf: float | None = None  # libvmaf (vmaf_v0.6.1, motion on), whole frame, mean over the scored frames
     vmaf_frames: int | None = None  # how many frames VMAF was averaged over (all, or every k-th)
 
 

@@ -1,7 +1,10 @@
 """Tests for codec_assist.metrics: PSNR/SSIM definitions, BD-rate, ROI syntax, and video comparison on real footage."""
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+from pathlib import Path
 
 import av
 import numpy as np
@@ -327,24 +330,25 @@ def test_vmaf_and_xpsnr_track_quality(clips):
         M.compare_videos(clips["ref"], clips["crf38"], vmaf_every=-1)
 
 
-def test_vmaf_meter_batches_are_invisible(clips):
-    """VMAF's motion feature needs the previous and next frame: streaming in batches of any size gives
-    vmaf-torch's own one-shot result on the whole sequence; `every` scores a subset with the same motion."""
-    import torch
-    from vmaf_torch import VMAF
-
-    refs = [luma(f).copy() for _, f in zip(range(12), iter_frames(clips["ref"]))]
-    dist = [luma(f).copy() for _, f in zip(range(12), iter_frames(clips["crf38"]))]
-    model = VMAF(temporal_pooling=False, enable_motion=True, clip_score=True).eval()
-    with torch.no_grad():
-        whole = model(*(torch.from_numpy(np.stack(x).astype(np.float32))[:, None] for x in (refs, dist)))
-    whole = whole.flatten().numpy()
-    for batch_pixels in (1, 5 * 640 * 272, 1 << 30):  # one frame, 5 frames (uneven), all at once
-        meter = M.VmafMeter(batch_pixels=batch_pixels)
-        for a, b in zip(refs, dist):
+def test_vmaf_meter_gives_what_ffmpeg_gives_on_the_files(clips, tmp_path):
+    """The meter (planes through a pipe, stacked and cropped apart) gives per frame what FFmpeg's libvmaf filter
+    gives reading the two files itself (motion across the whole sequence included); `every` scores a subset
+    with the same values; a meter stopped half-way leaves no process and no files behind."""
+    log = tmp_path / "direct.json"
+    subprocess.run([M.ffmpeg_with_libvmaf(), "-hide_banner", "-loglevel", "error", "-i", str(clips["crf38"]),
+                    "-i", str(clips["ref"]), "-lavfi", f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log}", "-f",
+                    "null", "-"], check=True)
+    direct = np.array([f["metrics"]["vmaf"] for f in json.loads(log.read_text())["frames"]])
+    pairs = [(luma(r).copy(), luma(d).copy()) for r, d in zip(iter_frames(clips["ref"]), iter_frames(clips["crf38"]))]
+    assert len(direct) == len(pairs) == N_FRAMES and direct.std() > 1  # the scores move: frames line up or fail
+    for every in (1, 4):
+        meter = M.VmafMeter(every=every)
+        for a, b in pairs:
             meter.add(a, b)
-        assert np.allclose(meter.scores(), whole, atol=0.01)
-    meter = M.VmafMeter(every=4)
-    for a, b in zip(refs, dist):
-        meter.add(a, b)
-    assert meter.frames == 3 and np.allclose(meter.scores(), whole[::4], atol=0.01)
+        assert meter.frames == len(direct[::every])
+        assert np.allclose(meter.scores(), direct[::every], atol=1e-4)
+    meter = M.VmafMeter()
+    meter.add(*pairs[0])
+    proc, folder = meter._proc, Path(meter._dir.name)
+    meter.close()
+    assert proc.poll() is not None and not folder.exists()

@@ -199,7 +199,9 @@ def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tup
     waited = {u.name: 0.0 for u in units}
     try:
         try:
-            for u in units:
+            # the analyzers that read the file themselves (speech, audio) start first: their work runs in the
+            # background from then on, beside the other analyzers' model loading and the decode
+            for u in sorted(units, key=lambda u: u.needs_pictures):
                 t = time.perf_counter()
                 _guarded(u, runs, live, lambda: u.start(ctx))
                 waited[u.name] += time.perf_counter() - t

@@ -61,7 +61,7 @@ def register(sub) -> None:
     g.add_argument("--segment", type=float, default=0.0,
                    help="cut shots longer than this many seconds into pieces for allocation (0: whole shots)")
     g.add_argument("--target-quality", metavar="METRIC=VALUE",
-                   help="per-shot quality target, e.g. psnr=40, xpsnr=38, ssim=0.97, vmaf=93 (vmaf-torch, sampled)")
+                   help="per-shot quality target, e.g. psnr=40, xpsnr=38, ssim=0.97, vmaf=93 (libvmaf, every 10th frame)")
     g.add_argument("--tolerance", type=float,
                    help="target-quality probe tolerance (default 0.25 dB; 0.003 SSIM; 0.5 VMAF)")
     g.add_argument("--max-probes", type=int, default=6, help="target-quality: most probe encodes per shot")

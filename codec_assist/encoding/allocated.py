@@ -121,26 +121,31 @@ def _search(frames, first, metric, target, *, codec, preset, fps, plan, plan_arr
 def unit_quality(reference, encoded, units: Sequence[tuple[int, int]], metric: str, vmaf_every: int = 10
                  ) -> list[float]:
     """Mean `metric` of each unit of an encoded file against the source (decoded in lockstep)."""
-    scores: list[list[float]] = [[] for _ in units]
+    means = [float("nan")] * len(units)
     scorer = None
     k = 0
     ref_it, dis_it = media.iter_frames(reference), media.iter_frames(encoded)
     try:
         for n, (r, d) in enumerate(zip(ref_it, dis_it)):
             while k < len(units) and n >= units[k][1]:
+                if scorer is not None:
+                    means[k], scorer = scorer.mean(), None
                 k += 1
             if k >= len(units):
                 break
             if n == units[k][0]:
                 scorer = FrameScorer(metric, vmaf_every)  # scores restart at each unit, as in the probes
-            s = scorer(even_frame(r, d.width, d.height), d)
-            if s is not None:
-                scores[k].append(s)
+            if scorer is not None:
+                scorer.add(even_frame(r, d.width, d.height), d)
+        if scorer is not None and k < len(units):
+            means[k], scorer = scorer.mean(), None
     finally:
         from codec_assist.evaluation.metrics import _close_decoders
 
         _close_decoders(ref_it, dis_it)
-    return [float(np.mean(s)) if s else float("nan") for s in scores]
+        if scorer is not None:
+            scorer.close()
+    return means
 
 
 def encode_target_quality(input_path, output_path, *, metric: str, target: float, codec: str, preset: str,

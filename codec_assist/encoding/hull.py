@@ -2,8 +2,8 @@
 
 1. Probes: every shot x resolution (the source height and the standard heights below it) x CRF grid is
    encoded in memory (codec_assist.encoding.probes.encode_frames) at a probe preset, decoded, upscaled to the
-   source size as a player would (bicubic) and scored with VMAF (vmaf-torch, every `vmaf_every`-th frame,
-   motion off) against the source. One task per (shot, resolution) on the engine (local processes or Ray);
+   source size as a player would (bicubic) and scored with VMAF (libvmaf, every `vmaf_every`-th frame, motion
+   on, as `compare` measures it) against the source. One task per (shot, resolution) on the engine (local processes or Ray);
    each probe's result is cached on disk under a key of the clip's sha256, shot, size, CRF, codec and preset,
    so a rerun (or another rung set) skips what was measured.
 2. Per rung, for each candidate resolution the equal-slope choice (policies.hull.choose) over the shots' hulls
@@ -62,19 +62,17 @@ RUNG_PARAMS = {"scenecut": "0"}
 # -------------------------------------------------------------------------------------------------- probes
 def probe_key(sha: str, codec: str, preset: str, start: int, end: int, width: int, height: int, crf: float,
               vmaf_every: int, max_frames: int) -> str:
-    return f"{sha[:20]}-{codec}-{preset}-f{start}-{end}-{width}x{height}-crf{crf:g}-v{vmaf_every}-m{max_frames}"
+    # "lv": libvmaf with motion; probes cached by the earlier scorer (vmaf-torch, motion off) are not reused
+    return f"{sha[:20]}-{codec}-{preset}-f{start}-{end}-{width}x{height}-crf{crf:g}-lv{vmaf_every}-m{max_frames}"
 
 
 def probe_shot(input_path: str, start: int, end: int, width: int, height: int, crfs: list[float], codec: str,
                preset: str, vmaf_every: int, max_frames: int, threads: int) -> dict:
     """The task: one shot at one size, every CRF. Returns {"probes": [{crf, bits, vmaf}], "cpu": seconds,
     "frames": n}. Long shots are probed on their first `max_frames` frames (bits are scaled to the shot)."""
-    import torch
-
     from codec_assist.encoding.probes import encode_frames, even_frame
     from codec_assist.evaluation.metrics import FrameScorer
 
-    torch.set_num_threads(max(1, threads))
     cpu0 = time.process_time()
     info = media.probe(input_path)
     sw, sh = info.width & ~1, info.height & ~1
@@ -92,13 +90,18 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
     out = []
     for crf in crfs:
         bits, decoded = encode_frames(scaled, start, codec=codec, preset=preset, fps=info.fps, crf=crf)
-        scorer = FrameScorer("vmaf", 1)
-        scores = []
-        for r, d in list(zip(refs, decoded))[::vmaf_every]:  # only the scored frames are scaled
-            if (d.width, d.height) != (sw, sh):  # shown at the source size, as a player scales it
-                d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
-            scores.append(scorer(r, d))
-        out.append({"crf": crf, "bits": int(round(bits.sum() * scale)), "vmaf": float(np.mean(scores))})
+        scorer = FrameScorer("vmaf", vmaf_every, threads=threads)
+        try:
+            for j, (r, d) in enumerate(zip(refs, decoded)):
+                if not scorer.scored(j):
+                    d = r  # not scored: libvmaf reads only the reference's motion here, so nothing is scaled
+                elif (d.width, d.height) != (sw, sh):  # shown at the source size, as a player scales it
+                    d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
+                scorer.add(r, d)
+            vmaf = scorer.mean()
+        finally:
+            scorer.close()
+        out.append({"crf": crf, "bits": int(round(bits.sum() * scale)), "vmaf": vmaf})
     return {"probes": out, "cpu": time.process_time() - cpu0, "frames": len(refs)}
 
 

@@ -2,7 +2,7 @@
 on the whole frame and on the ROI boxes, with BD-rates over >= 3 rates.
 
 Metrics, all in the same decode pass: PSNR-Y and SSIM-Y, XPSNR-Y (FFmpeg's xpsnr), whole-frame VMAF with
-motion on every frame (vmaf-torch; the viewer's proxy) and PSNR in each ROI box. PSNR punishes any
+motion on every frame (libvmaf; the viewer's proxy) and PSNR in each ROI box. PSNR punishes any
 redistribution of bits inside a frame — x264/x265's own adaptive quantisation as much as ours — while VMAF and
 XPSNR model the masking a viewer has, so read whole-frame PSNR beside VMAF, not alone. VMAF is the costly one
 (per frame of each encode measured, 2 shared cores: ≈0.05-0.14 s at 352x288, 0.1-0.4 s at 640x360, 0.25-1 s at

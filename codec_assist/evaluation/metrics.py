@@ -37,12 +37,14 @@ Definitions (so every report can be reproduced):
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import math
 import re
+import subprocess
 import sys
-from contextlib import contextmanager
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -271,8 +273,8 @@ def compare_videos(
     `weights(i)` may return a per-pixel or coarse-grid importance map for frame i, or None to leave that frame
     out of weighted PSNR. `xpsnr`: also XPSNR-Y (:class:`XpsnrMeter`, every frame: its temporal term needs
     neighbours; roughly doubles the cost of PSNR+SSIM). `vmaf_every` > 0: also whole-video VMAF with motion
-    (:class:`VmafMeter`) on frames 0, k, 2k, ...; 1 = every frame, the viewer's proxy, and by far the
-    costliest metric (≈0.05-0.14 s per 352x288 frame, 0.25-1 s per 720p frame on 2 shared cores); 0 = off.
+    (:class:`VmafMeter`, libvmaf in a process beside this one) on frames 0, k, 2k, ...; 1 = every frame, the
+    viewer's proxy; 0 = off.
     Raises CodecAssistError when the frame counts or sizes differ. See the module docstring for definitions.
     """
     if every < 1:
@@ -376,6 +378,10 @@ def compare_videos(
                     w_den += float(np.sum(w, dtype=np.float64))
         if next(dis_it, None) is not None:
             raise CodecAssistError(f"frame count mismatch: {reference} has {i + 1} frames, {distorted} has more")
+    except BaseException:
+        if vmaf_meter is not None:
+            vmaf_meter.close()  # no FFmpeg left running, no files left behind
+        raise
     finally:
         fr = fd = a = b = None
         _close_decoders(ref_it, dis_it)
@@ -541,18 +547,22 @@ def bd_psnr(
 
 # ------------------------------------------------------- whole-video XPSNR and VMAF, fed in display order
 def require_vmaf() -> None:
-    """Fail early, in one line, when VMAF was asked for and vmaf-torch is not installed."""
-    _vmaf_torch()
+    """Fail early, in one line, when VMAF was asked for and no FFmpeg with libvmaf is installed."""
+    ffmpeg_with_libvmaf()
 
 
-def _vmaf_torch():
+def ffmpeg_with_libvmaf() -> str:
+    """The FFmpeg executable imageio-ffmpeg ships: FFmpeg 9 built with libvmaf, the reference VMAF, with its
+    vmaf_v0.6.1 model inside. PyAV's own FFmpeg and Debian's have no libvmaf."""
     try:
-        import torch
-        from vmaf_torch import VMAF
+        import imageio_ffmpeg
     except ImportError:
-        raise CodecAssistError("VMAF needs the optional vmaf-torch package (pip install 'codec-assist[vmaf]'); "
-                               "or switch VMAF off (compare --vmaf-every 0)") from None
-    return torch, VMAF
+        raise CodecAssistError("VMAF needs the optional imageio-ffmpeg package, whose FFmpeg has libvmaf (pip "
+                               "install 'codec-assist[vmaf]'); or switch VMAF off (compare --vmaf-every 0)") from None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as e:
+        raise CodecAssistError(f"VMAF: no FFmpeg executable ({e})") from None
 
 
 class XpsnrMeter:
@@ -605,43 +615,54 @@ class XpsnrMeter:
         return min(PSNR_CAP, value) if math.isfinite(value) else PSNR_CAP
 
 
-VMAF_MIN_SIDE = 32  # vmaf-torch's pyramid fails on a 16-px side (24 px worked); below this VMAF is skipped
-VMAF_BATCH_PIXELS = 1 << 20  # pixels per vmaf-torch call: 10 frames at 352x288, 1 at 720p (larger 720p batches ran slower)
+VMAF_MIN_SIDE = 32  # below this VMAF is skipped: its four-scale features need room (vmaf-torch failed on 16 px)
 
 
 class VmafMeter:
-    """Whole-video VMAF (vmaf-torch 1.1: the vmaf_v0.6.1 model, scores clipped to [0, 100] as libvmaf's model
-    file asks), with the motion feature on, fed Y planes of every frame pair in display order.
+    """Whole-video VMAF by libvmaf (FFmpeg's ``libvmaf`` filter, model vmaf_v0.6.1, motion on, per-frame scores
+    clipped to [0, 100] as the model file says), fed the Y planes of every frame pair in display order.
 
-    VMAF's motion feature (motion2) of frame i is min(SAD(i, i-1), SAD(i, i+1)) of the blurred *reference*
-    (0 on the first frame; the last frame takes SAD(i, i-1)), as in libvmaf's motion.c. vmaf-torch computes it
-    within one batch only, so a batch boundary would read as a first/last frame: this meter computes motion itself
-    across batches, carrying the previous blurred frame, and the ADM and VIF features per batch, and predicts
-    when the sequence ends (motion2 needs the next frame). With ``every = k`` ADM/VIF (the costly part) run on
-    frames 0, k, 2k, ... only; motion still comes from all frames.
-
-    `threads`: torch threads while this meter computes (restored after each call). 1 by default: on these 2
-    shared cores two OpenMP threads ran 2-4x *slower* than one whenever other work was running (their
-    spin-waits fight for the cores), and only slightly faster on an idle machine. Cost: docs/BENCHMARKS.md,
-    "VMAF cost".
+    The pairs stream to one FFmpeg process through a pipe, each as one raw 4:2:0 frame with the reference
+    above the distorted picture (flat chroma: VMAF reads luma only); the filter graph crops the two apart, so
+    libvmaf sees exactly the planes PSNR sees, in lockstep, with no timestamps or colour conversion in between.
+    libvmaf computes motion across the whole sequence (motion2 of frame i is the smaller of its blurred SAD to
+    the previous and the next reference frame) and, with ``every = k``, the costly ADM/VIF features on frames
+    0, k, 2k, ... only (``n_subsample``; their scores are what every frame gives on those frames). It runs beside
+    the caller, which goes on decoding and scoring while libvmaf works. On jwpIntro (640x480, 173 frames) it
+    gave 92.3179 where vmaf-torch 1.1 gave 92.3171, in 0.6 s instead of 38 s. An odd last row or column is dropped,
+    as 4:2:0 needs even sizes.
     """
 
-    def __init__(self, every: int = 1, batch_pixels: int = VMAF_BATCH_PIXELS, threads: int = 1):
+    def __init__(self, every: int = 1, threads: int = 1):
         if every < 1:
             raise CodecAssistError(f"vmaf every must be >= 1, got {every}")
-        self.torch, VMAF = _vmaf_torch()
+        self.exe = ffmpeg_with_libvmaf()
         self.every = every
-        self.batch_pixels = batch_pixels
         self.threads = max(1, threads)
-        self._model = VMAF(temporal_pooling=False, enable_motion=True, clip_score=True).eval()
         self._n = 0
-        self._pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._prev_blur = None
-        self._sad: list[float] = []  # SAD(i, i-1) of the blurred reference, 0 for frame 0
-        self._scored: list[int] = []
-        self._adm: list = []
-        self._vif: list = []
         self._shape: tuple[int, int] | None = None
+        self._proc: subprocess.Popen | None = None
+        self._dir: tempfile.TemporaryDirectory | None = None
+        self._buf: np.ndarray | None = None
+        self._scores: np.ndarray | None = None
+
+    @property
+    def frames(self) -> int:
+        """Frames that get a score: 0, every, 2*every, ... of those added."""
+        return -(-self._n // self.every)
+
+    def _start(self, h: int, w: int) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="codec-assist-vmaf-")
+        graph = (f"[0:v]split[a][b];[a]crop={w}:{h}:0:{h}[dist];[b]crop={w}:{h}:0:0[ref];"
+                 f"[dist][ref]libvmaf=log_fmt=json:log_path=vmaf.json:n_subsample={self.every}"
+                 f":n_threads={self.threads}")
+        cmd = [self.exe, "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p",
+               "-s", f"{w}x{2 * h}", "-r", "25", "-i", "pipe:0", "-lavfi", graph, "-f", "null", "-"]
+        # stderr to a file, not a pipe nobody reads while the frames go in
+        with open(Path(self._dir.name) / "stderr.txt", "wb") as err:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+                                          cwd=self._dir.name)
+        self._buf = np.full((3 * h, w), 128, np.uint8)  # Y: 2h rows (reference, distorted); U and V: h/2 rows each
 
     def add(self, ref_y: np.ndarray, dist_y: np.ndarray) -> None:
         """The next pair's Y planes (uint8, same shape)."""
@@ -649,72 +670,52 @@ class VmafMeter:
             raise CodecAssistError(f"vmaf: planes {ref_y.shape} and {dist_y.shape} differ")
         if self._shape is None:
             self._shape = ref_y.shape
+            self._start(ref_y.shape[0] & ~1, ref_y.shape[1] & ~1)
         elif ref_y.shape != self._shape:
             raise CodecAssistError(f"vmaf: frame size changed from {self._shape} to {ref_y.shape}")
-        self._pending.append((self._n, ref_y, dist_y))
+        h, w = self._buf.shape[0] // 3, self._buf.shape[1]
+        self._buf[:h] = ref_y[:h, :w]
+        self._buf[h:2 * h] = dist_y[:h, :w]
+        try:
+            self._proc.stdin.write(self._buf.data)
+        except (BrokenPipeError, OSError):
+            raise CodecAssistError(f"VMAF: FFmpeg stopped: {self._error()}") from None
         self._n += 1
-        if len(self._pending) * ref_y.size >= self.batch_pixels:
-            self._flush()
 
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        torch = self.torch
-        from vmaf_torch.utils import fast_gaussian_blur, vmaf_pad
-
-        with torch.no_grad(), self._threads():
-            ref = torch.from_numpy(np.stack([r for _, r, _ in self._pending]).astype(np.float32))[:, None]
-            motion = self._model.motion
-            k = (motion.kernel_size - 1) // 2
-            blur = fast_gaussian_blur(vmaf_pad(ref, [k] * 4), weight=motion.blur_win)
-            prev = blur[-1:].clone()
-            if self._prev_blur is not None:
-                blur = torch.cat([self._prev_blur, blur])
-                sad = torch.mean(torch.abs(blur[1:] - blur[:-1]), dim=(-1, -2)).flatten().tolist()
-            else:
-                sad = [0.0] + torch.mean(torch.abs(blur[1:] - blur[:-1]), dim=(-1, -2)).flatten().tolist()
-            self._sad.extend(sad)
-            self._prev_blur = prev
-            pick = [j for j, (i, _, _) in enumerate(self._pending) if i % self.every == 0]
-            if pick:
-                r = ref[pick]
-                d = torch.from_numpy(np.stack([self._pending[j][2] for j in pick]).astype(np.float32))[:, None]
-                self._adm.append(self._model.compute_adm_score(r, d))
-                self._vif.append(self._model.compute_vif_features(r, d))
-                self._scored.extend(self._pending[j][0] for j in pick)
-        self._pending.clear()
+    def _error(self) -> str:
+        self._proc.wait()
+        text = (Path(self._dir.name) / "stderr.txt").read_text(errors="replace").strip()
+        if "libvmaf" in text and ("No such filter" in text or "not found" in text):
+            return (f"{self.exe} has no libvmaf filter (imageio-ffmpeg's own FFmpeg has it: is IMAGEIO_FFMPEG_EXE "
+                    f"set to another?)")
+        return text.splitlines()[-1] if text else f"exit code {self._proc.returncode}"
 
     def scores(self) -> np.ndarray:
         """Per-frame VMAF of the scored frames (0, every, 2*every, ...), after the last pair was added."""
-        self._flush()
-        if not self._scored:
+        if self._scores is not None:
+            return self._scores
+        if self._proc is None:
             return np.zeros(0)
-        torch = self.torch
-        sad = np.asarray(self._sad, np.float64)
-        nxt = np.append(sad[1:], np.inf)  # the last frame has no next one: it keeps SAD(i, i-1)
-        motion2 = np.minimum(sad, nxt)
-        motion2[0] = 0.0
-        with torch.no_grad(), self._threads():
-            m2 = torch.from_numpy(motion2[self._scored].astype(np.float32))[:, None]
-            out = self._model.predict(torch.cat(self._adm), m2, torch.cat(self._vif))
-        return out.flatten().double().numpy()
-
-    @contextmanager
-    def _threads(self):
-        previous = self.torch.get_num_threads()
-        self.torch.set_num_threads(self.threads)
         try:
-            yield
-        finally:
-            self.torch.set_num_threads(previous)
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if self._proc.wait() != 0:
+            raise CodecAssistError(f"VMAF: FFmpeg failed: {self._error()}")
+        log = json.loads((Path(self._dir.name) / "vmaf.json").read_text())
+        values = {int(f["frameNum"]): float(f["metrics"]["vmaf"]) for f in log["frames"]}
+        self._scores = np.array([values[i] for i in range(0, self._n, self.every)], np.float64)
+        self.close()
+        return self._scores
 
-    def mean(self) -> float | None:
-        s = self.scores()
-        return float(s.mean()) if s.size else None
-
-    @property
-    def frames(self) -> int:
-        return len(self._scored) + sum(1 for i, _, _ in self._pending if i % self.every == 0)
+    def close(self) -> None:
+        """Stop FFmpeg if it still runs and remove its files (scores() calls it; an error on the way calls it)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
 
 
 # ------------------------------------------------------------- per-frame scores of frame sequences (issue 9)
@@ -722,58 +723,67 @@ QUALITY_METRICS = ("psnr", "ssim", "xpsnr", "vmaf")
 
 
 class FrameScorer:
-    """Per-frame quality of a distorted sequence against its reference, fed pair by pair in display order.
+    """Per-frame quality of a distorted sequence against its reference, fed pair by pair in display order
+    (add), read once the sequence is in (scores, mean). One scorer per sequence.
 
-    - psnr: Y-plane PSNR as above (capped at PSNR_CAP); ssim: Y-plane SSIM as above.
-    - xpsnr: FFmpeg's ``xpsnr`` filter (Y component, ``lavfi.xpsnr.xpsnr.y``), run inside PyAV's FFmpeg.
-      XPSNR weights by spatial and temporal activity, so it looks at the previous frame: use one scorer per
-      sequence.
-    - vmaf: vmaf-torch (optional ``vmaf`` extra; no libvmaf here), only every ``vmaf_every``-th pair; the
-      other calls return None. The motion feature is off (a pair is scored when it arrives, with no next frame),
-      which reads lower than libvmaf on moving content: good for comparing probes of one shot (target quality),
-      not for reports — whole-video VMAF with motion is :class:`VmafMeter` (``compare_videos(vmaf_every=1)``).
-    A sequence's score is the mean of the per-frame scores that are not None.
+    - psnr: Y-plane PSNR as above (capped at PSNR_CAP); ssim: Y-plane SSIM as above; every pair.
+    - xpsnr: FFmpeg's ``xpsnr`` filter (Y component, ``lavfi.xpsnr.xpsnr.y``), run inside PyAV's FFmpeg; every
+      pair (its temporal term looks at the previous frame).
+    - vmaf: :class:`VmafMeter` (libvmaf, motion on, as in `compare`), scored on every ``vmaf_every``-th pair; the
+      others still count for motion, which libvmaf takes from the reference alone, so a caller may pass the
+      reference itself as their distorted picture instead of scaling one that nothing reads.
     """
 
-    def __init__(self, metric: str, vmaf_every: int = 10):
+    def __init__(self, metric: str, vmaf_every: int = 10, threads: int = 1):
         if metric not in QUALITY_METRICS:
             raise CodecAssistError(f"unknown quality metric {metric!r}; choose one of {', '.join(QUALITY_METRICS)}")
         self.metric = metric
         self.vmaf_every = max(1, vmaf_every)
         self._n = 0
+        self._scores: dict[int, float] = {}
         self._ws: SsimWorkspace | None = None
         self._xpsnr: XpsnrMeter | None = None
-        self._vmaf = None
+        self._vmaf: VmafMeter | None = VmafMeter(self.vmaf_every, threads) if metric == "vmaf" else None
 
-    def __call__(self, ref: av.VideoFrame, dist: av.VideoFrame) -> float | None:
+    def scored(self, index: int) -> bool:
+        """Whether pair `index` gets a score of its own (all do, but with vmaf only every vmaf_every-th)."""
+        return self.metric != "vmaf" or index % self.vmaf_every == 0
+
+    def add(self, ref: av.VideoFrame, dist: av.VideoFrame) -> None:
         i = self._n
         self._n += 1
         a, b = luma(ref), luma(dist)
         if a.shape != b.shape:
             a = a[: b.shape[0], : b.shape[1]]  # the encoder cropped an odd row/column
-        if self.metric == "psnr":
-            return psnr(a, b)
-        if self.metric == "ssim":
+        if self._vmaf is not None:
+            self._vmaf.add(a, b)
+        elif self.metric == "psnr":
+            self._scores[i] = psnr(a, b)
+        elif self.metric == "ssim":
             if self._ws is None or self._ws.shape != a.shape:
                 self._ws = SsimWorkspace(a.shape)
-            return self._ws(a, b)
-        if self.metric == "xpsnr":
+            self._scores[i] = self._ws(a, b)
+        else:
             if self._xpsnr is None:
                 self._xpsnr = XpsnrMeter()
-            return self._xpsnr(a, b)
-        if i % self.vmaf_every:
-            return None
-        return self._vmaf_score(a, b)
+            self._scores[i] = self._xpsnr(a, b)
 
-    def _vmaf_score(self, a: np.ndarray, b: np.ndarray) -> float:
-        torch, VMAF = _vmaf_torch()
-        if self._vmaf is None:
-            self._vmaf = VMAF(enable_motion=False)  # sampled frames: no neighbour to measure motion against
-            self._vmaf.eval()
-        with torch.no_grad():
-            ta = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
-            tb = torch.from_numpy(np.ascontiguousarray(b, np.float32))[None, None]
-            return float(self._vmaf(ta, tb).mean())
+    def scores(self) -> dict[int, float]:
+        """{pair index: score} of the scored pairs."""
+        if self._vmaf is not None and self._n:
+            frames = range(0, self._n, self.vmaf_every)
+            self._scores = {i: float(v) for i, v in zip(frames, self._vmaf.scores())}
+        return dict(self._scores)
+
+    def mean(self) -> float:
+        """The sequence's score: the mean of its scored pairs' (nan when none was added)."""
+        scores = self.scores()
+        return float(np.mean(list(scores.values()))) if scores else float("nan")
+
+    def close(self) -> None:
+        """Stop the VMAF process of a sequence that will not be finished (scores() ends it otherwise)."""
+        if self._vmaf is not None:
+            self._vmaf.close()
 
 
 def sequence_quality(metric: str, refs: Sequence[av.VideoFrame], dists: Sequence[av.VideoFrame],
@@ -782,5 +792,9 @@ def sequence_quality(metric: str, refs: Sequence[av.VideoFrame], dists: Sequence
     if len(refs) != len(dists) or not refs:
         raise CodecAssistError(f"cannot score {len(dists)} frames against {len(refs)}")
     scorer = FrameScorer(metric, vmaf_every)
-    scores = [s for s in (scorer(r, d) for r, d in zip(refs, dists)) if s is not None]
-    return float(np.mean(scores))
+    try:
+        for r, d in zip(refs, dists):
+            scorer.add(r, d)
+        return scorer.mean()
+    finally:
+        scorer.close()

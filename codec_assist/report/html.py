@@ -452,7 +452,7 @@ def _zone_factors(plan: EncodePlan, shots: list[tuple[int, int]]) -> list[float 
 
 
 WHOLE_FRAME_METRICS = (("psnr_y", "PSNR-Y", "PSNR-Y (dB)"), ("ssim_y", "SSIM-Y", "SSIM-Y"),
-                       ("xpsnr_y", "XPSNR-Y", "XPSNR-Y (dB)"), ("vmaf", "VMAF", "VMAF (vmaf-torch, motion on)"))
+                       ("xpsnr_y", "XPSNR-Y", "XPSNR-Y (dB)"), ("vmaf", "VMAF", "VMAF (libvmaf, motion on)"))
 METRIC_NOTE = ("PSNR punishes any redistribution of bits inside a frame — x264/x265's own adaptive quantisation "
                "as much as codec-assist's — while VMAF, the viewer's proxy, and XPSNR weigh errors by what masks "
                "them: read them side by side.")
