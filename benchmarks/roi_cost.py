@@ -168,7 +168,7 @@ def main() -> int:
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--codec", choices=("x264", "x265"), default="x264")
     ap.add_argument("--plan", nargs="*", default=[], help="PlanOptions fields for the assisted encode, k=v")
-    ap.add_argument("--no-vmaf", action="store_true", help="skip VMAF (every frame, ~0.05-0.8 s a frame)")
+    ap.add_argument("--no-vmaf", action="store_true", help="skip VMAF (every frame)")
     ap.add_argument("--out")
     ap.add_argument("--cache", help="keep the plain and aq3 measurements here and reuse them (tuning runs)")
     a = ap.parse_args()
