@@ -352,3 +352,12 @@ def test_vmaf_meter_gives_what_ffmpeg_gives_on_the_files(clips, tmp_path):
     proc, folder = meter._proc, Path(meter._dir.name)
     meter.close()
     assert proc.poll() is not None and not folder.exists()
+
+
+def test_vmaf_without_libvmaf_fails_early_in_one_line(monkeypatch):
+    """An FFmpeg without libvmaf (Debian's, named by IMAGEIO_FFMPEG_EXE) is refused before any work, saying why."""
+    assert M.require_vmaf() is None  # imageio-ffmpeg's own build has it
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/usr/bin/ffmpeg")
+    with pytest.raises(CodecAssistError, match="has no libvmaf filter") as e:
+        M.require_vmaf()
+    assert "\n" not in str(e.value)

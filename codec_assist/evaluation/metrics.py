@@ -547,8 +547,17 @@ def bd_psnr(
 
 # ------------------------------------------------------- whole-video XPSNR and VMAF, fed in display order
 def require_vmaf() -> None:
-    """Fail early, in one line, when VMAF was asked for and no FFmpeg with libvmaf is installed."""
-    ffmpeg_with_libvmaf()
+    """Fail early, in one line, when VMAF was asked for and no FFmpeg with libvmaf is installed (before any
+    encode runs, not at the first measurement)."""
+    exe = ffmpeg_with_libvmaf()
+    try:
+        shown = subprocess.run([exe, "-hide_banner", "-h", "filter=libvmaf"], capture_output=True, text=True,
+                               timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise CodecAssistError(f"VMAF: cannot run {exe}: {e}") from None
+    if "Filter libvmaf" not in shown:
+        raise CodecAssistError(f"VMAF: {exe} has no libvmaf filter (imageio-ffmpeg's own FFmpeg has it: is "
+                               f"IMAGEIO_FFMPEG_EXE set to another?); or switch VMAF off (--vmaf-every 0)")
 
 
 def ffmpeg_with_libvmaf() -> str:
