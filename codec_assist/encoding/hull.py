@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -73,7 +74,7 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
     from codec_assist.encoding.probes import encode_frames, even_frame
     from codec_assist.evaluation.metrics import FrameScorer
 
-    cpu0 = time.process_time()
+    cpu0 = _cpu_seconds()
     info = media.probe(input_path)
     sw, sh = info.width & ~1, info.height & ~1
     refs, scaled = [], []
@@ -102,7 +103,13 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
         finally:
             scorer.close()
         out.append({"crf": crf, "bits": int(round(bits.sum() * scale)), "vmaf": vmaf})
-    return {"probes": out, "cpu": time.process_time() - cpu0, "frames": len(refs)}
+    return {"probes": out, "cpu": _cpu_seconds() - cpu0, "frames": len(refs)}
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for (libvmaf's FFmpeg, one per probe)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def probe_grid(shots: int, heights: Sequence[int], crfs: Sequence[float]) -> dict[tuple[int, int], list[float]]:
