@@ -361,3 +361,20 @@ def test_vmaf_without_libvmaf_fails_early_in_one_line(monkeypatch):
     with pytest.raises(CodecAssistError, match="has no libvmaf filter") as e:
         M.require_vmaf()
     assert "\n" not in str(e.value)
+
+
+def test_frame_scorer_vmaf_reads_only_the_scored_frames_distorted_pictures(clips):
+    """FrameScorer("vmaf", k): libvmaf takes motion from the reference alone, so the hull's probes may pass the
+    reference itself where a pair is not scored (nothing is scaled for it) and get the same scores."""
+    pairs = list(zip(iter_frames(clips["ref"]), iter_frames(clips["crf38"])))[:20]
+    full, thin = M.FrameScorer("vmaf", 4), M.FrameScorer("vmaf", 4)
+    for i, (r, d) in enumerate(pairs):
+        full.add(r, d)
+        thin.add(r, d if thin.scored(i) else r)
+    assert sorted(full.scores()) == [0, 4, 8, 12, 16]
+    assert full.scores() == pytest.approx(thin.scores(), abs=1e-6)
+    assert full.mean() < 90  # CRF 38 is far from the source: the scores are real, not the reference's 100
+    psnr = M.FrameScorer("psnr")
+    for r, d in pairs[:3]:
+        psnr.add(r, d)
+    assert sorted(psnr.scores()) == [0, 1, 2] and all(psnr.scored(i) for i in range(3))
