@@ -40,9 +40,9 @@ MEDIA = ROOT / "samples" / "media"
 
 import codec_assist.media.decode as media  # noqa: E402
 from codec_assist import api  # noqa: E402
-from codec_assist.encoding.hull import probe_grid, run_probes  # noqa: E402
+from codec_assist.encoding.hull import display_vmaf, probe_grid, run_probes  # noqa: E402
 from codec_assist.encoding.x26x import encode  # noqa: E402
-from codec_assist.evaluation.metrics import FrameScorer, bd_rate, video_bitrate_kbps  # noqa: E402
+from codec_assist.evaluation.metrics import bd_rate, video_bitrate_kbps  # noqa: E402
 from codec_assist.options import EncodeOptions, EngineOptions, HullOptions  # noqa: E402
 from codec_assist.schemas import RateControl  # noqa: E402
 
@@ -85,18 +85,8 @@ def vmaf_frames(source: Path, encoded: Path, every: int) -> dict[int, float]:
 
     info = media.probe(source)
     sw, sh = info.width & ~1, info.height & ~1
-    scorer = FrameScorer("vmaf", every)
-    try:
-        for n, (r, d) in enumerate(zip(media.iter_frames(source), media.iter_frames(encoded))):
-            r = even_frame(r, sw, sh)
-            if not scorer.scored(n):
-                d = r  # not scored: libvmaf reads only the reference's motion here
-            elif (d.width, d.height) != (sw, sh):
-                d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
-            scorer.add(r, d)
-        return scorer.scores()
-    finally:
-        scorer.close()
+    pairs = ((even_frame(r, sw, sh), d) for r, d in zip(media.iter_frames(source), media.iter_frames(encoded)))
+    return display_vmaf(pairs, (sw, sh), every)
 
 
 def vmaf_of(source: Path, encoded: Path, every: int) -> float:

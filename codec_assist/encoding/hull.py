@@ -72,7 +72,6 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
     """The task: one shot at one size, every CRF. Returns {"probes": [{crf, bits, vmaf}], "cpu": seconds,
     "frames": n}. Long shots are probed on their first `max_frames` frames (bits are scaled to the shot)."""
     from codec_assist.encoding.probes import encode_frames, even_frame
-    from codec_assist.evaluation.metrics import FrameScorer
 
     cpu0 = _cpu_seconds()
     info = media.probe(input_path)
@@ -91,19 +90,28 @@ def probe_shot(input_path: str, start: int, end: int, width: int, height: int, c
     out = []
     for crf in crfs:
         bits, decoded = encode_frames(scaled, start, codec=codec, preset=preset, fps=info.fps, crf=crf)
-        scorer = FrameScorer("vmaf", vmaf_every, threads=threads)
-        try:
-            for j, (r, d) in enumerate(zip(refs, decoded)):
-                if not scorer.scored(j):
-                    d = r  # not scored: libvmaf reads only the reference's motion here, so nothing is scaled
-                elif (d.width, d.height) != (sw, sh):  # shown at the source size, as a player scales it
-                    d = d.reformat(width=sw, height=sh, format="yuv420p", interpolation="BICUBIC")
-                scorer.add(r, d)
-            vmaf = scorer.mean()
-        finally:
-            scorer.close()
+        vmaf = float(np.mean(list(display_vmaf(zip(refs, decoded), (sw, sh), vmaf_every, threads).values())))
         out.append({"crf": crf, "bits": int(round(bits.sum() * scale)), "vmaf": vmaf})
     return {"probes": out, "cpu": _cpu_seconds() - cpu0, "frames": len(refs)}
+
+
+def display_vmaf(pairs, size: tuple[int, int], every: int, threads: int = 1) -> dict[int, float]:
+    """VMAF (libvmaf, motion on) of (source frame, encoded frame) pairs in display order, each encoded frame
+    upscaled (bicubic) to the source `size` as a player shows it, on every `every`-th pair: {pair index: score}.
+    The other pairs count for motion only, which libvmaf takes from the source alone: nothing is scaled for them."""
+    from codec_assist.evaluation.metrics import FrameScorer
+
+    scorer = FrameScorer("vmaf", every, threads=threads)
+    try:
+        for j, (r, d) in enumerate(pairs):
+            if not scorer.scored(j):
+                d = r
+            elif (d.width, d.height) != size:
+                d = d.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BICUBIC")
+            scorer.add(r, d)
+        return scorer.scores()
+    finally:
+        scorer.close()
 
 
 def _cpu_seconds() -> float:

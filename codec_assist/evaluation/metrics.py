@@ -556,8 +556,11 @@ def require_vmaf() -> None:
     except (OSError, subprocess.SubprocessError) as e:
         raise CodecAssistError(f"VMAF: cannot run {exe}: {e}") from None
     if "Filter libvmaf" not in shown:
-        raise CodecAssistError(f"VMAF: {exe} has no libvmaf filter (imageio-ffmpeg's own FFmpeg has it: is "
-                               f"IMAGEIO_FFMPEG_EXE set to another?); or switch VMAF off (--vmaf-every 0)")
+        raise CodecAssistError(f"VMAF: {_no_libvmaf(exe)}; or switch VMAF off (--vmaf-every 0)")
+
+
+def _no_libvmaf(exe: str) -> str:
+    return f"{exe} has no libvmaf filter (imageio-ffmpeg's own FFmpeg has it: is IMAGEIO_FFMPEG_EXE set to another?)"
 
 
 def ffmpeg_with_libvmaf() -> str:
@@ -695,8 +698,7 @@ class VmafMeter:
         self._proc.wait()
         text = (Path(self._dir.name) / "stderr.txt").read_text(errors="replace").strip()
         if "libvmaf" in text and ("No such filter" in text or "not found" in text):
-            return (f"{self.exe} has no libvmaf filter (imageio-ffmpeg's own FFmpeg has it: is IMAGEIO_FFMPEG_EXE "
-                    f"set to another?)")
+            return _no_libvmaf(self.exe)
         return text.splitlines()[-1] if text else f"exit code {self._proc.returncode}"
 
     def scores(self) -> np.ndarray:
