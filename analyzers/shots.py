@@ -196,7 +196,9 @@ class SceneDetectShots(Analyzer):
     a slide change on a still, mostly white picture (lecture.mp4: the mean HSV change is 3-5 where cuts are
     40-90), so a second AdaptiveDetector on the edge map alone, with a far higher ratio, takes a still picture
     whose lines all change at once (edge change 14-23 against neighbours below 1: ratio ~150; no other dev frame
-    with an edge change of 8 or more reaches a ratio of 13). Cross-fades come from DissolveTest.
+    with an edge change of 8 or more reaches a ratio of 13). Cross-fades come from DissolveTest. A cut of the
+    main detector must also change the edges or the brightness (min_edge_change, min_luma_change): a jump in hue
+    and saturation alone is the light changing colour, not a new shot.
     """
 
     name: ClassVar[str] = "shots"
@@ -205,8 +207,15 @@ class SceneDetectShots(Analyzer):
 
     def __init__(self, adaptive_threshold: float = 3.0, min_content_val: float = 15.0,
                  min_scene_seconds: float = 0.6, still_edge_ratio: float = 30.0, still_min_edge_change: float = 8.0,
-                 dissolves: bool = True):
+                 dissolves: bool = True, min_edge_change: float = 40.0, min_luma_change: float = 20.0):
         self.adaptive_threshold = adaptive_threshold
+        # A cut changes what is in the picture, so its edges or its brightness change with its colours; a change
+        # of hue and saturation alone is light (a stage light turning red, a grade), not a new shot. On dev every
+        # cut of the main detector changed the edge map by >= 102 or the luma by >= 50 (montage's cut into a
+        # shot of the same brightness: luma 5, edges 136), while lit scenes' colour jumps left both near 0; the
+        # bounds sit at ~40 % of the smallest dev cut.
+        self.min_edge_change = min_edge_change
+        self.min_luma_change = min_luma_change
         self.min_content_val = min_content_val
         self.min_scene_seconds = min_scene_seconds
         self.still_edge_ratio = still_edge_ratio
@@ -233,14 +242,21 @@ class SceneDetectShots(Analyzer):
         self._dissolve = DissolveTest(self._fps) if self.dissolves else None
         self._cuts: dict[int, float] = {}
         self._still_cuts: list[int] = []
+        self._changes: dict[int, tuple[float, float]] = {}  # recent frames' (luma, edge) change, for the cut test
         self._last = -1
 
     def process(self, frame: ProxyFrame) -> None:
         self._last = frame.index
         tc = self._timecode(frame.index, fps=self._fps)
         self._change.push(frame.bgr)
+        c = self._change.components
+        if c is not None:
+            self._changes[frame.index] = (c.delta_lum, c.delta_edges)
+            self._changes.pop(frame.index - 4 * self._min_len - 8, None)  # the detector reports a cut frames late
         for cut in self._detector.process_frame(tc, frame.bgr):
-            self._cuts[cut.frame_num] = 1.0
+            luma, edges = self._changes.get(cut.frame_num, (np.inf, np.inf))
+            if edges >= self.min_edge_change or luma >= self.min_luma_change:
+                self._cuts[cut.frame_num] = 1.0
         for cut in self._still_detector.process_frame(tc, frame.bgr):
             self._still_cuts.append(cut.frame_num)
         if self._dissolve is not None:

@@ -170,6 +170,29 @@ def test_shots_white_slide_changes_are_cuts(sample):
     assert_contiguous(out["shots"], ctx.video.frame_count)
 
 
+def test_shots_a_change_of_light_colour_is_not_a_cut(sample):
+    """jwpIntro.mp4 (one shot) with its hue turned from frame 60 on, brightness and edges kept (a stage light
+    changing colour): the HSV detector alone calls it a cut; the cut test asks for a change of edges or luma."""
+    path = sample("jwpIntro.mp4")
+    ctx = make_context(media.probe(path))
+
+    def relit():
+        for _, _, pf in media.iter_proxy(path, (ctx.proxy_w, ctx.proxy_h)):
+            bgr = pf.bgr
+            if pf.index >= 60:
+                hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV).astype(np.int32)
+                hsv[..., 0] = (hsv[..., 0] + 40) % 180
+                hsv[..., 1] = np.clip(hsv[..., 1] * 1.5, 0, 255)
+                bgr = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+            yield proxy_frame(pf.index, bgr, ctx.video.fps)
+
+    colour_only = shots_mod.SceneDetectShots(min_edge_change=0.0, min_luma_change=0.0)
+    assert cut_frames(drive(ctx, relit(), [colour_only])["shots"]) == [60]
+    out = drive(ctx, relit(), [shots_mod.SceneDetectShots()])
+    assert cut_frames(out["shots"]) == []
+    assert_contiguous(out["shots"], ctx.video.frame_count)
+
+
 def test_shots_cross_fade_is_one_gradual_cut(sample):
     """montage.mp4: the 24-frame cross-fade (frames 165-189) gives one gradual cut inside it; the hard cuts stay
     exact and no extra cut appears (the second transition, 318-342, fades through black: a hard cut at 330)."""
