@@ -143,7 +143,7 @@ class BlazeFaces(Analyzer):
     produces_map: ClassVar[bool] = True
 
     def __init__(self, model: str = "full", min_score: float = 0.5, threads: int = 1, grow: float = 1.0,
-                 max_gap: int = 2, hold: int = 1, track: bool = True):
+                 max_gap: int = 2, hold: int = 1, track: bool = True, min_face_px: float = 16.0):
         if model not in ("full", "short", "both"):
             raise TypeError(f"model must be full, short or both, not {model!r}")
         self.models = ["full", "short"] if model == "both" else [model]
@@ -153,6 +153,9 @@ class BlazeFaces(Analyzer):
         self.max_gap = max_gap  # analysis frames a track may miss and still be bridged (2 at 3 fps: 1 s)
         self.hold = hold if track else 0
         self.track = track
+        # Narrower faces, in source pixels, are dropped: less than one macroblock, so no QP of their own, and where
+        # the detector is least sure (a 12-px spiral logo read as a face); dev's smallest labelled face is 28 px.
+        self.min_face_px = min_face_px
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -171,7 +174,8 @@ class BlazeFaces(Analyzer):
         return [(tuple(d[:4]), d[4]) for d in found]
 
     def process(self, frame: ProxyFrame) -> None:
-        self._dets[frame.index] = self.detect(frame.bgr)
+        width = self.ctx.video.width
+        self._dets[frame.index] = [(b, s) for b, s in self.detect(frame.bgr) if (b[2] - b[0]) * width >= self.min_face_px]
         thumb = thumbnail(frame.gray)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > CHANGE_LEVEL:
             self._breaks.add(frame.index)

@@ -305,6 +305,20 @@ def test_blazeface_finds_small_moving_faces_on_gt_frames(sample):
                 assert any(iou(box, b) >= 0.3 for b, _ in found), (name, f, found)
 
 
+def test_faces_narrower_than_a_macroblock_are_dropped():
+    """A detection under min_face_px source pixels wide (16: one macroblock) gives no token and no map; one of
+    40 px does. The frame is 320 px wide, so the boxes are 12 and 40 px."""
+    ctx = synthetic_context(10)
+    a = BlazeFaces()
+    tiny, face = (0.10, 0.10, 0.10 + 12 / 320, 0.2), (0.5, 0.2, 0.5 + 40 / 320, 0.5)
+    a.detect = lambda bgr: [(tiny, 0.9), (face, 0.9)]
+    out = drive(ctx, [proxy_frame(i, np.full((180, 320, 3), 90, np.uint8)) for i in range(10)], [a])["faces"]
+    assert out.tokens and all(t.box.x == pytest.approx(0.5) for t in out.tokens)
+    f = min(out.maps)
+    inside = lambda box: (int((box[1] + box[3]) / 2 * ctx.grid_h), int((box[0] + box[2]) / 2 * ctx.grid_w))
+    assert out.maps[f][inside(face)] == 1.0 and out.maps[f][inside(tiny)] == 0.0
+
+
 def test_tracking_keeps_a_face_across_a_missed_frame():
     face = (0.4, 0.2, 0.6, 0.5)
     moved = (0.5, 0.2, 0.7, 0.5)
