@@ -543,3 +543,30 @@ def test_semantic_decode_says_how_its_pictures_are_encoded(corpus, tmp_path):
     print(f"semantic decode: player RGB vs generator {_psnr(want, shown):.2f} dB (as full range: "
           f"{_psnr(want, shown_wrong):.2f} dB)")
     assert _psnr(want, shown) > 30 and _psnr(want, shown_wrong) < _psnr(want, shown) - 5
+
+
+def test_flash_video_input_is_read_whole(sample, tmp_path, capsys):
+    """An FLV (Sorenson H.263 + MP3, as old web video is): its container counts no frames and refuses a seek, which
+    the probe used to try after counting (an internal error). Now the assisted encode reads every frame and keeps
+    the audio."""
+    src = tmp_path / "web.flv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-t", "2", "-c:v", "flv1",
+                    "-c:a", "libmp3lame", str(src)], check=True, timeout=120)
+    out = tmp_path / "web.mp4"
+    run_cli("encode", src, "-o", out, "--bitrate", "200k", *ENC, *FAST_ANALYSIS, capsys=capsys)
+    count = lambda p: int(_probe_json(p, "-count_frames", "-select_streams", "v",
+                                      "-show_entries", "stream=nb_read_frames")["streams"][0]["nb_read_frames"])
+    assert count(out) == count(src)
+    assert props(out)["audio"]
+
+
+def test_an_empty_packet_inside_a_stream_is_not_the_end_of_it():
+    """Ogg gives a Theora stream an empty packet after its headers: decoded, it would be the end-of-stream signal
+    (EINVAL, then every later packet refused). media.decode_packet decodes it to nothing instead."""
+    import av
+
+    from codec_assist.media.decode import decode_packet
+
+    empty = av.Packet(b"")
+    empty.pts = 1
+    assert decode_packet(empty) == []

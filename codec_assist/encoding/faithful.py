@@ -108,7 +108,7 @@ def read_look(path: str | Path) -> Look:
         try:
             for packet in c.demux(vs):
                 try:
-                    frames = packet.decode()
+                    frames = media.decode_packet(packet)
                 except av.error.FFmpegError:
                     continue
                 if frames:
@@ -394,7 +394,7 @@ def mux(packet, target, dst) -> None:
     frames = []
     if packet is not None:
         try:
-            frames = packet.decode()
+            frames = media.decode_packet(packet)
         except av.error.InvalidDataError:
             return
     else:

@@ -186,8 +186,7 @@ def _count_frames(c: av.container.InputContainer, vs) -> int:
                 n += 1
     except av.error.FFmpegError:
         pass
-    c.seek(0)
-    return n
+    return n  # the caller closes the container: no seek back (FLV and SWF inputs refuse one)
 
 
 class DecodeStats:
@@ -214,6 +213,15 @@ class DecodeStats:
                         "(truncated file?); using those", shown, self.frames, self.declared)
 
 
+def decode_packet(packet: av.Packet) -> list:
+    """packet.decode(), but an empty packet inside the stream (the Ogg demuxer gives Theora one after its
+    headers) decodes to nothing: sent to the decoder it would be the end-of-stream signal, after which every
+    packet fails. The demuxer's own end-of-stream packet (empty, no timestamp) still drains the decoder."""
+    if not packet.size and packet.pts is not None:
+        return []
+    return packet.decode()
+
+
 def decode_packets(container, stream, stats: DecodeStats, streams=None) -> Iterator[tuple]:
     """Demux and decode, skipping corrupt packets (counted in `stats`): yields (packet, frames of that packet).
 
@@ -224,8 +232,8 @@ def decode_packets(container, stream, stats: DecodeStats, streams=None) -> Itera
             yield packet, None
             continue
         try:
-            frames = packet.decode()
-        except (av.error.InvalidDataError, av.error.PatchWelcomeError, av.error.BugError):
+            frames = decode_packet(packet)
+        except av.error.FFmpegError:  # what the decoder refuses is one corrupt packet (Theora: EPERM, EINVAL)
             stats.corrupt += 1
             continue
         for frame in frames:
@@ -395,9 +403,10 @@ def iter_audio(path: str | Path, sample_rate: int = 16000, stream: int = 0) -> I
             return
         resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
         try:
-            for frame in c.decode(c.streams.audio[stream]):
-                for out in resampler.resample(frame):
-                    yield out.to_ndarray()[0]
+            for packet in c.demux(c.streams.audio[stream]):
+                for frame in decode_packet(packet):
+                    for out in resampler.resample(frame):
+                        yield out.to_ndarray()[0]
         except av.error.InvalidDataError:
             pass  # keep what decoded; a corrupt tail should not lose the rest
         for out in resampler.resample(None):
