@@ -570,3 +570,16 @@ def test_an_empty_packet_inside_a_stream_is_not_the_end_of_it():
     empty = av.Packet(b"")
     empty.pts = 1
     assert decode_packet(empty) == []
+
+
+def test_wma_audio_without_channel_positions_is_reencoded(sample, tmp_path, capsys):
+    """WMV/ASF says its WMA track has "2 channels" with no positions; the AAC encoder refused that layout (the
+    encode failed: "x264 failed: Invalid argument"). It is now encoded as stereo, with the re-encode warning."""
+    src = tmp_path / "old.wmv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-t", "2", "-c:v", "wmv2",
+                    "-c:a", "wmav2", "-ac", "2", str(src)], check=True, timeout=120)
+    out = tmp_path / "old.mp4"
+    err = run_cli("encode", src, "-o", out, "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+    assert "wmav2, which mp4 does not carry; re-encoded to AAC" in err, err
+    audio = _probe_json(out, "-select_streams", "a", "-show_entries", "stream=codec_name,channels,channel_layout")
+    assert [(s["codec_name"], s["channels"], s["channel_layout"]) for s in audio["streams"]] == [("aac", 2, "stereo")]

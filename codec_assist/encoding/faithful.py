@@ -305,6 +305,19 @@ def copy_stream_info(src_stream, dst_stream) -> None:
         pass
 
 
+AC3_RATES = (32000, 44100, 48000)
+# FFmpeg's usual layout for a channel count: a track whose channels have no positions (WMA in ASF says "2
+# channels") is encoded with this one, since the AAC encoder refuses a layout without positions
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
+def named_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
+    """`layout`, or the usual one for its channel count when its channels have no positions."""
+    if all(c.name == "NONE" for c in layout.channels):
+        return DEFAULT_LAYOUTS.get(layout.nb_channels, layout)
+    return layout
+
+
 def add_streams(src, dst, fmt: str, name: str = "") -> dict:
     """Output streams for the source's audio and subtitle tracks: {source stream: target}. A target is an
     output stream (packets copied) or a tuple (encoder stream, converter) for a track that must be re-encoded.
@@ -328,12 +341,15 @@ def add_streams(src, dst, fmt: str, name: str = "") -> dict:
                             lang)
                 continue
             allowed = AUDIO_COPY.get(fmt)
+            if codec in ("ac3", "eac3") and fmt in ("mp4", "mov") and cc.sample_rate not in AC3_RATES:
+                allowed = set()  # RealMedia's 22 kHz AC-3: ISO BMFF defines AC-3 at 32, 44.1 and 48 kHz only
+                codec = f"{codec} at {cc.sample_rate} Hz"
             if (allowed is None and codec in dst.supported_codecs) or (allowed is not None and codec in allowed):
                 out = dst.add_stream_from_template(s)
                 mapping[s] = out
             else:
                 enc = dst.add_stream("aac", rate=cc.sample_rate)
-                enc.layout = cc.layout
+                enc.layout = named_layout(cc.layout)
                 out = enc
                 mapping[s] = (enc, av.AudioResampler(format="fltp", layout=enc.layout, rate=enc.rate))
                 log.warning("%s: audio track %d%s is %s, which %s does not carry; re-encoded to AAC", name,
