@@ -32,9 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from perception import SPLIT_CHOICES  # noqa: E402  (one list of splits for the benchmarks)
 
 BPP = (0.025, 0.05, 0.1)  # bits per pixel per frame
 FOCUS_CLIP = "jwpIntro.mp4"
@@ -222,7 +227,7 @@ def main() -> int:
     ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"))
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
     ap.add_argument("--part", choices=("focus", "moments", "both"), default="both")
-    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    ap.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both")
     ap.add_argument("--clips", nargs="*", help="moment clips (default: the corpus clips with speech or audio)")
     ap.add_argument("--moment-dqp", nargs="+", type=float, default=[3.0], help="PlanOptions.moment_dqp values")
     ap.add_argument("--moment-rate", nargs="+", type=float, default=[2.0], help="PlanOptions.moment_rate (QP/s)")
@@ -233,7 +238,7 @@ def main() -> int:
 
     media = Path(a.media)
     corpus = json.loads(Path(a.gt).read_text())["clips"]
-    splits = ("dev", "test") if a.split == "both" else (a.split,)
+    splits = SPLIT_CHOICES[a.split]
     result: dict = {"date": time.strftime("%Y-%m-%d"), "codec": "x264 medium ABR", "bpp": BPP, "notes": []}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="focus-moments-") as tmp:
@@ -247,7 +252,7 @@ def main() -> int:
                 if c["split"] not in splits or (a.clips and name not in a.clips):
                     continue
                 if not ca.probe(media / name).audio:
-                    if c["split"] == "test" and "talking_head" in c.get("topics", []):
+                    if c["split"] != "dev" and "talking_head" in c.get("topics", []):
                         result["notes"].append(f"{name} ({c['split']}): no audio track, no moments to score")
                     continue
                 if not c["facts"].get("speech"):
