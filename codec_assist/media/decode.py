@@ -45,6 +45,11 @@ class Limits(BaseModel):
 DEFAULT_LIMITS = Limits()
 TRIM_EVERY = 250  # frames between release_memory() calls in long decodes (a trim costs well under 1 ms)
 MAX_PIXELS = DEFAULT_LIMITS.max_pixels  # the default, for callers that only need the number
+# What a folder of videos is searched for (batch, tag of a folder): the containers these commands were run on,
+# down to the old web ones (iscc-samples' demo in each of them, docs/ROBUSTNESS.md)
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m1v", ".m2v",
+                            ".vob", ".ts", ".mts", ".m2ts", ".flv", ".f4v", ".swf", ".wmv", ".asf", ".rm", ".rmvb",
+                            ".3gp", ".3g2", ".ogv", ".y4m"})
 STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "qoi_pipe",
                        "j2k_pipe", "pgm_pipe", "ppm_pipe", "svg_pipe", "jpegxl_pipe", "dds_pipe")
 

@@ -33,8 +33,6 @@ from codec_assist.scale.engine import EngineOptions, run_tasks, warnings_returne
 from codec_assist.errors import CodecAssistError
 from codec_assist.schemas import BatchItem, BatchManifest, BatchOutput
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-                  ".flv", ".wmv", ".3gp", ".ogv", ".y4m"}
 MANIFEST = "manifest.json"
 LOCK = ".codec-assist-batch.lock"
 
@@ -164,7 +162,7 @@ def discover(input_dir: Path, skip: Path | None = None) -> list[Path]:
         r = Path(root)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (r / d).resolve() != skip_r)
         found += [(r / f).relative_to(input_dir) for f in files
-                  if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_SUFFIXES]
+                  if not f.startswith(".") and Path(f).suffix.lower() in media.VIDEO_SUFFIXES]
     return sorted(found)
 
 

@@ -663,15 +663,13 @@ def summary_csv(rows: list[dict[str, object]]) -> str:
     return buf.getvalue()
 
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv"}
-
-
 def tag_folder(folder: str | Path, summary: str | Path, taxonomy: Taxonomy | None = None, *, options=None,
                top: int = 5, clip: ClipSpec | None = None, outdir: str | Path | None = None,
                overwrite: bool = False, limits=None, on_video=None) -> tuple[list[dict[str, object]], int]:
     """Tag every video in `folder` (not recursive): a summary CSV (+ a JSON twin beside it) and, with
     `outdir`, a report and WebVTT chapters per video. A video that cannot be tagged is a row with its error.
     `on_video(i, n, path, report_or_None)` is called after each. Returns (summary rows, failed count)."""
+    import codec_assist.media.decode as media
     from codec_assist import schemas
     from codec_assist.media.safeio import atomic_write_bytes, check_output
 
@@ -684,9 +682,9 @@ def tag_folder(folder: str | Path, summary: str | Path, taxonomy: Taxonomy | Non
         if out.exists() and not out.is_dir():
             raise CodecAssistError(f"output {out} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in media.VIDEO_SUFFIXES)
     if not videos:
-        raise CodecAssistError(f"{folder}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        raise CodecAssistError(f"{folder}: no video files ({', '.join(sorted(media.VIDEO_SUFFIXES))})")
     rows, reports, failed = [], [], 0
     for i, v in enumerate(videos, 1):
         try:
