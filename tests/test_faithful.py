@@ -583,3 +583,27 @@ def test_wma_audio_without_channel_positions_is_reencoded(sample, tmp_path, caps
     assert "wmav2, which mp4 does not carry; re-encoded to AAC" in err, err
     audio = _probe_json(out, "-select_streams", "a", "-show_entries", "stream=codec_name,channels,channel_layout")
     assert [(s["codec_name"], s["channels"], s["channel_layout"]) for s in audio["streams"]] == [("aac", 2, "stereo")]
+
+
+def test_interlaced_source_keeps_its_fields_and_its_roi(sample, tmp_path, capsys):
+    """A top-field-first H.264 source (a broadcast or DVD capture): x264 codes it interlaced with the same field
+    order (it was made progressive, fields woven), and the assisted encode's ROI is applied — FFmpeg's libx264
+    skips the ROI of a frame flagged interlaced without an error, so the default encode and one with no offsets
+    (--max-dqp 0) were byte-identical. x265, which codes whole frames here, says so in one line."""
+    src = tmp_path / "tff.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-t", "1", "-vf",
+                    "fps=50,interlace=scan=tff", "-c:v", "libx264", "-flags", "+ildct+ilme", "-x264-params", "tff=1",
+                    "-an", str(src)], check=True, timeout=120)
+    order = lambda p: _probe_json(p, "-select_streams", "v", "-show_entries", "stream=field_order")["streams"][0][
+        "field_order"]
+    assert order(src) == "tt"
+    roi, flat = tmp_path / "roi.mp4", tmp_path / "flat.mp4"
+    run_cli("encode", src, "-o", roi, "--bitrate", "300k", *ENC, *FAST_ANALYSIS, "--analyzers", "faces",
+            capsys=capsys)
+    run_cli("encode", src, "-o", flat, "--bitrate", "300k", *ENC, *FAST_ANALYSIS, "--analyzers", "faces",
+            "--max-dqp", "0", capsys=capsys)
+    assert order(roi) == "tt" and order(flat) == "tt"
+    assert roi.read_bytes() != flat.read_bytes()
+    err = run_cli("encode", src, "-o", tmp_path / "h265.mp4", "--codec", "x265", "--no-assist", "--crf", "30", *ENC,
+                  capsys=capsys)
+    assert "is interlaced (top field first); x265 here codes whole frames" in err, err

@@ -71,6 +71,11 @@ class Look:
     sar: Fraction | None = None
     mastering: dict | None = None  # {"r": (x, y), "g": ..., "b": ..., "wp": ..., "min": cd/m2, "max": cd/m2}
     light: tuple[int, int] | None = None  # (MaxCLL, MaxFALL)
+    fields: str = ""  # interlaced: "top" or "bottom" (the field shown first); "" progressive
+
+    @property
+    def interlaced(self) -> bool:
+        return bool(self.fields)
 
     @property
     def is_rgb(self) -> bool:
@@ -104,6 +109,8 @@ def read_look(path: str | Path) -> Look:
         sar = vs.sample_aspect_ratio or cc.sample_aspect_ratio
         if sar and sar > 0 and sar != 1:
             look.sar = Fraction(sar)
+        # AVFieldOrder: 2 TT, 4 TB (top field coded and shown first / coded first) -> top; 3 BB, 5 BT -> bottom
+        look.fields = {2: "top", 4: "top", 3: "bottom", 5: "bottom"}.get(int(cc.field_order or 0), "")
         frame = None
         try:
             for packet in c.demux(vs):
@@ -118,6 +125,8 @@ def read_look(path: str | Path) -> Look:
             frame = None
     if frame is not None:
         _from_frame(look, frame)
+        if frame.interlaced_frame and not look.fields:
+            look.fields = "top"  # interlaced with no field order said: FFmpeg's (and most sources') default
     return look
 
 
@@ -192,6 +201,8 @@ def encoder_params(look: Look, codec: str) -> dict[str, str]:
         out["master-display" if codec == "x265" else "mastering-display"] = text
     if look.light and any(look.light):
         out["max-cll" if codec == "x265" else "cll"] = f"{look.light[0]},{look.light[1]}"
+    if look.interlaced and codec == "x264":
+        out["tff" if look.fields == "top" else "bff"] = "1"  # interlaced coding, the source's field order
     return out
 
 
@@ -222,6 +233,10 @@ def apply_look(vout, look: Look, src_size: tuple[int, int], out_size: tuple[int,
 
 def announce(look: Look, codec: str, out_fmt: str, name: str) -> None:
     """One warning line for what the encoder cannot keep (conversions, never silent)."""
+    if look.interlaced and codec == "x265":
+        log.warning("%s is interlaced (%s field first); x265 here codes whole frames, so the output is progressive "
+                    "with the two fields woven in each frame (use --codec x264, which keeps them, or deinterlace "
+                    "first)", name, look.fields)
     try:
         fmt = av.video.format.VideoFormat(look.pix_fmt)
         bits = max(c.bits for c in fmt.components)

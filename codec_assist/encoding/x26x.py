@@ -434,7 +434,9 @@ def _prepare(frame: av.VideoFrame, info, pix_fmt: str = "yuv420p", look=None) ->
     pts, tb = frame.pts, frame.time_base
     if frame.format.name != pix_fmt or frame.width != info.width or frame.height != info.height:
         frame = faithful.reformat(frame, info.width, info.height, pix_fmt, look or faithful.Look())
-    if frame.width % 2 or frame.height % 2:
+    # FFmpeg's libx264 skips the ROI of a frame flagged interlaced ("not supported ... yet"), silently: a fresh
+    # copy drops the flag (interlaced coding is x264's own tff/bff parameter, faithful.encoder_params)
+    if frame.width % 2 or frame.height % 2 or frame.interlaced_frame:
         w, h = frame.width & ~1, frame.height & ~1
         dtype = np.uint16 if pix_fmt == TEN_BIT_420 else np.uint8
         y, u, v = (np.frombuffer(p, dtype).reshape(p.height, p.line_size // dtype().itemsize) for p in frame.planes)
