@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.filter
 
 import codec_assist.media.decode as media
 
@@ -94,6 +95,23 @@ def _enum(value, default: int) -> int:
         return int(value) if value is not None else default
     except (TypeError, ValueError):
         return default
+
+
+class Unflagged:
+    """The frames of `stream` without their "interlaced" flag (FFmpeg's setfield=prog), pictures, timing and side
+    data untouched."""
+
+    def __init__(self, stream):
+        self._graph = av.filter.Graph()
+        source, setfield, sink = (self._graph.add_buffer(template=stream), self._graph.add("setfield", "prog"),
+                                  self._graph.add("buffersink"))
+        source.link_to(setfield)
+        setfield.link_to(sink)
+        self._graph.configure()
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        self._graph.push(frame)
+        return self._graph.pull()
 
 
 def read_look(path: str | Path) -> Look:

@@ -203,6 +203,9 @@ def encode(
         index = -1
         if threads:
             vin.codec_context.thread_count = threads
+        # FFmpeg's libx264 skips the ROI of a frame flagged interlaced ("not supported ... yet") without an error;
+        # x264 codes the fields by its own tff/bff parameter (faithful.encoder_params), so the flag can go
+        unflag = faithful.Unflagged(vin) if look.interlaced and codec == "x264" else None
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
             vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, out_fmt
@@ -235,6 +238,8 @@ def encode(
                                 continue
                             if index >= end:
                                 break
+                            if unflag is not None:
+                                frame = unflag(frame)
                             frame = _prepare(frame, info, out_fmt, look)
                             if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                                 frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
@@ -434,9 +439,7 @@ def _prepare(frame: av.VideoFrame, info, pix_fmt: str = "yuv420p", look=None) ->
     pts, tb = frame.pts, frame.time_base
     if frame.format.name != pix_fmt or frame.width != info.width or frame.height != info.height:
         frame = faithful.reformat(frame, info.width, info.height, pix_fmt, look or faithful.Look())
-    # FFmpeg's libx264 skips the ROI of a frame flagged interlaced ("not supported ... yet"), silently: a fresh
-    # copy drops the flag (interlaced coding is x264's own tff/bff parameter, faithful.encoder_params)
-    if frame.width % 2 or frame.height % 2 or frame.interlaced_frame:
+    if frame.width % 2 or frame.height % 2:
         w, h = frame.width & ~1, frame.height & ~1
         dtype = np.uint16 if pix_fmt == TEN_BIT_420 else np.uint8
         y, u, v = (np.frombuffer(p, dtype).reshape(p.height, p.line_size // dtype().itemsize) for p in frame.planes)
