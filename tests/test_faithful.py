@@ -607,3 +607,46 @@ def test_interlaced_source_keeps_its_fields_and_its_roi(sample, tmp_path, capsys
     err = run_cli("encode", src, "-o", tmp_path / "h265.mp4", "--codec", "x265", "--no-assist", "--crf", "30", *ENC,
                   capsys=capsys)
     assert "is interlaced (top field first); x265 here codes whole frames" in err, err
+
+
+def _with_captions(src: Path, out: Path, frames: int = 30) -> None:
+    """`frames` frames of `src` re-encoded with CEA-608 captions in every frame (A53 side data, which libx264 writes
+    as SEI), attached through the same libavutil bridge the ROI uses."""
+    import ctypes
+
+    import av
+
+    from codec_assist.encoding import roi
+
+    lib = roi._libavutil()
+    a53 = next(v for v in range(64) if (lib.av_frame_side_data_name(v) or b"").startswith(b"ATSC A53"))
+    with av.open(str(src)) as c, av.open(str(out), "w") as o:
+        st = o.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = c.streams.video[0].width, c.streams.video[0].height, "yuv420p"
+        st.options = {"a53cc": "1", "crf": "26", "preset": "ultrafast"}
+        for i, f in enumerate(c.decode(video=0)):
+            if i == frames:
+                break
+            f = av.VideoFrame.from_ndarray(f.to_ndarray(format="yuv420p"), format="yuv420p")
+            f.pts = i
+            cc = bytes([0xFC, 0xC8, 0x80])  # one CEA-608 pair, field 1: "H" and a parity-padded blank
+            sd = lib.av_frame_new_side_data(roi._frame_ptr(f), a53, len(cc))
+            ctypes.memmove(sd.contents.data, cc, len(cc))
+            for p in st.encode(f):
+                o.mux(p)
+        for p in st.encode():
+            o.mux(p)
+
+
+@pytest.mark.parametrize("codec", ["x264", "x265"])
+def test_closed_captions_survive(sample, tmp_path, capsys, codec):
+    """CEA-608 captions in the source's SEI reach the output with every frame; libx265 dropped them (its a53cc is
+    off unless asked)."""
+    import av
+
+    src, out = tmp_path / "cc.mp4", tmp_path / f"cc.{codec}.mp4"
+    _with_captions(sample("jwpIntro.mp4"), src)
+    run_cli("encode", src, "-o", out, "--codec", codec, "--bitrate", "300k", *ENC, *FAST_ANALYSIS, capsys=capsys)
+    with av.open(str(out)) as c:
+        captioned = [any("A53" in str(sd.type) for sd in f.side_data) for f in c.decode(video=0)]
+    assert len(captioned) == 30 and all(captioned)

@@ -326,6 +326,8 @@ def _encoder_options(codec: str, preset: str, rate: RateControl, plan: EncodePla
         opts = {"preset": preset, "tune": tune or "", f"{codec}-params": ":".join(f"{k}={v}" for k, v in xp.items())}
         if forced_idr:
             opts["forced-idr"] = "1"  # a forced I is an IDR (x265 and open-GOP x264 would not make it one)
+        if codec == "x265":
+            opts["a53cc"] = "1"  # carry the source's closed captions (frame side data), as libx264 does by default
         if rate.mode == "crf":
             opts["crf"] = f"{rate.crf:g}"
         return {k: v for k, v in opts.items() if v}
