@@ -650,3 +650,22 @@ def test_closed_captions_survive(sample, tmp_path, capsys, codec):
     with av.open(str(out)) as c:
         captioned = [any("A53" in str(sd.type) for sd in f.side_data) for f in c.decode(video=0)]
     assert len(captioned) == 30 and all(captioned)
+
+
+def test_cover_picture_is_kept_in_mp4_and_named_elsewhere(sample, tmp_path, capsys):
+    """A cover picture (an attached PNG) is copied into an MP4 output; a container the muxer writes none into
+    (Matroska here) says so in one line. It used to be dropped without a word."""
+    cover, src = tmp_path / "cover.png", tmp_path / "covered.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=1", "-frames:v", "1",
+                    str(cover)], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-i", str(cover), "-t", "1",
+                    "-map", "0", "-map", "1", "-c", "copy", "-disposition:v:1", "attached_pic", str(src)],
+                   check=True, timeout=60)
+    covers = lambda p: [s["codec_name"] for s in _probe_json(p, "-show_streams")["streams"]
+                        if s.get("disposition", {}).get("attached_pic")]
+    assert covers(src) == ["png"]
+    out = tmp_path / "out.mp4"
+    run_cli("encode", src, "-o", out, "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+    assert covers(out) == ["png"]
+    err = run_cli("encode", src, "-o", tmp_path / "out.mkv", "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+    assert "the cover picture (track 2, png) cannot go into Matroska" in err, err

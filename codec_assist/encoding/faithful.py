@@ -338,6 +338,12 @@ def copy_stream_info(src_stream, dst_stream) -> None:
         pass
 
 
+COVER_CODECS = ("mjpeg", "png")  # the cover pictures MP4 holds ("covr"); FFmpeg's MOV and Matroska muxers write none
+
+
+def is_cover(packet: av.Packet) -> bool:
+    """The one packet of a cover picture track (it has no timestamp; the demuxer's end-of-stream packet is empty)."""
+    return bool(packet.size) and bool(packet.stream.disposition & av.stream.Disposition.attached_pic)
 AC3_RATES = (32000, 44100, 48000)
 # FFmpeg's usual layout for a channel count: a track whose channels have no positions (WMA in ASF says "2
 # channels") is encoded with this one, since the AAC encoder refuses a layout without positions
@@ -361,8 +367,15 @@ def add_streams(src, dst, fmt: str, name: str = "") -> dict:
     for s in src.streams:
         cc = s.codec_context
         kind = s.type
-        if kind == "video":  # the one encoded; cover art and other angles are not carried
-            if s is not video and not s.disposition & av.stream.Disposition.attached_pic:
+        if kind == "video":  # the one encoded; cover art copied where the output can hold it; other angles not
+            if s.disposition & av.stream.Disposition.attached_pic:
+                if fmt == "mp4" and cc is not None and cc.name in COVER_CODECS:
+                    mapping[s] = dst.add_stream_from_template(s)
+                    copy_stream_info(s, mapping[s])
+                else:
+                    log.warning("%s: the cover picture (track %d, %s) cannot go into %s; it is not in the output",
+                                name, s.index, cc.name if cc is not None else "unknown", _shown_format(fmt))
+            elif s is not video:
                 log.warning("%s: video track %d is not carried (only the first video track is encoded)", name,
                             s.index)
             continue

@@ -269,7 +269,7 @@ def encode(
                             bar.update()
                         if ranged and index >= end - 1:
                             break  # the range is done; the rest of the file is not decoded
-                    elif packet.stream in audio_map and packet.dts is not None:
+                    elif packet.stream in audio_map and (packet.dts is not None or faithful.is_cover(packet)):
                         _mux_audio(packet, audio_map[packet.stream], dst)
                 for out in vout.encode(None):
                     dst.mux(out)
