@@ -669,3 +669,20 @@ def test_cover_picture_is_kept_in_mp4_and_named_elsewhere(sample, tmp_path, caps
     assert covers(out) == ["png"]
     err = run_cli("encode", src, "-o", tmp_path / "out.mkv", "--no-assist", "--crf", "30", *ENC, capsys=capsys)
     assert "the cover picture (track 2, png) cannot go into Matroska" in err, err
+
+
+def test_transport_stream_clock_does_not_become_an_empty_edit(sample, tmp_path, capsys):
+    """An MPEG-TS capture whose clock reads 10 h at its first frame: the MP4 used to start there too (a 10-hour
+    empty edit, then 3 s of picture). Now it starts at 0, audio still 22 ms ahead of the picture as in the source.
+    (An MP4's own start offset is kept: test_plain_encode_keeps_everything[offset].)"""
+    src = tmp_path / "capture.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-t", "2", "-c:v", "libx264",
+                    "-c:a", "aac", "-output_ts_offset", "36000", "-f", "mpegts", str(src)], check=True, timeout=120)
+    out = tmp_path / "capture.mp4"
+    run_cli("encode", src, "-o", out, "--bitrate", "300k", *ENC, *FAST_ANALYSIS, capsys=capsys)
+    starts = lambda p: {s["codec_type"]: float(s["start_time"]) for s in _probe_json(p, "-show_streams")["streams"]}
+    info = _probe_json(out, "-show_format")["format"]
+    assert float(info["duration"]) < 3
+    s, o = starts(src), starts(out)
+    assert min(o.values()) == pytest.approx(0, abs=0.002)
+    assert o["video"] - o["audio"] == pytest.approx(s["video"] - s["audio"], abs=0.002)

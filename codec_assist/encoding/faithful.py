@@ -97,6 +97,33 @@ def _enum(value, default: int) -> int:
         return default
 
 
+class ClockOrigin:
+    """Where the output's timeline starts. A container whose timestamps are a running transport clock (MPEG-TS and
+    MPEG-PS: FFmpeg's "discontinuous timestamps") starts wherever the capture began, 10 hours in as easily as 0;
+    copied into MP4 or Matroska that clock became a 10-hour empty edit before the picture. Such a source's
+    timestamps are moved so that its earliest stream starts at 0, the streams' offsets to each other kept (as the
+    ffmpeg CLI does). Other containers keep their timeline, a deliberate start offset included."""
+
+    TS_DISCONT = 0x200  # AVFMT_TS_DISCONT
+
+    def __init__(self, container):
+        clock = bool(container.format.flags & self.TS_DISCONT) and bool(container.start_time)
+        self.seconds = Fraction(container.start_time, av.time_base) if clock else Fraction(0)
+
+    def ticks(self, time_base) -> int:
+        """The origin in `time_base` units (0 when the timeline is kept)."""
+        return int(round(self.seconds / time_base)) if self.seconds and time_base else 0
+
+    def shift(self, packet: av.Packet) -> None:
+        """Move a copied packet onto the output's timeline."""
+        t = self.ticks(packet.time_base)
+        if t:
+            if packet.pts is not None:
+                packet.pts -= t
+            if packet.dts is not None:
+                packet.dts -= t
+
+
 class Unflagged:
     """The frames of `stream` without their "interlaced" flag (FFmpeg's setfield=prog), pictures, timing and side
     data untouched."""

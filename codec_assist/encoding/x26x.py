@@ -206,6 +206,7 @@ def encode(
         # FFmpeg's libx264 skips the ROI of a frame flagged interlaced ("not supported ... yet") without an error;
         # x264 codes the fields by its own tff/bff parameter (faithful.encoder_params), so the flag can go
         unflag = faithful.Unflagged(vin) if look.interlaced and codec == "x264" else None
+        origin = faithful.ClockOrigin(src)
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
             vout.width, vout.height, vout.pix_fmt = info.width & ~1, info.height & ~1, out_fmt
@@ -241,6 +242,8 @@ def encode(
                             if unflag is not None:
                                 frame = unflag(frame)
                             frame = _prepare(frame, info, out_fmt, look)
+                            if frame.pts is not None:
+                                frame.pts -= origin.ticks(frame.time_base)
                             if frame.pts is None or (last_pts is not None and frame.pts <= last_pts):
                                 frame.pts = (last_pts or 0) + 1 if last_pts is not None else 0
                             last_pts = frame.pts
@@ -270,6 +273,7 @@ def encode(
                         if ranged and index >= end - 1:
                             break  # the range is done; the rest of the file is not decoded
                     elif packet.stream in audio_map and (packet.dts is not None or faithful.is_cover(packet)):
+                        origin.shift(packet)
                         _mux_audio(packet, audio_map[packet.stream], dst)
                 for out in vout.encode(None):
                     dst.mux(out)

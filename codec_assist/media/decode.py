@@ -200,13 +200,17 @@ class DecodeStats:
     def __init__(self, path, declared: int = 0, limits: Limits = DEFAULT_LIMITS):
         self.path, self.declared, self.frames, self.corrupt = path, declared, 0, 0
         self.limits = limits
+        self.first_time: float | None = None
 
     def check(self, frame: av.VideoFrame) -> None:
-        """Guards on what is really decoded (headers can lie): the size and the time of every frame."""
+        """Guards on what is really decoded (headers can lie): the size and the time of every frame, counted from
+        the first frame's (a broadcast capture's clock starts anywhere: an MPEG-TS at 10 h is not 10 h long)."""
         self.frames += 1
         check_size(frame.width, frame.height, self.path, self.limits)
         if frame.time is not None:
-            check_duration(frame.time, self.path, self.limits)
+            if self.first_time is None:
+                self.first_time = frame.time
+            check_duration(frame.time - self.first_time, self.path, self.limits)
 
     def warn(self) -> None:
         """One warning saying what was skipped, if anything (the output covers the rest)."""
