@@ -18,8 +18,11 @@ source (plain, assisted, plan, allocation, target quality, each ladder rung, chu
 - the container: every audio track (copied where the container takes its codec, else re-encoded to AAC with
   a warning), subtitle tracks (copied, or text subtitles converted to the container's text format with a
   warning; bitmap subtitles an mp4 cannot hold are dropped with a warning), chapters, the file's metadata
-  (title, ...), each track's language, title and disposition. Data and attachment streams are dropped with a
-  warning. Timestamps (VFR, start offset) are the source's: frames keep their pts.
+  (title, ...), each track's language, title and disposition, the cover picture (MP4; elsewhere a warning),
+  closed captions (the frames' A53 side data; x265 is asked to write them, x264 does by default). Data and
+  attachment streams are dropped with a warning. Timestamps (VFR, start offset) are the source's: frames keep
+  their pts, except that an MPEG-TS/PS running clock is moved to start at 0 (ClockOrigin).
+- fields: an interlaced source stays interlaced with x264, in its field order; x265 (whole frames here) warns.
 """
 from __future__ import annotations
 
@@ -371,6 +374,8 @@ COVER_CODECS = ("mjpeg", "png")  # the cover pictures MP4 holds ("covr"); FFmpeg
 def is_cover(packet: av.Packet) -> bool:
     """The one packet of a cover picture track (it has no timestamp; the demuxer's end-of-stream packet is empty)."""
     return bool(packet.size) and bool(packet.stream.disposition & av.stream.Disposition.attached_pic)
+
+
 AC3_RATES = (32000, 44100, 48000)
 # FFmpeg's usual layout for a channel count: a track whose channels have no positions (WMA in ASF says "2
 # channels") is encoded with this one, since the AAC encoder refuses a layout without positions
