@@ -355,6 +355,7 @@ def test_folder_mode_summary(sample, tmp_path, capsys):
     rows = summary.read_text().splitlines()
     assert rows[0].startswith("file,duration_s,shots,tag_1") and len(rows) == 3
     assert rows[1].startswith("a_city.mpg,") and ",city_night," in rows[1]
+    assert rows[1].endswith(",")  # no error: an empty cell, not a spreadsheet-quoted "'"
     assert rows[2].startswith("b_broken.mp4,") and "not a readable media file" in rows[2]
     data = json.loads(summary.with_suffix(".json").read_text())
     assert [v["file"] for v in data["videos"]] == ["a_city.mpg", "b_broken.mp4"]
@@ -433,3 +434,11 @@ def test_clip_zero_shot_shapes_with_random_weights(analyses, taxonomy, sample):
     assert all(s.shape == (1, len(taxonomy.topics)) for s in sims.values())
     tags, shots, modalities = tagging.tag_analysis(a, arr, taxonomy, sims, "RN50 (random init)")
     assert "clip" in modalities and any(e.modality == "clip" for t in tags for e in t.evidence)
+
+
+def test_summary_csv_quotes_formulas_only():
+    """A cell that a spreadsheet would run as a formula (= + - @ first) is quoted as text; empty cells stay empty."""
+    from codec_assist.tags.tagging import summary_csv
+
+    text = summary_csv([{"file": "=HYPERLINK(1).mp4", "error": ""}, {"file": "-x.mp4", "error": "@bad"}])
+    assert text.splitlines()[1:] == ["'=HYPERLINK(1).mp4" + "," * 12, "'-x.mp4" + "," * 12 + "'@bad"]

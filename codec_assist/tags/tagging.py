@@ -659,7 +659,8 @@ def summary_csv(rows: list[dict[str, object]]) -> str:
     w.writeheader()
     for r in rows:
         # A file name starting with = + - @ would be a formula in a spreadsheet: quote it as text.
-        w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in r.items()})
+        w.writerow({k: ("'" + v if isinstance(v, str) and v.startswith(("=", "+", "-", "@")) else v)
+                    for k, v in r.items()})
     return buf.getvalue()
 
 
