@@ -274,6 +274,8 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
         faithful.copy_stream_info(vin, vout)
         faithful.copy_container_info(src, dst)
         audio_map = faithful.add_streams(src, dst, fmt)
+        origin = faithful.ClockOrigin(src)
+        zero = origin.ticks(tb)
 
         def video() -> Iterator[tuple[float, int, av.Packet]]:
             g = 0
@@ -287,7 +289,7 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
                     i = a + rank[j]
                     p.stream = vout
                     p.time_base = tb
-                    p.pts, p.dts = stamps[i], stamp(g - delay)
+                    p.pts, p.dts = stamps[i] - zero, stamp(g - delay) - zero
                     p.duration = (stamps[i + 1] if i + 1 < n else stamps[i] + step) - stamps[i]
                     yield float(p.dts * tb), 0, p
                     g += 1
@@ -296,7 +298,10 @@ def join(files: list[Path], chunks: list[tuple[int, int]], source: str | Path, o
             if not audio_map:
                 return
             for p in src.demux(list(audio_map)):
-                if p.dts is not None and p.size:
+                if faithful.is_cover(p):
+                    yield float("-inf"), 1, p
+                elif p.dts is not None and p.size:
+                    origin.shift(p)
                     yield float(p.dts * p.time_base), 1, p
 
         # Interleave by time, so the muxer never buffers a whole stream.
@@ -336,21 +341,25 @@ def parameter_sets(extradata: bytes | None, codec: str) -> tuple[int, list[bytes
 TIME_PRECISION = Fraction(1, 1000)  # seconds: what the output containers keep of a timestamp
 
 
-def _times(path: str | Path) -> tuple[list[Fraction], list[bool]]:
-    """Presentation times (exact, in seconds) of the video packets in display order, and their key flags."""
+def _times(path: str | Path, on_output_clock: bool = False) -> tuple[list[Fraction], list[bool]]:
+    """Presentation times (exact, in seconds) of the video packets in display order, and their key flags;
+    `on_output_clock`: a source's, on the timeline its output gets (faithful.ClockOrigin)."""
+    import codec_assist.encoding.faithful as faithful
+
     p = Path(path)
     with media.open_input(p) as c:
         vs = media._video_stream(c, p)
         tb = vs.time_base
         stamps = sorted((pkt.pts, pkt.is_keyframe) for pkt in c.demux(vs) if pkt.size and pkt.pts is not None)
-    return [Fraction(s) * tb for s, _ in stamps], [k for _, k in stamps]
+        zero = Fraction(faithful.ClockOrigin(c).ticks(tb)) * tb if on_output_clock else 0
+    return [Fraction(s) * tb - zero for s, _ in stamps], [k for _, k in stamps]
 
 
 def check_joined(output: str | Path, source: str | Path, chunk_starts: list[int], decode: bool = True) -> list[str]:
     """What is wrong with a joined output, as sentences (empty: it is right). Frame count and timestamps equal
     the source's, an IDR at every chunk start, and (decode=True) every frame decodes without error."""
     problems = []
-    src_t, _ = _times(source)
+    src_t, _ = _times(source, on_output_clock=True)
     out_t, keys = _times(output)
     if len(out_t) != len(src_t):
         problems.append(f"{len(out_t)} frames, the input has {len(src_t)}")
