@@ -151,12 +151,14 @@ def add_global_flags(p: argparse.ArgumentParser, *, top: bool = False, writes: b
 # ------------------------------------------------------------------------------------------ option groups
 def add_analysis_knobs(sp, analyzers_default: str | None = None, fps_default: float = 3.0) -> None:
     import analyzers
+    from codec_assist.options import AnalyzeOptions
 
     g = sp.add_argument_group("analysis")
     g.add_argument("--analyzers", default=analyzers_default or ",".join(analyzers.DEFAULT),
                    help="comma-separated analyzers to run (" + ", ".join(analyzers.ANALYZERS) +
                    "); speech and audio skip videos without audio")
-    g.add_argument("--proxy-width", type=int, default=320, help="width of the downscaled analysis proxy, px")
+    g.add_argument("--proxy-width", type=int, default=defaults(AnalyzeOptions)["proxy_width"],
+                   help="width of the downscaled analysis proxy, px")
     g.add_argument("--analysis-fps", type=float, default=fps_default,
                    help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
     g.add_argument("--focus", type=parse_focus, action="append", default=[], metavar="TEXT[@W]",
@@ -181,25 +183,33 @@ def add_analysis_knobs(sp, analyzers_default: str | None = None, fps_default: fl
     asr.add_argument("--no-asr", action="store_true", help="no speech recognition (drops the speech analyzer)")
 
 
+def defaults(model) -> dict:
+    """A typed options model's field defaults: the command line shows and uses the library's, never its own."""
+    return {name: f.default for name, f in model.model_fields.items()}
+
+
 def add_plan_knobs(sp) -> None:
+    from codec_assist.options import PlanOptions
+
+    default = defaults(PlanOptions)
     g = sp.add_argument_group("plan")
-    g.add_argument("--max-dqp", type=float, default=6.0,
+    g.add_argument("--max-dqp", type=float, default=default["max_dqp"],
                    help="largest QP offset either way; small offsets keep the bitrate")
-    g.add_argument("--strength", type=float, default=2.0,
+    g.add_argument("--strength", type=float, default=default["strength"],
                    help="how fast importance above --roi-threshold reaches --max-dqp (1/strength of the way to 1 "
                    "is the full offset)")
-    g.add_argument("--roi-threshold", type=float, default=0.5,
+    g.add_argument("--roi-threshold", type=float, default=default["roi_threshold"],
                    help="importance above this is a region of interest (faces, text, a matched --focus); the "
                    "saliency floor stays below it, so a clip with none is left to the encoder's own AQ")
-    g.add_argument("--max-cost-db", type=float, default=0.15,
+    g.add_argument("--max-cost-db", type=float, default=default["max_cost_db"],
                    help="bound on each frame's expected whole-frame PSNR loss from the offsets (dB): the ROI gets "
                    "shallower when it is large or the blocks that pay for it are busy (a flat wall pays cheaply, a "
                    "bookcase dearly), so it is not paid for with the whole picture")
     g.add_argument("--moment-dqp", type=float, default=None, metavar="QP",
                    help="largest frame-level QP share the moments that matter (speech, a focus said aloud, loud or "
-                   "emotional peaks) take from the rest of their shot; 0 = off (default: PlanOptions.moment_dqp)")
-    g.add_argument("--min-gop", type=float, default=0.5, help="minimum seconds between forced IDRs")
-    g.add_argument("--max-gop", type=float, default=10.0, help="maximum seconds between IDRs")
+                   f"emotional peaks) take from the rest of their shot; 0 = off (default: {default['moment_dqp']:g})")
+    g.add_argument("--min-gop", type=float, default=default["min_gop"], help="minimum seconds between forced IDRs")
+    g.add_argument("--max-gop", type=float, default=default["max_gop"], help="maximum seconds between IDRs")
 
 
 def add_codec_knobs(sp) -> None:

@@ -13,6 +13,7 @@ from codec_assist.cli.common import (
     add_rate_knobs,
     analyze_options,
     build,
+    defaults,
     emit,
     engine_options,
     limits,
@@ -26,6 +27,8 @@ FLAGS = {"plan_file": "--plan", "assist": "--no-assist", "allocation": "--alloca
 
 
 def register(sub) -> None:
+    from codec_assist.options import AllocationOptions, EncodeOptions, HullOptions
+
     e = sub.add_parser("encode", help="encode a video, content-aware by default",
                        description="Encode with per-block QP offsets and IDRs on shot cuts, or plainly with "
                        "--no-assist. For x264 on a video of 720p or more, longer than 16 s, at preset medium or "
@@ -55,16 +58,19 @@ def register(sub) -> None:
                    help="share the --bitrate (or --size) budget between shots by importance and complexity (zones)")
     g.add_argument("--size", type=parse_size, metavar="BYTES",
                    help="total video size instead of --bitrate, e.g. 2M, 750k (bytes)")
-    g.add_argument("--alloc-strength", type=float, default=1.0,
+    alloc, hull, enc = defaults(AllocationOptions), defaults(HullOptions), defaults(EncodeOptions)
+    g.add_argument("--alloc-strength", type=float, default=alloc["strength"],
                    help="importance tilt: shot QP offset = -2 x strength x log2(weight / mean weight)")
-    g.add_argument("--max-shot-dqp", type=float, default=4.0, help="largest per-shot QP offset either way")
-    g.add_argument("--segment", type=float, default=0.0,
+    g.add_argument("--max-shot-dqp", type=float, default=alloc["max_shot_dqp"],
+                   help="largest per-shot QP offset either way")
+    g.add_argument("--segment", type=float, default=alloc["segment"],
                    help="cut shots longer than this many seconds into pieces for allocation (0: whole shots)")
     g.add_argument("--target-quality", metavar="METRIC=VALUE",
                    help="per-shot quality target, e.g. psnr=40, xpsnr=38, ssim=0.97, vmaf=93 (libvmaf, every 10th frame)")
     g.add_argument("--tolerance", type=float,
                    help="target-quality probe tolerance (default 0.25 dB; 0.003 SSIM; 0.5 VMAF)")
-    g.add_argument("--max-probes", type=int, default=6, help="target-quality: most probe encodes per shot")
+    g.add_argument("--max-probes", type=int, default=alloc["max_probes"],
+                   help="target-quality: most probe encodes per shot")
     g.add_argument("--ladder", metavar="RUNG:RATE[,...]",
                    help="encode renditions from one plan with identical IDRs, e.g. 720p:1M,480p:500k,240p:150k "
                    "(-o is then a folder or a pattern with {rung}); auto[:RATE,...] (e.g. auto:1M,500k,250k): "
@@ -72,18 +78,18 @@ def register(sub) -> None:
                    "(-o a folder; rates default to up to four, halving from what CRF 26 spends, while the probes "
                    "predict VMAF >= 40)")
     h = e.add_argument_group("convex-hull ladder (--ladder auto[:RATE,...]; see docs/BENCHMARKS.md)")
-    h.add_argument("--probe-preset", default="veryfast",
+    h.add_argument("--probe-preset", default=hull["probe_preset"],
                    help="--ladder auto: preset of the per-shot probe encodes (the rungs use --preset)")
-    h.add_argument("--hull-crfs", default="18,22,26,30,34,38,42", metavar="CRF,CRF,...",
+    h.add_argument("--hull-crfs", default=",".join(f"{c:g}" for c in hull["crfs"]), metavar="CRF,CRF,...",
                    help="--ladder auto: probe CRF grid")
     h.add_argument("--hull-heights", type=_heights, metavar="H,H,...",
                    help="--ladder auto: probe resolutions (default: the source height and 1080/720/540/360/240 "
                         "below it)")
-    h.add_argument("--hull-importance", type=float, default=0.0, metavar="WEIGHT",
+    h.add_argument("--hull-importance", type=float, default=hull["importance_weight"], metavar="WEIGHT",
                    help="--ladder auto: > 0 runs the full analysis and lets shots that matter take higher points")
-    h.add_argument("--hull-vmaf-every", type=int, default=5, metavar="N",
+    h.add_argument("--hull-vmaf-every", type=int, default=hull["vmaf_every"], metavar="N",
                    help="--ladder auto: probes score every N-th frame with VMAF")
-    h.add_argument("--hull-refine", type=float, default=2.0, metavar="STEP",
+    h.add_argument("--hull-refine", type=float, default=hull["refine_step"], metavar="STEP",
                    help="--ladder auto: probe more CRFs around each rung's per-shot choice until the probed CRFs "
                         "there are at most STEP apart (0: the --hull-crfs grid only)")
     h.add_argument("--hull-cache", metavar="DIR",
@@ -106,7 +112,7 @@ def register(sub) -> None:
     c = e.add_argument_group("chunked encoding (long videos: shot chunks in parallel, joined losslessly)")
     c.add_argument("--chunked", action="store_true",
                    help="split at shot cuts, encode the chunks in parallel (two-pass ABR per chunk), join them")
-    c.add_argument("--min-chunk", type=float, default=2.0, metavar="SECONDS",
+    c.add_argument("--min-chunk", type=float, default=enc["min_chunk"], metavar="SECONDS",
                    help="with --chunked: shortest chunk; consecutive shots are merged up to it")
     add_engine_knobs(e)
     add_global_flags(e)
