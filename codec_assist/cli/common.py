@@ -149,7 +149,7 @@ def add_global_flags(p: argparse.ArgumentParser, *, top: bool = False, writes: b
 
 
 # ------------------------------------------------------------------------------------------ option groups
-def add_analysis_knobs(sp, analyzers_default: str | None = None, fps_default: float = 3.0) -> None:
+def add_analysis_knobs(sp, analyzers_default: str | None = None, fps_default: float | None = None) -> None:
     import analyzers
     from codec_assist.options import AnalyzeOptions
 
@@ -159,7 +159,7 @@ def add_analysis_knobs(sp, analyzers_default: str | None = None, fps_default: fl
                    "); speech and audio skip videos without audio")
     g.add_argument("--proxy-width", type=int, default=defaults(AnalyzeOptions)["proxy_width"],
                    help="width of the downscaled analysis proxy, px")
-    g.add_argument("--analysis-fps", type=float, default=fps_default,
+    g.add_argument("--analysis-fps", type=float, default=fps_default or defaults(AnalyzeOptions)["analysis_fps"],
                    help="frames per second sampled for the per-frame analyzers (faces, text, saliency maps)")
     g.add_argument("--focus", type=parse_focus, action="append", default=[], metavar="TEXT[@W]",
                    help="what matters, in words (repeatable): regions and moments whose meaning matches get more "
@@ -229,7 +229,7 @@ def add_rate_knobs(sp, what: str = "") -> None:
 
 def add_engine_knobs(sp) -> None:
     """--engine/--address/--workers/...: where parallel tasks run (batch, encode --chunked)."""
-    from codec_assist.scale.engine import cores
+    from codec_assist.scale.engine import EngineOptions, cores
 
     g = sp.add_argument_group("engine (parallel tasks)")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -244,7 +244,8 @@ def add_engine_knobs(sp) -> None:
     g.add_argument("--memory-per-task", type=parse_memory_arg, metavar="SIZE",
                    help="memory per task, e.g. 2G: a Ray scheduling reservation, a hard address-space limit "
                         "for local workers (unset: no limit)")
-    g.add_argument("--retries", type=int, default=2, help="re-runs of a task whose worker died")
+    g.add_argument("--retries", type=int, default=defaults(EngineOptions)["retries"],
+                   help="re-runs of a task whose worker died")
 
 
 # ------------------------------------------------------------------------------ typed options from args
