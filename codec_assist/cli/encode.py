@@ -41,7 +41,8 @@ def register(sub) -> None:
     e.add_argument("-o", "--output", required=True,
                    help="output video (.mp4, .mkv, .mov); with --ladder a folder or a pattern with {rung}. It keeps "
                    "the source's colour (range, matrix, primaries, transfer, HDR10 metadata), rotation, aspect, "
-                   "timestamps, audio and subtitle tracks, chapters and metadata, or a warning says what changed")
+                   "interlaced fields (x264), timestamps (an MPEG-TS clock restarts at 0), audio and subtitle "
+                   "tracks, closed captions, chapters, metadata and cover picture, or a warning says what changed")
     add_rate_knobs(e)
     add_codec_knobs(e)
     e.add_argument("--plan", help="use this plan JSON instead of analysing")
