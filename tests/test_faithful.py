@@ -686,3 +686,23 @@ def test_transport_stream_clock_does_not_become_an_empty_edit(sample, tmp_path, 
         s, o = starts(src), starts(out)
         assert min(o.values()) == pytest.approx(0, abs=0.002), how
         assert o["video"] - o["audio"] == pytest.approx(s["video"] - s["audio"], abs=0.002), how
+
+
+def test_reencoded_audio_keeps_its_place(sample, tmp_path, capsys):
+    """Audio that starts 0.5 s after the picture and must be re-encoded (Vorbis cannot go into MP4) used to start at
+    0 in the output, 0.5 s early against the picture; it now starts where the ffmpeg CLI puts it (its start minus the
+    AAC encoder's 1024-sample priming)."""
+    src = tmp_path / "late.mkv"
+    jwp = str(sample("jwpIntro.mp4"))
+    subprocess.run(["ffmpeg", "-v", "error", "-i", jwp, "-itsoffset", "0.5", "-i", jwp, "-map", "0:v", "-map", "1:a",
+                    "-t", "2", "-c:v", "libx264", "-c:a", "libvorbis", str(src)], check=True, timeout=120)
+    reference = tmp_path / "ffmpeg.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-c:v", "copy", "-c:a", "aac", str(reference)],
+                   check=True, timeout=120)
+    out = tmp_path / "late.mp4"
+    err = run_cli("encode", src, "-o", out, "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+    assert "vorbis, which mp4 does not carry; re-encoded to AAC" in err, err
+    start = lambda p: {s["codec_type"]: float(s["start_time"]) for s in _probe_json(p, "-show_streams")["streams"]}
+    assert start(out)["audio"] - start(out)["video"] == pytest.approx(
+        start(reference)["audio"] - start(reference)["video"], abs=0.005)
+    assert start(out)["audio"] > 0.45

@@ -389,6 +389,26 @@ def named_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
     return layout
 
 
+class Resampled:
+    """A re-encoded audio track's frames for the AAC encoder (planar float, its layout and rate), stamped where the
+    source's audio starts and then sample by sample: a track that starts after the picture (0.5 s late) keeps its
+    place. Unstamped (the encoder counting from 0) it played 0.5 s early."""
+
+    def __init__(self, layout, rate: int):
+        self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        self._rate = rate
+        self._next: int | None = None  # the next output sample's time, in samples
+
+    def __call__(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        if self._next is None and frame is not None and frame.pts is not None and frame.time_base:
+            self._next = int(round(frame.pts * frame.time_base * self._rate))
+        out = self._resampler.resample(frame)
+        for f in out:
+            f.pts, f.time_base = self._next or 0, Fraction(1, self._rate)
+            self._next = (self._next or 0) + f.samples
+        return out
+
+
 def add_streams(src, dst, fmt: str, name: str = "") -> dict:
     """Output streams for the source's audio and subtitle tracks: {source stream: target}. A target is an
     output stream (packets copied) or a tuple (encoder stream, converter) for a track that must be re-encoded.
@@ -429,7 +449,7 @@ def add_streams(src, dst, fmt: str, name: str = "") -> dict:
                 enc = dst.add_stream("aac", rate=cc.sample_rate)
                 enc.layout = named_layout(cc.layout)
                 out = enc
-                mapping[s] = (enc, av.AudioResampler(format="fltp", layout=enc.layout, rate=enc.rate))
+                mapping[s] = (enc, Resampled(enc.layout, enc.rate))
                 log.warning("%s: audio track %d%s is %s, which %s does not carry; re-encoded to AAC", name,
                             s.index, lang, codec, _shown_format(fmt))
             copy_stream_info(s, out)
@@ -494,8 +514,7 @@ def mux(packet, target, dst) -> None:
     else:
         frames = [None]
     for frame in frames:
-        for rs in conv.resample(frame):
-            rs.pts = None
+        for rs in conv(frame):
             for out in enc.encode(rs):
                 dst.mux(out)
         if frame is None:
