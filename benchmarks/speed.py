@@ -188,7 +188,8 @@ def table(rows: list[dict], codecs: list[str], repeat: int) -> str:
             else:
                 cells += ["–", "–", "–"]
         rss = r["peak_rss_mib"]
-        cells.append(f"{rss['x264 plain']:.0f} / {rss['x264 assisted']:.0f}" if "x264 assisted" in rss
+        shown = [f"{rss[k]:.0f}" if k in rss else "–" for k in ("x264 plain", "x264 assisted")]
+        cells.append(" / ".join(shown) if any(k in rss for k in ("x264 plain", "x264 assisted"))
                      else f"analyze {rss['analyze']:.0f}" if "analyze" in rss else "–")
         lines.append("| " + " | ".join(cells) + " |")
     serial = [f"- {r['clip']} {c}: analysis before the encode (--no-overlap) {r['best_wall_s'][f'{c} serial']:.2f} s = "
