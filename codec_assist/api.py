@@ -221,7 +221,7 @@ def encode(input: str | Path, output: str | Path, options: EncodeOptions | None 
         from codec_assist.encoding.allocated import encode_ladder
 
         ladder = encode_ladder(inp, outs, rungs, codec=o.codec, preset=o.preset, plan=plan, plan_arrays=plan_arrays,
-                               params=o.params, plain=o.ladder_plain, progress=progress)
+                               params=o.params, plain=o.ladder_plain, progress=progress, overwrite=overwrite)
         _save_side_outputs(ladder, report, o.save_plan, plan, plan_arrays)
         if html:
             from codec_assist.report.html import report as html_report

@@ -183,6 +183,13 @@ def test_ladder_renditions_share_idr_frames(sample, tmp_path, capsys):
         assert media.keyframe_indices(path) == report["plan_keyframes"]  # decoded, not just reported
         assert r["plain_keyframes"] is not None and 100 not in r["plain_keyframes"]
     assert sizes == {(640, 272), (424, 180), (282, 120)}
+    # the same command again: the rungs exist, --overwrite replaces them (it used to stop at the first rung)
+    again = ["-q", "encode", str(src), "-o", str(tmp_path / "{rung}.mp4"), "--ladder", "120p:80k", "--preset",
+             "ultrafast", "--analyzers", "shots"]
+    code, _, err = _run(again, capsys)
+    assert code == 2 and "already exists" in err
+    code, _, err = _run([*again, "--overwrite"], capsys)
+    assert code == 0, err
 
 
 def test_bad_requests_are_one_line_errors(sample, tmp_path, capsys):

@@ -607,6 +607,11 @@ def test_interlaced_source_keeps_its_fields_and_its_roi(sample, tmp_path, capsys
     err = run_cli("encode", src, "-o", tmp_path / "h265.mp4", "--codec", "x265", "--no-assist", "--crf", "30", *ENC,
                   capsys=capsys)
     assert "is interlaced (top field first); x265 here codes whole frames" in err, err
+    # a ladder rung at another size: scaling blends the woven fields, so that rung is progressive, and says why
+    err = run_cli("encode", src, "-o", tmp_path / "{rung}.mp4", "--ladder", "480p:300k,240p:150k", "--no-plain", *ENC,
+                  *FAST_ANALYSIS, "--analyzers", "shots", capsys=capsys)
+    assert order(tmp_path / "480p.mp4") == "tt" and order(tmp_path / "240p.mp4") == "progressive"
+    assert "scaled to 320x240 its two fields blend" in err, err
 
 
 def _with_captions(src: Path, out: Path, frames: int = 30) -> None:

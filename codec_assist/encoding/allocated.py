@@ -232,8 +232,8 @@ def _tq_message(shots: list[ShotAllocation], metric: str, target: float, lo: flo
 
 
 def encode_ladder(input_path, outputs: Sequence[Path], rungs, *, codec: str, preset: str, plan: EncodePlan,
-                  plan_arrays: dict[str, np.ndarray], params=None, plain: bool = True, progress: bool = False
-                  ) -> LadderReport:
+                  plan_arrays: dict[str, np.ndarray], params=None, plain: bool = True, progress: bool = False,
+                  overwrite: bool = False) -> LadderReport:
     """Every rung from one plan (same IDR frames); with `plain`, also a plain encode per rung (its own
     scenecut) to show how its IDRs differ. Plain encodes are written to temporary files and removed."""
     import tempfile
@@ -246,7 +246,7 @@ def encode_ladder(input_path, outputs: Sequence[Path], rungs, *, codec: str, pre
         rplan, rarrays = plan_for_size(plan, plan_arrays, w, h)
         rate = RateControl(mode="abr", bitrate=bitrate)
         r = encode(input_path, out, codec=codec, rate=rate, preset=preset, plan=rplan, plan_arrays=rarrays,
-                   params=params, progress=progress, size=(w, h))
+                   params=params, progress=progress, size=(w, h), overwrite=overwrite)
         plain_kf = None
         if plain:
             with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:

@@ -170,6 +170,12 @@ def encode(
         log.warning("%s is %dx%d; the output is %dx%d (4:2:0 needs even sizes: last column/row cropped)",
                     media.display_path(input_path), info.width, info.height, info.width & ~1, info.height & ~1)
     look = faithful.read_look(input_path)
+    flagged = look.interlaced  # the decoded frames say "interlaced" (see unflag below)
+    if look.interlaced and (info.width, info.height) != (src_w, src_h):
+        # scaling a frame of two woven fields blends them: the rung is a progressive picture, coded as one
+        log.warning("%s is interlaced; scaled to %dx%d its two fields blend (deinterlace first for a clean picture)",
+                    media.display_path(input_path), info.width, info.height)
+        look.fields = ""
     out_fmt = output_pix_fmt(codec, look.pix_fmt)
     faithful.announce(look, codec, out_fmt, media.display_path(input_path))
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
@@ -205,7 +211,7 @@ def encode(
             vin.codec_context.thread_count = threads
         # FFmpeg's libx264 skips the ROI of a frame flagged interlaced ("not supported ... yet") without an error;
         # x264 codes the fields by its own tff/bff parameter (faithful.encoder_params), so the flag can go
-        unflag = faithful.Unflagged(vin) if look.interlaced and codec == "x264" else None
+        unflag = faithful.Unflagged(vin) if flagged and codec == "x264" else None
         origin = faithful.ClockOrigin(src)
         with av.open(str(tmp), mode="w", format=fmt) as dst:
             vout = dst.add_stream(ENCODERS[codec], rate=Fraction(info.fps).limit_denominator(1001000))
