@@ -711,3 +711,18 @@ def test_reencoded_audio_keeps_its_place(sample, tmp_path, capsys):
     assert start(out)["audio"] - start(out)["video"] == pytest.approx(
         start(reference)["audio"] - start(reference)["video"], abs=0.005)
     assert start(out)["audio"] > 0.45
+
+
+def test_reencoded_audio_keeps_a_gap(tmp_path, capsys):
+    """A Vorbis track with a 1 s hole in its timestamps at 1.5 s: re-encoded to AAC the hole stays (as with the ffmpeg
+    CLI); it used to close, and everything after it played 1 s early."""
+    src = tmp_path / "gap.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=4", "-f",
+                    "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3", "-af",
+                    "asetpts='if(gte(T,1.5),PTS+48000,PTS)'", "-c:v", "libx264", "-c:a", "libvorbis", "-shortest",
+                    str(src)], check=True, timeout=120)
+    out = tmp_path / "gap.mp4"
+    run_cli("encode", src, "-o", out, "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+    times = [float(p["pts_time"]) for p in _probe_json(out, "-select_streams", "a", "-show_packets")["packets"]]
+    jumps = [(a, b) for a, b in zip(times, times[1:]) if b - a > 0.1]
+    assert len(jumps) == 1 and jumps[0][0] == pytest.approx(1.5, abs=0.05) and jumps[0][1] == pytest.approx(2.5, abs=0.06)

@@ -392,16 +392,26 @@ def named_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
 class Resampled:
     """A re-encoded audio track's frames for the AAC encoder (planar float, its layout and rate), stamped where the
     source's audio starts and then sample by sample: a track that starts after the picture (0.5 s late) keeps its
-    place. Unstamped (the encoder counting from 0) it played 0.5 s early."""
+    place. Unstamped (the encoder counting from 0) it played 0.5 s early. A gap in the source's audio (its
+    timestamps jump ahead by more than GAP_S) stays a gap, as the ffmpeg CLI keeps it, instead of pulling the rest of
+    the track earlier."""
+
+    GAP_S = 0.1
 
     def __init__(self, layout, rate: int):
         self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         self._rate = rate
         self._next: int | None = None  # the next output sample's time, in samples
+        self._expected: int | None = None  # where the next input frame should start, in output samples
 
     def __call__(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
-        if self._next is None and frame is not None and frame.pts is not None and frame.time_base:
-            self._next = int(round(frame.pts * frame.time_base * self._rate))
+        if frame is not None and frame.pts is not None and frame.time_base:
+            start = int(round(frame.pts * frame.time_base * self._rate))
+            if self._next is None:
+                self._next = start
+            elif self._expected is not None and start - self._expected > self.GAP_S * self._rate:
+                self._next += start - self._expected
+            self._expected = start + int(round(frame.samples * self._rate / (frame.sample_rate or self._rate)))
         out = self._resampler.resample(frame)
         for f in out:
             f.pts, f.time_base = self._next or 0, Fraction(1, self._rate)
