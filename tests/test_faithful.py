@@ -726,3 +726,19 @@ def test_reencoded_audio_keeps_a_gap(tmp_path, capsys):
     times = [float(p["pts_time"]) for p in _probe_json(out, "-select_streams", "a", "-show_packets")["packets"]]
     jumps = [(a, b) for a, b in zip(times, times[1:]) if b - a > 0.1]
     assert len(jumps) == 1 and jumps[0][0] == pytest.approx(1.5, abs=0.05) and jumps[0][1] == pytest.approx(2.5, abs=0.06)
+
+
+def test_quicktime_with_8_channel_pcm_is_a_one_line_error(tmp_path):
+    """PyAV 18.1 corrupts the heap on a QuickTime 7.1 PCM track in its own channel order (the process aborted); the
+    file is refused in one line before PyAV opens it (run in a child: a regression would abort the test process)."""
+    import sys
+
+    src = tmp_path / "surround.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1", "-f",
+                    "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1", "-filter_complex",
+                    "[1:a]pan=8c|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0|c6=c0|c7=c0[a]", "-map", "0:v", "-map", "[a]",
+                    "-c:v", "libx264", "-c:a", "pcm_s16le", str(src)], check=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "codec_assist", "-q", "analyze", str(src), "-o", str(tmp_path / "a")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-500:]
+    assert r.stderr.strip().count("\n") == 0 and "8-channel PCM track" in r.stderr and "remux it" in r.stderr

@@ -9,6 +9,8 @@ import ctypes.util
 import logging
 import os
 import queue
+import re
+import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -130,10 +132,39 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
     return streams[0]
 
 
+# "Audio: pcm_s16le (...), 48000 Hz, 8 channels (FL+FR+...)": a PCM track of 7+ channels in a custom order
+_UNORDERED_PCM = re.compile(r"Audio: pcm_\w+.*?, (\d+) channels")
+
+
+def refuse_crashing_audio(path: Path) -> None:
+    """A QuickTime file whose PCM track has 7+ channels in a custom order (its `chan` atom) makes PyAV 18.1 corrupt
+    the heap the moment the track's codec context is read, and the process aborts (docs/ROBUSTNESS.md). Before PyAV
+    opens a .mov, the FFmpeg binary imageio-ffmpeg ships (when installed) lists its tracks; such a file gets a
+    one-line error instead of a crash. Costs ~0.05 s a .mov; other containers are not affected."""
+    if path.suffix.lower() not in (".mov", ".qt"):
+        return
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return
+    try:
+        info = subprocess.run([exe, "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=30,
+                              errors="replace").stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    for m in _UNORDERED_PCM.finditer(info):
+        if int(m.group(1)) >= 7:
+            raise InputError(f"{display_path(path)}: its {m.group(1)}-channel PCM track in QuickTime's own channel "
+                             f"order crashes PyAV 18.1; remux it first (ffmpeg -i IN -c copy OUT.mkv)")
+
+
 def probe(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:
     """Describe the video (and its audio streams) without decoding it; refuse it when it declares more than
     `limits` allow."""
     p = Path(path)
+    refuse_crashing_audio(p)
     with open_input(p) as c:
         vs = _video_stream(c, p)
         cc = vs.codec_context
