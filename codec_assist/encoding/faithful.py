@@ -379,7 +379,7 @@ def is_cover(packet: av.Packet) -> bool:
 AC3_RATES = (32000, 44100, 48000)
 # FFmpeg's usual layout for a channel count: a track whose channels have no positions (WMA in ASF says "2
 # channels") is encoded with this one, since the AAC encoder refuses a layout without positions
-DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1"}
 
 
 def named_layout(layout: av.AudioLayout) -> av.AudioLayout | str:
