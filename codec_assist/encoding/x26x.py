@@ -432,7 +432,9 @@ def _encoder_errors(codec: str):
     try:
         yield
     except av.error.FFmpegError as e:
-        raise EncoderError(f"{codec} failed: {getattr(e, 'strerror', None) or e}") from None
+        # the same block re-encodes audio tracks: name the encoder that failed (an AAC open failed as "x264 failed")
+        who = "the AAC audio encoder" if '"aac"' in str(getattr(e, "filename", "") or "") else codec
+        raise EncoderError(f"{who} failed: {getattr(e, 'strerror', None) or e}") from None
 
 
 def output_pix_fmt(codec: str, source_pix_fmt: str) -> str:
