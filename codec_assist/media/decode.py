@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import queue
@@ -143,6 +144,15 @@ def refuse_crashing_audio(path: Path) -> None:
     one-line error instead of a crash. Costs ~0.05 s a .mov; other containers are not affected."""
     if path.suffix.lower() not in (".mov", ".qt"):
         return
+    st = path.stat() if path.exists() else None
+    if st is not None:
+        _refuse_crashing_audio(str(path), (st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _refuse_crashing_audio(name: str, stamp: tuple[int, int]) -> None:
+    """refuse_crashing_audio, once per file version and process (a command probes its input several times)."""
+    path = Path(name)
     try:
         import imageio_ffmpeg
 
