@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from perception import SPLIT_CHOICES  # noqa: E402  (one list of splits for the benchmarks)
 
 BPP = (0.025, 0.05, 0.1)  # bits per pixel per frame
 INSIDE, OUTSIDE = -5.0, 1.0
@@ -180,7 +183,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"))
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
-    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    ap.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both",
+                    help="both = dev and test; all = every split")
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--keep", help="keep the encodes and plans in this folder")
     ap.add_argument("--add", nargs="*", default=[], help="analyzers added to the default set (e.g. people)")
@@ -197,7 +201,7 @@ def main() -> int:
         print(markdown(result))
         return 0
     corpus = json.loads(Path(a.gt).read_text())["clips"]
-    splits = ("dev", "test") if a.split == "both" else (a.split,)
+    splits = SPLIT_CHOICES[a.split]
     result = {"command": " ".join(sys.argv), "bpp": BPP, "added_analyzers": a.add, "swapped": a.swap, "clips": [], "summary": {}}
     with tempfile.TemporaryDirectory(prefix="face-gain-") as tmp:
         work = Path(a.keep or tmp)

@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from perception import SPLIT_CHOICES  # noqa: E402  (one list of splits for the benchmarks)
 
 BPP = (0.025, 0.05, 0.1)  # bits per pixel per frame
 MODES = ("plain", "aq3", "assisted")
@@ -164,7 +167,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"))
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
-    ap.add_argument("--split", choices=("dev", "test", "both"), default="both")
+    ap.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both",
+                    help="both = dev and test; all = every split")
     ap.add_argument("--clips", nargs="*")
     ap.add_argument("--codec", choices=("x264", "x265"), default="x264")
     ap.add_argument("--plan", nargs="*", default=[], help="PlanOptions fields for the assisted encode, k=v")
@@ -173,7 +177,7 @@ def main() -> int:
     ap.add_argument("--cache", help="keep the plain and aq3 measurements here and reuse them (tuning runs)")
     a = ap.parse_args()
     corpus = json.loads(Path(a.gt).read_text())["clips"]
-    splits = ("dev", "test") if a.split == "both" else (a.split,)
+    splits = SPLIT_CHOICES[a.split]
     plan_fields = {k: float(v) for k, v in (x.split("=", 1) for x in a.plan)}
     result = {"command": " ".join(sys.argv), "codec": a.codec, "bpp": BPP, "plan": plan_fields, "clips": []}
     names = [n for n, c in sorted(corpus.items(), key=lambda kv: (kv[1]["split"], kv[0]))
