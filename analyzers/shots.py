@@ -113,6 +113,7 @@ class FrameChange:
         self.edges = edges
         self.components = None  # ContentDetector.Components of the last frame against the one before
         self._last = None
+        self._before = self._two_back = None  # the planes of the frames one and two before the last
         self._kernel = None
 
     def push(self, bgr: np.ndarray) -> None:
@@ -127,13 +128,17 @@ class FrameChange:
             low, high = int(max(0, (1.0 - sigma) * median)), int(min(255, (1.0 + sigma) * median))
             edges = cv2.dilate(cv2.Canny(lum, low, high), self._kernel)
         planes = (hue, sat, lum, edges)
-        if self._last is None:
-            self.components = None
-        else:
-            n = float(lum.size)
-            self.components = self._components(*(
-                0.0 if a is None else cv2.norm(a, b, cv2.NORM_L1) / n for a, b in zip(planes, self._last)))
-        self._last = planes
+        self.components = None if self._last is None else self._between(planes, self._last)
+        self._two_back, self._before, self._last = self._before, self._last, planes
+
+    def across(self):
+        """The change of the last frame against the one two frames back, across the frame between (None before
+        the third frame)."""
+        return None if self._two_back is None else self._between(self._last, self._two_back)
+
+    def _between(self, planes, other):
+        n = float(planes[2].size)
+        return self._components(*(0.0 if a is None else cv2.norm(a, b, cv2.NORM_L1) / n for a, b in zip(planes, other)))
 
 
 def _median_u8(plane: np.ndarray) -> float:
@@ -199,6 +204,12 @@ class SceneDetectShots(Analyzer):
     with an edge change of 8 or more reaches a ratio of 13). Cross-fades come from DissolveTest. A cut of the
     main detector must also change the edges or the brightness (min_edge_change, min_luma_change): a jump in hue
     and saturation alone is the light changing colour, not a new shot.
+
+    Two big changes in a row (a one-frame shot, a black or white frame between two shots) hide each other from
+    the adaptive ratio, since each is the other's neighbour: a promo's hard cut through a one-frame shot was
+    missed that way. Such a pair is a cut at its first frame when the picture after it is not the picture before
+    it (which tells a cut from a camera flash, after which the frame before the flash comes back) and both
+    changes stand out against the frames around the pair by the main detector's ratio.
     """
 
     name: ClassVar[str] = "shots"
@@ -207,7 +218,8 @@ class SceneDetectShots(Analyzer):
 
     def __init__(self, adaptive_threshold: float = 3.0, min_content_val: float = 15.0,
                  min_scene_seconds: float = 0.6, still_edge_ratio: float = 30.0, still_min_edge_change: float = 8.0,
-                 dissolves: bool = True, min_edge_change: float = 40.0, min_luma_change: float = 20.0):
+                 dissolves: bool = True, min_edge_change: float = 40.0, min_luma_change: float = 20.0,
+                 pairs: bool = True):
         self.adaptive_threshold = adaptive_threshold
         # A cut changes what is in the picture, so its edges or its brightness change with its colours; a change
         # of hue and saturation alone is light (a stage light turning red, a grade), not a new shot. On dev every
@@ -221,6 +233,7 @@ class SceneDetectShots(Analyzer):
         self.still_edge_ratio = still_edge_ratio
         self.still_min_edge_change = still_min_edge_change
         self.dissolves = dissolves
+        self.pairs = pairs  # the pair cue (two big changes in a row; see the class docstring)
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -243,6 +256,11 @@ class SceneDetectShots(Analyzer):
         self._cuts: dict[int, float] = {}
         self._still_cuts: list[int] = []
         self._changes: dict[int, tuple[float, float]] = {}  # recent frames' (luma, edge) change, for the cut test
+        # the main detector's score of the last six frames, and the pairs of big changes waiting for the two
+        # frames after them (first frame of the pair -> the change across the pair)
+        self._scores: list[tuple[int, float]] = []
+        self._pairs: dict[int, object] = {}
+        self._pair_cuts: list[int] = []
         self._last = -1
 
     def process(self, frame: ProxyFrame) -> None:
@@ -253,6 +271,8 @@ class SceneDetectShots(Analyzer):
         if c is not None:
             self._changes[frame.index] = (c.delta_lum, c.delta_edges)
             self._changes.pop(frame.index - 4 * self._min_len - 8, None)  # the detector reports a cut frames late
+            if self.pairs:
+                self._pair_test(frame.index, c)
         for cut in self._detector.process_frame(tc, frame.bgr):
             luma, edges = self._changes.get(cut.frame_num, (np.inf, np.inf))
             if edges >= self.min_edge_change or luma >= self.min_luma_change:
@@ -263,11 +283,34 @@ class SceneDetectShots(Analyzer):
             self._dissolve.push(frame.index, frame.gray)
         # the detectors emit nothing from post_process; the last window_width frames cannot cut
 
+    def _score(self, c) -> float:
+        """The main detector's frame score of the components `c`."""
+        weights = self._detector._weights
+        return sum(x * w for x, w in zip(c, weights, strict=True)) / sum(abs(w) for w in weights)
+
+    def _pair_test(self, index: int, c) -> None:
+        """Two big changes in a row, at index-1 and index: a cut at index-1 when the picture after them differs
+        from the one before as a cut does, and both stand out against the two frames either side of the pair
+        (the main detector's ratio, with the pair's other change left out of the neighbours)."""
+        self._scores = [*self._scores[-5:], (index, self._score(c))]
+        if len(self._scores) >= 2 and min(self._scores[-2][1], self._scores[-1][1]) >= self.min_content_val:
+            self._pairs[index - 1] = self._change.across()
+        if len(self._scores) < 6:
+            return
+        (_, a), (_, b), (first, s1), (_, s2), (_, d), (_, e) = self._scores
+        across = self._pairs.pop(first, None)
+        if across is None or self._score(across) < self.min_content_val:
+            return
+        if across.delta_edges < self.min_edge_change and across.delta_lum < self.min_luma_change:
+            return
+        if min(s1, s2) >= self.adaptive_threshold * (a + b + d + e) / 4.0:
+            self._pair_cuts.append(first)
+
     def finish(self) -> AnalyzerOutput:
         frame_count = max(self.ctx.video.frame_count, self._last + 1)
         cuts = dict(self._cuts)
         # the extra cues only add cuts the main detector has no cut near (one transition, one cut)
-        for frame in self._still_cuts:
+        for frame in self._still_cuts + self._pair_cuts:
             if all(abs(frame - c) >= self._min_len for c in cuts):
                 cuts[frame] = 1.0
         gradual = set()

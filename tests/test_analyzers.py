@@ -193,6 +193,33 @@ def test_shots_a_change_of_light_colour_is_not_a_cut(sample):
     assert_contiguous(out["shots"], ctx.video.frame_count)
 
 
+def test_shots_a_one_frame_shot_between_two_shots_is_a_cut_and_a_flash_is_not(sample):
+    """Real footage spliced as a promo does: bikes' street shot (its frames 31-75), one frame of jwpIntro, bikes'
+    next shot (77-136). The two big changes in a row hide each other from the adaptive ratio (each is the other's
+    neighbour, and the street's motion lifts the rest), so the main detector alone finds no cut; the pair cue puts
+    it at the one-frame shot. A camera flash (a frame of the first shot brightened, the shot going on after it) is
+    also two big changes in a row, but the picture after it is the one before: no cut."""
+    bikes, talk = sample("bikes.mp4"), sample("jwpIntro.mp4")
+    ctx = make_context(media.probe(bikes))
+    size = (ctx.proxy_w, ctx.proxy_h)
+
+    def pictures(path, start, end):
+        return [pf.bgr for i, _, pf in media.iter_proxy(path, size) if start <= i < end]
+
+    first, second, face = pictures(bikes, 31, 76), pictures(bikes, 77, 137), pictures(talk, 30, 31)[0]
+
+    def frames(pictures):
+        return (proxy_frame(i, bgr, ctx.video.fps) for i, bgr in enumerate(pictures))
+
+    spliced = first + [face] + second
+    assert cut_frames(drive(ctx, frames(spliced), [shots_mod.SceneDetectShots(pairs=False)])["shots"]) == []
+    out = drive(ctx, frames(spliced), [shots_mod.SceneDetectShots()])
+    assert cut_frames(out["shots"]) == [len(first)]
+    assert_contiguous(out["shots"], ctx.video.frame_count)
+    flashed = first[:20] + [cv2.add(first[20], np.full_like(first[20], 110))] + first[21:]
+    assert cut_frames(drive(ctx, frames(flashed), [shots_mod.SceneDetectShots()])["shots"]) == []
+
+
 def test_shots_cross_fade_is_one_gradual_cut(sample):
     """montage.mp4: the 24-frame cross-fade (frames 165-189) gives one gradual cut inside it; the hard cuts stay
     exact and no extra cut appears (the second transition, 318-342, fades through black: a hard cut at 330)."""
