@@ -693,6 +693,23 @@ def test_transport_stream_clock_does_not_become_an_empty_edit(sample, tmp_path, 
         assert o["video"] - o["audio"] == pytest.approx(s["video"] - s["audio"], abs=0.002), how
 
 
+def test_a_clip_trimmed_by_its_edit_list_is_not_called_truncated(tmp_path, capsys):
+    """`ffmpeg -ss 1.5 -c copy` keeps the samples from the keyframe before 1.5 s and shows the rest through its edit
+    list (100 samples, 62 frames shown), as stock clips trimmed in an editor do (npm thumbbot's fixture: 129 and
+    78). Every frame it shows is encoded, and no warning calls the file truncated (one used to); a file that really
+    stops short still gets one (tests/badinputs.py, truncated_mid_mdat)."""
+    whole, src = tmp_path / "whole.mp4", tmp_path / "trimmed.mp4"
+    _ff("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25:duration=4", "-c:v", "libx264", "-g", "100",
+        "-pix_fmt", "yuv420p", whole)
+    _ff("-ss", "1.5", "-i", whole, "-c", "copy", src)
+    shown = _probe_json(src, "-count_frames", "-show_streams")["streams"][0]
+    assert (int(shown["nb_frames"]), int(shown["nb_read_frames"])) == (100, 62)
+    out = tmp_path / "out.mp4"
+    err = run_cli("encode", src, "-o", out, "--crf", "30", *ENC, *FAST_ANALYSIS, capsys=capsys)
+    assert "truncated" not in err and "warning" not in err, err
+    assert int(_probe_json(out, "-count_frames", "-show_streams")["streams"][0]["nb_read_frames"]) == 62
+
+
 def test_reencoded_audio_keeps_its_place(sample, tmp_path, capsys):
     """Audio that starts 0.5 s after the picture and must be re-encoded (Vorbis cannot go into MP4) used to start at
     0 in the output, 0.5 s early against the picture; it now starts where the ffmpeg CLI puts it (its start minus the

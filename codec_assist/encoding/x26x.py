@@ -231,7 +231,7 @@ def encode(
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             last_pts = None
             # a range reads a part of the file by design: its length is checked below, not the container's count
-            stats = media.DecodeStats(input_path, 0 if ranged else info.frame_count, limits)
+            stats = media.DecodeStats(input_path, 0 if ranged else info.frame_count, limits, media.stream_seconds(vin))
             decode = Stopwatch()  # demux + decode inside the loop; the rest of the loop is the encoder's
             with _encoder_errors(codec):
                 for packet, frames in decode.iterate(media.decode_packets(src, vin, stats, [vin, *audio_map])):

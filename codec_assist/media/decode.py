@@ -235,13 +235,24 @@ def _count_frames(c: av.container.InputContainer, vs) -> int:
     return n  # the caller closes the container: no seek back (FLV and SWF inputs refuse one)
 
 
-class DecodeStats:
-    """What a streaming decode had to skip: corrupt packets, and frames the container promised but lacked."""
+def stream_seconds(vs) -> float:
+    """The time a stream says it shows (after its edit list), 0 when it does not say."""
+    return float(vs.duration * vs.time_base) if vs.duration and vs.time_base else 0.0
 
-    def __init__(self, path, declared: int = 0, limits: Limits = DEFAULT_LIMITS):
+
+class DecodeStats:
+    """What a streaming decode had to skip: corrupt packets, and frames the container promised but lacked.
+
+    `declared` is the stream's frame count (for MP4/MOV: the samples it holds) and `declared_seconds` the time it
+    says it shows. They differ where an edit list shows part of the samples (a clip trimmed by its edit list: 129
+    samples, 78 shown): frames missing from the count but not from that time are not missing."""
+
+    def __init__(self, path, declared: int = 0, limits: Limits = DEFAULT_LIMITS, declared_seconds: float = 0.0):
         self.path, self.declared, self.frames, self.corrupt = path, declared, 0, 0
         self.limits = limits
+        self.declared_seconds = declared_seconds
         self.first_time: float | None = None
+        self.last_time: float | None = None
 
     def check(self, frame: av.VideoFrame) -> None:
         """Guards on what is really decoded (headers can lie): the size and the time of every frame, counted from
@@ -251,6 +262,7 @@ class DecodeStats:
         if frame.time is not None:
             if self.first_time is None:
                 self.first_time = frame.time
+            self.last_time = frame.time if self.last_time is None else max(self.last_time, frame.time)
             check_duration(frame.time - self.first_time, self.path, self.limits)
 
     def warn(self) -> None:
@@ -258,9 +270,16 @@ class DecodeStats:
         shown = display_path(self.path)
         if self.corrupt:
             log.warning("%s: skipped %d corrupt packet(s); %d frames decoded", shown, self.corrupt, self.frames)
-        if self.frames and self.frames + self.corrupt < self.declared:  # more missing than the skipped packets
+        if self.frames and self.frames + self.corrupt < self.declared and not self._shown_in_full():
             log.warning("%s: only %d of the %d frames the container declares could be read "
                         "(truncated file?); using those", shown, self.frames, self.declared)
+
+    def _shown_in_full(self) -> bool:
+        """Whether the decoded frames span the time the stream says it shows (to within two frame intervals)."""
+        if self.declared_seconds <= 0 or self.first_time is None or self.last_time is None or self.frames < 2:
+            return False
+        span = self.last_time - self.first_time
+        return span >= self.declared_seconds - 2.0 * span / (self.frames - 1)
 
 
 def decode_packet(packet: av.Packet) -> list:
@@ -300,7 +319,7 @@ def iter_frames(path: str | Path, *, threads: int = 0, declared: int = 0, limits
         vs.thread_type = "AUTO"
         if threads:
             vs.codec_context.thread_count = threads
-        stats = DecodeStats(p, declared, limits)
+        stats = DecodeStats(p, declared, limits, stream_seconds(vs))
         for _packet, frames in decode_packets(c, vs, stats):
             yield from frames
             if stats.frames % TRIM_EVERY < len(frames):
