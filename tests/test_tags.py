@@ -114,6 +114,24 @@ def test_evidence_words_per_modality(analyses):
     assert facts["animation"] < 0.2 and facts["motion"] > 1.5 and facts["cuts_per_min"] > 20
 
 
+def test_a_silent_track_is_no_evidence_of_silence(sample, taxonomy, tmp_path):
+    """jwpIntro with its sound replaced by a digitally silent track (as stock clips carry: test3's close-up): the
+    speech/music facts stay unmeasured, as without a track, so the talking head is not ruled out for not talking
+    (it was: speech 0 < 0.3)."""
+    src = tmp_path / "silent.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-f", "lavfi", "-i",
+                    "anullsrc=r=48000:cl=mono", "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
+                    "-shortest", str(src)], check=True, timeout=120)
+    from codec_assist.tags.scene_facts import heard, measure
+
+    a, arr = analyze(src, tagging.tag_options())
+    assert a.video.audio and not heard(a, arr)
+    facts = measure(a, arr, 0, a.video.frame_count)
+    assert not {"speech", "music", "singing", "words_per_min"} & set(facts) and facts["face_share"] > 0.8
+    tags, _shots, _modalities = tagging.tag_analysis(a, arr, taxonomy)
+    assert tagging.live_tags(tags)[0].id == "talking_head"
+
+
 NIGHT = {"night_scene", "city_night"}
 
 

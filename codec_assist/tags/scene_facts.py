@@ -57,6 +57,8 @@ FACTS: dict[str, Fact] = {
 STATIC_BORDER = 0.9  # static_camera: share of the border ring unchanged (dev: static clips 0.95-1.0, moving <= 0.8)
 PERSON_SOURCES = {"people", "person", "pose"}  # analyzers that emit person/body regions (issue 14 part 5)
 FACE_SOURCES = ("faces", "faces_haar")  # the face analyzers: BlazeFace (default) and Haar
+# The audio analyzer's "near silence" (its loudness_norm starts here; -70 LUFS is digital silence)
+SILENT_LUFS = -60.0
 
 _COND_RE = re.compile(r"([a-z][a-z_]*) *(<=|>=|<|>) *(-?[0-9]+(?:\.[0-9]+)?)")
 _OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
@@ -145,6 +147,20 @@ def _ok(analysis: Analysis, name: str) -> bool:
 
 def _ran(analysis: Analysis, name: str) -> bool:
     return any(r.name == name for r in analysis.analyzers)
+
+
+def heard(analysis: Analysis, arrays: dict[str, np.ndarray]) -> bool:
+    """Whether the file has audio with anything in it. A track that stays at silence from start to end (the
+    placeholder stock clips and exported animations often carry) says no more about what was said or played than
+    no track does."""
+    if not analysis.video.audio:
+        return False
+    v = arrays.get("signal/loudness")
+    if v is None:
+        return True  # not measured: the track is taken at its word
+    v = np.asarray(v, np.float64)
+    v = v[np.isfinite(v)]
+    return not v.size or float(v.max()) > SILENT_LUFS
 
 
 def graphics_likeness(arrays: dict[str, np.ndarray], sel: np.ndarray) -> np.ndarray | None:
@@ -248,14 +264,17 @@ def measure(analysis: Analysis, arrays: dict[str, np.ndarray], start: int, end: 
         put("face_area", float(np.median(areas)) if areas else 0.0)
         people = np.maximum(counts, [len(ts) for ts in persons] if persons else 0)
         put("people", np.percentile(people, 80) if len(people) else 0.0)
-    # A file without an audio track says nothing about what was said or played in the scene (a silent talking
-    # head is still a talking head): its audio facts stay unmeasured.
+    # A file without an audio track, or with a silent one, says nothing about what was said or played in the scene
+    # (a silent talking head is still a talking head): its audio facts stay unmeasured.
+    audible = heard(analysis, arrays)
     for kind in ("speech", "music", "singing"):
-        if analysis.video.audio and (v := signal(kind)) is not None:
+        if audible and (v := signal(kind)) is not None:
             put(kind, np.mean(v))
     fps = analysis.video.fps
     seconds = max(1e-6, (end - start) / fps)
-    if analysis.transcript is not None or (analysis.video.audio and _ok(analysis, "speech")):
+    # words: from subtitles (audio or not), or from a speech analyzer that heard something
+    said = analysis.transcript is not None and (audible or bool(analysis.transcript.segments))
+    if said or (audible and _ok(analysis, "speech")):
         words = 0
         for seg in (analysis.transcript.segments if analysis.transcript else []):
             overlap = min(end / fps, seg.end) - max(start / fps, seg.start)
