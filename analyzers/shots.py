@@ -138,7 +138,8 @@ class FrameChange:
 
     def _between(self, planes, other):
         n = float(planes[2].size)
-        return self._components(*(0.0 if a is None else cv2.norm(a, b, cv2.NORM_L1) / n for a, b in zip(planes, other)))
+        return self._components(*(0.0 if a is None else cv2.norm(a, b, cv2.NORM_L1) / n
+                                  for a, b in zip(planes, other)))
 
 
 def _median_u8(plane: np.ndarray) -> float:
@@ -259,7 +260,7 @@ class SceneDetectShots(Analyzer):
         # the main detector's score of the last six frames, and the pairs of big changes waiting for the two
         # frames after them (first frame of the pair -> the change across the pair)
         self._scores: list[tuple[int, float]] = []
-        self._pairs: dict[int, object] = {}
+        self._pairs: dict[int, object | None] = {}  # ContentDetector.Components, None before the third frame
         self._pair_cuts: list[int] = []
         self._last = -1
 
