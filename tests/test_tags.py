@@ -259,8 +259,11 @@ def test_slideshow_needs_large_text_and_dashcam_a_camera(taxonomy):
 
     topics = {t.id: t for t in taxonomy.topics}
     slideshow, dashcam = topics["slideshow"], topics["dashcam"]
-    lecture = {"static_camera": 1.0, "text_share": 1.0, "text_area": 0.18, "cuts_per_min": 12}
+    lecture = {"static_camera": 1.0, "text_share": 1.0, "text_area": 0.18, "cuts_per_min": 12, "motion": 0.02}
     assert not judge(slideshow.requires, slideshow.excludes, lecture).ruled_out
+    # a rendered title whose words fly in over a moving sky (test3's caminandes_title): large text, but it moves
+    title = {"static_camera": 1.0, "text_share": 0.5, "text_area": 0.05, "cuts_per_min": 0, "motion": 0.77}
+    assert "motion" in judge(slideshow.requires, slideshow.excludes, title).ruled_out
     # a fixed camera where OCR reads a small sign now and then, no cuts: not a slide deck
     fixed_camera = {"static_camera": 1.0, "text_share": 0.5, "text_area": 0.01, "cuts_per_min": 0}
     assert "text_area" in judge(slideshow.requires, slideshow.excludes, fixed_camera).ruled_out
