@@ -2,6 +2,7 @@
 import multiprocessing
 import os
 
+import av
 import numpy as np
 import pytest
 
@@ -36,6 +37,54 @@ def test_roi_layout_check_and_regions():
     assert (r[0]["top"], r[0]["bottom"], r[0]["left"], r[0]["right"]) == (0, 16, 32, 60)  # clipped to width
     assert r[0]["num"] / r[0]["den"] * 51 == pytest.approx(-2)
     assert (r[1]["left"], r[1]["right"], r[1]["top"]) == (0, 48, 16)
+
+
+def test_roi_map_of_zeros_is_attached_only_when_asked():
+    frame = av.VideoFrame(64, 48, "yuv420p")
+    assert roi.attach_qp_offsets(frame, np.zeros((2, 2), np.float32), 32) == 0
+    assert not list(frame.side_data)
+    frame = av.VideoFrame(64, 48, "yuv420p")  # PyAV reads a frame's side data once
+    assert roi.attach_qp_offsets(frame, np.zeros((2, 2), np.float32), 32, always=True) == 1
+    (sd,) = list(frame.side_data)
+    region = np.frombuffer(bytes(sd), roi._ROI_DTYPE)[0]
+    assert (region["top"], region["bottom"], region["left"], region["right"], region["num"]) == (0, 48, 0, 64, 0)
+
+
+_X265_ZEROS_THEN_MAP = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from test_encode import _plan
+from codec_assist.encoding.x26x import encode
+from codec_assist.media.decode import probe
+from codec_assist.schemas import RateControl
+src = {src!r}
+info = probe(src)
+plan, _ = _plan("x265", info.width, info.height, info.frame_count, info.fps, 32, [])
+frames = np.arange(0, info.frame_count, 10)
+grids = np.zeros((len(frames), plan.blocks_y, plan.blocks_x), np.float32)
+grids[frames >= 100, :, : plan.blocks_x // 2] = -2.0
+grids[frames >= 100, :, plan.blocks_x // 2:] = 2.0
+r = encode(src, {out!r}, codec="x265", rate=RateControl(mode="abr", bitrate=300_000), preset="veryfast",
+           plan=plan, plan_arrays={{"qp/frames": frames, "qp/offsets": grids}})
+print(r.frames)
+"""
+
+
+def test_x265_map_after_frames_without_one_does_not_crash(sample, tmp_path):
+    """x265 4.x copies a frame's QP map into the picture buffer it reuses, and a buffer it made for a frame without
+    a map has none: a plan whose first 100 frames need no offsets (a quiet opening, a face-free first shot) and the
+    rest do crashed the process (SIGSEGV; the default x265 encode of bikes at 200k and of test4's clock_cat did).
+    Every frame of an x265 encode with a plan now carries a map, of zeros where nothing moves. In a child process,
+    so a crash fails this test, not the run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "zeros_then_map.mp4"
+    code = _X265_ZEROS_THEN_MAP.format(tests=str(Path(__file__).parent), src=str(sample("bikes.mp4")), out=str(out))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.strip() == "250"
 
 
 @pytest.mark.parametrize("codec,block,preset", [("x264", 16, "veryfast"), ("x265", 32, "ultrafast")])

@@ -156,9 +156,16 @@ def regions_from_grid(offsets: np.ndarray, block: int, width: int, height: int,
     return regions
 
 
-def attach_qp_offsets(frame: av.VideoFrame, offsets: np.ndarray, block: int, qp_range: float = 51.0) -> int:
-    """Attach a per-block QP-delta map (negative = better quality) to `frame`. Returns the region count."""
+def attach_qp_offsets(frame: av.VideoFrame, offsets: np.ndarray, block: int, qp_range: float = 51.0,
+                      always: bool = False) -> int:
+    """Attach a per-block QP-delta map (negative = better quality) to `frame`. Returns the region count.
+
+    `always`: a map of all zeros is attached too (one region of offset 0 over the frame), where it would otherwise
+    be left off; x265 needs every frame of an encode to carry a map once any does (see x26x.encode)."""
     _check_layout()
     regions = regions_from_grid(offsets, block, frame.width, frame.height, qp_range)
+    if always and not len(regions):
+        regions = np.zeros(1, _ROI_DTYPE)
+        regions[0] = (_ROI_SIZE, 0, frame.height, 0, frame.width, 0, int(round(256 * qp_range)))
     _attach(frame, regions)
     return len(regions)

@@ -188,6 +188,9 @@ def encode(
     end = info.frame_count if end_frame is None else end_frame
     if not 0 <= start_frame < end:
         raise EncoderError(f"frame range {start_frame}..{end_frame} is empty or negative")
+    # x265 4.x crashes (a copy into a NULL buffer) when a frame with a QP map reuses a picture buffer that x265 made
+    # for a frame without one: a map of zeros (a cut, a quiet moment, a shot with no keypoint) goes to it too.
+    every_frame_map = codec == "x265" and (plan is not None or bool(frame_qp))
     keyset = set(plan.keyframes) if plan is not None else set()
     keyset.update(keyframes)
     if ranged:
@@ -267,9 +270,11 @@ def encode(
                             if index in frame_qp:
                                 grid = np.float32(frame_qp[index]) + (np.zeros((1, 1), np.float32) if grid is None
                                                                        else grid)
+                            if grid is None and every_frame_map:
+                                grid = np.zeros((1, 1), np.float32)
                             if grid is not None:
                                 block = plan.block_size if plan is not None else max(frame.width, frame.height)
-                                roi.attach_qp_offsets(frame, grid, block, qp_range)
+                                roi.attach_qp_offsets(frame, grid, block, qp_range, always=every_frame_map)
                             for out in vout.encode(frame):
                                 dst.mux(out)
                             n += 1
