@@ -9,7 +9,9 @@ on the dev split of samples/corpus.json (docs/BENCHMARKS.md, issue 14): the full
 at score >= 0.5 found every GT face of the dev talking heads and the 30-px cyclists of bikes, with no false
 face on the dev face-free clips; the short-range model (128x128) missed the small faces (bikes 0/6, montage's
 cyclist) and added nothing the full-range model missed, so it is not run by default (model="both" runs it too).
-Full-range costs ~6.5 ms a frame on one thread here.
+Full-range costs ~6.5 ms a frame on one thread here. BlazeFace also finds face-like objects (a LEGO figure's
+printed face, a rendered title letter): every box gets a second look from MTCNN's ONet (analyzers/face_check.py),
+and a track whose best detection ONet does not call a face is dropped (check=False turns this off).
 
 Haar: run on the proxy gray frame of each analysis frame. Tuned on the samples (see tests/test_analyzers.py):
 frontal "alt2" with minNeighbors 6 finds the presenter in every jwpIntro frame and nothing in bikes,
