@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import cv2
@@ -206,7 +207,7 @@ class TextRegions(Analyzer):
     produces_map: ClassVar[bool] = True
 
     def __init__(self, interval_s: float = 1.0, upscale: float = UPSCALE, grow: float = 0.02, read_lines: int = 4,
-                 min_confidence: float = 0.5, keep_buffers: bool = True):
+                 min_confidence: float = 0.5, keep_buffers: bool = True, workers: int = 2):
         self.interval_s = interval_s
         self.upscale = upscale
         self.read_lines = read_lines  # 0: detection only
@@ -215,6 +216,11 @@ class TextRegions(Analyzer):
         # The OCR's work buffers stay allocated between calls (faster); False hands them back after every call,
         # for an analysis whose memory adds to an encoder's running beside it (analysis.segments)
         self.keep_buffers = keep_buffers
+        # Frames read at once (threads): the OCR was the analysis's longest lane (60 s of 720p before an x265 encode:
+        # 4 s after the decode had ended, on one core while the other idled). ONNX Runtime runs release the GIL, and
+        # which frames are read never depends on what was read, so the due frames go to a small pool and their
+        # results are used in order: the same boxes and words, sooner. One beside an encoder (analysis.segments).
+        self.workers = max(1, int(workers))
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -228,30 +234,50 @@ class TextRegions(Analyzer):
         self._held_from: int | None = None  # frame the held boxes were detected on
         self._schedule = RerunSchedule(self.interval_s)
         self._grid = np.zeros((ctx.grid_h, ctx.grid_w), np.float32)
+        self._pending: list[tuple[int, object]] = []  # (due frame, its reading: a future, or the lines)
+        self._spans: dict[int, list[int]] = {}  # pending due frame -> the analysis frames its boxes cover
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ocr") if self.workers > 1 else None
         self.calls = 0
+
+    def _read(self, bgr: np.ndarray) -> list[tuple[tuple[float, float, float, float], str, float]]:
+        lines = read_text(bgr, self.upscale, self.read_lines, self.keep_buffers)
+        if not self.keep_buffers:
+            # ONNX Runtime (arena off) frees each call's buffers into this thread's glibc arena, which kept
+            # them: the process grew by ~200 MiB within the decoder's trims (50 calls on bbb_trailer: peak PSS
+            # 403 MiB, 198 MiB with this; the trim costs ~1.4 ms a call, faulting the pages in again more)
+            media.release_memory()
+        return lines
 
     def process(self, frame: ProxyFrame) -> None:
         if self._schedule.due(frame):
             self._loaded.result()  # raises what loading raised
-            self._flush(frame.index)
-            # a line the recogniser read and could not make out is not text (foliage, a grille): on the dev clips
-            # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
-            self._held = [line for line in read_text(frame.bgr, self.upscale, self.read_lines, self.keep_buffers)
-                          if not line[2] < self.min_confidence]
-            if not self.keep_buffers:
-                # ONNX Runtime (arena off) frees each call's buffers into this thread's glibc arena, which kept
-                # them: the process grew by ~200 MiB within the decoder's trims (50 calls on bbb_trailer: peak PSS
-                # 403 MiB, 198 MiB with this; the trim costs ~1.4 ms a call, faulting the pages in again more)
-                media.release_memory()
-            self.calls += 1
-            self._held_from = frame.index
-            self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)
-            for (x0, y0, x1, y1), _, _ in self._held:
-                g = self.grow
-                box_to_grid(x0 - g, y0 - g, x1 + g, y1 + g, self.ctx.grid_h, self.ctx.grid_w, out=self._grid)
+            while len(self._pending) >= self.workers:
+                self._use_oldest()
+            bgr = frame.bgr.copy() if self._pool else frame.bgr  # read after this call returns: its own copy
+            self._pending.append((frame.index, self._pool.submit(self._read, bgr) if self._pool else self._read(bgr)))
+        if self._pending:
+            self._spans.setdefault(self._pending[-1][0], []).append(frame.index)
+        else:
+            self.out.maps[frame.index] = self._grid
+
+    def _use_oldest(self) -> None:
+        """The oldest pending reading becomes the held boxes: tokens for the boxes before it, maps for its span."""
+        index, reading = self._pending.pop(0)
+        lines = reading.result() if hasattr(reading, "result") else reading
+        self._flush(index)
+        # a line the recogniser read and could not make out is not text (foliage, a grille): on the dev clips
+        # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
+        self._held = [line for line in lines if not line[2] < self.min_confidence]
+        self.calls += 1
+        self._held_from = index
+        self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)
+        for (x0, y0, x1, y1), _, _ in self._held:
+            g = self.grow
+            box_to_grid(x0 - g, y0 - g, x1 + g, y1 + g, self.ctx.grid_h, self.ctx.grid_w, out=self._grid)
         # The held grid itself, not a copy: it is replaced (never modified) at the next detection, and a copy
         # per analysis frame grew memory with duration for nothing.
-        self.out.maps[frame.index] = self._grid
+        for f in self._spans.pop(index, []):
+            self.out.maps[f] = self._grid
 
     def _flush(self, end: int) -> None:
         """Turn the held boxes into tokens spanning [detected frame, end)."""
@@ -265,7 +291,16 @@ class TextRegions(Analyzer):
                 label=words if words and confidence >= self.min_confidence else "text", score=1.0,
                 source=self.name))
 
+    def abandon(self) -> None:
+        super().abandon()
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)  # readings not started are dropped
+
     def finish(self) -> AnalyzerOutput:
+        while self._pending:
+            self._use_oldest()
+        if self._pool is not None:
+            self._pool.shutdown()
         if self._held_from is not None:
             self._flush(max(self.ctx.video.frame_count, self._held_from + 1))
         self._held, self._held_from = [], None

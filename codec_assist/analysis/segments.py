@@ -101,7 +101,7 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
 
             t = time.perf_counter()
             # the OCR hands its buffers back after each call: this analysis's memory adds to the encoder's
-            units = setup.build(picture_names, text={"keep_buffers": False})
+            units = setup.build(picture_names, text={"keep_buffers": False, "workers": 1})
             seg_runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
             run = run_units(units, ctx, feed(), seg_runs, setup.planned)
             n_known = state["last"] + 1
