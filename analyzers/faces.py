@@ -229,4 +229,8 @@ class BlazeFaces(Analyzer):
             for p in ps:
                 if p.detected:
                     best[p.track] = max(best.get(p.track, 0.0), float(p_face.get(p.box, 0.0)))
+        dropped = sorted(t for t, p in best.items() if p < self.check_min)
+        if dropped:
+            log.info("faces: %d of %d face tracks dropped, not a face to the second look (best ONet P(face) %s < %g)",
+                     len(dropped), len(best), ", ".join(f"{best[t]:.2f}" for t in dropped[:5]), self.check_min)
         return {f: [p for p in ps if best.get(p.track, 0.0) >= self.check_min] for f, ps in placed.items()}
