@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from codec_assist.errors import CodecAssistError
-from codec_assist.models import ModelUnavailable
 from codec_assist.media.decode import ProxyFrame
+from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import Box, RegionToken
 
 from . import blazeface, face_check
