@@ -5,9 +5,10 @@ box as face or not.
 BlazeFace also fires on things with face-like parts: a LEGO figure's printed face, a rendered title letter, at
 scores (0.42-0.62) where small true faces sit too, so no score threshold separates them. On every split's GT
 frames (docs/BENCHMARKS.md, issue 14), ONet on the 320-px proxy crop gave those false boxes 0.00-0.20 and the
-corpus's true faces 0.9-1.0, except three of dev's 15-18 px cyclists (0.02-0.38). The faces analyzer therefore
-judges a tracked face by its best-scored detection (analyzers/faces.py): a face missed on one frame is still
-kept by the others, a face-like object found on every frame is dropped on every frame.
+corpus's true faces 0.9-1.0, except three of dev's 15-18 px cyclists (0.02-0.38): a box under MTCNN's own
+smallest face (MIN_SIDE_PX) on the proxy is cropped from the full-size frame instead. The faces analyzer judges a
+tracked face by its best-scored detection (analyzers/faces.py): a face missed on one frame is still kept by the
+others, a face-like object found on every frame is dropped on every frame.
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from .track import Box4
 
 # MTCNN's own threshold for its last stage (facenet-pytorch's default [0.6, 0.7, 0.7]): not tuned here
 MIN_FACE = 0.7
+# MTCNN's own smallest face (facenet-pytorch's min_face_size=20): ONet never sees a smaller crop there, and on the
+# corpus' smallest true faces (15-18 px on the 320-px proxy) it was unsure (0.02-0.38). A smaller box is judged on
+# the full-size frame; one that is small there too is not judged.
+MIN_SIDE_PX = 20
 
 
 def crops(bgr: np.ndarray, boxes: list[Box4]) -> np.ndarray:
@@ -41,11 +46,30 @@ def crops(bgr: np.ndarray, boxes: list[Box4]) -> np.ndarray:
     return out
 
 
-def face_probability(bgr: np.ndarray, boxes: list[Box4]) -> np.ndarray:
-    """P(face) for each normalised (x0, y0, x1, y1) box of the BGR picture."""
-    if not boxes:
-        return np.zeros(0, np.float32)
-    return models.face_check_session().run(None, {"crops": crops(bgr, boxes)})[0].astype(np.float32)
+def _side(box: Box4, w: int, h: int) -> float:
+    return max((box[2] - box[0]) * w, (box[3] - box[1]) * h)
+
+
+def face_probability(bgr: np.ndarray, boxes: list[Box4], source=None) -> np.ndarray:
+    """P(face) for each normalised (x0, y0, x1, y1) box of the BGR picture. A box under MIN_SIDE_PX there is
+    cropped from `source` (the decoded full-size frame, when given) instead; NaN where it is too small in both
+    to judge."""
+    h, w = bgr.shape[:2]
+    pictures: list[np.ndarray] = []
+    which: list[tuple[int, int]] = []  # (box, picture)
+    full = None
+    for i, box in enumerate(boxes):
+        if _side(box, w, h) >= MIN_SIDE_PX:
+            which.append((i, -1))
+        elif source is not None and _side(box, source.width, source.height) >= MIN_SIDE_PX:
+            if full is None:  # the whole frame once, only where a small box needs it (~3 ms at 720p)
+                full = source.to_ndarray(format="bgr24")
+            which.append((i, 0))
+    p = np.full(len(boxes), np.nan, np.float32)
+    if which:
+        x = np.concatenate([crops(bgr if src < 0 else full, [boxes[i]]) for i, src in which])
+        p[[i for i, _ in which]] = models.face_check_session().run(None, {"crops": x})[0]
+    return p
 
 
 def load() -> None:

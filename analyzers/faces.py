@@ -196,7 +196,7 @@ class BlazeFaces(Analyzer):
         self._dets[frame.index] = dets = [(b, s) for b, s in self.detect(frame.bgr)
                                           if (b[2] - b[0]) * width >= self.min_face_px]
         if self._checking and dets:
-            self._face_p[frame.index] = face_check.face_probability(frame.bgr, [b for b, _ in dets])
+            self._face_p[frame.index] = face_check.face_probability(frame.bgr, [b for b, _ in dets], frame.source)
         thumb = thumbnail(frame.gray)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > CHANGE_LEVEL:
             self._breaks.add(frame.index)
@@ -222,13 +222,16 @@ class BlazeFaces(Analyzer):
         return out
 
     def _faces_only(self, placed: dict[int, list[Placed]]) -> dict[int, list[Placed]]:
-        """The tracks (or, untracked, the detections) whose best detection ONet calls a face."""
-        best: dict[int, float] = {}
+        """The tracks (or, untracked, the detections) whose best judged detection ONet calls a face; a track none
+        of whose boxes was large enough to judge (face_check.MIN_SIDE_PX) stays, as BlazeFace found it."""
+        best: dict[int, float] = {}  # track -> its best judged P(face); NaN while none of its boxes was judged
         for f, ps in placed.items():
             p_face = dict(zip((b for b, _ in self._dets.get(f, [])), self._face_p.get(f, [])))
             for p in ps:
                 if p.detected:
-                    best[p.track] = max(best.get(p.track, 0.0), float(p_face.get(p.box, 0.0)))
+                    judged = float(p_face.get(p.box, np.nan))
+                    best[p.track] = np.fmax(best.get(p.track, np.nan), judged)
+        best = {t: 1.0 if np.isnan(p) else float(p) for t, p in best.items()}
         dropped = sorted(t for t, p in best.items() if p < self.check_min)
         if dropped:
             log.info("faces: %d of %d face tracks dropped, not a face to the second look (best ONet P(face) %s < %g)",

@@ -47,8 +47,14 @@ def drive(ctx: AnalysisContext, frames, chosen: list[Analyzer]) -> dict[str, Ana
 
 def run_clip(path, chosen: list[Analyzer]) -> tuple[AnalysisContext, dict[str, AnalyzerOutput]]:
     ctx = make_context(media.probe(path))
-    frames = (pf for _, _, pf in media.iter_proxy(path, (ctx.proxy_w, ctx.proxy_h)))
-    return ctx, drive(ctx, frames, chosen)
+
+    def frames():  # as the pipeline gives them: analysis frames carry their source frame
+        for i, frame, pf in media.iter_proxy(path, (ctx.proxy_w, ctx.proxy_h)):
+            if i in ctx.analysis_frames:
+                pf.source = frame
+            yield pf
+
+    return ctx, drive(ctx, frames(), chosen)
 
 
 def synthetic_context(n: int, w: int = 320, h: int = 180, fps: float = 25.0) -> AnalysisContext:

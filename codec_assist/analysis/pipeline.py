@@ -2,6 +2,7 @@
 fails is skipped with a warning), and fuse their signals into the importance map."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -101,9 +102,16 @@ class Setup:
         """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers (`threads`:
         the decoder's, 0 for FFmpeg's choice)."""
         pw, ph = self.proxy
-        return media.ReadAhead(((i, proxy) for i, _frame, proxy in media.iter_proxy(
-            path, (pw, ph), declared=self.info.frame_count, limits=limits, threads=threads)),
-            depth=_read_ahead_depth(pw, ph))
+
+        def frames():
+            with contextlib.closing(media.iter_proxy(path, (pw, ph), declared=self.info.frame_count, limits=limits,
+                                                     threads=threads)) as decoded:
+                for i, frame, proxy in decoded:
+                    if i in self.planned:  # analysis frames carry their source frame (small faces are judged on it)
+                        proxy.source = frame
+                    yield i, proxy
+
+        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph))
 
 
 def prepare(path: str | Path, opt: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS) -> Setup:

@@ -335,6 +335,9 @@ class ProxyFrame:
     time: float
     bgr: np.ndarray  # (h, w, 3) uint8, the proxy size
     gray: np.ndarray  # (h, w) uint8
+    # The decoded source frame, on analysis frames only (Setup.proxies): the face check crops boxes too small to
+    # judge on the proxy from it. Not kept past process().
+    source: av.VideoFrame | None = None
 
 
 def proxy_size(width: int, height: int, target_width: int = 320) -> tuple[int, int]:
