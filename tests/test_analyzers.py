@@ -666,3 +666,18 @@ def test_text_read_by_two_threads_gives_what_one_gives(sample):
     assert len(one) >= 20 and one == two
     assert set(outs[0].maps) == set(outs[1].maps)
     assert all(np.array_equal(outs[0].maps[f], outs[1].maps[f]) for f in outs[0].maps)
+
+
+def test_face_check_judges_a_box_too_small_on_the_proxy_on_the_full_frame(sample):
+    """On a 64-px-wide proxy the presenter's face is ~16 px, under MTCNN's smallest face: it is judged on the crop
+    of the decoded full-size frame (a face), and left unjudged (NaN) where no full frame is given."""
+    from analyzers import face_check
+
+    path = sample("jwpIntro.mp4")
+    (x, y, w, h), = gt_boxes("jwpIntro.mp4")[0]
+    info = media.probe(path)
+    face = (x / info.width, y / info.height, (x + w) / info.width, (y + h) / info.height)
+    frame, proxy = next((f, pf) for i, f, pf in media.iter_proxy(path, (64, 48)) if i == 0)
+    assert max(w * 64 / info.width, h * 48 / info.height) < face_check.MIN_SIDE_PX
+    assert np.isnan(face_check.face_probability(proxy.bgr, [face])[0])
+    assert face_check.face_probability(proxy.bgr, [face], frame)[0] >= face_check.MIN_FACE
