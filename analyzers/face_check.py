@@ -6,9 +6,9 @@ BlazeFace also fires on things with face-like parts: a LEGO figure's printed fac
 scores (0.42-0.62) where small true faces sit too, so no score threshold separates them. On every split's GT
 frames (docs/BENCHMARKS.md, issue 14), ONet on the 320-px proxy crop gave those false boxes 0.00-0.20 and the
 corpus's true faces 0.9-1.0, except three of dev's 15-18 px cyclists (0.02-0.38): a box under MTCNN's own
-smallest face (MIN_SIDE_PX) on the proxy is cropped from the full-size frame instead. The faces analyzer judges a
-tracked face by its best-scored detection (analyzers/faces.py): a face missed on one frame is still kept by the
-others, a face-like object found on every frame is dropped on every frame.
+smallest face (MIN_SIDE_PX) on the proxy is cropped from a picture twice the proxy's width instead. The faces
+analyzer judges a tracked face by its best-scored detection (analyzers/faces.py): a face missed on one frame is
+still kept by the others, a face-like object found on every frame is dropped on every frame.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .track import Box4
 MIN_FACE = 0.7
 # MTCNN's own smallest face (facenet-pytorch's min_face_size=20): ONet never sees a smaller crop there, and on the
 # corpus' smallest true faces (15-18 px on the 320-px proxy) it was unsure (0.02-0.38). A smaller box is judged on
-# the full-size frame; one that is small there too is not judged.
+# the analysis frame's picture at twice the proxy's width (ProxyFrame.detail); one that is small there too is not.
 MIN_SIDE_PX = 20
 
 
@@ -50,25 +50,19 @@ def _side(box: Box4, w: int, h: int) -> float:
     return max((box[2] - box[0]) * w, (box[3] - box[1]) * h)
 
 
-def face_probability(bgr: np.ndarray, boxes: list[Box4], source=None) -> np.ndarray:
+def face_probability(bgr: np.ndarray, boxes: list[Box4], detail: np.ndarray | None = None) -> np.ndarray:
     """P(face) for each normalised (x0, y0, x1, y1) box of the BGR picture. A box under MIN_SIDE_PX there is
-    cropped from `source` (the decoded full-size frame, when given) instead; NaN where it is too small in both
-    to judge."""
-    h, w = bgr.shape[:2]
-    pictures: list[np.ndarray] = []
-    which: list[tuple[int, int]] = []  # (box, picture)
-    full = None
+    cropped from `detail` (the same picture, larger) instead; NaN where it is too small in both to judge."""
+    x, judged = [], []
     for i, box in enumerate(boxes):
-        if _side(box, w, h) >= MIN_SIDE_PX:
-            which.append((i, -1))
-        elif source is not None and _side(box, source.width, source.height) >= MIN_SIDE_PX:
-            if full is None:  # the whole frame once, only where a small box needs it (~3 ms at 720p)
-                full = source.to_ndarray(format="bgr24")
-            which.append((i, 0))
+        for picture in (bgr, detail):
+            if picture is not None and _side(box, picture.shape[1], picture.shape[0]) >= MIN_SIDE_PX:
+                x.append(crops(picture, [box]))
+                judged.append(i)
+                break
     p = np.full(len(boxes), np.nan, np.float32)
-    if which:
-        x = np.concatenate([crops(bgr if src < 0 else full, [boxes[i]]) for i, src in which])
-        p[[i for i, _ in which]] = models.face_check_session().run(None, {"crops": x})[0]
+    if judged:
+        p[judged] = models.face_check_session().run(None, {"crops": np.concatenate(x)})[0]
     return p
 
 

@@ -196,7 +196,7 @@ class BlazeFaces(Analyzer):
         self._dets[frame.index] = dets = [(b, s) for b, s in self.detect(frame.bgr)
                                           if (b[2] - b[0]) * width >= self.min_face_px]
         if self._checking and dets:
-            self._face_p[frame.index] = face_check.face_probability(frame.bgr, [b for b, _ in dets], frame.source)
+            self._face_p[frame.index] = face_check.face_probability(frame.bgr, [b for b, _ in dets], frame.detail)
         thumb = thumbnail(frame.gray)
         if self._thumb is not None and float(np.abs(thumb - self._thumb).mean()) > CHANGE_LEVEL:
             self._breaks.add(frame.index)

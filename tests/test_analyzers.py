@@ -48,10 +48,13 @@ def drive(ctx: AnalysisContext, frames, chosen: list[Analyzer]) -> dict[str, Ana
 def run_clip(path, chosen: list[Analyzer]) -> tuple[AnalysisContext, dict[str, AnalyzerOutput]]:
     ctx = make_context(media.probe(path))
 
-    def frames():  # as the pipeline gives them: analysis frames carry their source frame
+    detail = media.proxy_size(ctx.video.width, ctx.video.height, 2 * ctx.proxy_w)
+
+    def frames():  # as the pipeline gives them: analysis frames carry a picture twice the proxy's width
         for i, frame, pf in media.iter_proxy(path, (ctx.proxy_w, ctx.proxy_h)):
             if i in ctx.analysis_frames:
-                pf.source = frame
+                pf.detail = frame.reformat(width=detail[0], height=detail[1], format="bgr24",
+                                           interpolation="AREA").to_ndarray()
             yield pf
 
     return ctx, drive(ctx, frames(), chosen)
@@ -670,7 +673,7 @@ def test_text_read_by_two_threads_gives_what_one_gives(sample):
 
 def test_face_check_judges_a_box_too_small_on_the_proxy_on_the_full_frame(sample):
     """On a 64-px-wide proxy the presenter's face is ~16 px, under MTCNN's smallest face: it is judged on the crop
-    of the decoded full-size frame (a face), and left unjudged (NaN) where no full frame is given."""
+    of a larger picture of the frame (a face), and left unjudged (NaN) where none is given."""
     from analyzers import face_check
 
     path = sample("jwpIntro.mp4")
@@ -680,4 +683,4 @@ def test_face_check_judges_a_box_too_small_on_the_proxy_on_the_full_frame(sample
     frame, proxy = next((f, pf) for i, f, pf in media.iter_proxy(path, (64, 48)) if i == 0)
     assert max(w * 64 / info.width, h * 48 / info.height) < face_check.MIN_SIDE_PX
     assert np.isnan(face_check.face_probability(proxy.bgr, [face])[0])
-    assert face_check.face_probability(proxy.bgr, [face], frame)[0] >= face_check.MIN_FACE
+    assert face_check.face_probability(proxy.bgr, [face], frame.to_ndarray(format="bgr24"))[0] >= face_check.MIN_FACE

@@ -103,15 +103,20 @@ class Setup:
         the decoder's, 0 for FFmpeg's choice)."""
         pw, ph = self.proxy
 
+        detail = media.proxy_size(self.info.width, self.info.height, 2 * pw)
+
         def frames():
+            scaler = media.VideoReformatter()
             with contextlib.closing(media.iter_proxy(path, (pw, ph), declared=self.info.frame_count, limits=limits,
                                                      threads=threads)) as decoded:
                 for i, frame, proxy in decoded:
-                    if i in self.planned:  # analysis frames carry their source frame (small faces are judged on it)
-                        proxy.source = frame
+                    if i in self.planned:  # analysis frames carry a sharper picture (small faces are judged on it)
+                        proxy.detail = scaler.reformat(frame, width=detail[0], height=detail[1], format="bgr24",
+                                                       interpolation="AREA").to_ndarray()
                     yield i, proxy
 
-        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph))
+        step = len(range(0, self.info.frame_count + 1)) / max(1, len(self.planned))  # frames per analysis frame
+        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph, 3 * detail[0] * detail[1] / step))
 
 
 def prepare(path: str | Path, opt: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS) -> Setup:
@@ -279,11 +284,12 @@ def fuse_outputs(outputs: dict[str, AnalyzerOutput], frames: list[int], grid: tu
     return fused, arrays, signals, tokens
 
 
-def _read_ahead_depth(proxy_w: int, proxy_h: int, budget: int = 16 << 20) -> int:
-    """Proxy frames the decode may run ahead of the analyzers: a fixed memory budget (BGR + gray each; 72 frames
-    of a 320x180 proxy, ~3 s of video), most of what decodes while the models load at the start. 32 MiB added
-    ~30 MiB to the peak RSS of a 5 s 720p encode (every proxy queued at once)."""
-    return max(8, budget // (proxy_w * proxy_h * 4))
+def _read_ahead_depth(proxy_w: int, proxy_h: int, extra: float = 0.0, budget: int = 16 << 20) -> int:
+    """Proxy frames the decode may run ahead of the analyzers: a fixed memory budget (BGR + gray each, and `extra`
+    bytes a frame on average: the analysis frames' larger picture; 72 frames of a 320x180 proxy without it, ~3 s
+    of video), most of what decodes while the models load at the start. 32 MiB added ~30 MiB to the peak RSS of a
+    5 s 720p encode (every proxy queued at once)."""
+    return max(8, int(budget // (proxy_w * proxy_h * 4 + extra)))
 
 
 def unused_analyzers(opt: AnalyzeOptions, names: list[str], has_audio: bool = True) -> dict[str, str]:

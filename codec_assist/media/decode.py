@@ -335,9 +335,10 @@ class ProxyFrame:
     time: float
     bgr: np.ndarray  # (h, w, 3) uint8, the proxy size
     gray: np.ndarray  # (h, w) uint8
-    # The decoded source frame, on analysis frames only (Setup.proxies): the face check crops boxes too small to
-    # judge on the proxy from it. Not kept past process().
-    source: av.VideoFrame | None = None
+    # On analysis frames only (Setup.proxies): the picture at twice the proxy's width (at most the source's), where
+    # the face check judges boxes too small on the proxy. An image, not the decoded frame: a frame held in the
+    # read-ahead queue pins the decoder's buffers (the overlapped encode's analysis grew by 36 MiB holding them).
+    detail: np.ndarray | None = None
 
 
 def proxy_size(width: int, height: int, target_width: int = 320) -> tuple[int, int]:
