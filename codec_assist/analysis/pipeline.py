@@ -102,21 +102,24 @@ class Setup:
         """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers (`threads`:
         the decoder's, 0 for FFmpeg's choice)."""
         pw, ph = self.proxy
-
+        # analysis frames carry a sharper picture where the faces analyzer runs (it judges small faces on it) and
+        # the source is larger than the proxy
         detail = media.proxy_size(self.info.width, self.info.height, 2 * pw)
+        sharper = "faces" in self.names and detail != (pw, ph)
 
         def frames():
             scaler = media.VideoReformatter()
             with contextlib.closing(media.iter_proxy(path, (pw, ph), declared=self.info.frame_count, limits=limits,
                                                      threads=threads)) as decoded:
                 for i, frame, proxy in decoded:
-                    if i in self.planned:  # analysis frames carry a sharper picture (small faces are judged on it)
+                    if sharper and i in self.planned:
                         proxy.detail = scaler.reformat(frame, width=detail[0], height=detail[1], format="bgr24",
                                                        interpolation="AREA").to_ndarray()
                     yield i, proxy
 
-        step = len(range(0, self.info.frame_count + 1)) / max(1, len(self.planned))  # frames per analysis frame
-        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph, 3 * detail[0] * detail[1] / step))
+        step = (self.info.frame_count + 1) / max(1, len(self.planned))  # frames per analysis frame
+        extra = 3 * detail[0] * detail[1] / step if sharper else 0.0
+        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph, extra))
 
 
 def prepare(path: str | Path, opt: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS) -> Setup:
