@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
 
 import cv2
@@ -234,7 +234,7 @@ class TextRegions(Analyzer):
         self._held_from: int | None = None  # frame the held boxes were detected on
         self._schedule = RerunSchedule(self.interval_s)
         self._grid = np.zeros((ctx.grid_h, ctx.grid_w), np.float32)
-        self._pending: list[tuple[int, object]] = []  # (due frame, its reading: a future, or the lines)
+        self._pending: list[tuple[int, Future]] = []  # (due frame, its reading)
         self._spans: dict[int, list[int]] = {}  # pending due frame -> the analysis frames its boxes cover
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ocr") if self.workers > 1 else None
         self.calls = 0
@@ -253,8 +253,12 @@ class TextRegions(Analyzer):
             self._loaded.result()  # raises what loading raised
             while len(self._pending) >= self.workers:
                 self._use_oldest()
-            bgr = frame.bgr.copy() if self._pool else frame.bgr  # read after this call returns: its own copy
-            self._pending.append((frame.index, self._pool.submit(self._read, bgr) if self._pool else self._read(bgr)))
+            if self._pool:  # read after this call returns: its own copy of the picture
+                reading = self._pool.submit(self._read, frame.bgr.copy())
+            else:
+                reading = Future()
+                reading.set_result(self._read(frame.bgr))
+            self._pending.append((frame.index, reading))
         if self._pending:
             self._spans.setdefault(self._pending[-1][0], []).append(frame.index)
         else:
@@ -263,7 +267,7 @@ class TextRegions(Analyzer):
     def _use_oldest(self) -> None:
         """The oldest pending reading becomes the held boxes: tokens for the boxes before it, maps for its span."""
         index, reading = self._pending.pop(0)
-        lines = reading.result() if hasattr(reading, "result") else reading
+        lines = reading.result()
         self._flush(index)
         # a line the recogniser read and could not make out is not text (foliage, a grille): on the dev clips
         # every such line was a false box, every real line read at >= 0.5 (docs/BENCHMARKS.md, issue 15)
