@@ -46,3 +46,35 @@ def test_peak_rss_flat_in_duration(command, extra, tolerance, durations, tmp_pat
     # one holding the per-frame arrays above, by ~50 MiB
     short, longer = durations
     assert peaks[longer] - peaks[short] < tolerance, peaks
+
+
+def test_lean_heap_hands_a_freed_large_block_back(tmp_path):
+    """media.lean_heap (the analysis beside the encoder): a large block freed is unmapped, not kept in the heap.
+    By default glibc raises its mmap threshold to the largest block freed, so the next block of that size comes from
+    the heap and stays resident after it is freed (ONNX Runtime's per-call work buffers behaved so)."""
+    import subprocess
+
+    import codec_assist.media.decode as media
+
+    if media._glibc() is None:
+        pytest.skip("glibc only")
+    code = """
+import sys, numpy as np
+import codec_assist.media.decode as media
+def rss():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) / 1024
+if sys.argv[1] == "lean":
+    media.lean_heap()
+base = rss()
+for _ in range(3):
+    block = np.ones(24 << 20, np.uint8)  # touched, then freed
+    del block
+pinned = np.ones(100)  # a small block after them: the heap's top is in use
+print(rss() - base)
+"""
+    grown = {}
+    for mode in ("default", "lean"):
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=ROOT,
+                             timeout=60, check=True)
+        grown[mode] = float(out.stdout.split()[-1])
+    assert grown["default"] > 16 and grown["lean"] < 4, grown

@@ -37,6 +37,10 @@ from codec_assist.schemas import (
 )
 
 log = logging.getLogger("codec_assist")
+# How far the decode may run ahead of the analyzers: the proxies' bytes in the read-ahead queue, and the frames an
+# analyzer's lane may lag behind (the frames are shared with the other lanes)
+READ_AHEAD_BYTES = 16 << 20
+LANE_DEPTH = 24
 
 
 
@@ -98,9 +102,10 @@ class Setup:
                 options[k] = {**options.get(k, {}), **v}
         return analyzers.build(names, **options)
 
-    def proxies(self, path: str | Path, limits: media.Limits, threads: int = 0) -> "media.ReadAhead":
-        """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers (`threads`:
-        the decoder's, 0 for FFmpeg's choice)."""
+    def proxies(self, path: str | Path, limits: media.Limits, threads: int = 0, budget: int = READ_AHEAD_BYTES
+                ) -> "media.ReadAhead":
+        """The proxy frames as (index, ProxyFrame), decoded in a worker thread ahead of the analyzers, at most
+        `budget` bytes of them (`threads`: the decoder's, 0 for FFmpeg's choice)."""
         pw, ph = self.proxy
         # analysis frames carry a sharper picture where the faces analyzer runs (it judges small faces on it) and
         # the source is larger than the proxy
@@ -119,7 +124,7 @@ class Setup:
 
         step = (self.info.frame_count + 1) / max(1, len(self.planned))  # frames per analysis frame
         extra = 3 * detail[0] * detail[1] / step if sharper else 0.0
-        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph, extra))
+        return media.ReadAhead(frames(), depth=_read_ahead_depth(pw, ph, extra, budget))
 
 
 def prepare(path: str | Path, opt: AnalyzeOptions, limits: media.Limits = media.DEFAULT_LIMITS) -> Setup:
@@ -205,9 +210,11 @@ class UnitsRun:
 
 
 def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tuple[int, ProxyFrame]],
-              runs: dict[str, AnalyzerRun], planned: frozenset[int], bar=None) -> UnitsRun:
-    """Start the analyzers, feed them `proxies` (each analyzer in a lane of its own), finish them. An analyzer
-    that fails is dropped with a warning; an error that must stop the analysis abandons them all."""
+              runs: dict[str, AnalyzerRun], planned: frozenset[int], bar=None, lane_depth: int = LANE_DEPTH
+              ) -> UnitsRun:
+    """Start the analyzers, feed them `proxies` (each analyzer in a lane of its own, lagging the decode by at most
+    `lane_depth` frames), finish them. An analyzer that fails is dropped with a warning; an error that must stop
+    the analysis abandons them all."""
     live = list(units)
     n = 0
     decode = Stopwatch()
@@ -221,7 +228,7 @@ def run_units(units: list[Analyzer], ctx: AnalysisContext, proxies: Iterable[tup
                 t = time.perf_counter()
                 _guarded(u, runs, live, lambda: u.start(ctx))
                 waited[u.name] += time.perf_counter() - t
-            lanes = {u.name: _Lane(u, runs, live) for u in live}
+            lanes = {u.name: _Lane(u, runs, live, lane_depth) for u in live}
             for i, proxy in decode.iterate(proxies):
                 sampled = i in planned
                 for u in list(live):
@@ -287,7 +294,7 @@ def fuse_outputs(outputs: dict[str, AnalyzerOutput], frames: list[int], grid: tu
     return fused, arrays, signals, tokens
 
 
-def _read_ahead_depth(proxy_w: int, proxy_h: int, extra: float = 0.0, budget: int = 16 << 20) -> int:
+def _read_ahead_depth(proxy_w: int, proxy_h: int, extra: float = 0.0, budget: int = READ_AHEAD_BYTES) -> int:
     """Proxy frames the decode may run ahead of the analyzers: a fixed memory budget (BGR + gray each, and `extra`
     bytes a frame on average: the analysis frames' larger picture; 72 frames of a 320x180 proxy without it, ~3 s
     of video), most of what decodes while the models load at the start. 32 MiB added ~30 MiB to the peak RSS of a
@@ -344,13 +351,12 @@ class _Lane:
     CodecAssistError, Ctrl-C) is raised in the caller's thread by the next put() or close()."""
 
     _END = object()
-    DEPTH = 24  # proxy frames a lane may lag behind the decode; the frames are shared with the other lanes
 
-    def __init__(self, unit: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer]):
+    def __init__(self, unit: Analyzer, runs: dict[str, AnalyzerRun], live: list[Analyzer], depth: int = LANE_DEPTH):
         self.unit, self.runs, self.live = unit, runs, live
         self.error: BaseException | None = None
         self.waited = 0.0  # the caller's seconds in put() and close(): where this lane held the analysis up
-        self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"analyzer-{unit.name}", daemon=True)
         self._thread.start()

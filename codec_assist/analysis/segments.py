@@ -29,6 +29,13 @@ from codec_assist.analysis.pipeline import AnalyzeOptions, Setup, _guarded, fuse
 from codec_assist.errors import CodecAssistError
 from codec_assist.schemas import AnalyzerRun
 
+# Beside an encoder this analysis's memory adds to the encoder's: the decode runs at most 8 MiB of proxies ahead of
+# the analyzers and a lane lags at most 12 frames (pipeline's defaults: 16 MiB and 24). On the overlapped encode of
+# 60 s of 720p the two processes' peak PSS was 474-482 MiB without these (media.lean_heap alone) and 466-471 MiB
+# with them, wall time unchanged: the analysis is far ahead of the encoder either way (docs/BENCHMARKS.md).
+READ_AHEAD_BYTES = 8 << 20
+LANE_DEPTH = 12
+
 
 @dataclass
 class Segment:
@@ -69,7 +76,7 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
         runs[u.name] = AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0)
     file_live = list(file_units)
     file_outputs: dict[str, AnalyzerOutput] | None = None
-    proxies = setup.proxies(path, limits, decode_threads)
+    proxies = setup.proxies(path, limits, decode_threads, READ_AHEAD_BYTES)
     # (index, proxy) decoded and needed again by the next segment (its context before): the frames stream through
     # the analyzers, so only ~1.5 s of proxies is ever held (holding a whole 8 s segment was ~50 MiB at 24 fps)
     carried: list = []
@@ -103,7 +110,7 @@ def analyze_segments(path: str | Path, options: AnalyzeOptions, limits: media.Li
             # the OCR hands its buffers back after each call: this analysis's memory adds to the encoder's
             units = setup.build(picture_names, text={"keep_buffers": False, "workers": 1})
             seg_runs = {u.name: AnalyzerRun(name=u.name, seconds=0.0, frames_seen=0) for u in units}
-            run = run_units(units, ctx, feed(), seg_runs, setup.planned)
+            run = run_units(units, ctx, feed(), seg_runs, setup.planned, lane_depth=LANE_DEPTH)
             n_known = state["last"] + 1
             if n_known == 0:
                 raise CodecAssistError(f"{path}: no video frame could be decoded")

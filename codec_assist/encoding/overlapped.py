@@ -156,6 +156,9 @@ def _analyse(conn, inp: Path, analyze_options: AnalyzeOptions, plan_options: Pla
     conn = Sender(conn)
     try:
         enter_child(parent)
+        # large blocks unmapped when freed, two malloc arenas: this process's peak adds to the encoder's (the two
+        # processes' peak PSS on 60 s of 720p, docs/BENCHMARKS.md, nineteenth session)
+        media.lean_heap()
         log_to(conn)
         others = OtherLoad((parent, os.getpid()))
         setup = prepare(inp, analyze_options, limits)

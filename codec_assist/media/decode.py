@@ -58,10 +58,12 @@ STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe
 
 
 @lru_cache(maxsize=1)
-def _malloc_trim():
+def _glibc():
+    """glibc's malloc_trim and mallopt, or None where the C library is another (macOS, musl): nothing to do."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim, libc.mallopt
+    except (OSError, AttributeError):
         return None
 
 
@@ -69,9 +71,24 @@ def release_memory() -> None:
     """Hand freed heap back to the OS. FFmpeg's and ONNX Runtime's worker threads free into per-thread glibc
     arenas that otherwise stay resident and fragment, so RSS crept up with the input's duration (measured:
     +20 MiB per 24 s of 360p with the OCR analyzer, flat with this called every few hundred frames)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc[0](0)
+
+
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt parameters (glibc's malloc.h)
+
+
+def lean_heap(mmap_threshold: int = 1 << 20, arenas: int = 2) -> None:
+    """For a process whose memory adds to another's (the analysis beside the encoder): blocks of `mmap_threshold`
+    bytes or more are mapped for each use and unmapped when freed, and the threads share `arenas` malloc arenas.
+    By default glibc raises its mmap threshold to the largest block freed so far (up to 32 MiB), so ONNX Runtime's
+    per-call work buffers (~27 MiB for the OCR detector) then come from the heap and linger there, and it gives
+    each busy thread an arena of its own that keeps what that thread freed. Call it before the threads start."""
+    libc = _glibc()
+    if libc is not None:
+        libc[1](_M_MMAP_THRESHOLD, mmap_threshold)
+        libc[1](_M_ARENA_MAX, arenas)
 
 
 def display_path(path: str | Path) -> str:
