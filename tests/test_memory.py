@@ -48,7 +48,7 @@ def test_peak_rss_flat_in_duration(command, extra, tolerance, durations, tmp_pat
     assert peaks[longer] - peaks[short] < tolerance, peaks
 
 
-def test_lean_heap_hands_a_freed_large_block_back(tmp_path):
+def test_lean_heap_hands_a_freed_large_block_back():
     """media.lean_heap (the analysis beside the encoder): a large block freed is unmapped, not kept in the heap.
     By default glibc raises its mmap threshold to the largest block freed, so the next block of that size comes from
     the heap and stays resident after it is freed (ONNX Runtime's per-call work buffers behaved so)."""

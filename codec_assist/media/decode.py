@@ -59,10 +59,11 @@ STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe
 
 @lru_cache(maxsize=1)
 def _glibc():
-    """glibc's malloc_trim and mallopt, or None where the C library is another (macOS, musl): nothing to do."""
+    """The C library when it is glibc (it has malloc_trim and mallopt), else None (macOS, musl): nothing to do."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc.malloc_trim, libc.mallopt
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - AttributeError where they are missing
+        return libc
     except (OSError, AttributeError):
         return None
 
@@ -73,7 +74,7 @@ def release_memory() -> None:
     +20 MiB per 24 s of 360p with the OCR analyzer, flat with this called every few hundred frames)."""
     libc = _glibc()
     if libc is not None:
-        libc[0](0)
+        libc.malloc_trim(0)
 
 
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # mallopt parameters (glibc's malloc.h)
@@ -87,8 +88,8 @@ def lean_heap(mmap_threshold: int = 1 << 20, arenas: int = 2) -> None:
     each busy thread an arena of its own that keeps what that thread freed. Call it before the threads start."""
     libc = _glibc()
     if libc is not None:
-        libc[1](_M_MMAP_THRESHOLD, mmap_threshold)
-        libc[1](_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+        libc.mallopt(_M_ARENA_MAX, arenas)
 
 
 def display_path(path: str | Path) -> str:
