@@ -136,6 +136,17 @@ class FrameChange:
         the third frame)."""
         return None if self._two_back is None else self._between(self._last, self._two_back)
 
+    def middle_stands_alone(self, min_contrast: float = 16.0, max_blend_ratio: float = 0.3) -> bool:
+        """Whether the frame before the last is a picture of its own rather than a step between its neighbours:
+        not flat (a black or white frame between two shots) and not a blend of them (a one-frame dissolve). The
+        bounds are DissolveTest's: a blend's residual under 0.3 of its ends' difference, contrast 16 grey levels."""
+        if self._two_back is None:
+            return False
+        a, mid, b = (p[2].astype(np.float32) for p in (self._two_back, self._before, self._last))
+        difference = float(np.abs(a - b).mean())
+        residual = float(np.abs(mid - (a + b) / 2).mean())
+        return float(mid.std()) >= min_contrast and residual > max_blend_ratio * difference
+
     def _between(self, planes, other):
         n = float(planes[2].size)
         return self._components(*(0.0 if a is None else cv2.norm(a, b, cv2.NORM_L1) / n
@@ -173,7 +184,9 @@ def _shared_adaptive_detector(change: FrameChange, **kwargs):
 def _no_ffmpeg_probe():
     """Importing PySceneDetect runs `ffmpeg -v quiet` once (scenedetect.output.video looks for ffmpeg at import
     time, for its video splitting, which this analyzer never uses): 0.1-0.15 s of every process here. While it
-    is imported, that probe alone is answered "not found"; every other subprocess call goes through."""
+    is imported, that probe alone is answered "not found"; every other subprocess call goes through. Its fallback,
+    imageio-ffmpeg's binary, is hidden too: finding it runs `ffmpeg -version` (~0.03 s, and the import), and
+    nothing of this analysis uses it (the analysis threads beside this import never import imageio_ffmpeg)."""
     import subprocess
     import sys
 
@@ -181,6 +194,9 @@ def _no_ffmpeg_probe():
         yield
         return
     real = subprocess.call
+    hide_imageio = "imageio_ffmpeg" not in sys.modules
+    if hide_imageio:
+        sys.modules["imageio_ffmpeg"] = None  # importing it raises ModuleNotFoundError, which scenedetect expects
 
     def call(args, *rest, **kwargs):
         if isinstance(args, (list, tuple)) and len(args) == 3 and list(args[1:]) == ["-v", "quiet"]:
@@ -192,6 +208,8 @@ def _no_ffmpeg_probe():
         yield
     finally:
         subprocess.call = real
+        if hide_imageio and sys.modules.get("imageio_ffmpeg", False) is None:
+            del sys.modules["imageio_ffmpeg"]
 
 
 class SceneDetectShots(Analyzer):
@@ -210,7 +228,9 @@ class SceneDetectShots(Analyzer):
     the adaptive ratio, since each is the other's neighbour: a promo's hard cut through a one-frame shot was
     missed that way. Such a pair is a cut at its first frame when the picture after it is not the picture before
     it (which tells a cut from a camera flash, after which the frame before the flash comes back) and both
-    changes stand out against the frames around the pair by the main detector's ratio.
+    changes stand out against the frames around the pair by the main detector's ratio. When the frame between is
+    a picture of its own (neither flat nor a blend of its neighbours), it is a one-frame shot: a second cut
+    follows it, under the minimum shot length (the encoder's IDRs still keep their minimum GOP).
     """
 
     name: ClassVar[str] = "shots"
@@ -260,8 +280,11 @@ class SceneDetectShots(Analyzer):
         # the main detector's score of the last six frames, and the pairs of big changes waiting for the two
         # frames after them (first frame of the pair -> the change across the pair)
         self._scores: list[tuple[int, float]] = []
-        self._pairs: dict[int, object | None] = {}  # ContentDetector.Components, None before the third frame
+        # (ContentDetector.Components or None before the third frame, whether the pair's middle frame is a
+        # picture of its own)
+        self._pairs: dict[int, tuple[object | None, bool]] = {}
         self._pair_cuts: list[int] = []
+        self._one_frame_shots: set[int] = set()  # pair cuts whose first frame is a shot of its own
         self._last = -1
 
     def process(self, frame: ProxyFrame) -> None:
@@ -295,17 +318,19 @@ class SceneDetectShots(Analyzer):
         (the main detector's ratio, with the pair's other change left out of the neighbours)."""
         self._scores = [*self._scores[-5:], (index, self._score(c))]
         if len(self._scores) >= 2 and min(self._scores[-2][1], self._scores[-1][1]) >= self.min_content_val:
-            self._pairs[index - 1] = self._change.across()
+            self._pairs[index - 1] = (self._change.across(), self._change.middle_stands_alone())
         if len(self._scores) < 6:
             return
         (_, a), (_, b), (first, s1), (_, s2), (_, d), (_, e) = self._scores
-        across = self._pairs.pop(first, None)
+        across, alone = self._pairs.pop(first, (None, False))
         if across is None or self._score(across) < self.min_content_val:
             return
         if across.delta_edges < self.min_edge_change and across.delta_lum < self.min_luma_change:
             return
         if min(s1, s2) >= self.adaptive_threshold * (a + b + d + e) / 4.0:
             self._pair_cuts.append(first)
+            if alone:
+                self._one_frame_shots.add(first)
 
     def finish(self) -> AnalyzerOutput:
         frame_count = max(self.ctx.video.frame_count, self._last + 1)
@@ -314,6 +339,10 @@ class SceneDetectShots(Analyzer):
         for frame in self._still_cuts + self._pair_cuts:
             if all(abs(frame - c) >= self._min_len for c in cuts):
                 cuts[frame] = 1.0
+        # a one-frame shot is two cuts, one frame apart, under any minimum shot length
+        for frame in self._one_frame_shots:
+            if frame in cuts:
+                cuts[frame + 1] = 1.0
         gradual = set()
         if self._dissolve is not None:
             self._dissolve.finish()

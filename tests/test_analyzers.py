@@ -202,12 +202,14 @@ def test_shots_a_change_of_light_colour_is_not_a_cut(sample):
     assert_contiguous(out["shots"], ctx.video.frame_count)
 
 
-def test_shots_a_one_frame_shot_between_two_shots_is_a_cut_and_a_flash_is_not(sample):
+def test_shots_a_one_frame_shot_between_two_shots_is_two_cuts_and_a_flash_is_none(sample):
     """Real footage spliced as a promo does: bikes' street shot (its frames 31-75), one frame of jwpIntro, bikes'
     next shot (77-136). The two big changes in a row hide each other from the adaptive ratio (each is the other's
-    neighbour, and the street's motion lifts the rest), so the main detector alone finds no cut; the pair cue puts
-    it at the one-frame shot. A camera flash (a frame of the first shot brightened, the shot going on after it) is
-    also two big changes in a row, but the picture after it is the one before: no cut."""
+    neighbour, and the street's motion lifts the rest), so the main detector alone finds no cut; the pair cue finds
+    the one-frame shot: a cut into it and a cut out of it, one frame apart. A black frame or a one-frame blend
+    between the two shots is a step between them, not a shot: one cut. A camera flash (a frame of the first shot
+    brightened, the shot going on after it) is also two big changes in a row, but the picture after it is the one
+    before: no cut."""
     bikes, talk = sample("bikes.mp4"), sample("jwpIntro.mp4")
     ctx = make_context(media.probe(bikes))
     size = (ctx.proxy_w, ctx.proxy_h)
@@ -223,8 +225,17 @@ def test_shots_a_one_frame_shot_between_two_shots_is_a_cut_and_a_flash_is_not(sa
     spliced = first + [face] + second
     assert cut_frames(drive(ctx, frames(spliced), [shots_mod.SceneDetectShots(pairs=False)])["shots"]) == []
     out = drive(ctx, frames(spliced), [shots_mod.SceneDetectShots()])
-    assert cut_frames(out["shots"]) == [len(first)]
+    assert cut_frames(out["shots"]) == [len(first), len(first) + 1]
     assert_contiguous(out["shots"], ctx.video.frame_count)
+    black = np.zeros_like(face)
+    assert cut_frames(drive(ctx, frames(first + [black] + second), [shots_mod.SceneDetectShots()])["shots"]) == [
+        len(first)]
+    blend = cv2.addWeighted(first[-1], 0.5, second[0], 0.5, 0)
+    for between, alone in ((face, True), (black, False), (blend, False)):
+        change = shots_mod.FrameChange(edges=False)
+        for bgr in (first[-1], between, second[0]):
+            change.push(bgr)
+        assert change.middle_stands_alone() is alone
     flashed = first[:20] + [cv2.add(first[20], np.full_like(first[20], 110))] + first[21:]
     assert cut_frames(drive(ctx, frames(flashed), [shots_mod.SceneDetectShots()])["shots"]) == []
 
