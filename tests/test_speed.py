@@ -158,6 +158,29 @@ def test_an_encode_without_focus_loads_no_torch_whisper_or_text_model(sample, tm
     assert modules_loaded_by(code, heavy) == []
 
 
+def test_the_shot_detector_starts_without_running_ffmpeg():
+    """A cold process: importing PySceneDetect for the shot analyzer spawns no ffmpeg probe (its `-v quiet` call,
+    or imageio-ffmpeg's `-version` check of its fallback binary) and leaves imageio-ffmpeg unimported, while a
+    later import of imageio-ffmpeg (the VMAF path) still works."""
+    code = ("import subprocess\n"
+            "calls = []\n"
+            "real = subprocess.Popen.__init__\n"
+            "def spy(self, args, *a, **k):\n"
+            "    calls.append(args)\n"
+            "    real(self, args, *a, **k)\n"
+            "subprocess.Popen.__init__ = spy\n"
+            "from analyzers.shots import SceneDetectShots\n"
+            "from analyzers.base import AnalysisContext\n"
+            "from codec_assist.schemas import VideoInfo\n"
+            "video = VideoInfo(path='x.mp4', container='mp4', codec='h264', width=320, height=180, fps=25.0,\n"
+            "                  time_base='1/25', frame_count=10, duration=0.4, pix_fmt='yuv420p')\n"
+            "SceneDetectShots().start(AnalysisContext(video=video, proxy_w=320, proxy_h=180, grid_h=45, grid_w=80,\n"
+            "                                         analysis_frames=frozenset(), analyzers=frozenset()))\n"
+            "assert calls == [], calls\n")
+    assert modules_loaded_by(code, ("scenedetect", "imageio_ffmpeg")) == ["scenedetect"]
+    assert modules_loaded_by(code + "import imageio_ffmpeg\n", ("imageio_ffmpeg",)) == ["imageio_ffmpeg"]
+
+
 def test_the_cli_builds_only_the_command_it_runs():
     from codec_assist.cli import _command, build_parser
 
