@@ -12,7 +12,7 @@ static camera, night, speech), the clip is tagged with the default analyzers and
                anime on live footage, surveillance on a moving camera or on animation, dashcam on a static
                camera, interview/news/motivational on a clip with an audio track and no speech.
 Every figure says its split; tune on `dev`, report the others (a figure on a clip tuned on is not evidence;
-each later split holds clips added after the one before had been looked at; `test4` is the clean held-out
+each later split holds clips added after the one before had been looked at; `test5` is the clean held-out
 split).
 
     python benchmarks/tag_accuracy.py --gt samples/corpus.json            # all splits, side by side
@@ -171,7 +171,7 @@ def main() -> int:
     ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"), help="ground-truth JSON")
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
     ap.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="all",
-                    help="both = dev and test; all = every split (dev, test, test2, test3, test4)")
+                    help="both = dev and test; all = every split (dev, test, test2, test3, test4, test5)")
     ap.add_argument("--cache", help="folder to keep each clip's analysis in (re-scoring without re-analysing)")
     ap.add_argument("--clips", nargs="*", help="only these clips")
     args = ap.parse_args()
