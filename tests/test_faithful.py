@@ -585,6 +585,25 @@ def test_wma_audio_without_channel_positions_is_reencoded(sample, tmp_path, caps
     assert [(s["codec_name"], s["channels"], s["channel_layout"]) for s in audio["streams"]] == [("aac", 2, "stereo")]
 
 
+def test_mp3_and_mp2_audio_are_copied_where_the_container_takes_them(sample, tmp_path, capsys):
+    """PyAV names a track by its decoder (mp3float, mp2float), which no container lists: an MP3 track in an mp4 was
+    re-encoded to AAC with a warning. The codec's own name decides now: MP3 is copied packet for packet into mp4,
+    MP2 into Matroska; MP2 in mp4 (not in its list) is still re-encoded, with the warning."""
+    src3, src2 = tmp_path / "mp3.mp4", tmp_path / "mp2.mkv"
+    for src, codec in ((src3, "libmp3lame"), (src2, "mp2")):
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-t", "2", "-c:v", "copy",
+                        "-c:a", codec, "-b:a", "128k", str(src)], check=True, timeout=120)
+    audio = lambda p: [s["codec_name"] for s in _probe_json(p, "-select_streams", "a", "-show_entries",
+                                                            "stream=codec_name")["streams"]]
+    packets = lambda p: _probe_json(p, "-select_streams", "a", "-show_entries", "packet=size")["packets"]
+    for src, out, want in ((src3, tmp_path / "o3.mp4", "mp3"), (src2, tmp_path / "o2.mkv", "mp2")):
+        err = run_cli("encode", src, "-o", out, "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+        assert "re-encoded" not in err, err
+        assert audio(out) == [want] and packets(out) == packets(src)
+    err = run_cli("encode", src2, "-o", tmp_path / "o2.mp4", "--no-assist", "--crf", "30", *ENC, capsys=capsys)
+    assert "mp2, which mp4 does not carry; re-encoded to AAC" in err, err
+
+
 def test_interlaced_source_keeps_its_fields_and_its_roi(sample, tmp_path, capsys):
     """A top-field-first H.264 source (a broadcast or DVD capture): x264 codes it interlaced with the same field
     order (it was made progressive, fields woven), and the assisted encode's ROI is applied — FFmpeg's libx264

@@ -441,7 +441,9 @@ def add_streams(src, dst, fmt: str, name: str = "") -> dict:
                 log.warning("%s: video track %d is not carried (only the first video track is encoded)", name,
                             s.index)
             continue
-        codec = cc.name if cc is not None else "unknown"
+        # the codec's own name, not its decoder's: an MP3 track decodes with "mp3float", which no muxer lists, and
+        # was re-encoded to AAC where mp4 carries it as it is
+        codec = cc.codec.canonical_name if cc is not None else "unknown"
         lang = f" ({s.language})" if s.language else ""
         if kind == "audio":
             if cc is None or not cc.sample_rate:
