@@ -61,7 +61,8 @@ CLIPS = {"montage.mp4": ("dev", (400, 200, 100)),
          # the multi-shot clips of test3 (2026-12-05), rates fixed the same way before their first run
          "webcam_title.mp4": ("test3", (308, 154, 77)),
          "festival_crowd.mp4": ("test3", (422, 211, 105)),
-         "clock_cat.mp4": ("test4", (161, 80, 40))}
+         "clock_cat.mp4": ("test4", (161, 80, 40)),
+         "calais_1906.ogv": ("test5", (82, 41, 20))}
 CRFS = [19.0, 26.0, 33.0, 40.0, 47.0]  # the coarse probe grid (refined around the choices, --refine-step)
 SPEED_CRFS = [25.0, 37.0]  # --speedup reruns the probes with this smaller grid on 1 and 2 workers and on Ray
 # A conventional fixed ladder: Apple's HLS authoring specification (2016) AVC table, (kb/s, height); its 234p
