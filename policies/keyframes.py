@@ -4,6 +4,16 @@ from __future__ import annotations
 import math
 
 
+def spaced(starts: list[int], frame_count: int, min_gap: int) -> list[int]:
+    """Frame 0 and every start in (0, frame_count) at least `min_gap` frames after the previous one kept: the cuts
+    that can begin a GOP of their own (a one-frame shot's second cut, one frame after the first, cannot)."""
+    kept = [0]
+    for start in sorted(set(starts)):
+        if 0 < start < frame_count and start - kept[-1] >= min_gap:
+            kept.append(start)
+    return kept
+
+
 def keyframes(cuts: list[int], frame_count: int, min_gop: int, max_gop: int,
               events: list[int] | None = None, lookahead: int | None = None, open_end: bool = False) -> list[int]:
     """IDR frames: frame 0, every cut at least `min_gop` after the previous IDR, and evenly spaced extra
@@ -24,10 +34,7 @@ def keyframes(cuts: list[int], frame_count: int, min_gop: int, max_gop: int,
         raise ValueError(f"need 1 <= min_gop <= max_gop, got {min_gop}, {max_gop}")
     if lookahead is not None and lookahead < 0:
         raise ValueError(f"the lookahead must not be negative, got {lookahead}")
-    anchors = [0]
-    for cut in sorted(set(cuts)):
-        if 0 < cut < frame_count and cut - anchors[-1] >= min_gop:
-            anchors.append(cut)
+    anchors = spaced(cuts, frame_count, min_gop)
     if events:
         cut_anchors = list(anchors)
         for ev in sorted(set(events)):

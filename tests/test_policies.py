@@ -265,3 +265,14 @@ def test_plan_adds_the_moment_offset_within_bounds():
     assert shift[moment].max() < -0.5  # the talking keypoints get more bits; the silence far from them fewer
     assert shift[frames < 20].min() > 0 and shift[(frames >= 100) & (frames < 120)].min() > 0
     assert np.allclose(shift[(frames >= 120) & (frames < 240)], 0)
+
+
+def test_spaced_starts_drop_a_one_frame_shots_second_cut():
+    """The cuts that can begin a GOP of their own, as keyframes() keeps them and the hull ladder's units follow:
+    festival_crowd's shots (0, a cross-fade's middle at 23, a one-frame shot at 69, the next shot at 70) at 25 fps
+    with a 0.5 s minimum GOP keep 69 and drop 70; frame 0 always stays, starts outside the video go."""
+    from policies.keyframes import keyframes, spaced
+
+    assert spaced([0, 23, 69, 70], 78, 13) == [0, 23, 69]
+    assert spaced([70, 69, -5, 200], 78, 13) == [0, 69]
+    assert keyframes([69, 70], 78, 13, 250) == [0, 69]
