@@ -215,7 +215,7 @@ def _ten_bit_copy(src, out, frames: int = 60):
 
 def test_ten_bit_source_stays_ten_bit_with_x265_and_roi_still_works(sample, tmp_path, caplog):
     """x265 keeps a 10-bit source 10-bit (Main 10), and the ROI map, scaled by FFmpeg to the 10-bit QP range
-    (63, not 51), still moves quality: left half -4 QP, right half +4 QP. x264 (an 8-bit build) warns and
+    (63, not 51), still moves quality: left half -4 QP, right half +4 QP. x264 (its output stays 8-bit) warns and
     encodes 8-bit."""
     import logging
 

@@ -192,7 +192,7 @@ def expected(src: dict, codec: str, container: str, size_changed: bool = False) 
     exp = dict(src)
     bits10 = "10" in src["pix_fmt"]
     if codec == "x264":
-        exp["pix_fmt"] = "yuv420p"  # an 8-bit build: announced ("10-bit reduced to 8-bit")
+        exp["pix_fmt"] = "yuv420p"  # H.264 output stays 8-bit: announced ("10-bit reduced to 8-bit")
         # x264 writes the HDR10 SEIs, but ffprobe 5.1 does not parse them in H.264: checked with PyAV's
         # FFmpeg 8 in test_x264_keeps_hdr10_metadata_at_8_bit
         exp["mastering"] = exp["cll"] = None
@@ -329,7 +329,7 @@ def test_bitstream_vui_says_the_colour(corpus, source_props, tmp_path, capsys, n
 
 
 def test_x264_keeps_hdr10_metadata_at_8_bit(corpus, tmp_path, capsys):
-    """x264 cannot keep 10 bits (said in one line) but keeps PQ, BT.2020 and the HDR10 SEIs. Debian's ffprobe 5.1
+    """x264 output stays 8-bit (said in one line) but keeps PQ, BT.2020 and the HDR10 SEIs. Debian's ffprobe 5.1
     does not parse H.264 mastering-display SEI, so the SEIs are read with PyAV's FFmpeg 8 decoder."""
     import av
 

@@ -302,7 +302,8 @@ def announce(look: Look, codec: str, out_fmt: str, name: str) -> None:
     elif "420" not in look.pix_fmt and sub is not None:
         what.append("chroma subsampled to 4:2:0")
     if bits > out_bits:
-        why = " (x264 here is an 8-bit build; use --codec x265 to keep 10 bits)" if codec == "x264" else ""
+        why = (" (H.264 output stays 8-bit, the profile every player decodes; use --codec x265 to keep 10 bits)"
+               if codec == "x264" else "")
         what.append(f"{bits}-bit reduced to {out_bits}-bit{why}")
     detail = f": {', '.join(what)}" if what else ""
     log.warning("%s is %s; encoding to %s-bit 4:2:0 (%s)%s", name, look.pix_fmt, out_bits, out_fmt, detail)

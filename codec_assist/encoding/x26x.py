@@ -444,7 +444,8 @@ def _encoder_errors(codec: str):
 
 def output_pix_fmt(codec: str, source_pix_fmt: str) -> str:
     """What the encoder gets: 4:2:0, 10-bit for x265 (Main 10) when the source has more than 8 bits, else 8-bit
-    (x264 here is an 8-bit build; 4:2:2 / 4:4:4 are subsampled, which every player decodes)."""
+    (H.264 stays 8-bit 4:2:0: PyAV's libx264 also takes 10-bit and 4:4:4, but High 10 and High 4:4:4 are not decoded
+    by browsers and most hardware; 4:2:2 / 4:4:4 are subsampled, which every player decodes)."""
     try:
         bits = max(c.bits for c in av.video.format.VideoFormat(source_pix_fmt).components)
     except (ValueError, TypeError):  # an unknown or missing format: the 8-bit default
