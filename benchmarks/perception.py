@@ -20,7 +20,8 @@ hand-checked ground truth:
   tags        with --tags: top-1/top-3 and contradictions from benchmarks/tag_accuracy.py (slow: full analysis).
 Every figure carries its split: thresholds were tuned on dev only; test, test2, test3, test4 and test5 are for
 reporting (each added after the one before had been looked at; test5, labelled after the twentieth session's
-changes, is the clean held-out split).
+shot and tag changes, was read clean once; its face miss then changed the face threshold, so it is clean for cuts
+and tags only).
 
     python benchmarks/perception.py                                  # all splits (dev, test, test2, ..., test5)
     python benchmarks/perception.py --split both                     # dev and test (~3 min on 2 cores)

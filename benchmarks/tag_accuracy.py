@@ -13,7 +13,7 @@ static camera, night, speech), the clip is tagged with the default analyzers and
                camera, interview/news/motivational on a clip with an audio track and no speech.
 Every figure says its split; tune on `dev`, report the others (a figure on a clip tuned on is not evidence;
 each later split holds clips added after the one before had been looked at; `test5` is the clean held-out
-split).
+split for tags: its one reading is in docs/BENCHMARKS.md, and no tag change was kept after it).
 
     python benchmarks/tag_accuracy.py --gt samples/corpus.json            # all splits, side by side
     python benchmarks/tag_accuracy.py --split both --cache out/tagcache   # dev and test
