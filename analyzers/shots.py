@@ -33,6 +33,12 @@ def shots_from_cuts(cuts: dict[int, float], frame_count: int, gradual: frozenset
     ]
 
 
+# What makes a frame a blend of two others (DissolveTest, FrameChange.middle_stands_alone): its residual against
+# their mean is under this share of their difference; and a picture flatter than this (std, grey levels) is no shot
+BLEND_RESIDUAL_RATIO = 0.3
+MIN_CONTRAST = 16.0
+
+
 class DissolveTest:
     """Cross-fades, which a frame-to-frame detector cannot see (each step changes little).
 
@@ -50,7 +56,8 @@ class DissolveTest:
     width = 80  # grey thumbnails: a blend is a blend at any size, and 80 px keeps the test ~0.1 ms a frame
 
     def __init__(self, fps: float, half_span_seconds: float = 0.25, min_difference: float = 20.0,
-                 max_residual_ratio: float = 0.3, max_one_end_ratio: float = 0.85, min_contrast: float = 16.0):
+                 max_residual_ratio: float = BLEND_RESIDUAL_RATIO, max_one_end_ratio: float = 0.85,
+                 min_contrast: float = MIN_CONTRAST):
         self.k = max(2, round(half_span_seconds * fps))
         self.min_run = self.k // 2 + 1  # frames in a row that must look like a blend
         self.min_difference = min_difference
@@ -136,10 +143,11 @@ class FrameChange:
         the third frame)."""
         return None if self._two_back is None else self._between(self._last, self._two_back)
 
-    def middle_stands_alone(self, min_contrast: float = 16.0, max_blend_ratio: float = 0.3) -> bool:
+    def middle_stands_alone(self, min_contrast: float = MIN_CONTRAST, max_blend_ratio: float = BLEND_RESIDUAL_RATIO
+                            ) -> bool:
         """Whether the frame before the last is a picture of its own rather than a step between its neighbours:
-        not flat (a black or white frame between two shots) and not a blend of them (a one-frame dissolve). The
-        bounds are DissolveTest's: a blend's residual under 0.3 of its ends' difference, contrast 16 grey levels."""
+        not flat (a black or white frame between two shots) and not a blend of them (a one-frame dissolve), by
+        DissolveTest's bounds."""
         if self._two_back is None:
             return False
         a, mid, b = (p[2].astype(np.float32) for p in (self._two_back, self._before, self._last))

@@ -295,9 +295,10 @@ def hull_ladder(input: str | Path, output_dir: str | Path, options: EncodeOption
     from codec_assist.planning.plan import gop_frames
     from policies.keyframes import spaced
 
-    n = analysis.video.frame_count
-    starts = spaced([s.start_frame for s in analysis.shots], n, gop_frames(PlanOptions(), analysis.video.fps)[0])
-    idr_starts = [c for c in analysis.hard_cut_frames if c in set(starts)]
+    min_gop = gop_frames(PlanOptions(), analysis.video.fps)[0]
+    starts = spaced([s.start_frame for s in analysis.shots], analysis.video.frame_count, min_gop)
+    kept = set(starts)
+    idr_starts = [c for c in analysis.hard_cut_frames if c in kept]
     importance = None
     if weigh:
         if "importance/frames" not in arrays:
