@@ -103,6 +103,28 @@ def test_temporal_signals_weigh_moments_and_are_optional():
     assert (fuse(maps, [0, 1, 2], (2, 2), signals={"speech": np.ones(5)}).temporal == 0).all()
 
 
+def test_loud_moments_count_where_the_sound_is_not_music():
+    """Loudness and onsets over a soundtrack of music are its own dynamics: they move no bits between the frames of
+    one picture (lego_propeller's music did, at a whole-frame VMAF cost). Over no music they are moments; speech is
+    a moment over music too."""
+    maps = {"saliency": {0: np.full((2, 2), 0.2, np.float32)}}
+    frames = [0, 1, 2, 3]
+    loud = np.array([0.2, 1.0, 0.3, 0.9], np.float32)
+    onset = np.array([0.0, 1.0, 0.0, 1.0], np.float32)
+
+    def temporal(music, speech=None):
+        signals = {"loudness_norm": loud, "onset": onset, "music": np.full(4, music, np.float32)}
+        if speech is not None:
+            signals["speech"] = speech
+        return fuse(maps, frames, (2, 2), signals=signals).temporal
+
+    assert np.ptp(temporal(0.0)) > 0.2 and temporal(0.0)[1] > temporal(0.0)[0]
+    assert np.ptp(temporal(1.0)) == pytest.approx(0.0, abs=1e-6)
+    assert np.ptp(temporal(0.5)) == pytest.approx(0.5 * np.ptp(temporal(0.0)), rel=0.15)
+    talk = temporal(1.0, speech=np.array([0.0, 0.0, 1.0, 0.0], np.float32))
+    assert talk[2] > talk[0] + 0.2
+
+
 def test_parse_focus():
     assert parse_focus("bicycle@0.5") == FocusPrompt(text="bicycle", weight=0.5)
     assert parse_focus("red car") == FocusPrompt(text="red car", weight=1.0)

@@ -59,6 +59,7 @@ MOMENT_FLOOR = 0.5  # a silent, still moment keeps half the importance of what i
 NULL_SIMILARITY = 0.55
 CLIP_TEMPERATURE = 0.01  # CLIP's own logit scale (100)
 SIGNAL_WEIGHTS = {"speech": 0.3, "loudness_norm": 0.2, "sentiment": 0.3, "onset": 0.2}
+SOUND_EVENT_SIGNALS = ("loudness_norm", "onset")  # a loud or sudden sound: a moment where it is not music
 FOCUS_MOMENT_WEIGHT = 0.8  # how far a focus prompt that matches what is said raises that moment
 TOP_K = 5
 # Focus attention at or above this is a match (MiniLM, measured on jwpIntro's "bookcase, library" token: "the
@@ -337,13 +338,21 @@ def _signal(signals: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
 
 
 def _moment_weights(signals: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """1 - prod(1 - c_k x_k) over the temporal signals present (each in [0, 1]; sentiment as |value|)."""
+    """1 - prod(1 - c_k x_k) over the temporal signals present (each in [0, 1]; sentiment as |value|). Loudness and
+    onsets count only as far as the span is not music or song (1 - its mean probability): a soundtrack's swells
+    and beats are its own dynamics, not moments of the picture (moving bits between the frames of one picture by
+    them cost whole-frame VMAF for nothing a viewer sees); a shout, a bang or applause over no music counts in full.
+    The span's mean, not each frame's: a frame-by-frame factor turned the music probability's own dips into moments."""
+    soundtrack = np.fmax(_signal(signals, "music", n), _signal(signals, "singing", n))
+    not_music = 1.0 - (float(np.clip(np.nanmean(soundtrack), 0.0, 1.0)) if np.isfinite(soundtrack).any() else 0.0)
     keep = np.ones(n, np.float32)
     for name, c in SIGNAL_WEIGHTS.items():
         x = _signal(signals, name, n)
         if np.isnan(x).all():
             continue
         x = np.nan_to_num(np.abs(x) if name == "sentiment" else x, nan=0.0)
+        if name in SOUND_EVENT_SIGNALS:
+            x = x * not_music
         keep *= 1.0 - c * np.clip(x, 0.0, 1.0)
     return 1.0 - keep
 
