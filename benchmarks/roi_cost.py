@@ -49,7 +49,8 @@ def clip_group(c: dict) -> str | None:
     if faces or text:
         return "roi" if (ROI_TOPICS & set(c.get("topics", [])) or text) else None
     facts = c.get("facts", {})
-    return "none" if facts.get("face_free") and not c.get("text_dense") else None
+    text_free = not (c.get("text_dense") or c.get("text_unboxed"))  # text seen but not boxed: neither group
+    return "none" if facts.get("face_free") and text_free else None
 
 
 def gt_rois(c: dict, fps: float, frame_count: int):
