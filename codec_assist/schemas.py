@@ -280,6 +280,10 @@ class ExplainMoment(_Model):
     hottest: Box  # the grid cell with the highest importance
     hottest_value: float
     tokens: list[ExplainToken]
+    # what each temporal signal counted for in `temporal` here, 0..1 (fusion.attention.moment_terms), and the span's
+    # music-or-singing share, which scales loudness and onsets by 1 - it (None: not measured)
+    signals: dict[str, float] = {}
+    soundtrack: float | None = None
 
 
 class Explanation(_Model):

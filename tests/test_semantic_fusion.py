@@ -125,6 +125,22 @@ def test_loud_moments_count_where_the_sound_is_not_music():
     assert talk[2] > talk[0] + 0.2
 
 
+def test_explain_says_what_made_the_moment(sample):
+    """bigbuckbunny's soundtrack is music: `explain` shows each signal as it counted, loudness and onsets scaled
+    by 1 - the span's music share, and says so on its moment line."""
+    from codec_assist.report.explain import explain, format_explanation
+
+    analysis, arrays = analyze(sample("bigbuckbunny.mp4"), AnalyzeOptions(analyzers=["saliency", "audio"]))
+    e = explain(analysis, arrays, "bbb", time=2.0)
+    (m,) = e.moments
+    assert m.soundtrack is not None and m.soundtrack > 0.5
+    k = list(analysis.analysis_frames).index(m.frame)
+    raw = float(np.clip(arrays["signal/loudness_norm"][k], 0, 1))
+    assert m.signals["loudness_norm"] == pytest.approx(raw * (1 - m.soundtrack), abs=1e-3)
+    assert m.signals["speech"] == pytest.approx(float(np.nan_to_num(arrays["signal/speech"][k])), abs=1e-3)
+    assert "loudness and onsets count x" in format_explanation(e)
+
+
 def test_parse_focus():
     assert parse_focus("bicycle@0.5") == FocusPrompt(text="bicycle", weight=0.5)
     assert parse_focus("red car") == FocusPrompt(text="red car", weight=1.0)

@@ -337,23 +337,30 @@ def _signal(signals: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
     return np.asarray(s, np.float32) if s is not None and len(s) == n else np.full(n, np.nan, np.float32)
 
 
-def _moment_weights(signals: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """1 - prod(1 - c_k x_k) over the temporal signals present (each in [0, 1]; sentiment as |value|). Loudness and
-    onsets count only as far as the span is not music or song (1 - its mean probability): a soundtrack's swells
-    and beats are its own dynamics, not moments of the picture (moving bits between the frames of one picture by
-    them cost whole-frame VMAF for nothing a viewer sees); a shout, a bang or applause over no music counts in full.
-    The span's mean, not each frame's: a frame-by-frame factor turned the music probability's own dips into moments."""
+def moment_terms(signals: dict[str, np.ndarray], n: int) -> tuple[dict[str, np.ndarray], float | None]:
+    """What each temporal signal present counts for at each frame (x_k in [0, 1]: sentiment as |value|, NaN as 0)
+    and the span's soundtrack share (mean music-or-singing probability; None unmeasured). Loudness and onsets count
+    only as far as the span is not music or song (x 1 - that share): a soundtrack's swells and beats are its own
+    dynamics, not moments of the picture (moving bits between the frames of one picture by them cost whole-frame
+    VMAF for nothing a viewer sees); a shout, a bang or applause over no music counts in full. The span's mean, not
+    each frame's: a frame-by-frame factor turned the music probability's own dips into moments."""
     soundtrack = np.fmax(_signal(signals, "music", n), _signal(signals, "singing", n))
-    not_music = 1.0 - (float(np.clip(np.nanmean(soundtrack), 0.0, 1.0)) if np.isfinite(soundtrack).any() else 0.0)
-    keep = np.ones(n, np.float32)
-    for name, c in SIGNAL_WEIGHTS.items():
+    share = float(np.clip(np.nanmean(soundtrack), 0.0, 1.0)) if np.isfinite(soundtrack).any() else None
+    terms = {}
+    for name in SIGNAL_WEIGHTS:
         x = _signal(signals, name, n)
         if np.isnan(x).all():
             continue
-        x = np.nan_to_num(np.abs(x) if name == "sentiment" else x, nan=0.0)
-        if name in SOUND_EVENT_SIGNALS:
-            x = x * not_music
-        keep *= 1.0 - c * np.clip(x, 0.0, 1.0)
+        x = np.clip(np.nan_to_num(np.abs(x) if name == "sentiment" else x, nan=0.0), 0.0, 1.0)
+        terms[name] = x * (1.0 - share) if name in SOUND_EVENT_SIGNALS and share is not None else x
+    return terms, share
+
+
+def _moment_weights(signals: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """1 - prod(1 - c_k x_k) over the temporal signals present (moment_terms)."""
+    keep = np.ones(n, np.float32)
+    for name, x in moment_terms(signals, n)[0].items():
+        keep *= 1.0 - SIGNAL_WEIGHTS[name] * x
     return 1.0 - keep
 
 

@@ -38,6 +38,10 @@ def explain(analysis: Analysis, arrays: dict[str, np.ndarray], source: str = "",
             raise CodecAssistError("--top must be at least 1")
         picks = _peaks(scalar, frames, fps, top)
     imp = analysis.importance
+    from codec_assist.fusion.attention import moment_terms
+
+    signals = {k.split("/", 1)[1]: np.asarray(v) for k, v in arrays.items() if k.startswith("signal/")}
+    terms, soundtrack = moment_terms(signals, len(frames))
     moments = []
     for k in picks:
         gh, gw = grid.shape[1:]
@@ -54,7 +58,9 @@ def explain(analysis: Analysis, arrays: dict[str, np.ndarray], source: str = "",
         moments.append(ExplainMoment(
             frame=int(frames[k]), time=round(float(frames[k]) / fps, 3), importance=round(float(scalar[k]), 4),
             temporal=round(float(temporal[k]), 4), hottest=Box(x=cx / gw, y=cy / gh, w=1 / gw, h=1 / gh),
-            hottest_value=round(float(grid[k, cy, cx]), 4), tokens=toks))
+            hottest_value=round(float(grid[k, cy, cx]), 4), tokens=toks,
+            signals={name: round(float(x[k]), 4) for name, x in terms.items()},
+            soundtrack=None if soundtrack is None else round(soundtrack, 4)))
     return Explanation(analysis=source, fusion=imp.fusion, queries=imp.queries, moments=moments)
 
 
@@ -78,6 +84,8 @@ def format_explanation(e: Explanation) -> str:
         h = m.hottest
         lines.append(f"frame {m.frame} ({m.time:.2f} s): importance {m.importance:.2f}, moment weight {m.temporal:.2f}, "
                      f"hottest cell at x={h.x + h.w / 2:.2f} y={h.y + h.h / 2:.2f} ({m.hottest_value:.2f})")
+        if m.signals:
+            lines.append("    " + describe_moment(m))
         won = focus_winner(m, e.queries)
         if won:
             lines.append("    " + won)
@@ -87,6 +95,15 @@ def format_explanation(e: Explanation) -> str:
             where = f" at {t.box.x:.2f},{t.box.y:.2f} {t.box.w:.2f}x{t.box.h:.2f}" if t.box else ""
             lines.append(f"    {t.weight:.2f}  {t.source}: {t.label!r}{where}{attended_by(t, e.queries)}")
     return "\n".join(lines)
+
+
+def describe_moment(m: ExplainMoment) -> str:
+    """'moment: speech 0.80, loudness 0.03, onset 0.00 (music 0.86 of the span: loudness and onsets count x0.14)'."""
+    names = {"loudness_norm": "loudness"}
+    said = ", ".join(f"{names.get(k, k)} {v:.2f}" for k, v in m.signals.items())
+    if m.soundtrack is not None and round(m.soundtrack, 2) > 0 and {"loudness_norm", "onset"} & set(m.signals):
+        said += f" (music {m.soundtrack:.2f} of the span: loudness and onsets count x{1 - m.soundtrack:.2f})"
+    return "moment: " + said
 
 
 def focus_winner(m: ExplainMoment, queries: list[FusionQuery]) -> str:
