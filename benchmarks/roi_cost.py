@@ -13,7 +13,8 @@ its GT frame g: independent of the importance map under test). BD-rates over the
 assisted vs plain, aq3 vs plain, assisted vs aq3 (negative: fewer bits for the same quality).
 
 Clip groups: "roi" = clips with labelled faces or text boxes (talking heads, interviews, slides); "none" =
-face- and text-free clips (the assisted encode must never be worse than plain there). PSNR punishes any
+face- and text-free clips (the assisted encode must never be worse than plain there; a clip whose overlay text
+was seen but not boxed, `text_unboxed`, is in neither). PSNR punishes any
 redistribution (x264's own AQ too); VMAF is the viewer's proxy; both are reported.
 
     PYTHONPATH=. python benchmarks/roi_cost.py --split dev                 # tune on dev
