@@ -4,6 +4,11 @@ The detector costs tens of ms a call, so it runs on a subset of the analysis fra
 `interval_s`, and early when the picture jumped since the previous analysis frame (a cut, a whip pan) —
 and its boxes hold until the next run. The recogniser then reads the largest few lines of each run
 (`read_lines`), so a text token's label carries the words and a text query can attend to them.
+
+Text appearing is a moment (issue 15: "on-screen text appearing"): the signal `text_onset` is 1 on the analysis frames
+within `onset_hold_s` of a detection that found a line none of the previous detections had, while lines are held.
+It lags the text by up to `interval_s` (the detector's schedule), and the first detection of an analysis that does not
+begin at the video's first frame (a segment of the overlapped encode) is the baseline, not an appearance.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import numpy as np
 import codec_assist.media.decode as media
 from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import ProxyFrame
-from codec_assist.schemas import Box, RegionToken
+from codec_assist.schemas import Box, RegionToken, SignalInfo
 
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid, in_background
 
@@ -31,6 +36,12 @@ UPSCALE = 1.5
 # Mean |diff| (gray levels) of 32x18 thumbnails of consecutive analysis frames above which the held boxes
 # are stale. On the samples cuts scored 43-81, steady shots under 11, bikes' fast street motion up to ~50.
 CHANGE_LEVEL = 30.0
+# A line "appears" when it overlaps no line of the previous ONSET_MEMORY detections at IoU >= ONSET_IOU: two, so that
+# a line the detector misses once and finds again (a blurred frame) is not new.
+ONSET_IOU = 0.3
+ONSET_MEMORY = 2
+TEXT_ONSET_SIGNAL = SignalInfo(name="text_onset", unit="0..1", description="1 on frames within a few seconds after "
+                               "a text line appeared (found by the detector where its previous runs had none)")
 
 _ENGINE = None  # the RapidOCR engine, created once per process (loading its models costs ~0.5 s)
 _ENGINE_ARENA: bool | None = None  # whether _ENGINE's sessions keep their buffers (ONNX Runtime's memory arena)
@@ -177,6 +188,21 @@ def _detect(bgr: np.ndarray, arena: bool = True) -> list[tuple[float, float, flo
     return boxes
 
 
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def appeared(lines: list, earlier: list[list]) -> bool:
+    """Whether a box of `lines` overlaps no box of any of the `earlier` detections at IoU >= ONSET_IOU."""
+    seen = [b for detection in earlier for b, *_ in detection]
+    return any(all(box_iou(b, s) < ONSET_IOU for s in seen) for b, *_ in lines)
+
+
 def thumbnail(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
 
@@ -207,7 +233,7 @@ class TextRegions(Analyzer):
     produces_map: ClassVar[bool] = True
 
     def __init__(self, interval_s: float = 1.0, upscale: float = UPSCALE, grow: float = 0.02, read_lines: int = 4,
-                 min_confidence: float = 0.5, keep_buffers: bool = True, workers: int = 2):
+                 min_confidence: float = 0.5, keep_buffers: bool = True, workers: int = 2, onset_hold_s: float = 1.5):
         self.interval_s = interval_s
         self.upscale = upscale
         self.read_lines = read_lines  # 0: detection only
@@ -221,6 +247,8 @@ class TextRegions(Analyzer):
         # which frames are read never depends on what was read, so the due frames go to a small pool and their
         # results are used in order: the same boxes and words, sooner. One beside an encoder (analysis.segments).
         self.workers = max(1, int(workers))
+        # How long text that appeared stays a moment: about the time a viewer takes to read a short line
+        self.onset_hold_s = onset_hold_s
 
     def start(self, ctx: AnalysisContext) -> None:
         super().start(ctx)
@@ -229,7 +257,12 @@ class TextRegions(Analyzer):
         # The engine (imports, ONNX session: ~0.4 s) loads in a thread while the decode and the other
         # analyzers start; the first frame this analyzer reads waits for it.
         self._loaded = in_background(lambda: engine(self.keep_buffers), "ocr-load")
-        self.out = AnalyzerOutput()
+        self.out = AnalyzerOutput(signal_info={"text_onset": TEXT_ONSET_SIGNAL})
+        self.out.signals["text_onset"] = {}
+        self._times: dict[int, float] = {}  # analysis frame -> its time, until its signal is known
+        self._earlier: list[list] = []  # the last ONSET_MEMORY detections' kept lines
+        self._onset_time: float | None = None  # when text last appeared
+        self._detections = 0
         self._held: list[tuple[tuple[float, float, float, float], str, float]] = []
         self._held_from: int | None = None  # frame the held boxes were detected on
         self._schedule = RerunSchedule(self.interval_s)
@@ -259,10 +292,18 @@ class TextRegions(Analyzer):
                 reading = Future()
                 reading.set_result(self._read(frame.bgr))
             self._pending.append((frame.index, reading))
+        self._times[frame.index] = frame.time
         if self._pending:
             self._spans.setdefault(self._pending[-1][0], []).append(frame.index)
         else:
-            self.out.maps[frame.index] = self._grid
+            self._hold(frame.index)
+
+    def _hold(self, index: int) -> None:
+        """The held boxes' map and the text_onset signal for analysis frame `index`."""
+        self.out.maps[index] = self._grid
+        t = self._times.pop(index)
+        recent = self._onset_time is not None and t - self._onset_time < self.onset_hold_s - 1e-6
+        self.out.signals["text_onset"][index] = 1.0 if self._held and recent else 0.0
 
     def _use_oldest(self) -> None:
         """The oldest pending reading becomes the held boxes: tokens for the boxes before it, maps for its span."""
@@ -274,6 +315,12 @@ class TextRegions(Analyzer):
         self._held = [line for line in lines if not line[2] < self.min_confidence]
         self.calls += 1
         self._held_from = index
+        # an appearance needs a detection to compare with, except at the video's first frame (a title card)
+        baseline = self._detections == 0 and index > 0
+        if self._held and not baseline and appeared(self._held, self._earlier):
+            self._onset_time = self._times[index]
+        self._detections += 1
+        self._earlier = (self._earlier + [self._held])[-ONSET_MEMORY:]
         self._grid = np.zeros((self.ctx.grid_h, self.ctx.grid_w), np.float32)
         for (x0, y0, x1, y1), _, _ in self._held:
             g = self.grow
@@ -281,7 +328,7 @@ class TextRegions(Analyzer):
         # The held grid itself, not a copy: it is replaced (never modified) at the next detection, and a copy
         # per analysis frame grew memory with duration for nothing.
         for f in self._spans.pop(index, []):
-            self.out.maps[f] = self._grid
+            self._hold(f)
 
     def _flush(self, end: int) -> None:
         """Turn the held boxes into tokens spanning [detected frame, end)."""
@@ -308,4 +355,7 @@ class TextRegions(Analyzer):
         if self._held_from is not None:
             self._flush(max(self.ctx.video.frame_count, self._held_from + 1))
         self._held, self._held_from = [], None
+        if not any(self.out.signals["text_onset"].values()):
+            # no text appeared: no time signal (one of zeros would make the fusion scale every frame by its moment)
+            del self.out.signals["text_onset"], self.out.signal_info["text_onset"]
         return self.out

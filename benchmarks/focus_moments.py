@@ -19,6 +19,10 @@ Moments (dev clips with speech per samples/corpus.json; test clips with an audio
   moment frames minus that of its other frames, averaged over those shots weighted by frames ("moment - rest").
   Rise = (moment - rest) with moments on minus with moments off. Swing: |PSNR-Y(frame) - PSNR-Y(previous frame)|
   inside shots, mean and max. Targets: rise >= 0.5 dB, swings no larger than the plain encode's.
+  `--moments-of text`: the moments are on-screen text appearing instead (issue 15's "on-screen text appearing"),
+  from the corpus' text labels (every 10th frame, marked before any analyzer ran): a labelled frame with a line that
+  the labelled frame 10 before lacks, and the TEXT_HOLD_S after it; the clips are those with such a frame. Compare
+  two trees (PYTHONPATH) to see what the text_onset signal adds: "off" turns every moment off, not only text's.
 
     python benchmarks/focus_moments.py                          # focus + moments, dev and test (~6 min, 2 cores)
     python benchmarks/focus_moments.py --part moments --moment-dqp 1 2 3 --clips jwpIntro.mp4
@@ -57,6 +61,7 @@ FOCUS_CASES = [
      "seconds": (1.25, 4.05), "other": None},
 ]
 WORD_GAP = 0.3  # seconds: words closer than this are one moment
+TEXT_HOLD_S = 1.5  # seconds after text appears that count as its moment
 
 
 def rates_for(info) -> list[int]:
@@ -145,6 +150,23 @@ def speech_frames(path: Path, frame_count: int, fps: float) -> np.ndarray:
     return mask
 
 
+def text_frames(labels: dict, frame_count: int, fps: float) -> np.ndarray:
+    """Bool per frame: within TEXT_HOLD_S of a labelled frame holding a line (IoU < 0.3 with every line) that the
+    labelled frame 10 before it lacks (no entry: no text there)."""
+    def iou(a, b):
+        iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        inter = iw * ih
+        return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+    mask = np.zeros(frame_count, bool)
+    for g in sorted(map(int, labels)):
+        before = labels.get(str(g - 10), [])
+        if any(all(iou(box, b) < 0.3 for b in before) for box in labels[str(g)]):
+            mask[g: g + int(round(TEXT_HOLD_S * fps))] = True
+    return mask
+
+
 def moment_stats(psnr: np.ndarray, moment: np.ndarray, shot_starts: list[int]) -> dict:
     n = len(psnr)
     bounds = sorted({0, n, *[s for s in shot_starts if 0 < s < n]})
@@ -162,14 +184,17 @@ def moment_stats(psnr: np.ndarray, moment: np.ndarray, shot_starts: list[int]) -
             "swing_max_frame": int(at[int(np.argmax(swings))]), "psnr_y": round(float(psnr.mean()), 3)}
 
 
-def run_moments(path: Path, split: str, work: Path, dqps: list[float], ramps: list[float]) -> dict:
+def run_moments(path: Path, split: str, work: Path, dqps: list[float], ramps: list[float],
+                text_labels: dict | None = None) -> dict:
     import codec_assist as ca
     from codec_assist import schemas
     from codec_assist.options import PlanOptions
 
     info = ca.probe(path)
-    moment = speech_frames(path, info.frame_count, info.fps)
+    moment = (text_frames(text_labels, info.frame_count, info.fps) if text_labels is not None
+              else speech_frames(path, info.frame_count, info.fps))
     out = {"clip": path.name, "split": split, "size": f"{info.width}x{info.height}",
+           "moments_of": "text" if text_labels is not None else "speech",
            "moment_frames": int(moment.sum()), "frames": info.frame_count, "rates": []}
     modes = {"plain": None, "off": (0.0, 1.0),
              **{f"on{d:g}" + (f"/{r:g}" if len(ramps) > 1 else ""): (d, r) for d in dqps for r in ramps}}
@@ -215,7 +240,8 @@ def markdown(result: dict) -> str:
         lines += ["", f"target >= +1 dB at matched kbps on every rate: {'met' if f['met'] else 'NOT met'}", ""]
     ms = result.get("moments", [])
     if ms:
-        lines += ["### Moments: PSNR-Y of speech frames minus the rest of their shots, and frame-to-frame swings", "",
+        of = "text-appearance" if ms[0].get("moments_of") == "text" else "speech"
+        lines += [f"### Moments: PSNR-Y of {of} frames minus the rest of their shots, and frame-to-frame swings", "",
                   "| clip | split | target kbps | mode | kbps | whole PSNR | moment - rest | rise vs off | swing mean / p95 / max "
                   "(at frame) |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -231,7 +257,8 @@ def markdown(result: dict) -> str:
                                  f"{e['swing_mean_db']:.2f} / {e['swing_p95_db']:.2f} / {e['swing_max_db']:.2f} "
                                  f"({e['swing_max_frame']}) |")
         for c in ms:
-            lines.append(f"\n{c['clip']}: {c['moment_frames']} of {c['frames']} frames inside words")
+            lines.append(f"\n{c['clip']}: {c['moment_frames']} of {c['frames']} frames inside "
+                         + ("text moments" if c.get("moments_of") == "text" else "words"))
     if result.get("notes"):
         lines += [""] + [f"- {n}" for n in result["notes"]]
     return "\n".join(lines)
@@ -246,6 +273,8 @@ def main() -> int:
     ap.add_argument("--clips", nargs="*", help="moment clips (default: the corpus clips with speech or audio)")
     ap.add_argument("--moment-dqp", nargs="+", type=float, default=[3.0], help="PlanOptions.moment_dqp values")
     ap.add_argument("--moment-rate", nargs="+", type=float, default=[2.0], help="PlanOptions.moment_rate (QP/s)")
+    ap.add_argument("--moments-of", choices=("speech", "text"), default="speech",
+                    help="what the moments are: Whisper's words, or on-screen text appearing (the corpus' labels)")
     ap.add_argument("--keep", help="keep the encodes and plans in this folder")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench" / "focus_moments.json"))
     a = ap.parse_args()
@@ -266,6 +295,12 @@ def main() -> int:
             result["moments"] = []
             for name, c in sorted(corpus.items(), key=lambda kv: (kv[1]["split"], kv[0])):
                 if c["split"] not in splits or (a.clips and name not in a.clips):
+                    continue
+                if a.moments_of == "text":
+                    labels = c.get("text")
+                    if isinstance(labels, dict) and labels and text_frames(labels, 1 << 20, 30.0).any():
+                        result["moments"].append(run_moments(media / name, c["split"], work, a.moment_dqp,
+                                                             a.moment_rate, text_labels=labels))
                     continue
                 if not ca.probe(media / name).audio:
                     if c["split"] != "dev" and "talking_head" in c.get("topics", []):

@@ -579,6 +579,38 @@ def test_text_analyzer_holds_boxes_between_ocr_runs():
     assert spans == [(25, 50), (50, 75)] and all(t.label == "Subtitle line" for t in out.tokens)  # OCR words
 
 
+def test_text_appearing_is_a_moment_while_a_viewer_reads_it():
+    """A caption appearing at 1 s (25 fps): text_onset is 1 on the analysis frames of the 1.5 s after the detection
+    that found it, 0 before and after; a caption missed by one detection and found again is not new; an analysis
+    that begins mid-video (a segment) takes its first detection as the baseline; no text appearing, no signal."""
+    n = 125  # 5 s
+    blank = np.full((180, 320, 3), 90, np.uint8)
+    captioned = blank.copy()
+    cv2.putText(captioned, "Subtitle line", (60, 160), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+    ctx = synthetic_context(n)
+    shown = lambda i: i >= 25 and not 75 <= i < 100  # noqa: E731  (the detection at 3 s misses it)
+    out = drive(ctx, [proxy_frame(i, captioned if shown(i) else blank) for i in range(n)], [TextRegions()])["text"]
+    onset = out.signals["text_onset"]
+    assert set(onset) == set(ctx.analysis_frames)
+    assert {f for f, v in onset.items() if v} == {f for f in ctx.analysis_frames if 25 <= f < 62.5}
+    assert out.signal_info["text_onset"].unit == "0..1"
+
+    later = synthetic_context(n)
+    later.analysis_frames = frozenset(f for f in later.analysis_frames if f >= 50)
+    out = drive(later, [proxy_frame(i, captioned) for i in range(50, n)], [TextRegions()])["text"]
+    assert out.tokens and "text_onset" not in out.signals and "text_onset" not in out.signal_info
+
+
+def test_text_appearing_on_a_real_slide_is_found_where_it_appears(sample):
+    """gradio_thanks (dev): the thank-you line appears about 2 s in and a second line at 5 s (the corpus' text
+    labels: none at frame 50, the first line at 60; the second line first at 150); the moments follow the
+    detector's once-a-second schedule and nothing else is new."""
+    _, outs = run_clip(sample("gradio_thanks.mp4"), [TextRegions()])
+    onset = outs["text"].signals["text_onset"]
+    starts = [f for f in sorted(onset) if onset[f] and not onset.get(max((g for g in onset if g < f), default=-1))]
+    assert len(starts) == 2 and 60 <= starts[0] <= 90 and 150 <= starts[1] <= 180
+
+
 def test_text_lines_the_recogniser_cannot_read_are_dropped(sample):
     """bbb_trailer (dev): the caption (frames 0-70) is read; the two boxes PP-OCR's detector puts on the
     animation at frames 210 and 230 are read at confidence < 0.2 and are not text worth bits."""

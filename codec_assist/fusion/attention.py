@@ -12,8 +12,8 @@ from every query (weighted). Relevance is painted on the grid over the region's 
 The grid is a probabilistic OR, imp = 1 - prod(1 - w_i * m_i): the saliency map is the floor, faces and text
 are region priors (their maps), attention adds the query-relevant regions. Bounded in [0, 1], a strong cue is
 not diluted by weak ones; with no query this is exactly the weighted OR of the first version.
-Per-moment weight: the signals `speech`, `loudness_norm`, `sentiment` (|value|), `onset` where present, and focus
-prompts matching a transcript-like token (same attention, over the tokens live at that frame) scale the frame
+Per-moment weight: the signals `speech`, `loudness_norm`, `sentiment` (|value|), `onset`, `text_onset` where present,
+and focus prompts matching a transcript-like token (same attention, over the tokens live at that frame) scale the frame
 scalar: scalar = spatial scalar * (MOMENT_FLOOR + (1 - MOMENT_FLOOR) * moment weight) when any time signal exists.
 Every frame keeps its top tokens with the weight each added and the query that attended to it (the *why*).
 
@@ -58,7 +58,8 @@ TEMPERATURE = 0.025
 MOMENT_FLOOR = 0.5  # a silent, still moment keeps half the importance of what it shows
 NULL_SIMILARITY = 0.55
 CLIP_TEMPERATURE = 0.01  # CLIP's own logit scale (100)
-SIGNAL_WEIGHTS = {"speech": 0.3, "loudness_norm": 0.2, "sentiment": 0.3, "onset": 0.2}
+# text_onset: a line of text just appeared (analyzers.text), as much a moment as speech: the viewer reads it now
+SIGNAL_WEIGHTS = {"speech": 0.3, "loudness_norm": 0.2, "sentiment": 0.3, "onset": 0.2, "text_onset": 0.3}
 SOUND_EVENT_SIGNALS = ("loudness_norm", "onset")  # a loud or sudden sound: a moment where it is not music
 FOCUS_MOMENT_WEIGHT = 0.8  # how far a focus prompt that matches what is said raises that moment
 TOP_K = 5
