@@ -141,6 +141,18 @@ def test_explain_says_what_made_the_moment(sample):
     assert "loudness and onsets count x" in format_explanation(e)
 
 
+def test_text_appearing_raises_the_moment_and_explain_says_so(sample):
+    """gradio_thanks (dev, no sound worth a moment): the thank-you line appearing gives the frames after it a
+    higher moment weight than the frames before it and the still end, and `explain` names it."""
+    from codec_assist.report.explain import explain, format_explanation
+
+    analysis, arrays = analyze(sample("gradio_thanks.mp4"), AnalyzeOptions(analyzers=["saliency", "text"]))
+    onset, temporal = arrays["signal/text_onset"], arrays["importance/temporal"]
+    assert onset.max() == 1 and temporal[onset > 0].min() > temporal[onset == 0].max()
+    e = explain(analysis, arrays, "thanks", time=float(analysis.analysis_frames[int(np.argmax(onset))]) / analysis.video.fps)
+    assert e.moments[0].signals["text_onset"] == 1.0 and "text appearing 1.00" in format_explanation(e)
+
+
 def test_parse_focus():
     assert parse_focus("bicycle@0.5") == FocusPrompt(text="bicycle", weight=0.5)
     assert parse_focus("red car") == FocusPrompt(text="red car", weight=1.0)

@@ -101,7 +101,7 @@ def describe_moment(m: ExplainMoment) -> str:
     """'moment: speech 0.80, loudness 0.03, onset 0.00 (music 0.86 of the span: loudness and onsets count x0.14)'."""
     from codec_assist.fusion.attention import SOUND_EVENT_SIGNALS
 
-    names = {"loudness_norm": "loudness"}
+    names = {"loudness_norm": "loudness", "text_onset": "text appearing"}
     said = ", ".join(f"{names.get(k, k)} {v:.2f}" for k, v in m.signals.items())
     if m.soundtrack is not None and round(m.soundtrack, 2) > 0 and set(SOUND_EVENT_SIGNALS) & set(m.signals):
         said += f" (music {m.soundtrack:.2f} of the span: loudness and onsets count x{1 - m.soundtrack:.2f})"
