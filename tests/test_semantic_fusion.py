@@ -149,7 +149,8 @@ def test_text_appearing_raises_the_moment_and_explain_says_so(sample):
     analysis, arrays = analyze(sample("gradio_thanks.mp4"), AnalyzeOptions(analyzers=["saliency", "text"]))
     onset, temporal = arrays["signal/text_onset"], arrays["importance/temporal"]
     assert onset.max() == 1 and temporal[onset > 0].min() > temporal[onset == 0].max()
-    e = explain(analysis, arrays, "thanks", time=float(analysis.analysis_frames[int(np.argmax(onset))]) / analysis.video.fps)
+    first = int(analysis.analysis_frames[int(np.argmax(onset))])
+    e = explain(analysis, arrays, "thanks", time=first / analysis.video.fps)
     assert e.moments[0].signals["text_onset"] == 1.0 and "text appearing 1.00" in format_explanation(e)
 
 
