@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	@# MTCNN's ONet weights (the faces' second look): the package's own pins want torch<2.3, numpy<2
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	@# Debian tools the tests use as independent consumers: Chromium (the HTML report, driven by Playwright's
-	@# client, no browser download), the x264/x265 CLIs (exported --zones) and the ffmpeg CLI (playback checks).
+	@# client, no browser download), the x264/x265 CLIs (exported --zones), the ffmpeg CLI (playback checks) and
+	@# mkvpropedit (a 360-degree / 3D source made from a sample).
 	$(MAKE) -s system-tools
 	@# the ONNX copies of the shipped MiniLM, EfficientNet-Lite0 and ONet weights, made once (~25 s) so that no
 	@# later run imports torch or transformers for them (codec_assist.models.onnx_copy; in ~/.cache/codec-assist)
@@ -36,10 +37,10 @@ $(VENV)/.installed: pyproject.toml
 	models.face_check_session()"
 	touch $@
 
-SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/x264 /usr/bin/x265 /usr/bin/ffmpeg
+SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/x264 /usr/bin/x265 /usr/bin/ffmpeg /usr/bin/mkvpropedit
 system-tools:
 	@missing=0; for t in $(SYSTEM_TOOLS); do test -x $$t || missing=1; done; \
-	if [ $$missing = 1 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver x264 x265 ffmpeg; fi
+	if [ $$missing = 1 ]; then apt-get update -q && apt-get install -y -q chromium chromium-driver x264 x265 ffmpeg mkvtoolnix; fi
 
 samples: setup
 	$(PY) samples/fetch.py

@@ -695,6 +695,37 @@ def test_cover_picture_is_kept_in_mp4_and_named_elsewhere(sample, tmp_path, caps
     assert "the cover picture (track 2, png) cannot go into Matroska" in err, err
 
 
+def test_a_360_degree_3d_source_says_what_the_output_loses(sample, tmp_path, capsys):
+    """A Matroska source tagged equirectangular and side-by-side 3D (mkvpropedit, as a 360 camera's software would):
+    FFmpeg hands both to every decoded frame. PyAV cannot write the projection into any output, so the encode says so
+    in one line instead of dropping it without a word; the 3D layout survives where x264 writes its frame-packing SEI
+    or Matroska its StereoMode, and is named as lost where neither does (x265 into MP4)."""
+    import av
+
+    src = tmp_path / "vr.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("jwpIntro.mp4")), "-t", "1", "-an", "-c", "copy",
+                    str(src)], check=True, timeout=60)
+    subprocess.run(["mkvpropedit", "-q", str(src), "--edit", "track:v1", "--set", "projection-type=1",
+                    "--set", "stereo-mode=1"], check=True, timeout=60)
+    with av.open(str(src)) as c:
+        assert {"SPHERICAL", "STEREO3D"} <= {sd.type.name for sd in next(c.decode(video=0)).side_data}
+
+    def shown_as(path):  # what ffprobe reads on the video track and on its first frame
+        (stream,) = _probe_json(path, "-show_streams", "-select_streams", "v")["streams"]
+        (frame,) = _probe_json(path, "-show_frames", "-read_intervals", "%+#1", "-select_streams", "v")["frames"]
+        return {d["side_data_type"] for d in stream.get("side_data_list", []) + frame.get("side_data_list", [])}
+
+    for codec, ext, lost in (("x264", "mkv", "360° projection (spherical mapping): PyAV cannot write it"),
+                             ("x265", "mp4", "360° projection (spherical mapping) and stereoscopic 3D layout")):
+        out = tmp_path / f"out.{codec}.{ext}"
+        err = run_cli("encode", src, "-o", out, "--codec", codec, "--bitrate", "300k", *ENC, *FAST_ANALYSIS,
+                      capsys=capsys)
+        line, = [ln for ln in err.splitlines() if "does not carry" in ln]
+        assert lost in line, line
+        found = shown_as(out)
+        assert "Spherical Mapping" not in found and ("Stereo 3D" in found) == (codec == "x264"), (codec, found)
+
+
 def test_transport_stream_clock_does_not_become_an_empty_edit(sample, tmp_path, capsys):
     """An MPEG-TS capture whose clock reads 10 h at its first frame: the MP4 used to start there too (a 10-hour
     empty edit, then 3 s of picture). Now it starts at 0, audio still 22 ms ahead of the picture as in the source.

@@ -23,12 +23,17 @@ source (plain, assisted, plan, allocation, target quality, each ladder rung, chu
   attachment streams are dropped with a warning. Timestamps (VFR, start offset) are the source's: frames keep
   their pts, except that an MPEG-TS/PS running clock is moved to start at 0 (ClockOrigin).
 - fields: an interlaced source stays interlaced with x264, in its field order; x265 (whole frames here) warns.
+- not carried, with a warning: a 360° projection (spherical mapping), Dolby Vision and HDR10+ dynamic metadata, an
+  ICC profile, and a stereoscopic 3D layout where neither the bitstream nor the container keeps it (x264 writes it as
+  a frame-packing SEI, the Matroska muxer as the track's StereoMode; x265 into MP4 neither). The decoder hands them
+  over on every frame, but PyAV can set neither the output stream's side data (where the muxers read the projection
+  from) nor the encoders' dynamic HDR metadata, so the output would silently play as a flat, 2D or HDR10-only picture.
 """
 from __future__ import annotations
 
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,6 +62,16 @@ SKIP_TAGS = {"encoder", "duration", "major_brand", "minor_version", "compatible_
              "handler_name", "number_of_frames", "number_of_bytes", "_statistics_tags", "_statistics_writing_app",
              "_statistics_writing_date_utc", "bps", "statistics_tags", "statistics_writing_app",
              "statistics_writing_date_utc", "rotate"}
+# Frame side data that tells a player how to show the picture and that no output of this tool carries (see above)
+UNCARRIED_SIDE_DATA = {
+    "SPHERICAL": "360° projection (spherical mapping)",
+    "STEREO3D": "stereoscopic 3D layout",
+    "DOVI_METADATA": "Dolby Vision metadata (the output is its base layer alone)",
+    "DOVI_RPU_BUFFER": "Dolby Vision metadata (the output is its base layer alone)",
+    "DYNAMIC_HDR_PLUS": "HDR10+ dynamic metadata",
+    "DYNAMIC_HDR_VIVID": "HDR Vivid dynamic metadata",
+    "ICC_PROFILE": "ICC colour profile",
+}
 DISPOSITIONS = ("default", "forced", "dub", "original", "comment", "lyrics", "karaoke", "hearing_impaired",
                 "visual_impaired", "captions", "descriptions")
 
@@ -76,6 +91,8 @@ class Look:
     mastering: dict | None = None  # {"r": (x, y), "g": ..., "b": ..., "wp": ..., "min": cd/m2, "max": cd/m2}
     light: tuple[int, int] | None = None  # (MaxCLL, MaxFALL)
     fields: str = ""  # interlaced: "top" or "bottom" (the field shown first); "" progressive
+    # frame side data saying how to show the picture that an output may not keep (UNCARRIED_SIDE_DATA's kinds)
+    shown_as: list[str] = field(default_factory=list)
 
     @property
     def interlaced(self) -> bool:
@@ -201,6 +218,8 @@ def _from_frame(look: Look, frame: av.VideoFrame) -> None:
                                   "min": rat[8], "max": rat[9]}
         elif kind == "CONTENT_LIGHT_LEVEL" and len(data) >= 8:
             look.light = struct.unpack("=2I", data[:8])
+        elif kind in UNCARRIED_SIDE_DATA and kind not in look.shown_as:
+            look.shown_as.append(kind)
     if look.display_matrix is None and look.rotation:
         look.display_matrix = _rotation_matrix(look.rotation)
 
@@ -279,8 +298,19 @@ def apply_look(vout, look: Look, src_size: tuple[int, int], out_size: tuple[int,
         vout.set_display_matrix(look.display_matrix)
 
 
-def announce(look: Look, codec: str, out_fmt: str, name: str) -> None:
+def uncarried(look: Look, codec: str, container: str) -> list[str]:
+    """What the source says about showing its picture that the output will not keep (see the module's docstring)."""
+    kept = {"STEREO3D"} if codec == "x264" or container == "matroska" else set()
+    return list(dict.fromkeys(UNCARRIED_SIDE_DATA[k] for k in look.shown_as if k not in kept))
+
+
+def announce(look: Look, codec: str, out_fmt: str, name: str, container: str) -> None:
     """One warning line for what the encoder cannot keep (conversions, never silent)."""
+    lost = uncarried(look, codec, container)
+    if lost:
+        them = "it" if len(lost) == 1 else "them"
+        log.warning("%s: the output does not carry the source's %s: PyAV cannot write %s, so players will show the "
+                    "picture without %s", name, " and ".join(lost), them, them)
     if look.interlaced and codec == "x265":
         log.warning("%s is interlaced (%s field first); x265 here codes whole frames, so the output is progressive "
                     "with the two fields woven in each frame (use --codec x264, which keeps them, or deinterlace "

@@ -177,7 +177,7 @@ def encode(
                     media.display_path(input_path), info.width, info.height)
         look.fields = ""
     out_fmt = output_pix_fmt(codec, look.pix_fmt)
-    faithful.announce(look, codec, out_fmt, media.display_path(input_path))
+    faithful.announce(look, codec, out_fmt, media.display_path(input_path), fmt)
     # FFmpeg scales an ROI qoffset by the QP range of the encoded bit depth: 51 + 6 * (bits - 8)
     qp_range = 63.0 if out_fmt == TEN_BIT_420 else 51.0
     frame_qp = {k: v for k, v in (frame_qp or {}).items() if v}
