@@ -8,7 +8,6 @@ Errors are CodecAssistError subclasses with one-line messages (see codec_assist.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -484,7 +483,9 @@ def compare(input: str | Path, bitrates: Sequence[int | str], *, output: str | P
     if auto_preset:
         a_opt, p_opt, choices = _auto_preset(inp, a_opt, p_opt.model_copy(update={"codec": codec}),
                                              EncodeOptions(codec=codec), plan_options, limits, progress)
-    with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
+    from codec_assist.media.safeio import work_dir
+
+    with work_dir() as tmp:
         run = compare_run(inp, rates, keep or tmp, codec=codec, preset=preset, rois=rois, analyze_options=a_opt,
                           plan_options=p_opt, progress=progress, keep=bool(keep or html), vmaf_every=vmaf_every,
                           peer=peer, peer_aq_mode=peer_aq_mode, peer_tune=peer_tune, limits=limits)

@@ -144,6 +144,39 @@ def test_ctrl_c_mid_encode_leaves_no_files(tmp_path, sig, code, line):
     assert _digest(src) == before
 
 
+def test_what_a_killed_encode_left_goes_with_the_next_run(tmp_path):
+    """SIGKILL runs no clean-up: the part-written output stays beside the output (hidden, named with the dead
+    process's id). The next encode to the same output removes it; a live process's part file and other names stay."""
+    from codec_assist.media import safeio
+
+    src = write_video(tmp_path / "long.mp4", width=320, height=240, frames=250)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cmd = [sys.executable, "-m", "codec_assist", "encode", str(src), "-o", str(out_dir / "o.mp4"), "--no-assist"]
+    p = subprocess.Popen([*cmd, "--preset", "placebo"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(out_dir.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.kill()
+    p.wait(timeout=60)
+    (left,) = out_dir.iterdir()
+    assert left.name.startswith(f".o.mp4.{p.pid}.") and left.name.endswith(".mp4.part")
+    live = out_dir / f".o.mp4.{os.getpid()}.x.mp4.part"  # a run still writing (this process)
+    live.write_bytes(b"")
+    (out_dir / ".o.mp4.notes.txt").write_bytes(b"")  # not a part file
+    subprocess.run([*cmd, "--preset", "ultrafast"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   check=True, capture_output=True, timeout=120)
+    assert sorted(f.name for f in out_dir.iterdir()) == sorted([".o.mp4.notes.txt", live.name, "o.mp4"])
+    # the same for work folders (compare's encodes, VMAF's log): one of a dead process goes, this one's stays
+    dead = tmp_path / f"codec-assist-{p.pid}-abc"
+    (dead / "sub").mkdir(parents=True)
+    mine = tmp_path / f"codec-assist-{os.getpid()}-abc"
+    mine.mkdir()
+    assert safeio.sweep_stale(tmp_path, "codec-assist-") == [dead] and mine.exists() and not dead.exists()
+
+
 def test_threads_stop_even_if_ctrl_c_left_a_queue_locked(monkeypatch):
     """A Ctrl-C can land inside Queue.put/get after the queue's lock is taken and before its `with` block starts,
     leaving the lock held for good (this hung a CI run's Ctrl-C test). Stopping the analyzer lanes and the

@@ -236,7 +236,7 @@ def encode_ladder(input_path, outputs: Sequence[Path], rungs, *, codec: str, pre
                   overwrite: bool = False) -> LadderReport:
     """Every rung from one plan (same IDR frames); with `plain`, also a plain encode per rung (its own
     scenecut) to show how its IDRs differ. Plain encodes are written to temporary files and removed."""
-    import tempfile
+    from codec_assist.media.safeio import work_dir
 
     info = media.probe(input_path)
     warn_upscaled_rungs(rungs, info.width, info.height)
@@ -249,7 +249,7 @@ def encode_ladder(input_path, outputs: Sequence[Path], rungs, *, codec: str, pre
                    params=params, progress=progress, size=(w, h), overwrite=overwrite)
         plain_kf = None
         if plain:
-            with tempfile.TemporaryDirectory(prefix="codec-assist-") as tmp:
+            with work_dir() as tmp:
                 p = encode(input_path, Path(tmp) / "plain.mp4", codec=codec, rate=rate, preset=preset,
                            params=params, progress=progress, size=(w, h))
                 plain_kf = p.keyframes

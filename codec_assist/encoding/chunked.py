@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -30,6 +31,7 @@ import numpy as np
 import codec_assist.media.decode as media
 from codec_assist.scale.engine import EngineOptions, run_tasks, warnings_returned
 from codec_assist.errors import EncoderError, InputError
+from codec_assist.media import safeio
 from codec_assist.media.safeio import atomic_output, check_output
 from codec_assist.schemas import EncodePlan, EncodeResult, RateControl
 
@@ -170,7 +172,10 @@ def encode_chunked(input_path: str | Path, output_path: str | Path, *, codec: st
     rates = chunk_rates(chunks, shot_starts, rate, allocation)
 
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.chunks-", dir=out.parent))  # beside the output: shared FS
+    # beside the output (a file system the workers share), named with this process's id: a killed run's folder is
+    # removed by the next one
+    safeio.sweep_stale(out.parent, f".{out.name}.chunks-")
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.chunks-{os.getpid()}-", dir=out.parent))
     try:
         files = [work / f"chunk{i:05d}.mkv" for i in range(len(chunks))]
         plan_dump = plan.model_dump(by_alias=True) if plan is not None else None

@@ -55,6 +55,7 @@ import numpy as np
 
 from codec_assist.errors import CodecAssistError, InputError
 from codec_assist.media.decode import _video_stream, iter_frames, luma, open_input, probe
+from codec_assist.media.safeio import work_dir
 from codec_assist.schemas import Quality, RoiBox
 
 PSNR_CAP = 100.0  # dB, returned for identical inputs
@@ -664,7 +665,7 @@ class VmafMeter:
         return -(-self._n // self.every)
 
     def _start(self, h: int, w: int) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="codec-assist-vmaf-")
+        self._dir = work_dir("codec-assist-vmaf-")
         graph = (f"[0:v]split[a][b];[a]crop={w}:{h}:0:{h}[dist];[b]crop={w}:{h}:0:0[ref];"
                  f"[dist][ref]libvmaf=log_fmt=json:log_path=vmaf.json:n_subsample={self.every}"
                  f":n_threads={self.threads}")

@@ -1,8 +1,15 @@
-"""Output safety: outputs appear whole or not at all, and never over an input."""
+"""Output safety: outputs appear whole or not at all, and never over an input.
+
+A process killed outright (SIGKILL, the OOM killer, a power cut) runs no clean-up: its part-written output and its
+work folder stay. Their names carry the writer's process id, and the next run that writes the same output, or makes a
+work folder, removes those whose process is gone (`sweep_stale`).
+"""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -53,7 +60,9 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
         raise CodecAssistError(f"cannot create the output folder {shown(parent)} ({e.strerror})") from None
     # The temp name must be UTF-8 (FFmpeg opens it by name): a non-UTF-8 output name gets a generic prefix.
     name = path.name if shown(path.name) == path.name else "codec-assist"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix or path.suffix + ".part", dir=parent)
+    suffix = suffix or path.suffix + ".part"
+    sweep_stale(parent, f".{name}.", suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=suffix, dir=parent)
     tmp_path = Path(tmp)
     try:
         os.fchmod(fd, _created_mode(path))  # mkstemp makes 0600; an output gets what open() would give it
@@ -64,6 +73,51 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def work_dir(prefix: str = "codec-assist-") -> tempfile.TemporaryDirectory:
+    """A temporary folder named with this process's id, after removing those of dead processes (sweep_stale)."""
+    folder = Path(tempfile.gettempdir())
+    sweep_stale(folder, prefix)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=folder)
+
+
+def sweep_stale(folder: Path, prefix: str, suffix: str = "") -> list[Path]:
+    """Remove the entries of `folder` named PREFIX<pid>[.-]...SUFFIX whose process no longer runs and that belong to
+    this user: what a killed run left. A pid now taken by another process keeps its entry (the safe side)."""
+    removed = []
+    pattern = re.compile(re.escape(prefix) + r"(\d+)[.-].*" + re.escape(suffix) + "$", re.S)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or _alive(int(m.group(1))):
+            continue
+        try:
+            if entry.lstat().st_uid != os.getuid():
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            continue  # another run removed it first, or it is not ours to remove
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process id: not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def current_umask() -> int:
