@@ -100,6 +100,15 @@ class Abandoned(Exception):
     """Raised by an analyzer's background work that stopped because the analysis was abandoned."""
 
 
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two normalised (x0, y0, x1, y1) boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def box_to_grid(x0: float, y0: float, x1: float, y1: float, grid_h: int, grid_w: int,
                 value: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
     """Paint a normalised box (0..1 coords) onto a grid with fractional cell coverage; keeps the max."""

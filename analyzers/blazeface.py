@@ -24,6 +24,8 @@ import numpy as np
 from codec_assist.errors import CodecAssistError
 from codec_assist.models import ModelUnavailable, onnx_copy, onnx_session
 
+from .base import box_iou
+
 log = logging.getLogger("codec_assist")
 
 
@@ -164,15 +166,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.3) -> list[int]:
         if all(box_iou(boxes[i], boxes[k]) < iou for k in keep):
             keep.append(int(i))
     return keep
-
-
-def box_iou(a, b) -> float:
-    """IoU of two (x0, y0, x1, y1) boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def detect(bgr: np.ndarray, model: str = "full", min_score: float = 0.5, threads: int = 1

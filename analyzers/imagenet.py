@@ -18,16 +18,8 @@ from codec_assist.media.decode import ProxyFrame
 from codec_assist.models import IMAGENET_MEAN, IMAGENET_SCALE, imagenet_classifier
 from codec_assist.schemas import Box, RegionToken
 
-from .base import AnalysisContext, Analyzer, AnalyzerOutput
+from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_iou
 from .text import RerunSchedule
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def cam_blob(cam: np.ndarray, threshold: float) -> tuple[float, float, float, float] | None:
@@ -109,7 +101,7 @@ class ImageNetRegions(Analyzer):
                 continue
             heat = np.maximum(heat, float(probs[c]) * cam / peak)
             box = cam_blob(cam, self.cam_threshold)
-            same = next((f for f in found if _iou(f[2], box) > 0.5), None)
+            same = next((f for f in found if box_iou(f[2], box) > 0.5), None)
             if same:
                 same[0].append(self.net.categories[c])
                 found[found.index(same)] = (same[0], same[1] + float(probs[c]), same[2])

@@ -26,7 +26,7 @@ from codec_assist.errors import CodecAssistError
 from codec_assist.media.decode import ProxyFrame
 from codec_assist.schemas import Box, RegionToken, SignalInfo
 
-from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid, in_background
+from .base import AnalysisContext, Analyzer, AnalyzerOutput, box_iou, box_to_grid, in_background
 
 # RapidOCR's default scales the short side up to 736: a 320x180 proxy became 1308x736, ~370 ms a call.
 # Detecting at 1.5x the proxy instead finds ~12 px-high captions (on the proxy) at ~35 ms a call; at 1x
@@ -186,15 +186,6 @@ def _detect(bgr: np.ndarray, arena: bool = True) -> list[tuple[float, float, flo
         x1, y1 = q.max(0)
         boxes.append((max(0.0, x0 / w), max(0.0, y0 / h), min(1.0, x1 / w), min(1.0, y1 / h)))
     return boxes
-
-
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def appeared(lines: list, earlier: list[list]) -> bool:

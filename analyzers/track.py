@@ -13,20 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .base import box_iou
+
 Box4 = tuple[float, float, float, float]  # normalised x0, y0, x1, y1
-
-
-def iou(a: Box4, b: Box4) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _near(a: Box4, b: Box4) -> float:
     """Link score: IoU, or for boxes that do not overlap enough, how close the centres are in box sizes."""
-    o = iou(a, b)
+    o = box_iou(a, b)
     if o >= 0.2:
         return o
     size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])

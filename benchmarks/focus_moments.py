@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from perception import SPLIT_CHOICES  # noqa: E402  (one list of splits for the benchmarks)
+from perception import SPLIT_CHOICES, iou  # noqa: E402  (one list of splits, one IoU for the benchmarks)
 
 BPP = (0.025, 0.05, 0.1)  # bits per pixel per frame
 # --focus cases: a named object, its box marked by hand (never by the map being tested), and what pays for it.
@@ -153,12 +153,6 @@ def speech_frames(path: Path, frame_count: int, fps: float) -> np.ndarray:
 def text_frames(labels: dict, frame_count: int, fps: float) -> np.ndarray:
     """Bool per frame: within TEXT_HOLD_S of a labelled frame holding a line (IoU < 0.3 with every line) that the
     labelled frame 10 before it lacks (no entry: no text there)."""
-    def iou(a, b):
-        iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-        ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-        inter = iw * ih
-        return inter / (a[2] * a[3] + b[2] * b[3] - inter)
-
     mask = np.zeros(frame_count, bool)
     for g in sorted(map(int, labels)):
         before = labels.get(str(g - 10), [])

@@ -12,7 +12,8 @@ from analyzers import shots as shots_mod
 from analyzers.base import AnalysisContext, Analyzer, AnalyzerOutput, box_to_grid
 from analyzers import blazeface
 from analyzers.faces import BlazeFaces, HaarFaces
-from analyzers.track import iou, track
+from analyzers.base import box_iou as iou
+from analyzers.track import track
 from analyzers.saliency import ClassicalSaliency
 from analyzers.text import TextRegions, detect_text
 import codec_assist.media.decode as media
