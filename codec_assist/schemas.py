@@ -376,7 +376,10 @@ class EncodePlan(_Model):
     blocks_x: int
     blocks_y: int
     max_dqp: float = Field(ge=0, le=25)
-    keyframes: list[int]  # forced IDR frames, ascending, includes 0
+    keyframes: list[int]  # IDR frames, ascending, includes 0 (all forced, unless own_keyframes)
+    # The analysis found no cut: a single encode forces only frame 0 and lets the encoder place the other keyframes
+    # (its scenecut, keyint = max_gop), as the plain encode does; `keyframes` keeps the even split a ladder forces
+    own_keyframes: bool = False
     shot_starts: list[int]  # the offsets are not interpolated across these
     min_gop: int = Field(ge=1)
     max_gop: int = Field(ge=1)
@@ -387,6 +390,17 @@ class EncodePlan(_Model):
     allocation: "AllocationInfo | None" = None  # per-shot allocation / target quality (issue 9)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @property
+    def forced_keyframes(self) -> list[int]:
+        """The IDRs a single encode of this plan forces."""
+        return [0] if self.own_keyframes else list(self.keyframes)
+
+    def describe_keyframes(self) -> str:
+        """The plan's IDRs in words, for logs and pages."""
+        if self.own_keyframes:
+            return f"an IDR at frame 0 and the encoder's own keyframes (no cut; a ladder forces {self.keyframes})"
+        return f"{len(self.keyframes)} IDRs at {self.keyframes}"
 
     @property
     def idr_shot_starts(self) -> list[int]:

@@ -1,6 +1,7 @@
 """The encoder bridge on real footage: IDRs exactly where planned, ROI really moves quality, bitrate holds."""
 import multiprocessing
 import os
+import subprocess
 
 import av
 import numpy as np
@@ -317,6 +318,36 @@ def test_a_gradual_transition_is_a_shot_start_but_not_a_forced_idr(sample, tmp_p
         analyze_options=shots_only, plan_options=PlanOptions(), limits=DEFAULT_LIMITS, overwrite=False,
         progress=False, segment_s=2.0)
     assert plan_o.shot_starts == plan.shot_starts and plan_o.keyframes == hard == result.keyframes
+
+
+def test_without_a_cut_the_encoder_places_its_own_keyframes(sample, tmp_path):
+    """cockatoo_closeup (test5: 14 s hand-held, no cut), its first 8 s: the plan has no IDR of its own to force,
+    so the assisted encode keeps x264's scenecut (and the plan's keyint) and gets the keyframes the plain encode
+    gets at the camera's big moves, instead of an IDR at an evenly split GOP (on the whole clip that split cost 0.38 %
+    VMAF BD-rate against plain; docs/BENCHMARKS.md). A ladder still forces the same IDRs in every rung."""
+    import codec_assist as ca
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.encoding.x26x import plan_params
+
+    clip = tmp_path / "cockatoo.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(sample("cockatoo_closeup.mp4")), "-frames:v", "160", "-an",
+                    "-c", "copy", str(clip)], check=True, timeout=60)
+    fast = AnalyzeOptions(analyzers=["shots", "saliency"])
+    assisted = ca.encode(clip, tmp_path / "a.mp4", bitrate="300k", preset="faster", analyze_options=fast,
+                         save_plan=tmp_path / "plan.json")
+    plain = ca.encode(clip, tmp_path / "p.mp4", bitrate="300k", preset="faster", assist=False)
+    plan, _ = ca.schemas.load_plan(tmp_path / "plan.json")
+    assert plan.own_keyframes and plan.forced_keyframes == [0] and "scenecut" not in plan_params(plan, "x264")
+    assert len(plain.result.keyframes) > 1
+    assert assisted.result.keyframes == plain.result.keyframes == keyframe_indices(tmp_path / "a.mp4")
+    cut = ca.encode(sample("bikes.mp4"), tmp_path / "b.mp4", bitrate="300k", preset="ultrafast", analyze_options=fast,
+                    save_plan=tmp_path / "bikes.plan.json")
+    bikes, _ = ca.schemas.load_plan(tmp_path / "bikes.plan.json")
+    assert not bikes.own_keyframes and plan_params(bikes, "x264")["scenecut"] == "0"
+    assert cut.result.keyframes == bikes.keyframes == [0] + BIKES_CUTS
+    ladder = ca.encode(clip, tmp_path / "l_{rung}.mp4", ladder="180p:100k,144p:60k", preset="faster",
+                       plan_file=tmp_path / "plan.json", ladder_plain=False)
+    assert ladder.aligned and all(r.keyframes == plan.keyframes for r in ladder.rungs)
 
 
 def test_the_analysis_runs_beside_the_encoder_only_where_that_pays():

@@ -20,7 +20,7 @@ def run(args) -> int:
     from codec_assist import api
 
     plan, _ = api.make_plan(args.analysis, options=plan_options(args), output=args.output, overwrite=args.overwrite)
-    emit(args, plan, f"plan for {plan.codec}: {len(plan.keyframes)} IDRs at {plan.keyframes}, "
+    emit(args, plan, f"plan for {plan.codec}: {plan.describe_keyframes()}, "
          f"QP offsets within ±{plan.max_dqp:g} on {plan.blocks_x}x{plan.blocks_y} blocks of {plan.block_size}px "
          f"-> {args.output}")
     return 0

@@ -240,6 +240,7 @@ def encode_ladder(input_path, outputs: Sequence[Path], rungs, *, codec: str, pre
 
     info = media.probe(input_path)
     warn_upscaled_rungs(rungs, info.width, info.height)
+    plan = plan.model_copy(update={"own_keyframes": False})  # the rungs' IDRs must be the same frames
     out_rungs = []
     for (name, rw, rh, bitrate), out in zip(rungs, outputs):
         w, h = rung_size(info.width, info.height, rw, rh)

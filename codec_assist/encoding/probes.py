@@ -52,7 +52,7 @@ def encode_frames(frames: Sequence[av.VideoFrame], first_index: int, *, codec: s
     frame and, if `decode`, the decoded frames."""
     w, h = frames[0].width, frames[0].height
     enc = _encoder(codec, preset, w, h, fps, crf, plan_params(plan, codec, zones=False))  # as the final encode
-    keyset = set(plan.keyframes) if plan is not None else set()
+    keyset = set(plan.forced_keyframes) if plan is not None else set()
     bits = np.zeros(len(frames), np.int64)
     packets = []
     for k, f in enumerate([*frames, None]):

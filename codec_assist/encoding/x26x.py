@@ -68,11 +68,13 @@ def zones_param(zones) -> str:
 
 def plan_params(plan: EncodePlan | None, codec: str, zones: bool = True) -> dict[str, str]:
     """The x264/x265 parameters a plan sets (the one place they are built): its own IDRs only (no scenecut,
-    keyint from the plan), its AQ, closed GOPs for x265 and, with `zones`, its per-shot zones."""
+    keyint from the plan; with `own_keyframes` the encoder's scenecut and minimum GOP stay), its AQ, closed GOPs
+    for x265 and, with `zones`, its per-shot zones."""
     if plan is None:
         return {}
-    p = {"keyint": str(plan.max_gop), "min-keyint": "1", "scenecut": "0", "aq-mode": str(plan.aq_mode),
-         "aq-strength": f"{plan.aq_strength:g}"}
+    p = {"keyint": str(plan.max_gop), "aq-mode": str(plan.aq_mode), "aq-strength": f"{plan.aq_strength:g}"}
+    if not plan.own_keyframes:
+        p.update({"min-keyint": "1", "scenecut": "0"})
     if codec == "x265":
         p["open-gop"] = "0"
     if zones and plan.zones:
@@ -191,7 +193,7 @@ def encode(
     # x265 4.x crashes (a copy into a NULL buffer) when a frame with a QP map reuses a picture buffer that x265 made
     # for a frame without one: a map of zeros (a cut, a quiet moment, a shot with no keypoint) goes to it too.
     every_frame_map = codec == "x265" and (plan is not None or bool(frame_qp))
-    keyset = set(plan.keyframes) if plan is not None else set()
+    keyset = set(plan.forced_keyframes) if plan is not None else set()
     keyset.update(keyframes)
     if ranged:
         keyset.add(start_frame)  # a chunk starts with an IDR so that chunks concatenate

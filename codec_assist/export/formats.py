@@ -114,7 +114,7 @@ def addroi_lines(plan: EncodePlan, arrays: dict[str, np.ndarray], threshold: flo
 
 
 def keyframe_rows(plan: EncodePlan) -> list[tuple[int, float]]:
-    return [(k, k / plan.fps) for k in plan.keyframes]
+    return [(k, k / plan.fps) for k in plan.forced_keyframes]
 
 
 def render(plan: EncodePlan, arrays: dict[str, np.ndarray], fmt: str) -> bytes:
@@ -137,7 +137,7 @@ def render(plan: EncodePlan, arrays: dict[str, np.ndarray], fmt: str) -> bytes:
     if fmt == "keyframes":
         return ("frame,time_s\n" + "".join(f"{k},{t:.6f}\n" for k, t in keyframe_rows(plan))).encode()
     if fmt == "qpfile":
-        return "".join(f"{k} I -1\n" for k in plan.keyframes).encode()
+        return "".join(f"{k} I -1\n" for k in plan.forced_keyframes).encode()
     if fmt == "force-key-frames":
         return (",".join(f"{t:.6f}" for _, t in keyframe_rows(plan)) + "\n").encode()
     raise CodecAssistError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

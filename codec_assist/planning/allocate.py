@@ -83,7 +83,7 @@ def events_from_analysis(analysis: Analysis) -> list[int]:
 def with_events(plan: EncodePlan, cuts: Sequence[int], events: Sequence[int]) -> EncodePlan:
     """The plan with its IDRs recomputed from the cuts plus the events (kept within min/max GOP)."""
     kf = keyframe_policy(list(cuts), plan.frame_count, plan.min_gop, plan.max_gop, list(events))
-    return plan.model_copy(update={"keyframes": kf})
+    return plan.model_copy(update={"keyframes": kf, "own_keyframes": False})
 
 
 def zones(units: Sequence[tuple[int, int]], factors: Sequence[float]) -> list[Zone]:

@@ -51,7 +51,10 @@ def make_plan(analysis: Analysis, arrays: dict[str, np.ndarray], options: PlanOp
     frames = arrays["importance/frames"].astype(np.int64)
     offsets = make_offsets(arrays, v.width, v.height, v.fps, v.frame_count, starts, opt)
     min_gop, max_gop = gop_frames(opt, v.fps)
-    plan = plan_model(v, opt, keyframes(analysis.hard_cut_frames, v.frame_count, min_gop, max_gop), starts, source)
+    # No cut (not even a gradual one): the plan has no IDR of its own to place, and an evenly split GOP is an
+    # arbitrary one; the encoder's own scenecut puts its keyframes where the picture changes (docs/BENCHMARKS.md)
+    plan = plan_model(v, opt, keyframes(analysis.hard_cut_frames, v.frame_count, min_gop, max_gop), starts, source,
+                      own_keyframes=len(starts) <= 1)
     return plan, {"qp/frames": frames, "qp/offsets": offsets.astype(np.float32, copy=False)}
 
 
@@ -61,8 +64,8 @@ def gop_frames(opt: PlanOptions, fps: float) -> tuple[int, int]:
     return min_gop, max(min_gop, round(opt.max_gop * fps))
 
 
-def plan_model(v: VideoInfo, opt: PlanOptions, keyframes: list[int], shot_starts: list[int], source: str = ""
-               ) -> EncodePlan:
+def plan_model(v: VideoInfo, opt: PlanOptions, keyframes: list[int], shot_starts: list[int], source: str = "",
+               own_keyframes: bool = False) -> EncodePlan:
     """The EncodePlan (everything but the offset arrays) for a video."""
     block = opt.block_size or BLOCK_SIZE[opt.codec]
     by, bx = block_grid(v.width, v.height, block)
@@ -71,7 +74,7 @@ def plan_model(v: VideoInfo, opt: PlanOptions, keyframes: list[int], shot_starts
         codec=opt.codec, width=v.width, height=v.height, frame_count=v.frame_count, fps=v.fps, block_size=block,
         blocks_x=bx, blocks_y=by, max_dqp=opt.max_dqp, keyframes=keyframes, shot_starts=shot_starts,
         min_gop=min_gop, max_gop=max_gop, aq_mode=opt.aq_mode or AQ_MODE[opt.codec], aq_strength=opt.aq_strength,
-        source=source,
+        source=source, own_keyframes=own_keyframes,
     )
 
 

@@ -766,7 +766,7 @@ def render_html(src: Sources, built: list[Built], why: list[dict]) -> str:
     if src.plan is not None:
         p = src.plan
         body.append(f"<p>Plan: {_e(p.codec)}, QP offsets within ±{p.max_dqp:g} on {p.blocks_x}×{p.blocks_y} blocks "
-                    f"of {p.block_size} px, IDR frames at {_e(p.keyframes)}.</p>")
+                    f"of {p.block_size} px, {_e(p.describe_keyframes())}.</p>")
     body.append("<h2>Metrics</h2>")
     body.append(_metrics(src))
     body.append(_auto_preset(src))
