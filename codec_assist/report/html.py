@@ -316,7 +316,7 @@ def build_figures(src: Sources, keep_figs: bool = False) -> tuple[list[Built], l
         src.warnings.append(f"the video {info.path} is gone: no QP overlay and no thumbnails")
 
     if a is not None:
-        keyframes = (src.encode.result.keyframes if src.encode else src.plan.keyframes if src.plan else [])
+        keyframes = (src.encode.result.keyframes if src.encode else src.plan.forced_keyframes if src.plan else [])
         signals = {k.split("/", 1)[1]: v for k, v in arr.items() if k.startswith("signal/") and v.shape == times.shape}
         # the audio classes' probabilities go with their segments; the rest (motion, loudness...) share a panel
         heard = {x.kind for x in a.audio_segments}
