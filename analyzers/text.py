@@ -40,8 +40,9 @@ CHANGE_LEVEL = 30.0
 # a line the detector misses once and finds again (a blurred frame) is not new.
 ONSET_IOU = 0.3
 ONSET_MEMORY = 2
-TEXT_ONSET_SIGNAL = SignalInfo(name="text_onset", unit="0..1", description="1 on frames within a few seconds after "
-                               "a text line appeared (found by the detector where its previous runs had none)")
+TEXT_ONSET_SIGNAL = SignalInfo(name="text_onset", unit="0..1", description="1 on the frames shortly after a text "
+                               "line appeared (TextRegions.onset_hold_s: found where the detector's previous runs had "
+                               "none), while text is shown; else 0")
 
 _ENGINE = None  # the RapidOCR engine, created once per process (loading its models costs ~0.5 s)
 _ENGINE_ARENA: bool | None = None  # whether _ENGINE's sessions keep their buffers (ONNX Runtime's memory arena)
