@@ -320,6 +320,29 @@ def test_a_gradual_transition_is_a_shot_start_but_not_a_forced_idr(sample, tmp_p
     assert plan_o.shot_starts == plan.shot_starts and plan_o.keyframes == hard == result.keyframes
 
 
+def test_x265_codes_the_plans_cut_as_its_own_scene_cut(sample, tmp_path):
+    """cityCC0 (dev): one hard cut (116), no face, text or audio, so its plan moves no bits. x265 codes a frame its
+    own lookahead flags as a scene cut better than the same frame forced to IDR unflagged; with the plan's x265
+    parameters the cut is both: the IDRs are exactly the plan's, and the encode spends and scores as the plain
+    x265 encode (its own keyframe at 116), where the plan's forced IDR alone cost ~0.1 dB PSNR at the same bits."""
+    import codec_assist as ca
+    from codec_assist.analysis.pipeline import AnalyzeOptions
+    from codec_assist.encoding.x26x import plan_params
+
+    src = sample("cityCC0.mpg")
+    fast = AnalyzeOptions(analyzers=["shots", "saliency"])
+    assisted = ca.encode(src, tmp_path / "a.mp4", codec="x265", bitrate="182k", analyze_options=fast,
+                         save_plan=tmp_path / "plan.json")
+    plan, _ = ca.schemas.load_plan(tmp_path / "plan.json")
+    params = plan_params(plan, "x265")
+    assert plan.keyframes == [0, 116] and params["scenecut"] != "0" and params["min-keyint"] == str(plan.max_gop)
+    assert assisted.result.keyframes == plan.keyframes == keyframe_indices(tmp_path / "a.mp4")
+    plain = ca.encode(src, tmp_path / "p.mp4", codec="x265", bitrate="182k", assist=False)
+    assert plain.result.keyframes == [0, 116]
+    a, p = ca.measure(src, tmp_path / "a.mp4"), ca.measure(src, tmp_path / "p.mp4")
+    assert abs(a.bitrate_kbps - p.bitrate_kbps) < 0.01 * p.bitrate_kbps and abs(a.psnr_y - p.psnr_y) < 0.02
+
+
 def test_without_a_cut_the_encoder_places_its_own_keyframes(sample, tmp_path):
     """cockatoo_closeup (test5: 14 s hand-held, no cut), its first 8 s: the plan has no IDR of its own to force,
     so the assisted encode keeps x264's scenecut (and the plan's keyint) and gets the keyframes the plain encode
