@@ -11,6 +11,8 @@ static camera, night, speech), the clip is tagged with the default analyzers and
     labelled   a tag that contradicts a hand-checked fact: night/city-at-night on a day clip, animation or
                anime on live footage, surveillance on a moving camera or on animation, dashcam on a static
                camera, interview/news/motivational on a clip with an audio track and no speech.
+With `--clip-model NAME --clip-pretrained TAG | --clip-checkpoint FILE` the frames are matched to the topics with CLIP
+too, as `codec-assist tag` does with weights (none ship in a package here: supply them to measure that path).
 Every figure says its split; tune on `dev`, report the others (a figure on a clip tuned on is not evidence;
 each later split holds clips added after the one before had been looked at; `test5` is the clean held-out
 split for tags: its one reading is in docs/BENCHMARKS.md, and no tag change was kept after it).
@@ -86,9 +88,10 @@ def measured_contradictions(tags, taxonomy, facts: dict[str, float], parts) -> l
     return found
 
 
-def tag_clip(path: Path, taxonomy, cache: Path | None):
+def tag_clip(path: Path, taxonomy, cache: Path | None, clip=None):
     """(live tags best first, measured facts, per-shot (facts, share, name), has audio); the analysis is cached
-    when `cache` is given."""
+    when `cache` is given. `clip` (tagging.ClipSpec): frames are matched to the topics with CLIP too, as `tag
+    --clip-model` does."""
     import codec_assist.tags.tagging as tagging
     from codec_assist import schemas
     from codec_assist.analysis.pipeline import analyze
@@ -102,14 +105,18 @@ def tag_clip(path: Path, taxonomy, cache: Path | None):
         if hit is not None:
             cache.mkdir(parents=True, exist_ok=True)
             schemas.save(analysis, hit, arrays)
-    tags, shots, _mods, facts = tagging.tag_analysis_facts(analysis, arrays, taxonomy)
+    sims, note = None, ""
+    if clip is not None:
+        sims = tagging.clip_similarities(clip, tagging.topic_space(taxonomy), tagging.clip_frames(path, analysis))
+        note = f"{clip.describe()}: frames vs topic text"
+    tags, shots, _mods, facts = tagging.tag_analysis_facts(analysis, arrays, taxonomy, sims, note)
     n = max(1, analysis.video.frame_count)
     parts = [(s.facts, (s.end_frame - s.start_frame) / n, f"shot {k + 1}") for k, s in enumerate(shots)]
     return tagging.live_tags(tags), facts, parts, bool(analysis.video.audio)
 
 
 def evaluate(gt: dict[str, dict], media: Path, splits=SPLITS, cache: Path | None = None,
-             taxonomy=None) -> dict:
+             taxonomy=None, clip=None) -> dict:
     """Per clip and per split: top-1, top-3, contradictions. The function the perception benchmark calls."""
     import codec_assist.tags.tagging as tagging
 
@@ -124,7 +131,7 @@ def evaluate(gt: dict[str, dict], media: Path, splits=SPLITS, cache: Path | None
             rows.append({"clip": name, "split": g["split"], "error": "missing (run samples/fetch.py)"})
             continue
         t0 = time.perf_counter()
-        tags, facts, parts, has_audio = tag_clip(path, taxonomy, cache)
+        tags, facts, parts, has_audio = tag_clip(path, taxonomy, cache, clip)
         top3 = [t.id for t in tags[:3]]
         labels = [x for x in g["topics"] if x in known]
         rows.append({
@@ -167,6 +174,8 @@ def markdown(result: dict) -> str:
 
 
 def main() -> int:
+    from codec_assist.models import ModelUnavailable
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gt", default=str(ROOT / "samples" / "corpus.json"), help="ground-truth JSON")
     ap.add_argument("--media", default=str(ROOT / "samples" / "media"))
@@ -174,12 +183,27 @@ def main() -> int:
                     help="both = dev and test; all = every split (dev, test, test2, test3, test4, test5)")
     ap.add_argument("--cache", help="folder to keep each clip's analysis in (re-scoring without re-analysing)")
     ap.add_argument("--clips", nargs="*", help="only these clips")
+    ap.add_argument("--clip-model", help="also match frames to the topics with this open_clip model (as `tag`)")
+    weights = ap.add_mutually_exclusive_group()
+    weights.add_argument("--clip-pretrained", help="open_clip pretrained tag (its weights already on this machine)")
+    weights.add_argument("--clip-checkpoint", help="a CLIP checkpoint file")
     args = ap.parse_args()
+    if (args.clip_pretrained or args.clip_checkpoint) and not args.clip_model:
+        ap.error("--clip-pretrained/--clip-checkpoint need --clip-model")
+    clip = None
+    if args.clip_model:
+        from codec_assist.tags.tagging import ClipSpec
+
+        clip = ClipSpec(args.clip_model, args.clip_pretrained, args.clip_checkpoint)
     gt = load_gt(args.gt)
     if args.clips:
         gt = {k: v for k, v in gt.items() if k in args.clips}
     splits = SPLIT_CHOICES[args.split]
-    result = evaluate(gt, Path(args.media), splits, Path(args.cache) if args.cache else None)
+    try:
+        result = evaluate(gt, Path(args.media), splits, Path(args.cache) if args.cache else None, clip=clip)
+    except ModelUnavailable as e:
+        print(f"tag_accuracy: {e}", file=sys.stderr)
+        return 2
     print(markdown(result))
     out = ROOT / "out" / "bench"
     out.mkdir(parents=True, exist_ok=True)
