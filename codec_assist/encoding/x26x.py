@@ -74,14 +74,14 @@ def plan_params(plan: EncodePlan | None, codec: str, zones: bool = True) -> dict
     if plan is None:
         return {}
     p = {"keyint": str(plan.max_gop), "aq-mode": str(plan.aq_mode), "aq-strength": f"{plan.aq_strength:g}"}
-    if not plan.own_keyframes:
+    if not plan.own_keyframes and codec == "x265":
+        # x265's rate control codes a frame its lookahead flags as a scene cut better than the same frame forced to
+        # IDR unflagged (cityCC0, dev: +0.38 VMAF at the same bits, as plain's own keyframe there). Threshold 5 flags
+        # only frames inter prediction barely helps; a minimum GOP of the whole GOP makes a flagged frame an I frame,
+        # never an IDR of its own, so the IDRs stay the plan's (docs/BENCHMARKS.md)
+        p.update({"min-keyint": str(plan.max_gop), "scenecut": str(X265_CUT_FLAG_THRESHOLD)})
+    elif not plan.own_keyframes:
         p.update({"min-keyint": "1", "scenecut": "0"})
-        if codec == "x265":
-            # x265's rate control codes a frame its lookahead flags as a scene cut better than the same frame forced
-            # to IDR unflagged (cityCC0, dev: +0.38 VMAF at the same bits, as plain's own keyframe there). Threshold
-            # 5 flags only frames inter prediction barely helps; a minimum GOP of the whole GOP makes a flagged frame
-            # an I frame, never an IDR of its own, so the IDRs stay the plan's (docs/BENCHMARKS.md)
-            p.update({"min-keyint": str(plan.max_gop), "scenecut": str(X265_CUT_FLAG_THRESHOLD)})
     if codec == "x265":
         p["open-gop"] = "0"
     if zones and plan.zones:
