@@ -128,7 +128,8 @@ def run_clip_trees(name: str, args, trees: dict[str, Path], work: Path) -> dict[
             jobs[f"{codec} plain"] = cli + ["encode", str(clip), "-o", str(work / f"plain_{codec}.mp4"),
                                             "--no-assist", *common]
             jobs[f"{codec} assisted"] = cli + ["encode", str(clip), "-o", str(work / f"asst_{codec}.mp4"), *common]
-            # the analysis before the encode, not beside it (what every assisted encode did before)
+            # the analysis before the encode, not beside it (every encode's default since x264 runs on frame
+            # threads; an older tree's x264 default overlapped on 720p over 16 s)
             jobs[f"{codec} serial"] = cli + ["encode", str(clip), "-o", str(work / f"serial_{codec}.mp4"),
                                              "--no-overlap", *common]
     if args.only:

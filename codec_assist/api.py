@@ -334,9 +334,10 @@ def _overlaps(o: EncodeOptions, a_opt: AnalyzeOptions, p_opt: PlanOptions, info,
 
     a = o.allocation
     # a daemonic process (a multiprocessing.Pool worker) may not start the analysis process: the old order there
-    return (o.overlap and o.assist and not multiprocessing.current_process().daemon and not o.plan_file
+    return (o.overlap is not False and o.assist and not multiprocessing.current_process().daemon and not o.plan_file
             and not a.allocate and not a.target_quality and not o.ladder and not o.chunked and not o.auto_preset
-            and not o.events and not a_opt.focus and not page and worth_overlapping(info, o.codec, o.preset))
+            and not o.events and not a_opt.focus and not page
+            and (o.overlap or worth_overlapping(info, o.codec, o.preset)))
 
 
 def _finish(enc_report: EncodeReport, stages: StageSeconds, inp: Path, output, o: EncodeOptions, plan, plan_arrays,

@@ -100,12 +100,11 @@ class EncodeOptions(BaseModel):
     ladder: str | None = None  # renditions from one plan, "720p:1M,480p:500k" (the output is a folder or {rung})
     ladder_plain: bool = True  # with a ladder: also a plain encode per rung to show its own IDRs
     hull: HullOptions = HullOptions()  # with ladder="auto[:RATE,...]": the per-shot convex-hull ladder
-    # the analysis in segments in a process beside the encoder, which follows a second behind it (issue 16); it
-    # applies to the assisted x264 encode of a video of 720p or more, longer than 16 s, at preset medium or slower
-    # (encoding.overlapped.worth_overlapping; not to a saved plan, --allocate,
-    # --target-quality, --ladder, --chunked, --auto-preset, --events, --focus or an HTML page: they need the
-    # whole analysis first)
-    overlap: bool = True
+    # the analysis in segments in a process beside the encoder, which follows a second behind it (issue 16): None
+    # where encoding.overlapped.worth_overlapping says it pays (for no codec today), True wherever it can, False
+    # never (not with a saved plan, --allocate, --target-quality, --ladder, --chunked, --auto-preset, --events,
+    # --focus or an HTML page: they need the whole analysis first)
+    overlap: bool | None = None
     chunked: bool = False  # split at shot cuts, encode chunks in parallel on `engine`, join losslessly
     min_chunk: float = Field(2.0, gt=0)  # seconds, shortest chunk of a chunked encode
     engine: EngineOptions = EngineOptions()

@@ -383,8 +383,9 @@ def test_the_analysis_runs_beside_the_encoder_only_where_that_pays():
         return VideoInfo(path="x.mp4", container="mp4", codec="h264", width=w, height=h, fps=25.0, time_base="1/25",
                          frame_count=int(25 * seconds), duration=seconds, pix_fmt="yuv420p")
 
-    assert worth_overlapping(video(1280, 720, 60), "x264", "medium")
-    assert worth_overlapping(video(1920, 1080, 20), "x264", "slow")
+    # x264 on frame threads keeps both cores busy: it no longer overlaps (docs/BENCHMARKS.md, issue 16)
+    assert not worth_overlapping(video(1280, 720, 60), "x264", "medium")
+    assert not worth_overlapping(video(1920, 1080, 20), "x264", "slow")
     assert not worth_overlapping(video(640, 480, 60), "x264", "medium")  # the analysis weighs as much as the encode
     assert not worth_overlapping(video(1280, 720, 60), "x264", "veryfast")
     assert not worth_overlapping(video(1280, 720, 60), "x265", "medium")  # x265 leaves little idle time

@@ -281,10 +281,10 @@ def _assert_gone(pids: list[str], what: str) -> None:
 
 @pytest.mark.parametrize("sig,code,line", STOPS + [(signal.SIGKILL, -9, "")], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_ctrl_c_while_the_analysis_runs_beside_the_encoder(sample, tmp_path, sig, code, line):
-    """The overlapped encode (x264, 720p, over 16 s: the analysis in a second process): SIGINT or SIGTERM to the
+    """The overlapped encode (--overlap: the analysis in a second process beside the encoder): SIGINT or SIGTERM to the
     encoder's process mid-encode gives its exit code and one line and leaves no output; whatever stops the encoder,
     even SIGKILL (which runs no clean-up), the analysis process does not outlive it."""
-    p, out_dir = _encode_trailer_20s(sample, tmp_path)
+    p, out_dir = _encode_trailer_20s(sample, tmp_path, "--overlap")
     children: list[str] = []
     deadline = time.time() + 60
     while time.time() < deadline and not (children and any(out_dir.iterdir())):

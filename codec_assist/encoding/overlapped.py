@@ -229,19 +229,19 @@ def _lower_priority(niceness: int) -> None:
 
 
 # Overlapping pays only where the encoder is the heavier side and leaves cores idle: the analysis costs about the
-# same per frame at any size (a 320 px proxy), the encoder grows with the pixels and the preset. Measured on dev
-# (docs/BENCHMARKS.md, issue 16), 60 s of 720p at medium, overlapped against the analysis first in adjacent runs:
-# x264 (73 % of 2 cores busy) faster in 8 of 8 pairs, by 1.9 s (~5 %) on average; x265 (91 % busy) slower on
-# average (2.9 s, faster in 3 of 8); x264 at 480p and 360p 1.5-5.4 s slower (the segments' context and the second
-# decode cost more than the idle time there).
+# same per frame at any size (a 320 px proxy), the encoder grows with the pixels and the preset. x264 left ~27 % of
+# 2 cores idle while PyAV ran it on sliced threads, and overlapping won there (60 s of 720p at medium: faster in 8
+# of 8 pairs). On x264's frame threads, as the encode now runs, it keeps both cores busy: 25.3-26.1 s overlapped
+# against 24.0-24.4 s with the analysis first; x265 (91 % busy) was slower overlapped too; x264 at 480p and 360p
+# 1.5-5.4 s slower (docs/BENCHMARKS.md, issue 16). So no codec overlaps by default; a codec added here would.
 MIN_PIXELS = 1280 * 720
 PRESETS = ("medium", "slow", "slower", "veryslow", "placebo")
-CODECS = ("x264",)
+CODECS: tuple[str, ...] = ()
 
 
 def worth_overlapping(info: VideoInfo, codec: str, preset: str, segment_s: float = SEGMENT_S) -> bool:
-    """Whether overlapping pays: x264, 720p or more, preset medium or slower, and longer than two segments (on a
-    short clip the segments only add their context's work to an analysis that is over in a second or two)."""
+    """Whether overlapping pays: a codec of CODECS (none today), 720p or more, preset medium or slower, and longer than
+    two segments (on a short clip the segments only add their context's work to an analysis over in a second or two)."""
     return (codec in CODECS and info.width * info.height >= MIN_PIXELS and preset in PRESETS
             and info.frame_count > 2 * round(segment_s * info.fps))
 

@@ -37,6 +37,7 @@ def _encoder(codec: str, preset: str, width: int, height: int, fps: float, crf: 
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
     ctx.time_base = Fraction(1, 1) / Fraction(fps).limit_denominator(1001000)
     ctx.framerate = Fraction(fps).limit_denominator(1001000)
+    ctx.thread_type = "FRAME"  # x264's frame threads, as the final encode (x26x.encode)
     params = {"log-level": "error", **x_params} if codec == "x265" else dict(x_params)
     ctx.options = {"preset": preset, "crf": f"{crf:g}", "forced-idr": "1",
                    f"{codec}-params": ":".join(f"{k}={v}" for k, v in params.items())}

@@ -231,6 +231,11 @@ def encode(
             faithful.apply_look(vout, look, (src_w, src_h), (vout.width, vout.height))
             tb = vin.time_base or Fraction(1, 90000)
             vout.codec_context.time_base = tb
+            # x264's frame threads, as the x264 and ffmpeg command lines use: PyAV opens encoders with slice threads,
+            # which libx264 turns into sliced threads (two slices a frame on two cores). Frame threads encoded a minute
+            # of 720p at medium in 18.6-21.5 s against 25.0-26.1 s, with a higher PSNR and VMAF at the same rate
+            # (docs/BENCHMARKS.md, issue 16). libx265 runs its own thread pools either way.
+            vout.codec_context.thread_type = "FRAME"
             if threads:
                 vout.codec_context.thread_count = threads
             if rate.mode == "abr":
