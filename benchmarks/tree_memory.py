@@ -43,11 +43,15 @@ def main(argv: list[str]) -> int:
     series = 0.0
     if argv[:1] == ["--series"] and len(argv) > 2:
         series, argv = float(argv[1]), argv[2:]
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 2
+        return 0 if argv else 2
     t0 = time.time()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as e:  # not a command: one line, not a traceback
+        print(f"tree_memory: cannot run {argv[0]!r}: {e.strerror}", file=sys.stderr)
+        return 2
     peak_rss = peak_pss = 0.0
     most = 1
     each: dict[int, float] = {}  # pid -> its own peak PSS
