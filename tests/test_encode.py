@@ -177,6 +177,15 @@ def test_bad_options_are_refused_without_output(sample, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_x264_runs_on_frame_threads_as_its_command_line_does(sample, tmp_path):
+    """PyAV opens encoders on slice threads, which libx264 turns into sliced threads (slower, two slices a frame);
+    the encode asks for frame threads, so x264's own settings record (its SEI) says no sliced threads."""
+    out = tmp_path / "carphone.mp4"
+    encode(sample("carphone.mp4"), out, rate=RateControl(mode="abr", bitrate=38_000), preset="medium")
+    settings = out.read_bytes().split(b"x264 - core", 1)[1][:2000]
+    assert b"sliced_threads=0" in settings and b" slices=" not in settings
+
+
 def test_odd_height_mpeg2_source_is_cropped_to_even_and_cut_gets_idr(sample, tmp_path):
     """cityCC0 is 720x405 MPEG-2 in MPEG-PS: 4:2:0 needs even sizes, so the last row is cropped."""
     src = sample("cityCC0.mpg")

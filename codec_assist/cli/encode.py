@@ -156,7 +156,8 @@ def encode_options(args):
                  size=args.size, params=args.params, assist=not args.no_assist, plan_file=args.plan,
                  events=args.events, allocation=allocation, ladder=args.ladder, ladder_plain=not args.no_plain,
                  hull=hull,
-                 overlap=True if args.overlap else False if args.no_overlap else None, chunked=args.chunked, min_chunk=args.min_chunk,
+                 overlap=True if args.overlap else False if args.no_overlap else None,
+                 chunked=args.chunked, min_chunk=args.min_chunk,
                  engine=engine_options(args),
                  auto_preset=args.auto_preset, preset_table=args.preset_table, taxonomy=args.taxonomy,
                  save_plan=args.save_plan)
